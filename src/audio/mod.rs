@@ -1,0 +1,1 @@
+//! Audio IO. (Being written.)

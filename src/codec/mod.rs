@@ -1,0 +1,1 @@
+//! Opus and Ogg Opus. (Being written.)

@@ -1,0 +1,109 @@
+//! Pure signal processing: the audio core that `booth mix` and the live engine share.
+//!
+//! Everything here is samples in, samples out. No IO, no threads, no clocks, no logging, and no
+//! allocation after construction: every type sizes its buffers in `new` (callers size theirs once
+//! from the `*_max` methods), so the whole chain can run inside a real-time loop.
+//!
+//! The program chain, in order (see [`ProgramMix`]):
+//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets them there) ->
+//! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
+//! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
+//! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness).
+//!
+//! Samples are `f32`, interleaved, full scale 1.0.
+
+mod biquad;
+mod delay;
+mod ducker;
+mod frames;
+mod limiter;
+mod meters;
+mod mixer;
+mod program;
+mod resampler;
+mod vad;
+
+pub use biquad::Biquad;
+pub use delay::DelayLine;
+pub use ducker::{Ducker, DuckerParams, Key};
+pub use frames::{downmix_to_mono, downmix_to_stereo};
+pub use limiter::Limiter;
+pub use meters::{MeterReadings, Meters};
+pub use mixer::mix_into;
+pub use program::{ProgramMix, ProgramSettings};
+pub use resampler::StreamResampler;
+pub use vad::VoiceActivity;
+
+/// The rate everything inside Booth runs at.
+pub const SAMPLE_RATE: u32 = 48_000;
+
+/// Errors from building a dsp object with parameters it cannot honour.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DspError {
+    /// A sample rate outside what Booth accepts.
+    #[error("sample rate {0} Hz is not supported: Booth takes 8,000 to 192,000 Hz")]
+    UnsupportedRate(u32),
+    /// A channel count this object cannot take.
+    #[error("{0} channels are not supported here: expected {1}")]
+    UnsupportedChannels(usize, &'static str),
+    /// A parameter out of its range.
+    #[error("{name} = {value} is out of range ({range})")]
+    OutOfRange {
+        /// What the parameter is called.
+        name: &'static str,
+        /// The value given.
+        value: f32,
+        /// The accepted range, for the message.
+        range: &'static str,
+    },
+    /// A caller's buffer too small for the result; size buffers with the `*_max` methods.
+    #[error("output buffer holds {have} samples but {need} are needed")]
+    OutputTooSmall {
+        /// Samples the buffer holds.
+        have: usize,
+        /// Samples needed.
+        need: usize,
+    },
+    /// The resampler library refused its parameters.
+    #[error("resampler: {0}")]
+    Resampler(String),
+}
+
+/// Decibels to a linear amplitude factor.
+#[must_use]
+pub fn db_to_gain(db: f32) -> f32 {
+    10f32.powf(db / 20.0)
+}
+
+/// A linear amplitude to decibels (full scale 1.0 = 0 dB); silence is -inf.
+#[must_use]
+pub fn gain_to_db(gain: f32) -> f32 {
+    20.0 * gain.abs().log10()
+}
+
+/// Milliseconds to whole frames at 48 kHz.
+#[must_use]
+pub fn ms_to_frames(ms: f32) -> usize {
+    // Negative or NaN durations count as zero; callers validate ranges where it matters.
+    let frames = (ms.max(0.0) * SAMPLE_RATE as f32 / 1000.0).round();
+    if frames.is_finite() {
+        frames as usize
+    } else {
+        0
+    }
+}
+
+pub(crate) fn check_range(
+    name: &'static str,
+    value: f32,
+    lo: f32,
+    hi: f32,
+    range: &'static str,
+) -> Result<f32, DspError> {
+    if value.is_finite() && (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(DspError::OutOfRange { name, value, range })
+    }
+}

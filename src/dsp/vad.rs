@@ -1,0 +1,135 @@
+//! Voice activity: is someone speaking into this key, or is it a keyboard click, a mouse click,
+//! breathing, or room noise?
+//!
+//! The detector looks at the voice in 0.5 ms blocks after a speech band-pass (150 Hz - 4 kHz):
+//! - a block is *active* when its band level is above an absolute floor (-50 dBFS), 9 dB over the
+//!   tracked noise floor, and within 15 dB of the loudest block of the current run. A click is a
+//!   short burst whose tail falls away fast, so its run ends within a millisecond of the burst;
+//! - a block is *voiced enough* when at least a quarter of the band's energy lies below 1 kHz, or the
+//!   band is loud (over -28 dBFS). Breathing is quiet broadband hiss with little low-frequency
+//!   energy, so it fails this while vowels pass it;
+//! - speech is *confirmed* once a run of active, voiced-enough blocks lasts [`CONFIRM_MS`], longer
+//!   than a 5 ms click with its tail. The ducker plans its attack from the run's start, so the
+//!   confirmation time costs no lateness (see `ducker`).
+
+use super::Biquad;
+use super::SAMPLE_RATE;
+
+/// Block length of the detector's decisions.
+const BLOCK: usize = 24; // 0.5 ms at 48 kHz
+/// A run must last this long to count as speech.
+pub const CONFIRM_MS: f32 = 6.0;
+const CONFIRM_BLOCKS: u32 = (CONFIRM_MS * 2.0) as u32;
+const ABS_FLOOR_DB: f32 = -50.0;
+const OVER_NOISE_DB: f32 = 9.0;
+const RUN_DROP_DB: f32 = 15.0;
+const LOUD_DB: f32 = -28.0;
+const MIN_LOW_SHARE: f32 = 0.25;
+/// The noise floor rises this much per block when the level stays above it (3 dB/s).
+const FLOOR_RISE_DB: f32 = 3.0 / 2000.0;
+
+/// Per-voice speech detector. Feed it 48 kHz mono; read [`is_speech`](Self::is_speech).
+#[derive(Clone, Debug)]
+pub struct VoiceActivity {
+    hp: Biquad,
+    lp: Biquad,
+    low: Biquad,
+    acc_band: f32,
+    acc_low: f32,
+    filled: usize,
+    floor_db: f32,
+    run_blocks: u32,
+    run_max_db: f32,
+    speech: bool,
+}
+
+impl Default for VoiceActivity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VoiceActivity {
+    /// A detector for 48 kHz mono input.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            hp: Biquad::high_pass(150.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
+            lp: Biquad::low_pass(4000.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
+            low: Biquad::low_pass(1000.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
+            acc_band: 0.0,
+            acc_low: 0.0,
+            filled: 0,
+            floor_db: -90.0,
+            run_blocks: 0,
+            run_max_db: -200.0,
+            speech: false,
+        }
+    }
+
+    /// Feeds one sample; returns true when a decision block completed with it.
+    #[inline]
+    pub fn push(&mut self, x: f32) -> bool {
+        let band = self.lp.process(self.hp.process(x));
+        let low = self.low.process(band);
+        self.acc_band += band * band;
+        self.acc_low += low * low;
+        self.filled += 1;
+        if self.filled < BLOCK {
+            return false;
+        }
+        self.decide();
+        true
+    }
+
+    fn decide(&mut self) {
+        let mean_band = self.acc_band / BLOCK as f32;
+        let low_share = if self.acc_band > 0.0 {
+            self.acc_low / self.acc_band
+        } else {
+            0.0
+        };
+        self.acc_band = 0.0;
+        self.acc_low = 0.0;
+        self.filled = 0;
+        // +3 dB: the level of a full-scale sine reads 0 dBFS.
+        let level_db = 10.0 * (mean_band + 1e-12).log10() + 3.0;
+
+        if level_db < self.floor_db {
+            self.floor_db = level_db.max(-90.0);
+        } else {
+            self.floor_db += FLOOR_RISE_DB;
+        }
+
+        let loud_enough = level_db > ABS_FLOOR_DB && level_db > self.floor_db + OVER_NOISE_DB;
+        let voiced_enough = low_share >= MIN_LOW_SHARE || level_db > LOUD_DB;
+        let in_run = self.run_blocks > 0 && level_db > self.run_max_db - RUN_DROP_DB;
+        let active = loud_enough && voiced_enough && (self.run_blocks == 0 || in_run);
+        if active {
+            self.run_blocks = self.run_blocks.saturating_add(1);
+            self.run_max_db = self.run_max_db.max(level_db);
+        } else {
+            self.run_blocks = 0;
+            self.run_max_db = -200.0;
+        }
+        self.speech = self.run_blocks >= CONFIRM_BLOCKS;
+    }
+
+    /// Whether the latest block is confirmed speech.
+    #[must_use]
+    pub fn is_speech(&self) -> bool {
+        self.speech
+    }
+
+    /// How long (in samples) the current run of speech-like blocks has lasted: when speech is
+    /// first confirmed this says how long ago it started.
+    #[must_use]
+    pub fn run_samples(&self) -> usize {
+        self.run_blocks as usize * BLOCK
+    }
+
+    /// Forgets everything (a muted or removed voice).
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+}

@@ -1,0 +1,14 @@
+//! Booth: host a live audio room from inside a game.
+//!
+//! Module map (arrows point one way: the outer modules use the inner ones, never back):
+//!
+//! - [`dsp`]: pure signal processing (resampler, voice activity, ducker, mixer, limiter,
+//!   meters). Samples in, samples out; no IO, threads or clocks; allocates only at construction.
+//! - [`codec`]: Opus encoder/decoder wrappers and the Ogg Opus (RFC 7845) writer and reader.
+//! - [`audio`]: audio IO: decoding files of any common format into 48 kHz stereo.
+//! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
+
+pub mod audio;
+pub mod codec;
+pub mod dsp;
+pub mod mix;

@@ -1,0 +1,1 @@
+//! `booth mix`. (Being written.)
