@@ -8,6 +8,8 @@
 //! - [`audio`]: audio IO: decoding files of any common format into 48 kHz stereo.
 //! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
 
+#![forbid(unsafe_code)]
+
 pub mod audio;
 pub mod codec;
 pub mod dsp;

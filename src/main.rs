@@ -1,1 +1,158 @@
-fn main() {}
+//! The `booth` command line: parse, then call into the library.
+
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use booth::dsp::{DuckerParams, ProgramSettings};
+use booth::mix::{MixOptions, MixSummary};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Host a live audio room from inside your game.
+#[derive(Parser, Debug)]
+#[command(name = "booth", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Mix a game recording and a voice recording into one ducked program (offline).
+    Mix(MixArgs),
+}
+
+#[derive(Args, Debug)]
+struct MixArgs {
+    /// Game (program) audio: WAV, FLAC, MP3, Ogg Vorbis or Ogg Opus, any rate and channels.
+    #[arg(long, value_name = "FILE")]
+    game: PathBuf,
+    /// Voice audio, same formats.
+    #[arg(long, value_name = "FILE")]
+    mic: PathBuf,
+    /// Output: .ogg/.opus (Ogg Opus) or .wav (16-bit WAV).
+    #[arg(long, value_name = "FILE", default_value = "mix.ogg")]
+    out: PathBuf,
+    /// How far the game dips under the voice, dB.
+    #[arg(long, value_name = "DB", default_value_t = 12.0)]
+    duck_depth: f32,
+    /// Time from the voice's onset to full dip, ms.
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    attack: f32,
+    /// How long the dip stays after the voice stops, ms.
+    #[arg(long, value_name = "MS", default_value_t = 300.0)]
+    hold: f32,
+    /// Time to come back to full level, ms.
+    #[arg(long, value_name = "MS", default_value_t = 400.0)]
+    release: f32,
+    /// How far ahead the ducker listens, ms (the dip is in place before the first syllable).
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    lookahead: f32,
+    /// Game level, dB.
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    game_gain: f32,
+    /// Voice level, dB.
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    mic_gain: f32,
+    /// Opus bitrate, kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128)]
+    bitrate: u32,
+    /// Opus encoder complexity, 0-10.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    complexity: u8,
+    /// Bring the program to this integrated loudness, LUFS (e.g. -16 for podcasts).
+    #[arg(long, value_name = "LUFS", allow_negative_numbers = true)]
+    normalize: Option<f32>,
+    /// Limiter ceiling, dBFS.
+    #[arg(long, value_name = "DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
+    ceiling: f32,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mix(args) => mix(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("booth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mix(a: MixArgs) -> anyhow::Result<()> {
+    let opts = MixOptions {
+        game: a.game,
+        mic: a.mic,
+        out: a.out,
+        settings: ProgramSettings {
+            duck: DuckerParams {
+                depth_db: a.duck_depth,
+                attack_ms: a.attack,
+                hold_ms: a.hold,
+                release_ms: a.release,
+                lookahead_ms: a.lookahead,
+            },
+            game_gain_db: a.game_gain,
+            voice_gain_db: a.mic_gain,
+            ceiling_db: a.ceiling,
+            ..ProgramSettings::default()
+        },
+        bitrate_kbps: a.bitrate,
+        complexity: a.complexity,
+        normalize_lufs: a.normalize,
+    };
+    let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {percent:>3}%  {msg}  eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_message(format!("{:.0} s", done as f64 / 48_000.0));
+        }
+    };
+    let summary = booth::mix::run(&opts, &mut progress).context("mix failed")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(s: &MixSummary) {
+    let mins = (s.duration_s / 60.0).floor();
+    let secs = s.duration_s - mins * 60.0;
+    println!("wrote      {}", s.out.display());
+    println!("duration   {mins:.0}:{secs:06.3}");
+    println!("loudness   {:.1} LUFS integrated", s.integrated_lufs);
+    println!("peak       {:.1} dBFS", s.peak_dbfs);
+    println!("ducked     {:.0}% of the time", s.ducked_share * 100.0);
+    if s.normalize_gain_db != 0.0 {
+        println!("normalized {:+.1} dB", s.normalize_gain_db);
+    }
+}

@@ -94,7 +94,11 @@ pub fn ms_to_frames(ms: f32) -> usize {
     }
 }
 
-pub(crate) fn check_range(
+/// Checks that `value` lies in `lo..=hi`; the error names the parameter and the range.
+///
+/// # Errors
+/// A value out of range, or not a number.
+pub fn check_range(
     name: &'static str,
     value: f32,
     lo: f32,
