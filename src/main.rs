@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use booth::dsp::{DuckerParams, ProgramSettings};
 use booth::mix::{MixOptions, MixSummary};
 use clap::{Args, Parser, Subcommand};
@@ -136,7 +135,8 @@ fn mix(a: MixArgs) -> anyhow::Result<()> {
             bar.set_message(format!("{:.0} s", done as f64 / 48_000.0));
         }
     };
-    let summary = booth::mix::run(&opts, &mut progress).context("mix failed")?;
+    // Booth's errors carry their whole story in one line; print that, not the cause chain.
+    let summary = booth::mix::run(&opts, &mut progress).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -38,7 +38,7 @@ pub enum AudioError {
     },
     /// Not a format Booth reads.
     #[error(
-        "'{path}' is not a supported audio file ({detail}); Booth reads WAV, FLAC, MP3, Ogg Vorbis and Ogg Opus"
+        "'{path}' is not audio Booth can read ({detail}); Booth reads WAV, FLAC, MP3, Ogg Vorbis and Ogg Opus"
     )]
     Unsupported {
         /// The file.
@@ -47,7 +47,7 @@ pub enum AudioError {
         detail: String,
     },
     /// The file starts as audio but is damaged.
-    #[error("'{path}' is corrupt at {at_seconds:.2} s: {detail}")]
+    #[error("'{path}' is damaged at {at_seconds:.2} s: {detail}")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -171,6 +171,7 @@ impl FileSource {
                         detail: "the file ends inside its header".into(),
                     }
                 }
+                SymError::Unsupported(_) => unsupported("not a known audio format".into()),
                 other => unsupported(other.to_string()),
             })?;
         let format = probed.format;
@@ -291,6 +292,18 @@ impl FileSource {
                     Ok(p) => p,
                     Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                         self.ended = true;
+                        // A file whose audio stops well short of what its header promises was
+                        // cut off or damaged (decoders skip garbage looking for the next frame).
+                        if let Some(total) = self.total_frames {
+                            let slack = (total / 500).max(4_096);
+                            if self.frames_read + slack < total {
+                                let rate = f64::from(self.rate.max(1));
+                                return Err(corrupt(format!(
+                                    "the audio stops there, but its header promises {:.2} s",
+                                    total as f64 / rate
+                                )));
+                            }
+                        }
                         return Ok(None);
                     }
                     Err(SymError::ResetRequired) => {

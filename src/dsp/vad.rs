@@ -1,28 +1,31 @@
 //! Voice activity: is someone speaking into this key, or is it a keyboard click, a mouse click,
 //! breathing, or room noise?
 //!
-//! The detector looks at the voice in 0.5 ms blocks after a speech band-pass (150 Hz - 4 kHz):
-//! - a block is *active* when its band level is above an absolute floor (-50 dBFS), 9 dB over the
-//!   tracked noise floor, and within 15 dB of the loudest block of the current run. A click is a
-//!   short burst whose tail falls away fast, so its run ends within a millisecond of the burst;
-//! - a block is *voiced enough* when at least a quarter of the band's energy lies below 1 kHz, or the
-//!   band is loud (over -28 dBFS). Breathing is quiet broadband hiss with little low-frequency
-//!   energy, so it fails this while vowels pass it;
-//! - speech is *confirmed* once a run of active, voiced-enough blocks lasts [`CONFIRM_MS`], longer
-//!   than a 5 ms click with its tail. The ducker plans its attack from the run's start, so the
-//!   confirmation time costs no lateness (see `ducker`).
+//! The detector looks at the voice in 0.5 ms blocks after a speech band-pass (150 Hz - 4 kHz).
+//! A block *counts* when its band level is above -55 dBFS, 9 dB over the tracked noise floor,
+//! within 20 dB of the loudest block of the current run, and voiced enough: at least a quarter of
+//! the band's energy below 1 kHz, or loud (over -28 dBFS). Breathing is quiet hiss with little
+//! low-frequency energy, so it never counts, while vowels do.
+//!
+//! A run starts at the first counting block and survives gaps of up to 1 ms (speech dips between
+//! pitch pulses). Speech is *confirmed* once a run holds [`CONFIRM_MS`] of counting blocks. A key
+//! click is a burst whose tail falls more than 20 dB within about 1.5 ms of its end, so a 5 ms click
+//! never holds that much; a syllable does. The ducker plans its attack from the run's start, so
+//! waiting for confirmation does not make the dip late (see `ducker`).
 
 use super::Biquad;
 use super::SAMPLE_RATE;
 
 /// Block length of the detector's decisions.
 const BLOCK: usize = 24; // 0.5 ms at 48 kHz
-/// A run must last this long to count as speech.
-pub const CONFIRM_MS: f32 = 6.0;
+/// A run must hold this much sound to count as speech.
+pub const CONFIRM_MS: f32 = 8.0;
 const CONFIRM_BLOCKS: u32 = (CONFIRM_MS * 2.0) as u32;
-const ABS_FLOOR_DB: f32 = -50.0;
+/// Blocks a run may miss in a row and go on.
+const GAP_BLOCKS: u32 = 2;
+const ABS_FLOOR_DB: f32 = -55.0;
 const OVER_NOISE_DB: f32 = 9.0;
-const RUN_DROP_DB: f32 = 15.0;
+const RUN_DROP_DB: f32 = 20.0;
 const LOUD_DB: f32 = -28.0;
 const MIN_LOW_SHARE: f32 = 0.25;
 /// The noise floor rises this much per block when the level stays above it (3 dB/s).
@@ -38,7 +41,11 @@ pub struct VoiceActivity {
     acc_low: f32,
     filled: usize,
     floor_db: f32,
+    /// Blocks since the run started (0: no run).
     run_blocks: u32,
+    /// Blocks of the run that counted.
+    counted: u32,
+    gap: u32,
     run_max_db: f32,
     speech: bool,
 }
@@ -62,6 +69,8 @@ impl VoiceActivity {
             filled: 0,
             floor_db: -90.0,
             run_blocks: 0,
+            counted: 0,
+            gap: 0,
             run_max_db: -200.0,
             speech: false,
         }
@@ -101,18 +110,32 @@ impl VoiceActivity {
             self.floor_db += FLOOR_RISE_DB;
         }
 
-        let loud_enough = level_db > ABS_FLOOR_DB && level_db > self.floor_db + OVER_NOISE_DB;
         let voiced_enough = low_share >= MIN_LOW_SHARE || level_db > LOUD_DB;
-        let in_run = self.run_blocks > 0 && level_db > self.run_max_db - RUN_DROP_DB;
-        let active = loud_enough && voiced_enough && (self.run_blocks == 0 || in_run);
-        if active {
-            self.run_blocks = self.run_blocks.saturating_add(1);
-            self.run_max_db = self.run_max_db.max(level_db);
+        let loud_enough = level_db > ABS_FLOOR_DB && level_db > self.floor_db + OVER_NOISE_DB;
+        let counts = loud_enough && voiced_enough && level_db > self.run_max_db - RUN_DROP_DB;
+        if self.run_blocks == 0 {
+            if counts {
+                self.run_blocks = 1;
+                self.counted = 1;
+                self.gap = 0;
+                self.run_max_db = level_db;
+            }
         } else {
-            self.run_blocks = 0;
-            self.run_max_db = -200.0;
+            self.run_blocks = self.run_blocks.saturating_add(1);
+            if counts {
+                self.counted = self.counted.saturating_add(1);
+                self.gap = 0;
+                self.run_max_db = self.run_max_db.max(level_db);
+            } else {
+                self.gap += 1;
+                if self.gap > GAP_BLOCKS {
+                    self.run_blocks = 0;
+                    self.counted = 0;
+                    self.run_max_db = -200.0;
+                }
+            }
         }
-        self.speech = self.run_blocks >= CONFIRM_BLOCKS;
+        self.speech = self.counted >= CONFIRM_BLOCKS;
     }
 
     /// Whether the latest block is confirmed speech.
@@ -121,8 +144,8 @@ impl VoiceActivity {
         self.speech
     }
 
-    /// How long (in samples) the current run of speech-like blocks has lasted: when speech is
-    /// first confirmed this says how long ago it started.
+    /// How long (in samples) ago the current run started: when speech is first confirmed, this
+    /// says how long ago the voice began.
     #[must_use]
     pub fn run_samples(&self) -> usize {
         self.run_blocks as usize * BLOCK

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const SR: f64 = 48_000.0;
-
 /// A small deterministic random source (xorshift64*), so tests are repeatable.
 pub struct Rng(u64);
 
@@ -38,7 +36,7 @@ pub fn pink_noise(frames: usize, rms_db: f32, seed: u64) -> Vec<f32> {
             let w = rng.uniform();
             b[0] = 0.99886 * b[0] + w * 0.0555179;
             b[1] = 0.99332 * b[1] + w * 0.0750759;
-            b[2] = 0.96900 * b[2] + w * 0.1538520;
+            b[2] = 0.96900 * b[2] + w * 0.153_852;
             b[3] = 0.86650 * b[3] + w * 0.3104856;
             b[4] = 0.55000 * b[4] + w * 0.5329522;
             b[5] = -0.7616 * b[5] - w * 0.0168980;
@@ -211,6 +209,7 @@ pub fn sine_fit(x: &[f32], f: f64, rate: f64) -> (f64, f64) {
     (resid, coef[0].hypot(coef[1]))
 }
 
+#[allow(clippy::needless_range_loop)] // Gaussian elimination reads clearest with indices.
 fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
     for c in 0..3 {
         let p = (c..3)
@@ -262,9 +261,4 @@ pub fn best_sine(x: &[f32], guess: f64, span: f64, rate: f64) -> (f64, f64) {
     let (resid, amp) = sine_fit(x, f, rate);
     let signal = amp * amp / 2.0 * x.len() as f64;
     (f, 10.0 * (signal / resid.max(1e-30)).log10())
-}
-
-/// Level of `x` in dB per window of `win` samples.
-pub fn window_levels(x: &[f32], win: usize) -> Vec<f32> {
-    x.chunks(win).map(|w| to_db(rms_of(w))).collect()
 }
