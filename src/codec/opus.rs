@@ -1,4 +1,7 @@
-//! Thin wrappers over libopus at 48 kHz. Encoding and decoding never allocate.
+//! Thin wrappers over libopus at 48 kHz: Booth's settings in, packets out, and back.
+//!
+//! Encoding and decoding never allocate: callers size their buffers once ([`MAX_PACKET`],
+//! [`OpusDecoder::MAX_FRAME_SAMPLES`]). Nothing here knows about files, pages or the network.
 
 use ::opus as lib;
 
@@ -8,41 +11,45 @@ use super::CodecError;
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Samples per channel in one 20 ms frame.
 pub const FRAME_SAMPLES: usize = 960;
-/// The largest packet libopus produces for one frame (RFC 6716 allows 1275 bytes per frame).
+/// A buffer this large holds any packet the encoder makes from one 20 ms frame (libopus caps a
+/// frame at 1275 bytes; the rest is headroom).
 pub const MAX_PACKET: usize = 1_500;
 
 /// What the encoder is tuned for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Application {
-    /// Game audio and full programs: full band, stereo image kept.
+    /// Game audio and whole programs: `OPUS_APPLICATION_AUDIO` with the music signal hint, so
+    /// the full band and the stereo image are kept.
     Music,
-    /// A voice on its own: speech-tuned, loss-robust.
+    /// A voice on its own: `OPUS_APPLICATION_VOIP` with the voice hint (speech-tuned, pairs
+    /// with in-band FEC).
     Voice,
-    /// Lowest delay (no lookahead-heavy modes).
+    /// `OPUS_APPLICATION_RESTRICTED_LOWDELAY`: the least delay (2.5 ms lookahead), no speech
+    /// mode.
     LowDelay,
 }
 
-/// Encoder settings.
+/// How to encode. Opus itself fixes the rate at 48 kHz and Booth fixes frames at 20 ms.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncoderSettings {
     /// 1 or 2.
     pub channels: u8,
-    /// Target bitrate, bit/s.
+    /// Target bitrate, bit/s (6,000 to 510,000).
     pub bitrate_bps: u32,
     /// 0 (fastest) to 10 (best).
     pub complexity: u8,
-    /// In-band forward error correction.
+    /// In-band forward error correction (voice: a lost packet is rebuilt from the next one).
     pub fec: bool,
-    /// Expected packet loss, percent (tunes FEC).
+    /// Expected packet loss, percent (0 to 100); tells FEC how much to spend.
     pub expected_loss_percent: u8,
-    /// Discontinuous transmission in silence. Never for game audio.
+    /// Discontinuous transmission in silence. Never for game audio: it gates quiet music.
     pub dtx: bool,
     /// Tuning.
     pub application: Application,
 }
 
 impl EncoderSettings {
-    /// The program: stereo music, complexity 10, no FEC, no DTX.
+    /// The program and game audio: stereo music, complexity 10, no FEC, no DTX.
     #[must_use]
     pub fn music_stereo(bitrate_bps: u32) -> Self {
         Self {
@@ -56,7 +63,8 @@ impl EncoderSettings {
         }
     }
 
-    /// A speaker's voice: mono, FEC on for 10% loss.
+    /// A speaker's voice: mono, FEC on for 10% loss, DTX off (turn it on to save bandwidth in
+    /// pauses where comfort noise is acceptable).
     #[must_use]
     pub fn voice_mono(bitrate_bps: u32) -> Self {
         Self {
@@ -69,6 +77,29 @@ impl EncoderSettings {
             application: Application::Voice,
         }
     }
+
+    fn validate(&self) -> Result<lib::Channels, CodecError> {
+        let channels = channels(self.channels)?;
+        if !(6_000..=510_000).contains(&self.bitrate_bps) {
+            return Err(CodecError::InvalidSettings(format!(
+                "a bitrate of {} kbit/s is out of range: choose 6 to 510 kbit/s",
+                f64::from(self.bitrate_bps) / 1000.0
+            )));
+        }
+        if self.complexity > 10 {
+            return Err(CodecError::InvalidSettings(format!(
+                "complexity {} is out of range: choose 0 to 10",
+                self.complexity
+            )));
+        }
+        if self.expected_loss_percent > 100 {
+            return Err(CodecError::InvalidSettings(format!(
+                "an expected loss of {}% is out of range: choose 0 to 100",
+                self.expected_loss_percent
+            )));
+        }
+        Ok(channels)
+    }
 }
 
 fn channels(n: u8) -> Result<lib::Channels, CodecError> {
@@ -79,7 +110,7 @@ fn channels(n: u8) -> Result<lib::Channels, CodecError> {
     }
 }
 
-/// A libopus encoder.
+/// A libopus encoder: 20 ms frames of interleaved `f32` in, packets out.
 pub struct OpusEncoder {
     enc: lib::Encoder,
     settings: EncoderSettings,
@@ -90,6 +121,7 @@ impl std::fmt::Debug for OpusEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpusEncoder")
             .field("settings", &self.settings)
+            .field("lookahead", &self.lookahead)
             .finish_non_exhaustive()
     }
 }
@@ -98,30 +130,26 @@ impl OpusEncoder {
     /// An encoder with these settings.
     ///
     /// # Errors
-    /// Settings libopus refuses (channels, bitrate 6-510 kbit/s, complexity 0-10).
+    /// [`CodecError::UnsupportedChannels`] for other than 1 or 2 channels,
+    /// [`CodecError::InvalidSettings`] for a bitrate, complexity or loss out of range,
+    /// [`CodecError::Opus`] if libopus refuses anyway.
     pub fn new(settings: &EncoderSettings) -> Result<Self, CodecError> {
-        let app = match settings.application {
-            Application::Music => lib::Application::Audio,
-            Application::Voice => lib::Application::Voip,
-            Application::LowDelay => lib::Application::LowDelay,
+        let channels = settings.validate()?;
+        let (app, signal) = match settings.application {
+            Application::Music => (lib::Application::Audio, lib::Signal::Music),
+            Application::Voice => (lib::Application::Voip, lib::Signal::Voice),
+            Application::LowDelay => (lib::Application::LowDelay, lib::Signal::Auto),
         };
-        let mut enc = lib::Encoder::new(SAMPLE_RATE, channels(settings.channels)?, app)?;
-        if !(6_000..=510_000).contains(&settings.bitrate_bps) {
-            return Err(CodecError::Opus(format!(
-                "bitrate {} bit/s is out of range (6-510 kbit/s)",
-                settings.bitrate_bps
-            )));
-        }
+        let mut enc = lib::Encoder::new(SAMPLE_RATE, channels, app)?;
+        // Validated above: 510,000 fits an i32.
         enc.set_bitrate(lib::Bitrate::Bits(settings.bitrate_bps as i32))?;
-        enc.set_complexity(i32::from(settings.complexity.min(10)))?;
+        enc.set_complexity(i32::from(settings.complexity))?;
         enc.set_inband_fec(settings.fec)?;
-        enc.set_packet_loss_perc(i32::from(settings.expected_loss_percent.min(100)))?;
+        enc.set_packet_loss_perc(i32::from(settings.expected_loss_percent))?;
         enc.set_dtx(settings.dtx)?;
-        enc.set_signal(match settings.application {
-            Application::Music => lib::Signal::Music,
-            Application::Voice => lib::Signal::Voice,
-            Application::LowDelay => lib::Signal::Auto,
-        })?;
+        enc.set_signal(signal)?;
+        // Asked after every setting: the lookahead depends on the application, and it is the
+        // pre-skip a decoder must drop to line output up with input.
         let lookahead = usize::try_from(enc.get_lookahead()?).unwrap_or(0);
         Ok(Self {
             enc,
@@ -148,16 +176,18 @@ impl OpusEncoder {
         &self.settings
     }
 
-    /// Encodes one 20 ms frame (`FRAME_SAMPLES x channels` interleaved samples) into `out`;
-    /// returns the packet length.
+    /// Encodes one 20 ms frame (exactly `FRAME_SAMPLES x channels` interleaved samples) into
+    /// `out` and returns the packet length. Does not allocate; size `out` with [`MAX_PACKET`].
     ///
     /// # Errors
-    /// A frame of the wrong size, or `out` too small.
+    /// [`CodecError::InvalidInput`] for a frame of another size; [`CodecError::Opus`] if `out`
+    /// is too small.
     pub fn encode_frame(&mut self, pcm: &[f32], out: &mut [u8]) -> Result<usize, CodecError> {
         let want = FRAME_SAMPLES * usize::from(self.settings.channels);
         if pcm.len() != want {
-            return Err(CodecError::Opus(format!(
-                "a frame holds {want} samples, got {}",
+            return Err(CodecError::InvalidInput(format!(
+                "an Opus frame holds {want} samples ({FRAME_SAMPLES} x {} channels), got {}",
+                self.settings.channels,
                 pcm.len()
             )));
         }
@@ -165,7 +195,7 @@ impl OpusEncoder {
     }
 }
 
-/// A libopus decoder at 48 kHz.
+/// A libopus decoder at 48 kHz: packets in, interleaved `f32` out.
 pub struct OpusDecoder {
     dec: lib::Decoder,
     channels: u8,
@@ -183,10 +213,12 @@ impl OpusDecoder {
     /// The most samples per channel one packet can decode to (120 ms).
     pub const MAX_FRAME_SAMPLES: usize = 5_760;
 
-    /// A decoder producing `channels` (1 or 2) interleaved channels.
+    /// A decoder producing `channels` (1 or 2) interleaved channels. A stereo decoder plays mono
+    /// packets on both sides and a mono decoder folds stereo packets down, so either works for
+    /// any single-stream Opus packet.
     ///
     /// # Errors
-    /// Other channel counts.
+    /// [`CodecError::UnsupportedChannels`] for other channel counts.
     pub fn new(channels: u8) -> Result<Self, CodecError> {
         let dec = lib::Decoder::new(SAMPLE_RATE, self::channels(channels)?)?;
         Ok(Self { dec, channels })
@@ -198,28 +230,140 @@ impl OpusDecoder {
         self.channels
     }
 
-    /// Decodes a packet into `out` (size it for `MAX_FRAME_SAMPLES x channels`); returns samples
-    /// per channel.
+    /// Decodes a packet into `out` and returns the samples per channel written. Does not
+    /// allocate; size `out` for `MAX_FRAME_SAMPLES x channels` to take any packet.
     ///
     /// # Errors
-    /// A damaged packet.
+    /// [`CodecError::Opus`] for a damaged packet or an `out` too small for it.
     pub fn decode(&mut self, packet: &[u8], out: &mut [f32]) -> Result<usize, CodecError> {
+        if packet.is_empty() {
+            // libopus reads an empty packet as "lost"; a caller passing one by mistake should
+            // hear about it rather than get a concealment the length of `out`.
+            return Err(CodecError::InvalidInput(
+                "an empty Opus packet: use decode_lost for a lost one".into(),
+            ));
+        }
         Ok(self.dec.decode_float(packet, out, false)?)
     }
 
-    /// Conceals one lost packet of `out.len() / channels` samples per channel.
+    /// Conceals one lost packet (packet loss concealment): fills all of `out`, whose length
+    /// per channel must be the lost duration in whole 2.5 ms steps (960 for a 20 ms packet).
     ///
     /// # Errors
-    /// A length libopus cannot conceal (not a multiple of 2.5 ms).
+    /// [`CodecError::Opus`] for a length libopus cannot conceal.
     pub fn decode_lost(&mut self, out: &mut [f32]) -> Result<usize, CodecError> {
         Ok(self.dec.decode_float(&[], out, false)?)
     }
 
-    /// Recovers a lost packet from the forward error correction in the packet after it.
+    /// Rebuilds a lost packet from the in-band FEC carried by the packet after it. Size `out`
+    /// to the lost packet's duration (as for [`Self::decode_lost`]); when `next_packet` carries
+    /// no FEC, libopus conceals instead. Then decode `next_packet` itself as usual.
     ///
     /// # Errors
-    /// A damaged packet.
+    /// [`CodecError::Opus`] for a damaged packet or a length libopus cannot fill.
     pub fn decode_fec(&mut self, next_packet: &[u8], out: &mut [f32]) -> Result<usize, CodecError> {
         Ok(self.dec.decode_float(next_packet, out, true)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(frames: usize, channels: usize) -> Vec<f32> {
+        (0..frames)
+            .flat_map(|n| {
+                let x = 0.3 * (std::f32::consts::TAU * 440.0 * n as f32 / 48_000.0).sin();
+                std::iter::repeat_n(x, channels)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_with_a_reason() {
+        let bad_rate = OpusEncoder::new(&EncoderSettings::music_stereo(1_000_000));
+        assert!(
+            matches!(&bad_rate, Err(CodecError::InvalidSettings(m)) if m.contains("1000 kbit/s")),
+            "{bad_rate:?}"
+        );
+        let three = EncoderSettings {
+            channels: 3,
+            ..EncoderSettings::music_stereo(96_000)
+        };
+        assert!(matches!(
+            OpusEncoder::new(&three),
+            Err(CodecError::UnsupportedChannels(3))
+        ));
+        let eleven = EncoderSettings {
+            complexity: 11,
+            ..EncoderSettings::voice_mono(24_000)
+        };
+        assert!(matches!(
+            OpusEncoder::new(&eleven),
+            Err(CodecError::InvalidSettings(_))
+        ));
+        assert!(OpusDecoder::new(0).is_err());
+    }
+
+    #[test]
+    fn lookahead_is_the_real_encoder_delay() -> Result<(), CodecError> {
+        // libopus: 2.5 ms of CELT overlap, plus 4 ms of delay compensation outside low delay.
+        let music = OpusEncoder::new(&EncoderSettings::music_stereo(128_000))?;
+        assert_eq!(music.lookahead(), 312);
+        let low = OpusEncoder::new(&EncoderSettings {
+            application: Application::LowDelay,
+            ..EncoderSettings::music_stereo(128_000)
+        })?;
+        assert_eq!(low.lookahead(), 120);
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_frame_size_is_an_error() -> Result<(), CodecError> {
+        let mut enc = OpusEncoder::new(&EncoderSettings::music_stereo(96_000))?;
+        let mut out = [0u8; MAX_PACKET];
+        assert!(matches!(
+            enc.encode_frame(&[0.0; 960], &mut out),
+            Err(CodecError::InvalidInput(_))
+        ));
+        let mut dec = OpusDecoder::new(2)?;
+        let mut pcm = [0.0f32; 2 * OpusDecoder::MAX_FRAME_SAMPLES];
+        assert!(dec.decode(&[], &mut pcm).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn voice_survives_a_lost_packet_through_fec_and_concealment() -> Result<(), CodecError> {
+        let mut enc = OpusEncoder::new(&EncoderSettings::voice_mono(32_000))?;
+        let pcm = tone(FRAME_SAMPLES * 30, 1);
+        let packets: Vec<Vec<u8>> = pcm
+            .chunks(FRAME_SAMPLES)
+            .map(|f| {
+                let mut out = [0u8; MAX_PACKET];
+                let n = enc.encode_frame(f, &mut out)?;
+                Ok(out[..n].to_vec())
+            })
+            .collect::<Result<_, CodecError>>()?;
+        let mut dec = OpusDecoder::new(1)?;
+        let mut out = vec![0.0f32; OpusDecoder::MAX_FRAME_SAMPLES];
+        let mut heard = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            let n = match i {
+                20 => dec.decode_fec(&packets[21], &mut out[..FRAME_SAMPLES])?,
+                25 => dec.decode_lost(&mut out[..FRAME_SAMPLES])?,
+                _ => dec.decode(p, &mut out)?,
+            };
+            assert_eq!(n, FRAME_SAMPLES, "packet {i}");
+            heard.extend_from_slice(&out[..n]);
+        }
+        // The rebuilt and the concealed frames still carry the tone, near its level.
+        for i in [20, 25] {
+            let frame = &heard[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES];
+            let rms = (frame.iter().map(|x| x * x).sum::<f32>() / frame.len() as f32).sqrt();
+            let want = 0.3 / std::f32::consts::SQRT_2;
+            let db = 20.0 * (rms / want).log10();
+            assert!(db.abs() < 6.0, "frame {i}: {db:.1} dB");
+        }
+        Ok(())
     }
 }

@@ -88,65 +88,74 @@ fn speech_ducks_the_game_by_the_depth_on_time_and_releases_on_time() {
     let b_at = 1_000 + a.len() / MS + 2_500;
     place(&mut key, b_at, &b);
 
-    let p = DuckerParams::default();
-    let levels = ducked_levels(p, &key, false);
-    let segments = speech_segments(&key, p.hold_ms as usize);
-    assert!(segments.len() >= 2, "two phrases at least: {segments:?}");
-    let mut released = 0;
-    for (k, &(onset, end)) in segments.iter().enumerate() {
-        // Output time = key time (the program comes out `lookahead` late, and so does the voice).
-        // Full dip at the onset, within 1 dB of the depth.
-        let at_onset = levels[onset];
-        assert!(
-            (at_onset + p.depth_db).abs() <= 1.0,
-            "at the onset ({onset} ms) the game is {at_onset:.1} dB"
-        );
-        // Depth +-1 dB all through the speech.
-        for (ms, &l) in levels.iter().enumerate().take(end).skip(onset) {
+    // The defaults, and a slower, deeper setting with more lookahead than attack.
+    let slow = DuckerParams {
+        depth_db: 18.0,
+        attack_ms: 20.0,
+        hold_ms: 200.0,
+        release_ms: 600.0,
+        lookahead_ms: 25.0,
+    };
+    for p in [DuckerParams::default(), slow] {
+        let levels = ducked_levels(p, &key, false);
+        let segments = speech_segments(&key, p.hold_ms as usize);
+        assert!(segments.len() >= 2, "two phrases at least: {segments:?}");
+        let mut released = 0;
+        for (k, &(onset, end)) in segments.iter().enumerate() {
+            // Output time = key time (the program comes out `lookahead` late, and so does the voice).
+            // Full dip at the onset, within 1 dB of the depth.
+            let at_onset = levels[onset];
             assert!(
-                (l + p.depth_db).abs() <= 1.0,
-                "{ms} ms in speech: {l:.1} dB"
+                (at_onset + p.depth_db).abs() <= 1.0,
+                "at the onset ({onset} ms) the game is {at_onset:.1} dB"
             );
+            // Depth +-1 dB all through the speech.
+            for (ms, &l) in levels.iter().enumerate().take(end).skip(onset) {
+                assert!(
+                    (l + p.depth_db).abs() <= 1.0,
+                    "{ms} ms in speech: {l:.1} dB"
+                );
+            }
+            // Back within 1 dB by hold + release + 50 ms after the speech ends (unless more speech
+            // comes first).
+            let back = end + (p.hold_ms + p.release_ms) as usize + 50;
+            if segments.get(k + 1).is_none_or(|next| next.0 > back) {
+                assert!(
+                    levels[back] > -1.0,
+                    "{} ms after the end: {:.1} dB",
+                    back - end,
+                    levels[back]
+                );
+                released += 1;
+            }
+            // And no dip long before the speech: it starts at most lookahead + attack early (after
+            // a pause long enough for a full release).
+            let quiet_before = k == 0 || segments[k - 1].1 + 800 < onset;
+            let early = onset.saturating_sub((p.lookahead_ms + p.attack_ms) as usize + 5);
+            if quiet_before {
+                assert!(
+                    levels[early] > -1.0,
+                    "dip already {:.1} dB at {early} ms",
+                    levels[early]
+                );
+            }
         }
-        // Back within 1 dB by hold + release + 50 ms after the speech ends (unless more speech
-        // comes first).
-        let back = end + (p.hold_ms + p.release_ms) as usize + 50;
-        if segments.get(k + 1).is_none_or(|next| next.0 > back) {
-            assert!(
-                levels[back] > -1.0,
-                "{} ms after the end: {:.1} dB",
-                back - end,
-                levels[back]
-            );
-            released += 1;
-        }
-        // And no dip long before the speech: it starts at most lookahead + attack early (after
-        // a pause long enough for a full release).
-        let quiet_before = k == 0 || segments[k - 1].1 + 800 < onset;
-        let early = onset.saturating_sub((p.lookahead_ms + p.attack_ms) as usize + 5);
-        if quiet_before {
-            assert!(
-                levels[early] > -1.0,
-                "dip already {:.1} dB at {early} ms",
-                levels[early]
-            );
-        }
-    }
-    assert!(released >= 2, "both phrases end in a pause");
-    // Between the phrases (2.5 s, longer than hold + release) the game comes all the way back.
-    let gap_mid = (segments[0].1 + b_at) / 2 + 400;
-    assert!(levels[gap_mid] > -0.5, "gap: {:.1} dB", levels[gap_mid]);
+        assert!(released >= 2, "both phrases end in a pause");
+        // Between the phrases (2.5 s, longer than hold + release) the game comes all the way back.
+        let gap_mid = (segments[0].1 + b_at) / 2 + 400;
+        assert!(levels[gap_mid] > -0.5, "gap: {:.1} dB", levels[gap_mid]);
 
-    // The gain glides, it never steps: the shortest ramp takes 2 ms, so no 1 ms window changes
-    // by more than three quarters of the depth (window averaging blurs the exact half).
-    let max_step = levels
-        .windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .fold(0.0, f32::max);
-    assert!(
-        max_step <= p.depth_db * 0.75,
-        "largest 1 ms change {max_step:.2} dB"
-    );
+        // The gain glides, it never steps: the shortest ramp takes 2 ms, so no 1 ms window changes
+        // by more than three quarters of the depth (window averaging blurs the exact half).
+        let max_step = levels
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            max_step <= p.depth_db * 0.75,
+            "largest 1 ms change {max_step:.2} dB"
+        );
+    }
 }
 
 #[test]

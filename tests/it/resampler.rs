@@ -41,6 +41,7 @@ fn a_1khz_sine_at_44k1_comes_out_at_1khz_with_90db_snr() {
     // One second from the middle, away from the edges.
     let left = channel(&out, 0);
     let (f, snr) = best_sine(&left[48_000..96_000], 1000.0, 0.5, 48_000.0);
+    eprintln!("1 kHz through 44.1 -> 48 kHz: {f:.5} Hz, SNR {snr:.1} dB");
     assert!((f - 1000.0).abs() < 0.1, "frequency {f} Hz");
     assert!(snr >= 90.0, "SNR {snr:.1} dB");
     let right = channel(&out, 1);
