@@ -88,6 +88,9 @@ pub struct Ducker {
     since_speech: usize,
     keyed: bool,
     ducked_samples: u64,
+    /// `db_to_gain(-reduction_db)`, recomputed only when the reduction moves.
+    gain: f32,
+    gain_for_db: f32,
 }
 
 impl Ducker {
@@ -110,6 +113,8 @@ impl Ducker {
             since_speech: usize::MAX,
             keyed: false,
             ducked_samples: 0,
+            gain: 1.0,
+            gain_for_db: 0.0,
         };
         d.set_params(params)?;
         Ok(d)
@@ -167,32 +172,81 @@ impl Ducker {
     pub fn process(&mut self, program: &mut [f32], keys: &[Key<'_>], gains: &mut [f32]) {
         let frames = gains.len().min(program.len() / 2);
         self.delay.process(&mut program[..frames * 2]);
-        for (i, gain) in gains.iter_mut().enumerate().take(frames) {
+        let mut i = 0;
+        while i < frames {
+            // Detectors are fed in step, so they all decide at the same sample.
+            let n = self
+                .detectors
+                .first()
+                .map_or(frames - i, VoiceActivity::until_decision)
+                .min(frames - i);
             let mut decided = false;
             let mut speech = false;
             let mut onset_age = 0usize;
-            for (det, key) in self.detectors.iter_mut().zip(keys) {
-                if key.muted {
-                    if det.is_speech() || det.run_samples() > 0 {
+            for (k, det) in self.detectors.iter_mut().enumerate() {
+                let key = keys.get(k);
+                let muted = key.is_none_or(|k| k.muted);
+                if muted {
+                    if det.is_speech() {
                         det.reset();
                     }
+                    decided |= det.push_silence(n);
                     continue;
                 }
-                let x = key.samples.get(i).copied().unwrap_or(0.0);
-                decided |= det.push(x);
+                let samples = key.map_or(&[][..], |k| k.samples);
+                let real = samples.len().saturating_sub(i).min(n);
+                decided |= det.push_block(&samples[i..i + real]);
+                if real < n {
+                    decided |= det.push_silence(n - real);
+                }
                 if det.is_speech() {
                     speech = true;
                     onset_age = onset_age.max(det.run_samples());
                 }
             }
+            // The decision takes effect on the segment's last sample, as the key arrives.
+            let (before, last) = gains[i..i + n].split_at_mut(n - 1);
+            self.ramp(before);
             if decided {
                 self.on_decision(speech, onset_age);
             }
+            self.ramp(last);
+            i += n;
+        }
+    }
+
+    /// Advances the gain curve over `out.len()` samples, writing linear gains.
+    fn ramp(&mut self, out: &mut [f32]) {
+        let at_rest = !self.keyed && self.reduction_db == 0.0;
+        let holding = self.reduction_db == self.depth_db
+            && (self.keyed || self.since_speech.saturating_add(out.len()) <= self.hold_samples);
+        if at_rest || holding {
+            // Nothing moves: no per-sample work.
+            if !self.keyed {
+                self.since_speech = self.since_speech.saturating_add(out.len());
+            }
+            self.refresh_gain();
+            out.fill(self.gain);
+            if self.reduction_db > 1.0 {
+                self.ducked_samples += out.len() as u64;
+            }
+            return;
+        }
+        for g in out {
             self.step();
-            *gain = db_to_gain(-self.reduction_db);
+            self.refresh_gain();
+            *g = self.gain;
             if self.reduction_db > 1.0 {
                 self.ducked_samples += 1;
             }
+        }
+    }
+
+    #[inline]
+    fn refresh_gain(&mut self) {
+        if self.reduction_db != self.gain_for_db {
+            self.gain_for_db = self.reduction_db;
+            self.gain = db_to_gain(-self.reduction_db);
         }
     }
 
@@ -231,6 +285,8 @@ impl Ducker {
         self.delay.reset();
         self.detectors.iter_mut().for_each(VoiceActivity::reset);
         self.reduction_db = 0.0;
+        self.gain = 1.0;
+        self.gain_for_db = 0.0;
         self.keyed = false;
         self.since_speech = usize::MAX;
     }

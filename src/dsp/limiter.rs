@@ -6,6 +6,9 @@
 //! averaged for a sample is at or below the gain that sample needs, so the average is too: the
 //! ceiling holds by construction, and the curve has no corners to distort the sound. A final clamp
 //! catches rounding.
+//!
+//! Most of the time nothing is near the ceiling: then the limiter is at rest and a block costs one
+//! peak scan and the delay.
 
 use super::{DelayLine, DspError, check_range, db_to_gain, ms_to_frames};
 
@@ -16,19 +19,19 @@ pub struct Limiter {
     window: usize,
     /// The audio waits here until its gain is known.
     audio: DelayLine,
-    /// Required gains of the last `window` frames, for the running minimum.
-    need: Vec<f32>,
     /// Released minimum gains of the last `window` frames, for the moving average.
     held: Vec<f32>,
     pos: usize,
-    /// Monotonic deque of indices into `need` (positions in an ever-growing count).
-    deque: Vec<u64>,
+    /// Monotonic deque (ring) of (frame number, needed gain): the running minimum.
+    dq: Vec<(u64, f32)>,
     dq_head: usize,
     dq_len: usize,
     count: u64,
     sum: f64,
     released: f32,
     release_coeff: f32,
+    /// Frames in a row that needed no gain reduction.
+    quiet: u64,
     min_gain: f32,
 }
 
@@ -70,16 +73,16 @@ impl Limiter {
             ceiling: db_to_gain(ceiling_db),
             window,
             audio: DelayLine::new(window - 1, 2),
-            need: vec![1.0; window],
             held: vec![1.0; window],
             pos: 0,
-            deque: vec![0; window],
+            dq: vec![(0, 1.0); window],
             dq_head: 0,
             dq_len: 0,
             count: 0,
             sum: window as f64,
             released: 1.0,
             release_coeff,
+            quiet: u64::MAX,
             min_gain: 1.0,
         })
     }
@@ -101,67 +104,112 @@ impl Limiter {
         std::mem::replace(&mut self.min_gain, 1.0)
     }
 
-    /// Limits stereo interleaved samples in place (output delayed by [`latency_frames`](Self::latency_frames)).
+    /// At rest: nothing in the window needed reduction and the release is complete, so every
+    /// held gain is exactly 1 and the output is the delayed input.
+    fn at_rest(&self) -> bool {
+        self.released == 1.0 && self.quiet >= 2 * self.window as u64
+    }
+
+    /// Limits stereo interleaved samples in place (output delayed by
+    /// [`latency_frames`](Self::latency_frames)).
     pub fn process(&mut self, samples: &mut [f32]) {
-        let w = self.window;
-        for frame in samples.chunks_exact_mut(2) {
-            // A NaN or infinity from upstream must not poison the output or the gain curve.
-            for s in frame.iter_mut() {
-                if !s.is_finite() {
-                    *s = 0.0;
-                }
+        let frames = samples.len() / 2;
+        let samples = &mut samples[..frames * 2];
+        if self.at_rest() {
+            let mut peak = 0f32;
+            let mut finite = true;
+            for &s in samples.iter() {
+                peak = peak.max(s.abs());
+                finite &= s.is_finite();
             }
-            let peak = frame[0].abs().max(frame[1].abs());
-            let need = if peak > self.ceiling {
-                self.ceiling / peak
-            } else {
-                1.0
-            };
-            let slot = self.pos;
-            // Running minimum of `need` over the last `w` frames (monotonic deque).
-            while self.dq_len > 0 {
-                let back = (self.dq_head + self.dq_len - 1) % w;
-                let idx = (self.deque[back] % w as u64) as usize;
-                if self.need[idx] >= need {
-                    self.dq_len -= 1;
-                } else {
-                    break;
-                }
+            if finite && peak <= self.ceiling {
+                self.audio.process(samples);
+                self.count += frames as u64;
+                self.pos = (self.pos + frames) % self.window;
+                self.quiet = self.quiet.saturating_add(frames as u64);
+                return;
             }
-            self.need[slot] = need;
-            let back = (self.dq_head + self.dq_len) % w;
-            self.deque[back] = self.count;
-            self.dq_len += 1;
-            if self.deque[self.dq_head] + w as u64 <= self.count {
-                self.dq_head = (self.dq_head + 1) % w;
-                self.dq_len -= 1;
-            }
-            let window_min = self.need[(self.deque[self.dq_head] % w as u64) as usize];
-
-            self.released += (1.0 - self.released) * self.release_coeff;
-            self.released = self.released.min(window_min);
-
-            self.sum += f64::from(self.released) - f64::from(self.held[slot]);
-            self.held[slot] = self.released;
-            let gain = ((self.sum / w as f64) as f32).min(1.0);
-
-            // This gain belongs to the frame that entered `window - 1` frames ago.
-            let l = self.audio.tick(frame[0]);
-            let r = self.audio.tick(frame[1]);
-            let c = self.ceiling;
-            frame[0] = (l * gain).clamp(-c, c);
-            frame[1] = (r * gain).clamp(-c, c);
-            self.min_gain = self.min_gain.min(gain);
-
-            self.pos = (slot + 1) % w;
-            self.count += 1;
         }
+        for frame in samples.chunks_exact_mut(2) {
+            self.frame(frame);
+        }
+    }
+
+    fn frame(&mut self, frame: &mut [f32]) {
+        let w = self.window;
+        // A NaN or infinity from upstream must not poison the output or the gain curve.
+        for s in frame.iter_mut() {
+            if !s.is_finite() {
+                *s = 0.0;
+            }
+        }
+        let peak = frame[0].abs().max(frame[1].abs());
+        let need = if peak > self.ceiling {
+            self.quiet = 0;
+            self.ceiling / peak
+        } else {
+            self.quiet = self.quiet.saturating_add(1);
+            1.0
+        };
+
+        // Running minimum of `need` over the last `w` frames.
+        while self.dq_len > 0 {
+            let mut back = self.dq_head + self.dq_len - 1;
+            if back >= w {
+                back -= w;
+            }
+            if self.dq[back].1 >= need {
+                self.dq_len -= 1;
+            } else {
+                break;
+            }
+        }
+        let mut slot = self.dq_head + self.dq_len;
+        if slot >= w {
+            slot -= w;
+        }
+        self.dq[slot] = (self.count, need);
+        self.dq_len += 1;
+        if self.dq[self.dq_head].0 + w as u64 <= self.count {
+            self.dq_head += 1;
+            if self.dq_head == w {
+                self.dq_head = 0;
+            }
+            self.dq_len -= 1;
+        }
+        let window_min = self.dq[self.dq_head].1;
+
+        self.released += (1.0 - self.released) * self.release_coeff;
+        if self.released > 0.999_99 {
+            self.released = 1.0;
+        }
+        self.released = self.released.min(window_min);
+
+        self.sum += f64::from(self.released) - f64::from(self.held[self.pos]);
+        self.held[self.pos] = self.released;
+        let gain = ((self.sum / w as f64) as f32).min(1.0);
+        self.pos += 1;
+        if self.pos == w {
+            self.pos = 0;
+        }
+        self.count += 1;
+        if self.at_rest() {
+            // Every held value is 1 again: drop the sum's rounding drift.
+            self.sum = w as f64;
+        }
+
+        // This gain belongs to the frame that entered `window - 1` frames ago.
+        let l = self.audio.tick(frame[0]);
+        let r = self.audio.tick(frame[1]);
+        let c = self.ceiling;
+        frame[0] = (l * gain).clamp(-c, c);
+        frame[1] = (r * gain).clamp(-c, c);
+        self.min_gain = self.min_gain.min(gain);
     }
 
     /// Back to rest: silent delay, no gain reduction.
     pub fn reset(&mut self) {
         self.audio.reset();
-        self.need.fill(1.0);
         self.held.fill(1.0);
         self.dq_len = 0;
         self.dq_head = 0;
@@ -169,6 +217,7 @@ impl Limiter {
         self.pos = 0;
         self.sum = self.window as f64;
         self.released = 1.0;
+        self.quiet = u64::MAX;
     }
 }
 
@@ -201,6 +250,29 @@ mod tests {
         assert!(buf.iter().all(|x| x.abs() <= c));
         // And it is not simply clipped: the limited square sits right at the ceiling.
         assert!(buf[40_000].abs() > c * 0.95);
+    }
+
+    #[test]
+    fn rest_and_busy_paths_give_the_same_output() {
+        // The same signal in one block and frame by frame (which never takes the rest path for
+        // long) must come out the same.
+        let signal: Vec<f32> = (0..48_000)
+            .map(|i| {
+                let burst = if (i / 4_800) % 3 == 1 { 2.5 } else { 0.3 };
+                burst * ((i as f32) * 0.03).sin()
+            })
+            .collect();
+        let mut a = Limiter::new(-1.0).unwrap();
+        let mut whole = signal.clone();
+        a.process(&mut whole);
+        let mut b = Limiter::new(-1.0).unwrap();
+        let mut framewise = signal.clone();
+        for f in framewise.chunks_exact_mut(2) {
+            b.frame(f);
+        }
+        for (x, y) in whole.iter().zip(&framewise) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::SAMPLE_RATE;
 
 /// Block length of the detector's decisions.
 const BLOCK: usize = 24; // 0.5 ms at 48 kHz
+static SILENCE: [f32; BLOCK] = [0.0; BLOCK];
 /// A run must hold this much sound to count as speech.
 pub const CONFIRM_MS: f32 = 8.0;
 const CONFIRM_BLOCKS: u32 = (CONFIRM_MS * 2.0) as u32;
@@ -76,19 +77,36 @@ impl VoiceActivity {
         }
     }
 
-    /// Feeds one sample; returns true when a decision block completed with it.
-    #[inline]
-    pub fn push(&mut self, x: f32) -> bool {
-        let band = self.lp.process(self.hp.process(x));
-        let low = self.low.process(band);
-        self.acc_band += band * band;
-        self.acc_low += low * low;
-        self.filled += 1;
+    /// Samples until the next decision: feed at most this many in one [`push_block`](Self::push_block).
+    #[must_use]
+    pub fn until_decision(&self) -> usize {
+        BLOCK - self.filled
+    }
+
+    /// Feeds up to [`until_decision`](Self::until_decision) samples (more are ignored); returns
+    /// true when they completed a decision block.
+    pub fn push_block(&mut self, x: &[f32]) -> bool {
+        let n = x.len().min(BLOCK - self.filled);
+        let (mut band_sum, mut low_sum) = (0.0f32, 0.0f32);
+        for &v in &x[..n] {
+            let band = self.lp.process(self.hp.process(v));
+            let low = self.low.process(band);
+            band_sum += band * band;
+            low_sum += low * low;
+        }
+        self.acc_band += band_sum;
+        self.acc_low += low_sum;
+        self.filled += n;
         if self.filled < BLOCK {
             return false;
         }
         self.decide();
         true
+    }
+
+    /// Feeds `n` samples of silence (a muted voice keeps its place in time).
+    pub fn push_silence(&mut self, n: usize) -> bool {
+        self.push_block(&SILENCE[..n.min(BLOCK)])
     }
 
     fn decide(&mut self) {
