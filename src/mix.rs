@@ -281,9 +281,10 @@ struct Lane {
     resampler: StreamResampler,
     /// Channel-folded input block.
     folded: Vec<f32>,
-    /// Resampled output waiting to be mixed (interleaved, `out_ch`).
+    /// Resampled output waiting to be mixed (interleaved, `out_ch`): `queue[head..tail]`.
     queue: Vec<f32>,
     head: usize,
+    tail: usize,
     out_ch: usize,
     finished: bool,
 }
@@ -310,13 +311,14 @@ impl Lane {
             folded: Vec::new(),
             queue: Vec::new(),
             head: 0,
+            tail: 0,
             out_ch,
             finished: false,
         })
     }
 
     fn queued_frames(&self) -> usize {
-        (self.queue.len() - self.head) / self.out_ch
+        (self.tail - self.head) / self.out_ch
     }
 
     /// Expected length at 48 kHz, if the file says.
@@ -326,14 +328,23 @@ impl Lane {
             .map(|n| n * u64::from(SAMPLE_RATE) / u64::from(self.src.sample_rate().max(1)))
     }
 
+    /// Room for `samples` more at the tail of `queue[head..tail]`: moves the unread part to the
+    /// front, and grows the queue only when that is not enough (it settles at its high-water
+    /// mark). Free of `self` so it can run while the decoded block still borrows the source.
+    fn make_room(queue: &mut Vec<f32>, head: &mut usize, tail: &mut usize, samples: usize) {
+        if *head > 0 {
+            queue.copy_within(*head..*tail, 0);
+            *tail -= *head;
+            *head = 0;
+        }
+        if queue.len() < *tail + samples {
+            queue.resize(*tail + samples, 0.0);
+        }
+    }
+
     /// Decodes until at least `frames` are queued or the input ends.
     fn fill(&mut self, frames: usize) -> Result<(), MixError> {
         while !self.finished && self.queued_frames() < frames {
-            // Compact only when the consumed part dominates, so the move stays rare.
-            if self.head > 0 && self.head * 2 >= self.queue.len() {
-                self.queue.drain(..self.head);
-                self.head = 0;
-            }
             let in_ch = self.src.channels();
             let fold_ch = self.resampler_in_channels();
             let role = self.role;
@@ -341,30 +352,32 @@ impl Lane {
                 .src
                 .read()
                 .map_err(|source| MixError::Input { role, source })?;
-            let start = self.queue.len();
             match block {
                 Some(block) => {
                     let n = block.len() / in_ch.max(1);
-                    self.folded.resize(n * fold_ch, 0.0);
-                    if fold_ch == 1 {
-                        downmix_to_mono(block, in_ch, &mut self.folded);
-                    } else if in_ch == 2 {
-                        self.folded.copy_from_slice(&block[..n * 2]);
+                    let input: &[f32] = if fold_ch == in_ch {
+                        &block[..n * in_ch]
                     } else {
-                        downmix_to_stereo(block, in_ch, &mut self.folded);
-                    }
+                        self.folded.resize(n * fold_ch, 0.0);
+                        if fold_ch == 1 {
+                            downmix_to_mono(block, in_ch, &mut self.folded);
+                        } else {
+                            downmix_to_stereo(block, in_ch, &mut self.folded);
+                        }
+                        &self.folded
+                    };
                     let max = self.resampler.output_frames_max(n) * self.out_ch;
-                    self.queue.resize(start + max, 0.0);
+                    Self::make_room(&mut self.queue, &mut self.head, &mut self.tail, max);
                     let wrote = self
                         .resampler
-                        .process_into(&self.folded, &mut self.queue[start..])?;
-                    self.queue.truncate(start + wrote * self.out_ch);
+                        .process_into(input, &mut self.queue[self.tail..])?;
+                    self.tail += wrote * self.out_ch;
                 }
                 None => {
                     let max = self.resampler.flush_frames_max() * self.out_ch;
-                    self.queue.resize(start + max, 0.0);
-                    let wrote = self.resampler.finish_into(&mut self.queue[start..])?;
-                    self.queue.truncate(start + wrote * self.out_ch);
+                    Self::make_room(&mut self.queue, &mut self.head, &mut self.tail, max);
+                    let wrote = self.resampler.finish_into(&mut self.queue[self.tail..])?;
+                    self.tail += wrote * self.out_ch;
                     self.finished = true;
                 }
             }

@@ -180,10 +180,25 @@ impl StreamResampler {
         }
         let expected = self.expected_output_frames();
         let mut written = 0;
-        while self.fft.is_some() && self.frames_out < expected {
+        let chunk_out = self
+            .fft
+            .as_ref()
+            .map_or(1, |f| f.output_frames_max().max(1));
+        // Bounded by what `flush_frames_max` promised, so `out` can never overflow.
+        let mut chunks_left = self.flush_frames_max() / chunk_out;
+        while self.fft.is_some() && self.frames_out < expected && chunks_left > 0 {
             self.pending[self.pending_frames * self.in_channels..].fill(0.0);
             self.pending_frames = CHUNK;
             written += self.run_chunk(&mut out[written * self.out_channels..])?;
+            chunks_left -= 1;
+        }
+        if self.frames_out < expected {
+            // The filter's tail was shorter than promised: pad the last frames with silence.
+            let short = ((expected - self.frames_out) as usize)
+                .min(out.len() / self.out_channels - written);
+            out[written * self.out_channels..(written + short) * self.out_channels].fill(0.0);
+            written += short;
+            self.frames_out += short as u64;
         }
         // The last chunk overshoots by up to a chunk of zeros: cut back to the exact length.
         let over = self.frames_out.saturating_sub(expected) as usize;

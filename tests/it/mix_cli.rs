@@ -157,6 +157,14 @@ fn every_input_format_is_read() {
             convert(&mic, "m.opus", &["-c:a", "libopus"]),
         ),
         (
+            convert(&game, "g24.wav", &["-c:a", "pcm_s24le"]),
+            convert(&mic, "m-float.wav", &["-c:a", "pcm_f32le"]),
+        ),
+        (
+            convert(&game, "g32.wav", &["-c:a", "pcm_s32le"]),
+            convert(&mic, "m.mp3", &[]),
+        ),
+        (
             convert(
                 &game,
                 "g51.wav",
