@@ -1,12 +1,44 @@
 //! Channel layout conversions on interleaved frames.
 
+/// Where each channel of a layout goes: (left weight, right weight).
+///
+/// Layouts follow the WAVE/SMPTE channel order for each count (what WAV, FLAC and Ogg give):
+/// 3 = L R C, 4 = L R BL BR (quad), 5 = L R C BL BR, 6 = 5.1 (L R C LFE BL BR),
+/// 7 = 6.1 (L R C LFE BC SL SR), 8 = 7.1 (L R C LFE BL BR SL SR). Centres reach both sides at
+/// -3 dB, surrounds their own side at -3 dB, the LFE is dropped (ITU-R BS.775). Wider, unknown
+/// layouts alternate left and right.
+fn stereo_weights(channels: usize, ch: usize) -> (f32, f32) {
+    const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    const L: (f32, f32) = (1.0, 0.0);
+    const R: (f32, f32) = (0.0, 1.0);
+    const C: (f32, f32) = (H, H);
+    const SL: (f32, f32) = (H, 0.0);
+    const SR: (f32, f32) = (0.0, H);
+    const BC: (f32, f32) = (0.5, 0.5);
+    const LFE: (f32, f32) = (0.0, 0.0);
+    let layout: &[(f32, f32)] = match channels {
+        1 => &[C],
+        2 => &[L, R],
+        3 => &[L, R, C],
+        4 => &[L, R, SL, SR],
+        5 => &[L, R, C, SL, SR],
+        6 => &[L, R, C, LFE, SL, SR],
+        7 => &[L, R, C, LFE, BC, SL, SR],
+        8 => &[L, R, C, LFE, SL, SR, SL, SR],
+        _ => &[],
+    };
+    layout
+        .get(ch)
+        .copied()
+        .unwrap_or(if ch.is_multiple_of(2) { L } else { R })
+}
+
 /// Downmixes interleaved frames of `channels` channels into stereo, writing `frames x 2` samples
 /// into `out`; returns the frames written (limited by `out`).
 ///
-/// Mono is copied to both sides; stereo passes through. Wider layouts follow the WAVE/SMPTE
-/// channel order (FL, FR, FC, LFE, then surround pairs): the centre goes to both sides at -3 dB,
-/// the LFE is dropped, and each surround pair joins its side at -3 dB, normalised so a signal on
-/// every channel cannot sum louder than it was.
+/// Mono is copied to both sides; stereo passes through; wider layouts are folded down per
+/// [`stereo_weights`], normalised so that a signal on every channel cannot sum louder than it was
+/// (as ffmpeg's downmix does).
 pub fn downmix_to_stereo(input: &[f32], channels: usize, out: &mut [f32]) -> usize {
     if channels == 0 {
         return 0;
@@ -21,24 +53,25 @@ pub fn downmix_to_stereo(input: &[f32], channels: usize, out: &mut [f32]) -> usi
         }
         2 => out[..frames * 2].copy_from_slice(&input[..frames * 2]),
         _ => {
-            const MINUS_3DB: f32 = std::f32::consts::FRAC_1_SQRT_2;
-            let surround_pairs = channels.saturating_sub(4) / 2;
-            let centre = if channels >= 3 { MINUS_3DB } else { 0.0 };
-            let norm = 1.0 / (1.0 + centre + MINUS_3DB * surround_pairs as f32);
+            // Up to 8 named channels; wider layouts fold their extra channels in generically.
+            let mut weights = [(0.0f32, 0.0f32); 64];
+            let n = channels.min(weights.len());
+            let (mut sum_l, mut sum_r) = (0.0f32, 0.0f32);
+            for (ch, w) in weights.iter_mut().enumerate().take(n) {
+                *w = stereo_weights(channels, ch);
+                sum_l += w.0;
+                sum_r += w.1;
+            }
+            let norm = 1.0 / sum_l.max(sum_r).max(1.0);
             for (o, frame) in out
                 .chunks_exact_mut(2)
                 .zip(input.chunks_exact(channels))
                 .take(frames)
             {
-                let mut left = frame[0];
-                let mut right = frame[1];
-                if channels >= 3 {
-                    left += centre * frame[2];
-                    right += centre * frame[2];
-                }
-                for pair in frame[4.min(channels)..].chunks_exact(2) {
-                    left += MINUS_3DB * pair[0];
-                    right += MINUS_3DB * pair[1];
+                let (mut left, mut right) = (0.0, 0.0);
+                for (&x, &(wl, wr)) in frame.iter().zip(&weights[..n]) {
+                    left += x * wl;
+                    right += x * wr;
                 }
                 o[0] = left * norm;
                 o[1] = right * norm;
@@ -59,15 +92,16 @@ pub fn downmix_to_mono(input: &[f32], channels: usize, out: &mut [f32]) -> usize
         out[..frames].copy_from_slice(&input[..frames]);
         return frames;
     }
-    let skip_lfe = channels >= 4;
-    let used = if skip_lfe { channels - 1 } else { channels } as f32;
+    // 5.1, 6.1 and 7.1 carry the LFE in slot 3.
+    let lfe = (6..=8).contains(&channels).then_some(3);
+    let used = (channels - usize::from(lfe.is_some())) as f32;
     for (o, frame) in out
         .iter_mut()
         .zip(input.chunks_exact(channels))
         .take(frames)
     {
         let sum: f32 = frame.iter().sum();
-        *o = (sum - if skip_lfe { frame[3] } else { 0.0 }) / used;
+        *o = (sum - lfe.map_or(0.0, |i| frame[i])) / used;
     }
     frames
 }
@@ -91,6 +125,15 @@ mod tests {
         assert_eq!(downmix_to_stereo(&input, 6, &mut out), 2);
         assert!(out[0] > 0.3 && out[1] == 0.0, "{out:?}");
         assert_eq!(&out[2..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn quad_keeps_rear_channels_on_their_side() {
+        // BL only: a quad file has no centre, so slot 2 is the left surround.
+        let input = [0.0, 0.0, 1.0, 0.0];
+        let mut out = [0.0; 2];
+        downmix_to_stereo(&input, 4, &mut out);
+        assert!(out[0] > 0.3 && out[1] == 0.0, "{out:?}");
     }
 
     #[test]
