@@ -5,6 +5,7 @@
 
 mod alloc;
 mod ducking;
+mod layering;
 mod limiter;
 mod mix_cli;
 mod resampler;
