@@ -123,7 +123,9 @@ pub fn run(opts: &MixOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<MixS
     let mut normalize_gain_db = 0.0;
     if let Some(target) = opts.normalize_lufs {
         crate::dsp::check_range("normalize target (LUFS)", target, -40.0, -5.0, "-40 to -5")?;
-        let measured = run_pass(opts, settings, &mut Sink::Measure, progress)?;
+        // Two passes: each fills half the progress bar.
+        let mut first_half = |done: u64, total: u64| progress(done / 2, total);
+        let measured = run_pass(opts, settings, &mut Sink::Measure, &mut first_half)?;
         if measured.integrated_lufs.is_finite() {
             normalize_gain_db = (target - measured.integrated_lufs).clamp(-60.0, 40.0);
             settings.output_gain_db += normalize_gain_db;
@@ -135,7 +137,15 @@ pub fn run(opts: &MixOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<MixS
     let tmp = temp_path(&opts.out);
     let result = (|| {
         let mut sink = Sink::create(format, &tmp, opts)?;
-        let summary = run_pass(opts, settings, &mut sink, progress)?;
+        let two_passes = opts.normalize_lufs.is_some();
+        let mut rest = |done: u64, total: u64| {
+            if two_passes {
+                progress(total / 2 + done / 2, total);
+            } else {
+                progress(done, total);
+            }
+        };
+        let summary = run_pass(opts, settings, &mut sink, &mut rest)?;
         sink.finish(&tmp)?;
         std::fs::rename(&tmp, &opts.out).map_err(|e| MixError::Output {
             path: opts.out.clone(),

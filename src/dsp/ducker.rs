@@ -217,7 +217,8 @@ impl Ducker {
 
     /// Advances the gain curve over `out.len()` samples, writing linear gains.
     fn ramp(&mut self, out: &mut [f32]) {
-        let at_rest = !self.keyed && self.reduction_db == 0.0;
+        let at_rest =
+            !self.keyed && self.reduction_db == 0.0 && self.since_speech > self.hold_samples;
         let holding = self.reduction_db == self.depth_db
             && (self.keyed || self.since_speech.saturating_add(out.len()) <= self.hold_samples);
         if at_rest || holding {
@@ -267,16 +268,28 @@ impl Ducker {
 
     #[inline]
     fn step(&mut self) {
-        if self.keyed {
-            self.reduction_db = (self.reduction_db + self.attack_step).min(self.depth_db);
-            return;
+        if !self.keyed {
+            self.since_speech = self.since_speech.saturating_add(1);
         }
-        self.since_speech = self.since_speech.saturating_add(1);
-        if self.since_speech > self.hold_samples {
-            self.reduction_db = (self.reduction_db - self.release_step).max(0.0);
-        } else if self.reduction_db < self.depth_db && self.attack_step > 0.0 {
-            // Speech ended mid-attack: finish the dip so the hold is at depth.
-            self.reduction_db = (self.reduction_db + self.attack_step).min(self.depth_db);
+        // Speech, or its hold, wants the full depth; otherwise back to full level.
+        let target = if self.keyed || self.since_speech <= self.hold_samples {
+            self.depth_db
+        } else {
+            0.0
+        };
+        if self.reduction_db < target {
+            // Down at the planned attack rate (a speech that ended mid-attack still finishes
+            // its dip, so the hold sits at depth).
+            let step = if self.attack_step > 0.0 {
+                self.attack_step
+            } else {
+                self.depth_db / self.attack_samples.max(1) as f32
+            };
+            self.reduction_db = (self.reduction_db + step).min(target);
+        } else if self.reduction_db > target {
+            // Up at the release rate: after the hold, and when the depth is made shallower
+            // while ducked, so a live change of depth glides too.
+            self.reduction_db = (self.reduction_db - self.release_step).max(target);
         }
     }
 
@@ -289,5 +302,69 @@ impl Ducker {
         self.gain_for_db = 0.0;
         self.keyed = false;
         self.since_speech = usize::MAX;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::dsp::gain_to_db;
+
+    /// A sustained vowel-like tone the detector takes for speech.
+    fn vowel(frames: usize) -> Vec<f32> {
+        (0..frames)
+            .map(|i| 0.25 * (2.0 * std::f32::consts::PI * 220.0 * i as f32 / 48_000.0).sin())
+            .collect()
+    }
+
+    fn run(d: &mut Ducker, key: &[f32]) -> Vec<f32> {
+        let mut program = vec![0.0; key.len() * 2];
+        let mut gains = vec![0.0; key.len()];
+        d.process(
+            &mut program,
+            &[Key {
+                samples: key,
+                muted: false,
+            }],
+            &mut gains,
+        );
+        gains
+    }
+
+    #[test]
+    fn a_sustained_voice_ducks_to_depth_and_a_shallower_depth_glides_there() {
+        let mut d = Ducker::new(DuckerParams::default(), 1).unwrap();
+        let gains = run(&mut d, &vowel(48_000));
+        assert!((gain_to_db(gains[47_999]) + 12.0).abs() < 0.01);
+        d.set_params(DuckerParams {
+            depth_db: 6.0,
+            ..DuckerParams::default()
+        })
+        .unwrap();
+        let gains = run(&mut d, &vowel(48_000));
+        let max_step = gains
+            .windows(2)
+            .map(|w| (gain_to_db(w[1]) - gain_to_db(w[0])).abs())
+            .fold(0.0, f32::max);
+        assert!(max_step < 0.01, "a jump of {max_step} dB");
+        assert!((gain_to_db(gains[47_999]) + 6.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn silence_and_missing_keys_never_duck() {
+        let mut d = Ducker::new(DuckerParams::default(), 2).unwrap();
+        let mut program = vec![0.5; 9_600];
+        let mut gains = vec![0.0; 4_800];
+        d.process(
+            &mut program,
+            &[Key {
+                samples: &[0.0; 4_800],
+                muted: false,
+            }],
+            &mut gains,
+        );
+        assert!(gains.iter().all(|&g| g == 1.0));
+        assert_eq!(d.ducked_frames(), 0);
     }
 }
