@@ -5,7 +5,10 @@
 //! - [`dsp`]: pure signal processing (resampler, voice activity, ducker, mixer, limiter,
 //!   meters). Samples in, samples out; no IO, threads or clocks; allocates only at construction.
 //! - [`codec`]: Opus encoder/decoder wrappers and the Ogg Opus (RFC 7845) writer and reader.
-//! - [`audio`]: audio IO: decoding files of any common format into 48 kHz stereo.
+//! - [`audio`]: audio IO: decoding files of any common format; listing devices and capturing
+//!   them through cpal into lock-free rings.
+//! - [`engine`]: the live host pipeline on its own thread: rings -> drift-steered resampling ->
+//!   mic chain -> program chain -> Opus frames for a room or a recorder.
 //! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
 
 #![forbid(unsafe_code)]
@@ -13,4 +16,5 @@
 pub mod audio;
 pub mod codec;
 pub mod dsp;
+pub mod engine;
 pub mod mix;

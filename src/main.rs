@@ -23,6 +23,68 @@ struct Cli {
 enum Command {
     /// Mix a game recording and a voice recording into one ducked program (offline).
     Mix(MixArgs),
+    /// Run the live host pipeline: game audio and mic in, the ducked program out.
+    Host(HostArgs),
+    /// List capture and playback devices; loopback (monitor) sources are marked.
+    Devices(DevicesArgs),
+}
+
+#[derive(Args, Debug)]
+struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct HostArgs {
+    /// No window: run in the terminal (the overlay comes later; this is the only mode now).
+    #[arg(long)]
+    headless: bool,
+    /// Game audio device (id, name or a unique part of it). Default: the monitor of the default
+    /// output, i.e. what the computer plays.
+    #[arg(long, value_name = "NAME", conflicts_with = "game_file")]
+    game_device: Option<String>,
+    /// Play a file as the game audio, paced in real time.
+    #[arg(long, value_name = "FILE")]
+    game_file: Option<PathBuf>,
+    /// Microphone device. Default: the default input.
+    #[arg(long, value_name = "NAME", conflicts_with = "mic_file")]
+    mic_device: Option<String>,
+    /// Play a file as the microphone, paced in real time.
+    #[arg(long, value_name = "FILE")]
+    mic_file: Option<PathBuf>,
+    /// Record the live program to this Ogg Opus file.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    seconds: Option<f64>,
+    /// How far the game dips under the voice, dB.
+    #[arg(long, value_name = "DB", default_value_t = 12.0)]
+    duck_depth: f32,
+    /// Mic level, dB.
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    mic_gain: f32,
+    /// Game level, dB.
+    #[arg(
+        long,
+        value_name = "DB",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    game_gain: f32,
+    /// Turn off the mic's noise suppression.
+    #[arg(long)]
+    no_noise_suppression: bool,
+    /// Opus bitrate of the program, kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128)]
+    bitrate: u32,
 }
 
 #[derive(Args, Debug)]
@@ -88,6 +150,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mix(args) => mix(args),
+        Command::Host(args) => host(args),
+        Command::Devices(args) => devices(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,4 +219,185 @@ fn print_summary(s: &MixSummary) {
     if s.normalize_gain_db != 0.0 {
         println!("normalized {:+.1} dB", s.normalize_gain_db);
     }
+}
+
+fn devices(a: DevicesArgs) -> anyhow::Result<()> {
+    let list = booth::audio::list_devices().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no audio devices found");
+    }
+    for d in &list {
+        let mut marks = Vec::new();
+        if d.is_default {
+            marks.push("default");
+        }
+        if d.is_monitor {
+            marks.push("loopback: game audio");
+        }
+        let rates: Vec<String> = d.sample_rates.iter().map(u32::to_string).collect();
+        let channels: Vec<String> = d.channels.iter().map(u16::to_string).collect();
+        println!(
+            "{:<7} {:<40} {} ch, {} Hz, {}{}",
+            format!("{:?}", d.direction).to_lowercase(),
+            d.id,
+            channels.join("/"),
+            rates.join("/"),
+            d.host,
+            if marks.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", marks.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A live input and what keeps it running (a capture stream or a file feeder): held, never
+/// read, because dropping it stops the input.
+#[expect(dead_code, reason = "held for its Drop: the input runs while it lives")]
+enum Feeder {
+    Device(booth::audio::Capture),
+    File(booth::engine::PacedFile),
+}
+
+fn open_input(
+    file: Option<&PathBuf>,
+    device: Option<&String>,
+    default: booth::audio::DeviceSelector,
+    channels: usize,
+) -> anyhow::Result<(Feeder, booth::engine::InputRing)> {
+    use booth::audio::DeviceSelector;
+    if let Some(path) = file {
+        let (feeder, ring) =
+            booth::engine::PacedFile::start(path, channels).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok((Feeder::File(feeder), ring));
+    }
+    let selector = device.map_or(default, |n| DeviceSelector::Named(n.clone()));
+    let (dev, info) = booth::audio::open_input(&selector).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (capture, ring) =
+        booth::audio::start_capture(&dev, info, 480, 2.0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ch = usize::from(capture.channels);
+    if !(1..=2).contains(&ch) {
+        anyhow::bail!(
+            "'{}' has {ch} channels: Booth takes mono or stereo inputs for now",
+            capture.info.name
+        );
+    }
+    let ring = booth::engine::InputRing {
+        ring,
+        rate: capture.sample_rate,
+        channels: ch,
+        alive: capture.stats.clone(),
+    };
+    Ok((Feeder::Device(capture), ring))
+}
+
+fn host(a: HostArgs) -> anyhow::Result<()> {
+    use booth::audio::DeviceSelector;
+    use booth::engine::{EngineConfig, EngineEvent};
+    if !a.headless {
+        anyhow::bail!("the overlay is not built yet: run `booth host --headless`");
+    }
+    let (_game_feeder, game) = open_input(
+        a.game_file.as_ref(),
+        a.game_device.as_ref(),
+        DeviceSelector::DefaultGameMonitor,
+        2,
+    )?;
+    let (_mic_feeder, mic) = open_input(
+        a.mic_file.as_ref(),
+        a.mic_device.as_ref(),
+        DeviceSelector::DefaultMic,
+        1,
+    )?;
+    let config = EngineConfig {
+        settings: ProgramSettings {
+            duck: DuckerParams {
+                depth_db: a.duck_depth,
+                ..DuckerParams::default()
+            },
+            game_gain_db: a.game_gain,
+            voice_gain_db: a.mic_gain,
+            ..ProgramSettings::default()
+        },
+        encoder: booth::codec::EncoderSettings::music_stereo(a.bitrate.saturating_mul(1000)),
+        noise_suppression: !a.no_noise_suppression,
+        max_frames: a.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
+    };
+    let mut consumers = Vec::new();
+    let recorder = match &a.record {
+        Some(path) => {
+            let (rec, tx) = booth::engine::Recorder::start(path, &config.encoder)
+                .map_err(|e| anyhow::anyhow!("cannot record to '{}': {e}", path.display()))?;
+            consumers.push(tx);
+            Some(rec)
+        }
+        None => None,
+    };
+    let engine = booth::engine::start(config, Some(game), Some(mic), consumers)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let meters = engine.meters();
+    eprintln!(
+        "booth: live{}",
+        a.record
+            .as_ref()
+            .map_or(String::new(), |p| format!(", recording to {}", p.display()))
+    );
+    let mut last_report = std::time::Instant::now();
+    loop {
+        if let Some(ev) = engine.wait_event(std::time::Duration::from_millis(200)) {
+            match ev {
+                EngineEvent::Stopped => break,
+                EngineEvent::InputLost(which) => {
+                    eprintln!("booth: {which:?} input lost; carrying on without it")
+                }
+                EngineEvent::InputBack(which) => eprintln!("booth: {which:?} input is back"),
+                other => eprintln!("booth: {other:?}"),
+            }
+        }
+        if last_report.elapsed() >= std::time::Duration::from_secs(1) {
+            last_report = std::time::Instant::now();
+            let m = meters.read();
+            eprintln!(
+                "{:>6.1} s  program {:>6.1} dBFS {:>6.1} LUFS  game {:>6.1} dBFS  mic {:>6.1} dBFS  duck -{:.1} dB",
+                m.frames as f64 / 50.0,
+                m.program_peak_dbfs,
+                m.program_short_term_lufs,
+                m.game_peak_dbfs,
+                m.mic_peak_dbfs,
+                m.duck_reduction_db
+            );
+        }
+        if engine.is_finished() {
+            break;
+        }
+    }
+    let m = meters.read();
+    engine.stop();
+    if let Some(rec) = recorder {
+        let path = rec.path().to_owned();
+        let frames = rec
+            .finish()
+            .map_err(|e| anyhow::anyhow!("recording '{}': {e}", path.display()))?;
+        println!(
+            "recorded   {} ({:.2} s)",
+            path.display(),
+            frames as f64 / 50.0
+        );
+    }
+    println!("frames     {} ({:.2} s)", m.frames, m.frames as f64 / 50.0);
+    println!(
+        "loudness   {:.1} LUFS integrated",
+        m.program_integrated_lufs
+    );
+    println!(
+        "underruns  game {}, mic {}",
+        m.underruns_game, m.underruns_mic
+    );
+    Ok(())
 }

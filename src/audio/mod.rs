@@ -1,8 +1,15 @@
-//! Audio IO: where samples come from and go to. For now, files: decoding any common format into
-//! interleaved `f32` at its own rate ([`FileSource`]). Live devices join later.
+//! Audio IO: where samples come from and go to. Files: decoding any common format into
+//! interleaved `f32` at its own rate ([`FileSource`]). Devices: listing them and picking one
+//! ([`list_devices`], [`open_input`]), and real-time capture into a lock-free ring
+//! ([`start_capture`]) for the engine thread.
 //!
-//! Nothing here does signal processing; that is `dsp`.
+//! Nothing here does signal processing; that is `dsp`. Nothing on an audio callback thread
+//! allocates, locks, logs or blocks.
 
+mod capture;
+mod devices;
 mod file;
 
+pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
+pub use devices::{DeviceError, DeviceInfo, DeviceSelector, Direction, list_devices, open_input};
 pub use file::{AudioError, FileSource};

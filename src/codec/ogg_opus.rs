@@ -399,6 +399,31 @@ impl<W: Write> OggOpusWriter<W> {
         Ok(())
     }
 
+    /// Adds one 20 ms packet encoded elsewhere with these same settings: the live engine
+    /// encodes once for every consumer, and the recorder is one of them.
+    ///
+    /// # Errors
+    /// [`CodecError::InvalidInput`] while PCM from [`write`](Self::write) waits for a whole
+    /// frame, or for an empty packet; a failed write.
+    pub fn write_packet(&mut self, packet: &[u8]) -> Result<(), CodecError> {
+        if self.filled != 0 {
+            return Err(CodecError::InvalidInput(
+                "a packet cannot follow part of a frame written as samples".into(),
+            ));
+        }
+        if packet.is_empty() {
+            return Err(CodecError::InvalidInput("an empty Opus packet".into()));
+        }
+        self.frames_in += FRAME_SAMPLES as u64;
+        self.granule += FRAME_SAMPLES as u64;
+        self.pages.push(&mut self.out, packet, self.granule)?;
+        self.samples_on_page += FRAME_SAMPLES as u64;
+        if self.samples_on_page >= self.page_samples {
+            self.flush_page()?;
+        }
+        Ok(())
+    }
+
     /// Encodes the gathered frame into `self.packet`; returns its length.
     fn encode(&mut self) -> Result<usize, CodecError> {
         let n = self.enc.encode_frame(&self.frame, &mut self.packet)?;

@@ -11,8 +11,8 @@ use crate::support::{Rng, pink_noise};
 struct Counting;
 
 thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
+    pub(crate) static COUNTING: Cell<bool> = const { Cell::new(false) };
+    pub(crate) static COUNT: Cell<u64> = const { Cell::new(0) };
 }
 
 fn note() {

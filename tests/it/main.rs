@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alloc;
+mod devices;
 mod ducking;
+mod host;
 mod layering;
 mod limiter;
 mod mix_cli;

@@ -1,0 +1,503 @@
+//! Sound devices: listing what can be captured or played, and picking the device a user named.
+//!
+//! Booth talks to one sound system (a cpal *host*) at a time, the first that answers in cpal's
+//! order of preference: on Linux the PulseAudio protocol (PulseAudio itself, or PipeWire through
+//! pipewire-pulse), else ALSA; on Windows WASAPI; on macOS CoreAudio. Game audio is loopback
+//! capture of an output: PulseAudio lists it as the source `<sink>.monitor`; on Windows every
+//! output is listed a second time as a loopback input; macOS needs a loopback device (e.g.
+//! BlackHole), which then lists as an ordinary input. A monitor is recognised by PulseAudio's
+//! naming (`*.monitor`; PipeWire keeps it). Devices that cannot say what formats they take
+//! cannot be opened either and are left out (ALSA lists plugins with nothing behind them).
+//!
+//! Devices are found afresh on every call: nothing here caches a device that may have gone.
+//!
+//! This module never runs on the audio thread and never panics because a device or the whole
+//! sound system is missing: that is an error a user can read, naming what does exist.
+
+use cpal::traits::{DeviceTrait, HostTrait};
+
+/// Whether a device records or plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// A capture device: a microphone, a line in, or a monitor/loopback of an output.
+    Input,
+    /// A playback device.
+    Output,
+}
+
+/// One capture or playback device, as `booth devices` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// What to pass to `--*-device` to get exactly this device: the sound system's own name for
+    /// it (`game.monitor` on PulseAudio, `hw:CARD=...` on ALSA). Windows loopback inputs are
+    /// `loopback:<output id>`.
+    pub id: String,
+    /// The name people see in their system's sound settings.
+    pub name: String,
+    /// The sound system: `PulseAudio`, `ALSA`, `WASAPI`, `CoreAudio`...
+    pub host: String,
+    /// Records or plays.
+    pub direction: Direction,
+    /// The sound system's default for this direction.
+    pub is_default: bool,
+    /// A loopback input: what an output plays (a PulseAudio/PipeWire `*.monitor` source, or
+    /// WASAPI loopback of an output). This is where game audio comes from.
+    pub is_monitor: bool,
+    /// Channel counts the device opens with, ascending.
+    pub channels: Vec<u16>,
+    /// Sample rates, compactly: the ends of each supported range, plus 44100 and 48000 where a
+    /// range holds them; ascending.
+    pub sample_rates: Vec<u32>,
+}
+
+/// Which input device to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceSelector {
+    /// The sound system's default input.
+    DefaultMic,
+    /// What the default output plays: on PulseAudio `<default sink>.monitor`, on Windows the
+    /// default output in loopback mode.
+    DefaultGameMonitor,
+    /// A device by id (exactly), else by name (exactly), else by a case-insensitive part of its
+    /// id or name that only one input device has.
+    Named(String),
+}
+
+impl std::fmt::Display for DeviceSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DefaultMic => f.write_str("the default microphone"),
+            Self::DefaultGameMonitor => f.write_str("the monitor of the default output"),
+            Self::Named(name) => write!(f, "'{name}'"),
+        }
+    }
+}
+
+/// A device that could not be listed, found or opened. Messages say what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// No sound system answered at all.
+    #[error(
+        "no sound system is available ({0}): start PulseAudio or PipeWire, or check that this \
+         machine has a sound card"
+    )]
+    NoHost(String),
+    /// The sound system answered but failed to list its devices.
+    #[error("the sound system could not list its devices: {0}")]
+    Backend(String),
+    /// No input device matches the name.
+    #[error(
+        "no input device matches '{wanted}'; the input devices are: {}. Run `booth devices` to \
+         see them all",
+        quoted(available)
+    )]
+    NotFound {
+        /// What the user asked for.
+        wanted: String,
+        /// The ids of the input devices that do exist.
+        available: Vec<String>,
+    },
+    /// More than one input device matches the name.
+    #[error(
+        "'{wanted}' matches more than one input device: {}; give the full id",
+        quoted(candidates)
+    )]
+    Ambiguous {
+        /// What the user asked for.
+        wanted: String,
+        /// The ids of the devices it matches.
+        candidates: Vec<String>,
+    },
+    /// The sound system has no default device of the kind asked for.
+    #[error("there is no {what}; pick an input device by name (see `booth devices`)")]
+    NoDefault {
+        /// What is missing, in words: "default microphone", "monitor of the default output".
+        what: String,
+    },
+    /// The device cannot be opened with a configuration Booth can use.
+    #[error("{0}")]
+    StreamConfig(String),
+    /// The stream could not be started, or stopped working (a device unplugged, the sound
+    /// server gone).
+    #[error("{0}")]
+    Stream(String),
+}
+
+fn quoted(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A device as found on the host, with what Booth shows of it.
+struct Found {
+    device: cpal::Device,
+    info: DeviceInfo,
+}
+
+/// The first sound system that answers, in cpal's order of preference for this platform
+/// (PulseAudio before ALSA on Linux). cpal's `default_host()` would panic where none answers.
+fn host() -> Result<cpal::Host, DeviceError> {
+    let mut failures = Vec::new();
+    for id in cpal::available_hosts() {
+        match cpal::host_from_id(id) {
+            Ok(host) => return Ok(host),
+            Err(e) => failures.push(format!("{}: {e}", id.name())),
+        }
+    }
+    Err(DeviceError::NoHost(if failures.is_empty() {
+        "cpal found none on this platform".to_owned()
+    } else {
+        failures.join("; ")
+    }))
+}
+
+/// Lists every capture and playback device of the sound system Booth uses, inputs first.
+///
+/// # Errors
+///
+/// [`DeviceError::NoHost`] when no sound system answers; [`DeviceError::Backend`] when it
+/// answers but cannot list its devices.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
+    Ok(found_devices(&host()?)?
+        .into_iter()
+        .map(|f| f.info)
+        .collect())
+}
+
+/// Finds and returns the input device the selector names, ready for
+/// [`start_capture`](super::start_capture).
+///
+/// # Errors
+///
+/// [`DeviceError::NotFound`] (listing the input devices that exist) or
+/// [`DeviceError::Ambiguous`] for a name, [`DeviceError::NoDefault`] when the sound system has
+/// no such default, and the errors of [`list_devices`].
+pub fn open_input(selector: &DeviceSelector) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host()?)?
+        .into_iter()
+        .map(|f| (f.device, f.info))
+        .unzip();
+    let index = pick(&infos, selector)?;
+    match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
+        (Some(device), Some(info)) => Ok((device, info)),
+        _ => Err(DeviceError::Backend(
+            "the device list changed while reading it".to_owned(),
+        )),
+    }
+}
+
+/// Whether the sound system Booth uses still has the device `info` describes. Blocks for a
+/// round trip to the sound server: never call it from an audio callback.
+pub(crate) fn still_present(info: &DeviceInfo) -> Result<bool, DeviceError> {
+    let host = host()?;
+    if host.id().name() != info.host {
+        return Ok(false);
+    }
+    let id = info.id.strip_prefix("loopback:").unwrap_or(&info.id);
+    let mut devices = host
+        .devices()
+        .map_err(|e| DeviceError::Backend(e.to_string()))?;
+    Ok(devices.any(|d| d.id().is_ok_and(|d| d.id() == id)))
+}
+
+/// The index in `devices` of the input device `selector` names.
+fn pick(devices: &[DeviceInfo], selector: &DeviceSelector) -> Result<usize, DeviceError> {
+    let inputs = || {
+        devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.direction == Direction::Input)
+    };
+    match selector {
+        DeviceSelector::DefaultMic => {
+            let (i, d) =
+                inputs()
+                    .find(|(_, d)| d.is_default)
+                    .ok_or_else(|| DeviceError::NoDefault {
+                        what: "default microphone".to_owned(),
+                    })?;
+            // A server without a microphone often makes an output's monitor the default
+            // input; taking it as the voice would put the game into the mix twice.
+            if d.is_monitor {
+                return Err(DeviceError::NoDefault {
+                    what: format!(
+                        "default microphone (the default input '{}' is the monitor of an output)",
+                        d.id
+                    ),
+                });
+            }
+            Ok(i)
+        }
+        DeviceSelector::DefaultGameMonitor => {
+            let output = devices
+                .iter()
+                .find(|d| d.direction == Direction::Output && d.is_default)
+                .ok_or_else(|| DeviceError::NoDefault {
+                    what: "default output to capture game audio from".to_owned(),
+                })?;
+            let wanted = [
+                format!("{}.monitor", output.id),
+                format!("loopback:{}", output.id),
+            ];
+            inputs()
+                .find(|(_, d)| d.is_monitor && wanted.contains(&d.id))
+                .map(|(i, _)| i)
+                .ok_or_else(|| DeviceError::NoDefault {
+                    what: format!(
+                        "monitor of the default output '{}' on {} (on macOS, install a loopback \
+                         device such as BlackHole)",
+                        output.id, output.host
+                    ),
+                })
+        }
+        DeviceSelector::Named(wanted) => {
+            let needle = wanted.to_lowercase();
+            let matching = |test: &dyn Fn(&DeviceInfo) -> bool| -> Vec<usize> {
+                inputs().filter(|(_, d)| test(d)).map(|(i, _)| i).collect()
+            };
+            let tiers = [
+                matching(&|d| d.id == *wanted),
+                matching(&|d| d.name == *wanted),
+                matching(&|d| {
+                    d.id.to_lowercase().contains(&needle) || d.name.to_lowercase().contains(&needle)
+                }),
+            ];
+            for matches in tiers {
+                match matches.as_slice() {
+                    [] => {}
+                    [one] => return Ok(*one),
+                    many => {
+                        return Err(DeviceError::Ambiguous {
+                            wanted: wanted.clone(),
+                            candidates: many.iter().map(|&i| devices[i].id.clone()).collect(),
+                        });
+                    }
+                }
+            }
+            Err(DeviceError::NotFound {
+                wanted: wanted.clone(),
+                available: inputs().map(|(_, d)| d.id.clone()).collect(),
+            })
+        }
+    }
+}
+
+/// Every device of `host`, inputs first. A device that vanishes while being read is left out.
+fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
+    let host_name = host.id().name();
+    // WASAPI records what an output plays when an output device is opened for input.
+    let loopback_outputs = host_name == "WASAPI";
+    let id_of = |d: &cpal::Device| d.id().ok().map(|id| id.id().to_owned());
+    let default_in = host.default_input_device().as_ref().and_then(id_of);
+    let default_out = host.default_output_device().as_ref().and_then(id_of);
+    let devices: Vec<cpal::Device> = host
+        .devices()
+        .map_err(|e| DeviceError::Backend(e.to_string()))?
+        .collect();
+
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for device in devices {
+        let (Some(id), Ok(description)) = (id_of(&device), device.description()) else {
+            continue;
+        };
+        let name = description.name().to_owned();
+        let info =
+            |direction, is_default, is_monitor, ranges: Vec<cpal::SupportedStreamConfigRange>| {
+                let (channels, sample_rates) = compact(&ranges);
+                DeviceInfo {
+                    id: id.clone(),
+                    name: name.clone(),
+                    host: host_name.to_owned(),
+                    direction,
+                    is_default,
+                    is_monitor,
+                    channels,
+                    sample_rates,
+                }
+            };
+        // A device that cannot say what it supports cannot be opened either (on ALSA: a
+        // plugin with nothing behind it, such as `jack` with no JACK server): leave it out.
+        let input_ranges: Vec<_> = if device.supports_input() {
+            device
+                .supported_input_configs()
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !input_ranges.is_empty() {
+            let ranges = input_ranges;
+            let monitor = id.ends_with(".monitor");
+            let is_default = default_in.as_deref() == Some(id.as_str());
+            inputs.push(Found {
+                device: device.clone(),
+                info: info(Direction::Input, is_default, monitor, ranges),
+            });
+        }
+        let output_ranges: Vec<_> = if device.supports_output() {
+            device
+                .supported_output_configs()
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !output_ranges.is_empty() {
+            let ranges = output_ranges;
+            let is_default = default_out.as_deref() == Some(id.as_str());
+            if loopback_outputs {
+                let mut loopback = info(Direction::Input, false, true, ranges.clone());
+                loopback.id = format!("loopback:{id}");
+                loopback.name = format!("{name} (loopback)");
+                inputs.push(Found {
+                    device: device.clone(),
+                    info: loopback,
+                });
+            }
+            outputs.push(Found {
+                device,
+                info: info(Direction::Output, is_default, false, ranges),
+            });
+        }
+    }
+    inputs.extend(outputs);
+    Ok(inputs)
+}
+
+/// Channel counts and a compact list of sample rates over all supported ranges.
+fn compact(ranges: &[cpal::SupportedStreamConfigRange]) -> (Vec<u16>, Vec<u32>) {
+    let mut channels: Vec<u16> = ranges.iter().map(|r| r.channels()).collect();
+    let mut rates = Vec::new();
+    for r in ranges {
+        let (lo, hi) = (r.min_sample_rate(), r.max_sample_rate());
+        rates.extend([lo, hi]);
+        rates.extend(
+            [44_100, 48_000]
+                .into_iter()
+                .filter(|x| (lo..=hi).contains(x)),
+        );
+    }
+    channels.sort_unstable();
+    channels.dedup();
+    rates.sort_unstable();
+    rates.dedup();
+    (channels, rates)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_lists_what_exists() {
+        let e = DeviceError::NotFound {
+            wanted: "USB Mic".into(),
+            available: vec!["game.monitor".into(), "mic".into()],
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("'USB Mic'"), "{msg}");
+        assert!(msg.contains("'game.monitor', 'mic'"), "{msg}");
+    }
+
+    #[test]
+    fn rates_are_compact() {
+        let range = |lo, hi, ch| {
+            cpal::SupportedStreamConfigRange::new(
+                ch,
+                lo,
+                hi,
+                cpal::SupportedBufferSize::Unknown,
+                cpal::SampleFormat::F32,
+            )
+        };
+        let (ch, rates) = compact(&[range(1, 384_000, 2), range(8_000, 44_100, 1)]);
+        assert_eq!(ch, vec![1, 2]);
+        assert_eq!(rates, vec![1, 8_000, 44_100, 48_000, 384_000]);
+    }
+
+    fn dev(id: &str, name: &str, direction: Direction, default: bool) -> DeviceInfo {
+        DeviceInfo {
+            id: id.into(),
+            name: name.into(),
+            host: "PulseAudio".into(),
+            direction,
+            is_default: default,
+            is_monitor: id.ends_with(".monitor"),
+            channels: vec![2],
+            sample_rates: vec![48_000],
+        }
+    }
+
+    fn pulse() -> Vec<DeviceInfo> {
+        vec![
+            dev("game.monitor", "Monitor of Game", Direction::Input, false),
+            dev(
+                "mic_feed.monitor",
+                "Monitor of MicFeed",
+                Direction::Input,
+                false,
+            ),
+            dev("mic", "Mic", Direction::Input, true),
+            dev("game", "Game", Direction::Output, true),
+            dev("mic_feed", "MicFeed", Direction::Output, false),
+        ]
+    }
+
+    fn picked(selector: DeviceSelector) -> Result<String, DeviceError> {
+        let d = pulse();
+        pick(&d, &selector).map(|i| d[i].id.clone())
+    }
+
+    #[test]
+    fn selectors_pick_by_id_name_or_unique_part() {
+        use DeviceSelector::*;
+        assert_eq!(picked(DefaultMic).unwrap(), "mic");
+        assert_eq!(picked(DefaultGameMonitor).unwrap(), "game.monitor");
+        assert_eq!(picked(Named("mic".into())).unwrap(), "mic");
+        assert_eq!(
+            picked(Named("Monitor of Game".into())).unwrap(),
+            "game.monitor"
+        );
+        // "game" is an output; among inputs only its monitor has the word.
+        assert_eq!(picked(Named("GAME".into())).unwrap(), "game.monitor");
+        match picked(Named("monitor".into())) {
+            Err(DeviceError::Ambiguous { candidates, .. }) => {
+                assert_eq!(candidates, ["game.monitor", "mic_feed.monitor"]);
+            }
+            other => panic!("expected Ambiguous, got {other:?}"),
+        }
+        match picked(Named("USB Mic".into())) {
+            Err(DeviceError::NotFound { available, .. }) => {
+                assert_eq!(available, ["game.monitor", "mic_feed.monitor", "mic"]);
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_monitor_is_no_default_microphone() {
+        let mut d = pulse();
+        d[2].is_default = false;
+        d[0].is_default = true;
+        let e = pick(&d, &DeviceSelector::DefaultMic).unwrap_err();
+        assert!(
+            e.to_string().contains("'game.monitor' is the monitor"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn selector_reads_as_words() {
+        assert_eq!(DeviceSelector::Named("mic".into()).to_string(), "'mic'");
+    }
+}

@@ -1,0 +1,581 @@
+//! The live host engine: game audio and the microphone in, 20 ms Opus frames of the finished
+//! program out, on a thread of its own.
+//!
+//! Every 20 ms of the program clock (the monotonic clock) the engine pulls one block from each
+//! input [`Lane`] (rings filled by devices or paced files, drift-steered into 48 kHz), runs the mic
+//! chain (high-pass, optional noise suppression), the shared [`ProgramMix`] (ducker, mix, limiter,
+//! meters), encodes the program once with Opus and hands the packet to every consumer (a room, a
+//! recorder) without ever waiting for them: a consumer that falls behind loses frames, not the
+//! engine its timing.
+//!
+//! Controls arrive as [`Command`]s, meter readings leave through atomics ([`MeterReadout`]) the
+//! overlay reads once per frame, and [`EngineEvent`]s report what happened. The handle stops and
+//! joins the thread when dropped.
+//!
+//! The engine thread's buffers are sized at start; per block it allocates only the packet copy
+//! each consumer receives. Device callbacks (in `audio`) only copy into the rings.
+
+pub mod lane;
+pub mod paced;
+pub mod record;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use lane::{Lane, LaneStats, PullReport};
+pub use paced::PacedFile;
+pub use record::Recorder;
+
+use crate::codec::opus::{FRAME_SAMPLES, MAX_PACKET};
+use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
+use crate::dsp::{Biquad, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
+
+/// How much input the lanes keep queued: one device period of 10 ms plus jitter.
+pub const LANE_LATENCY_S: f64 = 0.03;
+
+/// Why the engine could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Settings or an input the DSP cannot take.
+    #[error("{0}")]
+    Dsp(#[from] DspError),
+    /// The Opus encoder refused its settings.
+    #[error("{0}")]
+    Codec(#[from] CodecError),
+    /// The engine thread could not be started.
+    #[error("cannot start the engine thread: {0}")]
+    Thread(String),
+}
+
+/// Which input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Game audio (loopback of what the computer plays).
+    Game,
+    /// The host's microphone.
+    Mic,
+}
+
+/// An input as the engine sees it: a ring of interleaved `f32` and what is in it.
+#[derive(Debug)]
+pub struct InputRing {
+    /// Filled by a device callback or a paced file.
+    pub ring: rtrb::Consumer<f32>,
+    /// Its sample rate.
+    pub rate: u32,
+    /// Its channels (1 or 2; wider devices are folded before the ring).
+    pub channels: usize,
+    /// Says whether the device behind the ring still delivers.
+    pub alive: Arc<dyn Liveness>,
+}
+
+/// Whether an input's source is still there (a device callback's flag, a file feeder's).
+pub trait Liveness: Send + Sync + std::fmt::Debug {
+    /// False once the source is gone for good.
+    fn is_alive(&self) -> bool;
+}
+
+impl Liveness for AtomicBool {
+    fn is_alive(&self) -> bool {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+impl Liveness for crate::audio::CaptureStats {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Controls, sent to the running engine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// New gains, ducking or mute.
+    Settings(ProgramSettings),
+    /// Noise suppression on the mic, on or off.
+    NoiseSuppression(bool),
+    /// Push-to-talk: when enabled, the mic is live only while the key is held.
+    PushToTalk {
+        /// Push-to-talk mode on.
+        enabled: bool,
+        /// The key is down.
+        held: bool,
+    },
+    /// Replace an input (a device came back, or the user picked another).
+    Replace(Input, Box<InputRingBox>),
+    /// Stop after the current block.
+    Stop,
+}
+
+/// An [`InputRing`] in a box so [`Command`] stays small and comparable.
+#[derive(Debug)]
+pub struct InputRingBox(pub Option<InputRing>);
+
+impl PartialEq for InputRingBox {
+    fn eq(&self, _: &Self) -> bool {
+        false
+    }
+}
+
+impl Clone for InputRingBox {
+    fn clone(&self) -> Self {
+        InputRingBox(None)
+    }
+}
+
+/// What the engine reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineEvent {
+    /// An input stopped delivering (device unplugged, stream died): the program goes on
+    /// without it.
+    InputLost(Input),
+    /// An input delivers again.
+    InputBack(Input),
+    /// A consumer was too slow and missed frames.
+    ConsumerBehind {
+        /// Frames it missed so far.
+        dropped: u64,
+    },
+    /// The engine fell behind the clock (the machine was too busy) and skipped ahead.
+    Overloaded {
+        /// How far behind it was.
+        late: Duration,
+    },
+    /// The engine stopped.
+    Stopped,
+}
+
+/// One encoded 20 ms frame of the program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// Position of the frame's first sample, in 48 kHz samples since the engine started.
+    pub pts: u64,
+    /// When the engine made it.
+    pub at: Instant,
+    /// The Opus packet.
+    pub packet: Vec<u8>,
+}
+
+/// Meter readings shared with the UI: `f32` values stored as bits in atomics, written once per
+/// block by the engine, read whenever the UI draws. No locks.
+#[derive(Debug, Default)]
+pub struct MeterReadout {
+    program_peak_dbfs: AtomicU32,
+    program_momentary_lufs: AtomicU32,
+    program_short_term_lufs: AtomicU32,
+    program_integrated_lufs: AtomicU32,
+    duck_reduction_db: AtomicU32,
+    game_peak_dbfs: AtomicU32,
+    mic_peak_dbfs: AtomicU32,
+    frames: AtomicU64,
+    underruns_game: AtomicU64,
+    underruns_mic: AtomicU64,
+}
+
+/// A snapshot of [`MeterReadout`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Meters {
+    /// Program sample peak over the last block, dBFS.
+    pub program_peak_dbfs: f32,
+    /// Program loudness, momentary, LUFS.
+    pub program_momentary_lufs: f32,
+    /// Program loudness, short-term, LUFS.
+    pub program_short_term_lufs: f32,
+    /// Program loudness since the start, LUFS.
+    pub program_integrated_lufs: f32,
+    /// How far the game is ducked now, dB.
+    pub duck_reduction_db: f32,
+    /// Game input peak over the last block, dBFS.
+    pub game_peak_dbfs: f32,
+    /// Mic input peak (after its chain) over the last block, dBFS.
+    pub mic_peak_dbfs: f32,
+    /// 20 ms frames made so far.
+    pub frames: u64,
+    /// Blocks the game input came up short.
+    pub underruns_game: u64,
+    /// Blocks the mic input came up short.
+    pub underruns_mic: u64,
+}
+
+fn store(a: &AtomicU32, v: f32) {
+    a.store(v.to_bits(), Ordering::Relaxed);
+}
+
+fn load(a: &AtomicU32) -> f32 {
+    f32::from_bits(a.load(Ordering::Relaxed))
+}
+
+impl MeterReadout {
+    /// Reads every meter.
+    #[must_use]
+    pub fn read(&self) -> Meters {
+        Meters {
+            program_peak_dbfs: load(&self.program_peak_dbfs),
+            program_momentary_lufs: load(&self.program_momentary_lufs),
+            program_short_term_lufs: load(&self.program_short_term_lufs),
+            program_integrated_lufs: load(&self.program_integrated_lufs),
+            duck_reduction_db: load(&self.duck_reduction_db),
+            game_peak_dbfs: load(&self.game_peak_dbfs),
+            mic_peak_dbfs: load(&self.mic_peak_dbfs),
+            frames: self.frames.load(Ordering::Relaxed),
+            underruns_game: self.underruns_game.load(Ordering::Relaxed),
+            underruns_mic: self.underruns_mic.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How the engine starts.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Gains, ducking, ceiling, mute.
+    pub settings: ProgramSettings,
+    /// The program's Opus settings (stereo music, 128 kbit/s by default).
+    pub encoder: EncoderSettings,
+    /// Noise suppression on the mic at start.
+    pub noise_suppression: bool,
+    /// Stop by itself after this many 20 ms frames (`--seconds`).
+    pub max_frames: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            settings: ProgramSettings::default(),
+            encoder: EncoderSettings::music_stereo(128_000),
+            noise_suppression: true,
+            max_frames: None,
+        }
+    }
+}
+
+/// The running engine. Dropping it stops the thread and waits for it.
+#[derive(Debug)]
+pub struct EngineHandle {
+    commands: Sender<Command>,
+    events: Receiver<EngineEvent>,
+    meters: Arc<MeterReadout>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Sends a control; false if the engine has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// The meters, to read once per UI frame.
+    #[must_use]
+    pub fn meters(&self) -> Arc<MeterReadout> {
+        Arc::clone(&self.meters)
+    }
+
+    /// The next event, if any, without waiting.
+    pub fn try_event(&self) -> Option<EngineEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Waits up to `timeout` for an event.
+    pub fn wait_event(&self, timeout: Duration) -> Option<EngineEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Whether the engine thread has ended (stopped, or reached `max_frames`).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the engine and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.commands.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts the engine on its own thread. Frames go to `consumers`; each gets every frame unless
+/// it falls behind (its channel full), in which case it misses frames.
+///
+/// # Errors
+/// Settings the DSP or the encoder refuse, or no thread.
+pub fn start(
+    config: EngineConfig,
+    game: Option<InputRing>,
+    mic: Option<InputRing>,
+    consumers: Vec<SyncSender<EncodedFrame>>,
+) -> Result<EngineHandle, EngineError> {
+    let mut core = EngineCore::new(&config, game, mic)?;
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (ev_tx, ev_rx) = mpsc::channel();
+    let meters = Arc::new(MeterReadout::default());
+    let thread_meters = Arc::clone(&meters);
+    let max_frames = config.max_frames;
+    let thread = std::thread::Builder::new()
+        .name("booth-engine".into())
+        .spawn(move || {
+            core.run(&cmd_rx, &ev_tx, &thread_meters, &consumers, max_frames);
+            let _ = ev_tx.send(EngineEvent::Stopped);
+        })
+        .map_err(|e| EngineError::Thread(e.to_string()))?;
+    Ok(EngineHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        meters,
+        thread: Some(thread),
+    })
+}
+
+struct InputState {
+    lane: Lane,
+    alive: Arc<dyn Liveness>,
+    reported_lost: bool,
+}
+
+/// The engine's state, apart from the thread: one call of [`EngineCore::block`] makes one frame.
+struct EngineCore {
+    game: Option<InputState>,
+    mic: Option<InputState>,
+    program: ProgramMix,
+    settings: ProgramSettings,
+    encoder: OpusEncoder,
+    mic_hp: Biquad,
+    denoise: Box<nnnoiseless::DenoiseState<'static>>,
+    noise_suppression: bool,
+    ptt_enabled: bool,
+    ptt_held: bool,
+    game_buf: Vec<f32>,
+    mic_buf: Vec<f32>,
+    denoise_in: Vec<f32>,
+    denoise_out: Vec<f32>,
+    out: Vec<f32>,
+    packet: Vec<u8>,
+    frames: u64,
+}
+
+fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspError> {
+    Ok(InputState {
+        lane: Lane::new(
+            ring.ring,
+            ring.rate,
+            ring.channels,
+            out_channels,
+            FRAME_SAMPLES,
+            LANE_LATENCY_S,
+        )?,
+        alive: ring.alive,
+        reported_lost: false,
+    })
+}
+
+impl EngineCore {
+    fn new(
+        config: &EngineConfig,
+        game: Option<InputRing>,
+        mic: Option<InputRing>,
+    ) -> Result<Self, EngineError> {
+        Ok(Self {
+            game: game.map(|g| input_state(g, 2)).transpose()?,
+            mic: mic.map(|m| input_state(m, 1)).transpose()?,
+            program: ProgramMix::new(config.settings, FRAME_SAMPLES)?,
+            settings: config.settings,
+            encoder: OpusEncoder::new(&config.encoder)?,
+            mic_hp: Biquad::high_pass(80.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
+            denoise: nnnoiseless::DenoiseState::new(),
+            noise_suppression: config.noise_suppression,
+            ptt_enabled: false,
+            ptt_held: false,
+            game_buf: vec![0.0; FRAME_SAMPLES * 2],
+            mic_buf: vec![0.0; FRAME_SAMPLES],
+            denoise_in: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
+            denoise_out: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
+            out: vec![0.0; FRAME_SAMPLES * 2],
+            packet: vec![0; MAX_PACKET],
+            frames: 0,
+        })
+    }
+
+    fn apply(&mut self, command: Command) -> bool {
+        match command {
+            Command::Settings(s) => {
+                if self.program.set_settings(s).is_ok() {
+                    self.settings = s;
+                }
+            }
+            Command::NoiseSuppression(on) => self.noise_suppression = on,
+            Command::PushToTalk { enabled, held } => {
+                self.ptt_enabled = enabled;
+                self.ptt_held = held;
+            }
+            Command::Replace(which, ring) => {
+                let (slot, channels) = match which {
+                    Input::Game => (&mut self.game, 2),
+                    Input::Mic => (&mut self.mic, 1),
+                };
+                *slot = ring.0.and_then(|r| input_state(r, channels).ok());
+            }
+            Command::Stop => return false,
+        }
+        true
+    }
+
+    fn run(
+        &mut self,
+        commands: &Receiver<Command>,
+        events: &Sender<EngineEvent>,
+        meters: &MeterReadout,
+        consumers: &[SyncSender<EncodedFrame>],
+        max_frames: Option<u64>,
+    ) {
+        let period = Duration::from_micros(20_000);
+        let start = Instant::now();
+        let mut dropped = 0u64;
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(c) => {
+                        if !self.apply(c) {
+                            return;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            if max_frames.is_some_and(|m| self.frames >= m) {
+                return;
+            }
+            // Deadline-paced: frame n is due at start + n x 20 ms, so timing errors never add up.
+            let due = start + period * u32::try_from(self.frames).unwrap_or(u32::MAX);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            } else if now - due > period * 10 {
+                let _ = events.send(EngineEvent::Overloaded { late: now - due });
+            }
+            self.report_inputs(events);
+            let pts = self.frames * FRAME_SAMPLES as u64;
+            let n = self.block(meters);
+            for c in consumers {
+                let frame = EncodedFrame {
+                    pts,
+                    at: Instant::now(),
+                    packet: self.packet[..n].to_vec(),
+                };
+                match c.try_send(frame) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped += 1;
+                        let _ = events.send(EngineEvent::ConsumerBehind { dropped });
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_inputs(&mut self, events: &Sender<EngineEvent>) {
+        for (which, input) in [(Input::Game, &mut self.game), (Input::Mic, &mut self.mic)] {
+            if let Some(state) = input {
+                let alive = state.alive.is_alive();
+                if !alive && !state.reported_lost {
+                    state.reported_lost = true;
+                    let _ = events.send(EngineEvent::InputLost(which));
+                } else if alive && state.reported_lost {
+                    state.reported_lost = false;
+                    let _ = events.send(EngineEvent::InputBack(which));
+                }
+            }
+        }
+    }
+
+    /// Makes one 20 ms frame: pull, mic chain, program chain, encode. Returns the packet length.
+    fn block(&mut self, meters: &MeterReadout) -> usize {
+        match &mut self.game {
+            Some(g) => {
+                let r = g.lane.pull(&mut self.game_buf);
+                if r.missing_frames > 0 {
+                    meters.underruns_game.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => self.game_buf.fill(0.0),
+        }
+        match &mut self.mic {
+            Some(m) => {
+                let r = m.lane.pull(&mut self.mic_buf);
+                if r.missing_frames > 0 {
+                    meters.underruns_mic.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => self.mic_buf.fill(0.0),
+        }
+        self.mic_chain();
+
+        let mut settings = self.settings;
+        settings.voice_muted |= self.ptt_enabled && !self.ptt_held;
+        if settings != self.program.settings() {
+            let _ = self.program.set_settings(settings);
+        }
+        self.program
+            .process(&self.game_buf, &self.mic_buf, &mut self.out);
+
+        let n = self
+            .encoder
+            .encode_frame(&self.out, &mut self.packet)
+            .unwrap_or(0);
+        self.frames += 1;
+
+        let peak = |x: &[f32]| crate::dsp::gain_to_db(x.iter().fold(0f32, |m, s| m.max(s.abs())));
+        store(&meters.game_peak_dbfs, peak(&self.game_buf));
+        store(&meters.mic_peak_dbfs, peak(&self.mic_buf));
+        store(
+            &meters.duck_reduction_db,
+            self.program.ducker().reduction_db(),
+        );
+        let r = self.program.meters().read();
+        store(&meters.program_peak_dbfs, r.peak_dbfs);
+        store(&meters.program_momentary_lufs, r.momentary_lufs);
+        store(&meters.program_short_term_lufs, r.short_term_lufs);
+        store(&meters.program_integrated_lufs, r.integrated_lufs);
+        meters.frames.store(self.frames, Ordering::Relaxed);
+        n
+    }
+
+    /// High-pass (rumble, desk thumps), then noise suppression when on. Voice only: the game
+    /// is never processed this way.
+    fn mic_chain(&mut self) {
+        for s in &mut self.mic_buf {
+            *s = self.mic_hp.process(*s);
+        }
+        if !self.noise_suppression {
+            return;
+        }
+        // nnnoiseless works on 10 ms frames at 48 kHz, in 16-bit sample units.
+        for chunk in self
+            .mic_buf
+            .chunks_exact_mut(nnnoiseless::DenoiseState::FRAME_SIZE)
+        {
+            for (d, &s) in self.denoise_in.iter_mut().zip(chunk.iter()) {
+                *d = s * 32_768.0;
+            }
+            self.denoise
+                .process_frame(&mut self.denoise_out, &self.denoise_in);
+            for (s, &d) in chunk.iter_mut().zip(self.denoise_out.iter()) {
+                *s = d / 32_768.0;
+            }
+        }
+    }
+}

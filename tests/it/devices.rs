@@ -1,0 +1,422 @@
+//! Real sound devices, through the private PulseAudio that `tests/sound-server.sh` starts (sink
+//! `game` whose monitor is game audio, sink `mic_feed`, source `mic`): listing, picking by
+//! name, and capturing a tone that `paplay` plays into the game sink.
+//!
+//! Without the sound server (`PULSE_SERVER` unset) these tests skip, unless
+//! `BOOTH_REQUIRE_SOUND=1` (as `tests/run` sets), where they fail.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use booth::audio::{
+    DeviceError, DeviceSelector, Direction, list_devices, open_input, push_interleaved,
+    start_capture,
+};
+
+use crate::alloc::{COUNT, COUNTING};
+use crate::support::{have_tool, run, tempdir};
+
+/// Held by a test while it plays into the sound server's sinks, so that no two tones mix: an
+/// exclusive lock on a file beside the server's socket. It serialises threads and processes
+/// alike (nextest runs each test in a process of its own). Released on drop.
+pub(crate) fn sound_lock() -> std::fs::File {
+    let server = std::env::var("PULSE_SERVER").unwrap_or_default();
+    let dir = server
+        .strip_prefix("unix:")
+        .and_then(|socket| Path::new(socket).parent())
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let path = dir.join("booth-tests.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    file.lock().unwrap_or_else(|e| panic!("lock {path:?}: {e}"));
+    file
+}
+
+/// Whether the test sound server is up. Skips (false) without it, or fails the test when
+/// `BOOTH_REQUIRE_SOUND=1`.
+pub(crate) fn sound_server() -> bool {
+    if std::env::var_os("PULSE_SERVER").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("BOOTH_REQUIRE_SOUND").map_or(true, |v| v != "1"),
+        "BOOTH_REQUIRE_SOUND=1 but no sound server: source tests/sound-server.sh first"
+    );
+    eprintln!("skipping: no test sound server (PULSE_SERVER unset); run `. tests/sound-server.sh`");
+    false
+}
+
+/// A child process killed when the test ends, passing or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn play(sink: &str, wav: &Path) -> KillOnDrop {
+    KillOnDrop(
+        Command::new("paplay")
+            .arg(format!("--device={sink}"))
+            .arg(wav)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run paplay: {e}")),
+    )
+}
+
+/// A sine made by sox: 48 kHz stereo 16-bit, `seconds` long, at `amplitude`.
+fn sox_tone(dir: &Path, hz: u32, amplitude: f32, seconds: u32) -> std::path::PathBuf {
+    let wav = dir.join(format!("tone-{hz}.wav"));
+    run(Command::new("sox")
+        .args(["-n", "-r", "48000", "-c", "2", "-b", "16"])
+        .arg(&wav)
+        .args(["synth", &seconds.to_string(), "sine", &hz.to_string()])
+        .args(["vol", &amplitude.to_string()]));
+    wav
+}
+
+/// sox's own RMS amplitude of a file: the reference level.
+fn sox_rms(wav: &Path) -> f32 {
+    let out = run(Command::new("sox").arg(wav).args(["-n", "stat"]));
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find(|l| l.starts_with("RMS     amplitude"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RMS in sox stat output:\n{text}"))
+}
+
+/// Frequency of a sine from its rising zero crossings, interpolated between samples.
+fn zero_crossing_hz(x: &[f32], rate: f64) -> f64 {
+    let crossings: Vec<f64> = x
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
+        .collect();
+    assert!(
+        crossings.len() > 10,
+        "no tone: {} crossings",
+        crossings.len()
+    );
+    let span = crossings[crossings.len() - 1] - crossings[0];
+    (crossings.len() - 1) as f64 * rate / span
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt() as f32
+}
+
+/// Moves everything in the ring into `out`.
+fn drain(consumer: &mut rtrb::Consumer<f32>, out: &mut Vec<f32>) {
+    if let Ok(chunk) = consumer.read_chunk(consumer.slots()) {
+        let (a, b) = chunk.as_slices();
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+        chunk.commit_all();
+    }
+}
+
+#[test]
+fn listing_marks_the_game_monitor_and_the_mic() {
+    if !sound_server() {
+        return;
+    }
+    let devices = list_devices().unwrap();
+    let by_id = |id: &str| {
+        devices
+            .iter()
+            .find(|d| d.id == id)
+            .unwrap_or_else(|| panic!("no device '{id}' in {devices:#?}"))
+    };
+    let monitor = by_id("game.monitor");
+    assert_eq!(monitor.direction, Direction::Input);
+    assert!(monitor.is_monitor);
+    assert_eq!(monitor.host, "PulseAudio");
+    assert!(monitor.sample_rates.contains(&48_000), "{monitor:?}");
+    assert!(monitor.channels.contains(&2), "{monitor:?}");
+    let mic = by_id("mic");
+    assert_eq!(mic.direction, Direction::Input);
+    assert!(!mic.is_monitor);
+    assert!(mic.is_default);
+    let game = by_id("game");
+    assert_eq!(game.direction, Direction::Output);
+    assert!(game.is_default && !game.is_monitor);
+
+    let json = serde_json::to_value(monitor).unwrap();
+    assert_eq!(json["direction"], "input");
+    assert_eq!(json["is_monitor"], true);
+
+    let (_, info) = open_input(&DeviceSelector::DefaultGameMonitor).unwrap();
+    assert_eq!(info.id, "game.monitor");
+    let (_, info) = open_input(&DeviceSelector::DefaultMic).unwrap();
+    assert_eq!(info.id, "mic");
+    let (_, info) = open_input(&DeviceSelector::Named("Mic".into())).unwrap();
+    assert_eq!(info.id, "mic");
+}
+
+#[test]
+fn a_device_that_does_not_exist_is_an_error_listing_those_that_do() {
+    if !sound_server() {
+        return;
+    }
+    let err = open_input(&DeviceSelector::Named("USB Mic 3000".into())).unwrap_err();
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(matches!(err, DeviceError::NotFound { .. }), "{err:?}");
+    assert!(msg.contains("'USB Mic 3000'"), "{msg}");
+    assert!(msg.contains("'game.monitor'"), "{msg}");
+    assert!(msg.contains("'mic'"), "{msg}");
+
+    // "monitor" fits two inputs: the error names both instead of guessing.
+    let err = open_input(&DeviceSelector::Named("monitor".into())).unwrap_err();
+    match &err {
+        DeviceError::Ambiguous { candidates, .. } => {
+            assert!(candidates.iter().any(|c| c == "game.monitor"), "{err}");
+            assert!(candidates.iter().any(|c| c == "mic_feed.monitor"), "{err}");
+        }
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+}
+
+/// Plays a sox sine at `hz` (amplitude 0.5) into `sink` and captures it through `selector`
+/// with `start_capture`: the tone must arrive within 2 s, at its frequency and at the level
+/// sox measures in the file, with no overruns while the test drains the ring.
+fn hear_tone(selector: DeviceSelector, expect_id: &str, sink: &str, hz: u32) {
+    let _sound = sound_lock();
+    let dir = tempdir();
+    let wav = sox_tone(dir.path(), hz, 0.5, 6);
+    let want_rms = sox_rms(&wav);
+
+    let (device, info) = open_input(&selector).unwrap();
+    let (capture, mut ring) = start_capture(&device, info, 480, 2.0).unwrap();
+    assert_eq!(capture.info.id, expect_id);
+    let rate = capture.sample_rate;
+    let channels = usize::from(capture.channels);
+    assert!(rate > 0 && channels > 0);
+
+    let started = Instant::now();
+    let _player = play(sink, &wav);
+    let mut got = Vec::new();
+    let block = (rate as usize / 100) * channels; // 10 ms
+    let onset = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no tone from {expect_id} within 2 s ({} samples, all quiet)",
+            got.len()
+        );
+        drain(&mut ring, &mut got);
+        if let Some(i) =
+            (0..got.len() / block).find(|&i| rms(&got[i * block..(i + 1) * block]) > 0.1)
+        {
+            break i * block;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let latency = started.elapsed();
+
+    // One second of tone, from 50 ms after it began.
+    let from = onset + block * 5;
+    let need = from + rate as usize * channels;
+    while got.len() < need {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the tone stopped coming"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        drain(&mut ring, &mut got);
+    }
+    let left: Vec<f32> = got[from..need].iter().step_by(channels).copied().collect();
+    let heard = zero_crossing_hz(&left, f64::from(rate));
+    let level = rms(&got[from..need]);
+    eprintln!(
+        "{expect_id}: {heard:.3} Hz, RMS {level:.4} (sox says the file is {want_rms:.4}), first \
+         sound after {latency:?}, {rate} Hz x {channels}, period {:?} frames",
+        capture.period_frames()
+    );
+    assert!(
+        (heard - f64::from(hz)).abs() <= 2.0,
+        "heard {heard} Hz, played {hz} Hz"
+    );
+    assert!(
+        (level - want_rms).abs() <= 0.01,
+        "RMS {level}, sox measured {want_rms} in the file"
+    );
+    assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
+    assert!(capture.is_alive());
+    assert!(capture.stats.frames.load(Ordering::Relaxed) >= (need / channels) as u64);
+}
+
+#[test]
+fn a_tone_played_into_the_game_sink_is_captured_from_its_monitor() {
+    if !sound_server() || !have_tool("sox") || !have_tool("paplay") {
+        return;
+    }
+    hear_tone(
+        DeviceSelector::DefaultGameMonitor,
+        "game.monitor",
+        "game",
+        440,
+    );
+}
+
+#[test]
+fn a_tone_fed_to_the_virtual_microphone_is_captured_from_the_default_mic() {
+    if !sound_server() || !have_tool("sox") || !have_tool("paplay") {
+        return;
+    }
+    hear_tone(DeviceSelector::DefaultMic, "mic", "mic_feed", 1000);
+}
+
+#[test]
+fn the_capture_callback_allocates_nothing() {
+    let (mut producer, mut consumer) = rtrb::RingBuffer::new(4800);
+    let stats = booth::audio::CaptureStats::new();
+    let i16_block: Vec<i16> = (0..960).map(|i| (i * 37 % 2000) as i16 - 1000).collect();
+    let f32_block: Vec<f32> = (0..960).map(|i| (i as f32 * 0.01).sin()).collect();
+    let u8_block: Vec<u8> = (0..960).map(|i| (i % 256) as u8).collect();
+    let mut sink = vec![0f32; 4800];
+
+    COUNT.with(|c| c.set(0));
+    COUNTING.with(|c| c.set(true));
+    for round in 0..200 {
+        push_interleaved(&i16_block, 2, &mut producer, &stats);
+        push_interleaved(&f32_block, 2, &mut producer, &stats);
+        push_interleaved(&u8_block, 2, &mut producer, &stats);
+        // Every third round the reader falls behind, so the ring fills and overruns.
+        if round % 3 != 0 {
+            let n = consumer.slots().min(sink.len());
+            if let Ok(chunk) = consumer.read_chunk(n) {
+                let (a, b) = chunk.as_slices();
+                sink[..a.len()].copy_from_slice(a);
+                sink[a.len()..a.len() + b.len()].copy_from_slice(b);
+                chunk.commit_all();
+            }
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = COUNT.with(Cell::get);
+    assert_eq!(
+        allocations, 0,
+        "the capture callback allocated {allocations} times"
+    );
+    assert!(
+        stats.overruns.load(Ordering::Relaxed) > 0,
+        "the ring never filled"
+    );
+    assert_eq!(stats.frames.load(Ordering::Relaxed), 200 * 3 * 480);
+}
+
+/// A PulseAudio module loaded for one test and unloaded when it ends.
+struct PulseModule(Option<String>);
+
+impl PulseModule {
+    fn load(args: &[&str]) -> Self {
+        let out = run(Command::new("pactl").arg("load-module").args(args));
+        Self(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+    }
+    fn unload(&mut self) {
+        if let Some(index) = self.0.take() {
+            let _ = Command::new("pactl")
+                .args(["unload-module", &index])
+                .status();
+        }
+    }
+}
+
+impl Drop for PulseModule {
+    fn drop(&mut self) {
+        self.unload();
+    }
+}
+
+#[test]
+fn a_device_that_goes_away_marks_the_capture_dead() {
+    if !sound_server() || !have_tool("pactl") {
+        return;
+    }
+    let sink = format!("booth_unplug_{}", std::process::id());
+    let mut module = PulseModule::load(&[
+        "module-null-sink",
+        &format!("sink_name={sink}"),
+        "rate=48000",
+    ]);
+    let (device, info) = open_input(&DeviceSelector::Named(format!("{sink}.monitor"))).unwrap();
+    let (capture, _ring) = start_capture(&device, info, 480, 1.0).unwrap();
+    assert!(capture.is_alive());
+    capture.check().unwrap();
+
+    module.unload();
+    let unplugged = Instant::now();
+    // PulseAudio moves the recording to the default source (the mic) and cpal does not say
+    // so: `check`, polled off the audio thread, notices that the device itself is gone.
+    let err = loop {
+        match capture.check() {
+            Err(e) => break e,
+            Ok(()) => assert!(
+                unplugged.elapsed() < Duration::from_secs(3),
+                "the capture still claims its device 3 s after it went away"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let msg = err.to_string();
+    eprintln!("noticed after {:?}: {msg}", unplugged.elapsed());
+    assert!(!capture.is_alive());
+    assert!(
+        msg.contains(&sink) && msg.contains("booth devices"),
+        "{msg}"
+    );
+}
+
+/// With no sound server at all, listing falls back to ALSA or reports an error; it never
+/// panics. Runs this test binary again in a child with the PulseAudio variables removed.
+#[test]
+fn without_a_sound_server_listing_neither_panics_nor_hangs() {
+    if std::env::var_os("BOOTH_DEVICES_CHILD").is_some() {
+        match list_devices() {
+            Ok(devices) => eprintln!("child: {} devices: {devices:?}", devices.len()),
+            Err(e) => eprintln!("child: error: {e}"),
+        }
+        match open_input(&DeviceSelector::DefaultGameMonitor) {
+            Ok((_, info)) => eprintln!("child: game monitor {}", info.id),
+            Err(e) => eprintln!("child: game monitor: {e}"),
+        }
+        return;
+    }
+    let empty = tempdir();
+    // libpulse (behind ALSA's `pulse` plugin) would otherwise start a PulseAudio of its own.
+    let client_conf = empty.path().join("client.conf");
+    std::fs::write(&client_conf, "autospawn = no\n").unwrap();
+    let started = Instant::now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "devices::without_a_sound_server_listing_neither_panics_nor_hangs",
+            "--nocapture",
+        ])
+        .env("BOOTH_DEVICES_CHILD", "1")
+        .env_remove("PULSE_SERVER")
+        .env_remove("PULSE_RUNTIME_PATH")
+        .env("XDG_RUNTIME_DIR", empty.path())
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env("HOME", empty.path())
+        .env("PULSE_CLIENTCONFIG", &client_conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert!(out.status.success(), "the child failed:\n{stderr}");
+    assert!(stderr.contains("child: game monitor"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
