@@ -9,6 +9,7 @@
 //!   them through cpal into lock-free rings.
 //! - [`engine`]: the live host pipeline on its own thread: rings -> drift-steered resampling ->
 //!   mic chain -> program chain -> Opus frames for a room or a recorder.
+//! - [`host`]: `booth host --headless`: the engine on devices or files, watched and recorded.
 //! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
 
 #![forbid(unsafe_code)]
@@ -17,4 +18,5 @@ pub mod audio;
 pub mod codec;
 pub mod dsp;
 pub mod engine;
+pub mod host;
 pub mod mix;

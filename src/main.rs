@@ -257,65 +257,26 @@ fn devices(a: DevicesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A live input and what keeps it running (a capture stream or a file feeder): held, never
-/// read, because dropping it stops the input.
-#[expect(dead_code, reason = "held for its Drop: the input runs while it lives")]
-enum Feeder {
-    Device(booth::audio::Capture),
-    File(booth::engine::PacedFile),
-}
-
-fn open_input(
-    file: Option<&PathBuf>,
-    device: Option<&String>,
-    default: booth::audio::DeviceSelector,
-    channels: usize,
-) -> anyhow::Result<(Feeder, booth::engine::InputRing)> {
-    use booth::audio::DeviceSelector;
-    if let Some(path) = file {
-        let (feeder, ring) =
-            booth::engine::PacedFile::start(path, channels).map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok((Feeder::File(feeder), ring));
-    }
-    let selector = device.map_or(default, |n| DeviceSelector::Named(n.clone()));
-    let (dev, info) = booth::audio::open_input(&selector).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (capture, ring) =
-        booth::audio::start_capture(&dev, info, 480, 2.0).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ch = usize::from(capture.channels);
-    if !(1..=2).contains(&ch) {
-        anyhow::bail!(
-            "'{}' has {ch} channels: Booth takes mono or stereo inputs for now",
-            capture.info.name
-        );
-    }
-    let ring = booth::engine::InputRing {
-        ring,
-        rate: capture.sample_rate,
-        channels: ch,
-        alive: capture.stats.clone(),
-    };
-    Ok((Feeder::Device(capture), ring))
-}
-
 fn host(a: HostArgs) -> anyhow::Result<()> {
     use booth::audio::DeviceSelector;
-    use booth::engine::{EngineConfig, EngineEvent};
+    use booth::host::{HostOptions, HostStatus, InputChoice};
     if !a.headless {
         anyhow::bail!("the overlay is not built yet: run `booth host --headless`");
     }
-    let (_game_feeder, game) = open_input(
-        a.game_file.as_ref(),
-        a.game_device.as_ref(),
-        DeviceSelector::DefaultGameMonitor,
-        2,
-    )?;
-    let (_mic_feeder, mic) = open_input(
-        a.mic_file.as_ref(),
-        a.mic_device.as_ref(),
-        DeviceSelector::DefaultMic,
-        1,
-    )?;
-    let config = EngineConfig {
+    let choice = |file: Option<PathBuf>, device: Option<String>, default| match (file, device) {
+        (Some(f), _) => InputChoice::File(f),
+        (None, Some(d)) => InputChoice::Device(DeviceSelector::Named(d)),
+        (None, None) => InputChoice::Device(default),
+    };
+    let opts = HostOptions {
+        game: choice(
+            a.game_file,
+            a.game_device,
+            DeviceSelector::DefaultGameMonitor,
+        ),
+        mic: choice(a.mic_file, a.mic_device, DeviceSelector::DefaultMic),
+        record: a.record.clone(),
+        seconds: a.seconds,
         settings: ProgramSettings {
             duck: DuckerParams {
                 depth_db: a.duck_depth,
@@ -325,65 +286,31 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             voice_gain_db: a.mic_gain,
             ..ProgramSettings::default()
         },
-        encoder: booth::codec::EncoderSettings::music_stereo(a.bitrate.saturating_mul(1000)),
         noise_suppression: !a.no_noise_suppression,
-        max_frames: a.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
+        bitrate_kbps: a.bitrate,
     };
-    let mut consumers = Vec::new();
-    let recorder = match &a.record {
-        Some(path) => {
-            let (rec, tx) = booth::engine::Recorder::start(path, &config.encoder)
-                .map_err(|e| anyhow::anyhow!("cannot record to '{}': {e}", path.display()))?;
-            consumers.push(tx);
-            Some(rec)
-        }
-        None => None,
-    };
-    let engine = booth::engine::start(config, Some(game), Some(mic), consumers)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let meters = engine.meters();
-    eprintln!(
-        "booth: live{}",
-        a.record
-            .as_ref()
-            .map_or(String::new(), |p| format!(", recording to {}", p.display()))
-    );
-    let mut last_report = std::time::Instant::now();
-    loop {
-        if let Some(ev) = engine.wait_event(std::time::Duration::from_millis(200)) {
-            match ev {
-                EngineEvent::Stopped => break,
-                EngineEvent::InputLost(which) => {
-                    eprintln!("booth: {which:?} input lost; carrying on without it")
-                }
-                EngineEvent::InputBack(which) => eprintln!("booth: {which:?} input is back"),
-                other => eprintln!("booth: {other:?}"),
-            }
-        }
-        if last_report.elapsed() >= std::time::Duration::from_secs(1) {
-            last_report = std::time::Instant::now();
-            let m = meters.read();
-            eprintln!(
-                "{:>6.1} s  program {:>6.1} dBFS {:>6.1} LUFS  game {:>6.1} dBFS  mic {:>6.1} dBFS  duck -{:.1} dB",
-                m.frames as f64 / 50.0,
-                m.program_peak_dbfs,
-                m.program_short_term_lufs,
-                m.game_peak_dbfs,
-                m.mic_peak_dbfs,
-                m.duck_reduction_db
-            );
-        }
-        if engine.is_finished() {
-            break;
-        }
+    if let Some(path) = &a.record {
+        eprintln!("booth: live, recording to {}", path.display());
     }
-    let m = meters.read();
-    engine.stop();
-    if let Some(rec) = recorder {
-        let path = rec.path().to_owned();
-        let frames = rec
-            .finish()
-            .map_err(|e| anyhow::anyhow!("recording '{}': {e}", path.display()))?;
+    let summary = booth::host::run_headless(&opts, &mut |s| match s {
+        HostStatus::Meters(m) => eprintln!(
+            "{:>6.1} s  program {:>6.1} dBFS {:>6.1} LUFS  game {:>6.1} dBFS  mic {:>6.1} dBFS  duck -{:.1} dB",
+            m.frames as f64 / 50.0,
+            m.program_peak_dbfs,
+            m.program_short_term_lufs,
+            m.game_peak_dbfs,
+            m.mic_peak_dbfs,
+            m.duck_reduction_db
+        ),
+        HostStatus::Lost(which, why) => {
+            eprintln!("booth: {which:?} input lost, carrying on without it: {why}");
+        }
+        HostStatus::Back(which, name) => eprintln!("booth: {which:?} input back: {name}"),
+        HostStatus::Engine(ev) => eprintln!("booth: {ev:?}"),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let m = summary.meters;
+    if let (Some(path), Some(frames)) = (&a.record, summary.recorded_frames) {
         println!(
             "recorded   {} ({:.2} s)",
             path.display(),

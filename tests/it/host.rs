@@ -99,3 +99,204 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
     assert!(level(during, 1000.0) > -15.0, "the voice is missing");
     assert!(to_db(rms_of(before)) > -12.0);
 }
+
+/// A child process killed when the test ends, passing or not, unless waited for.
+struct Child(Option<std::process::Child>);
+
+impl Child {
+    /// Waits for it to exit by itself and collects its output.
+    fn finish(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}")))
+            .unwrap_or_else(|| panic!("already finished"))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(cmd: &mut Command) -> Child {
+    Child(Some(
+        cmd.stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+    ))
+}
+
+/// Energy above 1.5 kHz per 100 ms window, dB: the voice, with the 440 Hz game tone filtered out.
+fn voice_levels(x: &[f32]) -> Vec<f32> {
+    let mut a = booth::dsp::Biquad::high_pass(1500.0, 0.707, 48_000);
+    let mut b = booth::dsp::Biquad::high_pass(1500.0, 0.707, 48_000);
+    let hp: Vec<f32> = x.iter().map(|&v| b.process(a.process(v))).collect();
+    hp.chunks(4_800).map(|w| to_db(rms_of(w))).collect()
+}
+
+#[test]
+fn live_program_from_real_devices_ducks_the_game_under_the_words() {
+    if !crate::devices::sound_server() || !have_tool("espeak-ng") || !have_tool("paplay") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let dir = tempdir();
+    let tone = dir.path().join("tone.wav");
+    let tone_samples: Vec<f32> = (0..48_000 * 9)
+        .flat_map(|n| {
+            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            [x, x]
+        })
+        .collect();
+    write_wav(&tone, &tone_samples, 2, 48_000);
+    let words = dir.path().join("words.wav");
+    run(Command::new("espeak-ng")
+        .args(["-s", "150", "-w"])
+        .arg(&words)
+        .arg("The boss is on the left side, watch out for the second phase"));
+    let out = dir.path().join("live.ogg");
+
+    // The game plays all along; booth starts; the words come after two seconds.
+    let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let booth_run = spawn(
+        Command::new(booth())
+            .args([
+                "host",
+                "--headless",
+                "--seconds",
+                "7",
+                "--duck-depth",
+                "12",
+                "--record",
+            ])
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    run(Command::new("paplay")
+        .args(["--device=mic_feed"])
+        .arg(&words));
+    let output = booth_run.finish();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let decoded = ffmpeg_decode(&out);
+    let l = channel(&decoded, 0);
+    let voice = voice_levels(&l);
+    let loudest = voice.iter().copied().fold(f32::MIN, f32::max);
+    assert!(
+        loudest > -40.0,
+        "no words in the recording ({loudest:.1} dB)"
+    );
+    // Windows well inside the words (the voice is up, and so are its neighbours), and windows
+    // with no voice at all, away from any ducking.
+    let speaking: Vec<usize> = (1..voice.len() - 1)
+        .filter(|&i| voice[i - 1..=i + 1].iter().all(|&v| v > loudest - 20.0))
+        .collect();
+    let first_word = speaking.first().copied().unwrap_or(0);
+    assert!(speaking.len() >= 5, "too little speech found: {voice:?}");
+    let window = |i: usize| &l[i * 4_800..(i + 1) * 4_800];
+    let level = |i: usize| tone_db(window(i), 440.0);
+    // Before the words: full level (ignore the first second while devices start).
+    let full: Vec<f32> = (10..first_word.saturating_sub(2)).map(level).collect();
+    assert!(!full.is_empty(), "no time before the words");
+    let full = full.iter().sum::<f32>() / full.len() as f32;
+    assert!(full > -12.0, "game tone at {full:.1} dB");
+    // The voice has harmonics near 440 Hz that add to or cancel the tone in a 100 ms window,
+    // so judge the median dip over the speech, and nearly every window.
+    let mut dips: Vec<f32> = speaking.iter().map(|&i| full - level(i)).collect();
+    dips.sort_by(f32::total_cmp);
+    let median = dips[dips.len() / 2];
+    assert!(
+        (median - 12.0).abs() <= 1.5,
+        "median dip {median:.1} dB: {dips:?}"
+    );
+    let within = dips.iter().filter(|d| (*d - 12.0).abs() <= 1.5).count();
+    assert!(
+        within * 10 >= dips.len() * 8,
+        "only {within} of {} windows dipped 12 +- 1.5 dB: {dips:?}",
+        dips.len()
+    );
+}
+
+#[test]
+fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
+    if !crate::devices::sound_server() || !have_tool("pactl") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let dir = tempdir();
+    let out = dir.path().join("live.ogg");
+    let booth_run = spawn(
+        Command::new(booth())
+            .args(["host", "--headless", "--seconds", "8", "--record"])
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    // Unplug the microphone: unload the module that makes the `mic` source.
+    let modules = run(Command::new("pactl").args(["list", "short", "modules"]));
+    let remap = String::from_utf8_lossy(&modules.stdout)
+        .lines()
+        .find(|l| l.contains("module-remap-source") && l.contains("source_name=mic"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no mic module"));
+    run(Command::new("pactl").args(["unload-module", &remap]));
+    std::thread::sleep(std::time::Duration::from_millis(2_000));
+    // Plug it back in.
+    run(Command::new("pactl").args([
+        "load-module",
+        "module-remap-source",
+        "master=mic_feed.monitor",
+        "source_name=mic",
+        "source_properties=device.description=Mic",
+    ]));
+    run(Command::new("pactl").args(["set-default-source", "mic"]));
+    let output = booth_run.finish();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("Mic input lost"), "loss not reported: {err}");
+    assert!(
+        err.contains("Mic input back"),
+        "mic not picked up again: {err}"
+    );
+    // The program ran on: the recording is as long as asked.
+    let decoded = ffmpeg_decode(&out);
+    let secs = decoded.len() as f64 / 2.0 / 48_000.0;
+    assert!((secs - 8.0).abs() < 0.05, "recorded {secs} s");
+}
+
+#[test]
+fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
+    if !crate::devices::sound_server() {
+        return;
+    }
+    let o = Command::new(booth())
+        .args([
+            "host",
+            "--headless",
+            "--seconds",
+            "1",
+            "--mic-device",
+            "USB Mic 3000",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("booth: {e}"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("USB Mic 3000"), "{err}");
+    assert!(
+        err.contains("'mic'") && err.contains("game.monitor"),
+        "{err}"
+    );
+}

@@ -1,0 +1,119 @@
+//! Latency of the live engine: from an impulse entering the capture ring (where a device
+//! callback puts it) to the encoded Opus frame that carries it being handed to consumers.
+//!
+//! A feeder thread plays the part of a 48 kHz stereo capture device with 10 ms periods,
+//! putting a single full-scale sample into the game input every 500 ms and noting when. The
+//! engine runs as in `booth host`; the frames it hands out are decoded to find each impulse.
+//! Prints the median and p99 over the run.  `cargo bench --bench latency [-- SECONDS]`
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use booth::codec::opus::FRAME_SAMPLES;
+use booth::codec::{OpusDecoder, OpusEncoder};
+use booth::engine::{self, EngineConfig, InputRing};
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20);
+    let (mut game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
+    let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
+    let ring = |ring, channels| InputRing {
+        ring,
+        rate: 48_000,
+        channels,
+        alive: Arc::new(AtomicBool::new(true)),
+    };
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);
+    let config = EngineConfig {
+        noise_suppression: false,
+        max_frames: Some(seconds * 50),
+        ..EngineConfig::default()
+    };
+    let encoder = config.encoder.clone();
+    let engine = engine::start(
+        config,
+        Some(ring(game_rx, 2)),
+        Some(ring(mic_rx, 1)),
+        vec![frames_tx],
+    )
+    .unwrap_or_else(|e| panic!("engine: {e}"));
+
+    // The "device": 10 ms periods, an impulse every 50 periods, paced by the clock.
+    let feeder = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut pushes = Vec::new();
+        let mut period = [0.0f32; 960];
+        for n in 0..seconds * 100 {
+            let due = start + Duration::from_millis(10 * n);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            period.fill(0.0);
+            let impulse = n % 50 == 25;
+            if impulse {
+                period[0] = 0.9;
+                period[1] = 0.9;
+            }
+            let _ = game_tx.push_partial_slice(&period);
+            if impulse {
+                pushes.push(Instant::now());
+            }
+        }
+        pushes
+    });
+    let pushes = feeder.join().unwrap_or_default();
+    while !engine.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.stop();
+
+    // Decode every frame in order; each impulse's decoded position (less the decoder's
+    // pre-skip) says which frame carried it.
+    let pre_skip = OpusEncoder::new(&encoder)
+        .map(|e| e.lookahead())
+        .unwrap_or(312);
+    let mut dec = OpusDecoder::new(2).unwrap_or_else(|e| panic!("{e}"));
+    let mut pcm = vec![0.0f32; OpusDecoder::MAX_FRAME_SAMPLES * 2];
+    let mut frames = Vec::new();
+    let mut decoded: Vec<f32> = Vec::new();
+    while let Ok(f) = frames_rx.try_recv() {
+        let n = dec.decode(&f.packet, &mut pcm).unwrap_or(0);
+        decoded.extend(pcm[..n * 2].iter().step_by(2));
+        frames.push(f);
+    }
+    let mut latencies = Vec::new();
+    let mut i = pre_skip;
+    for push in &pushes {
+        // Next peak after the previous one.
+        let Some(off) = decoded[i.min(decoded.len())..]
+            .iter()
+            .position(|x| x.abs() > 0.2)
+        else {
+            break;
+        };
+        let at = i + off;
+        i = at + 4_800;
+        let frame = (at - pre_skip) / FRAME_SAMPLES;
+        if let Some(f) = frames.get(frame).filter(|f| f.at >= *push) {
+            latencies.push((f.at - *push).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    if latencies.is_empty() {
+        println!("no impulses found");
+        return;
+    }
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "impulse -> encoded frame: {} impulses, median {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        pick(0.5),
+        pick(0.99),
+        latencies[0],
+        latencies[latencies.len() - 1]
+    );
+}
