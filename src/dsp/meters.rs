@@ -76,8 +76,11 @@ impl Meters {
         let _ = self.ebu.add_frames_f32(&samples[..samples.len() / 2 * 2]);
     }
 
-    /// Reads the meters; peak and RMS restart for the next reading.
-    pub fn read(&mut self) -> MeterReadings {
+    /// Reads peak and RMS only (they restart for the next reading); the loudness fields are
+    /// left -inf. Cheap enough for every block: the EBU R128 momentary and short-term values
+    /// sum 0.4 s and 3 s of audio each time they are read, so a live meter reads them about ten
+    /// times a second through [`read`](Self::read).
+    pub fn read_levels(&mut self) -> MeterReadings {
         let rms = if self.count > 0 {
             (self.sum_sq / self.count as f64).sqrt() as f32
         } else {
@@ -87,14 +90,24 @@ impl Meters {
             peak_dbfs: gain_to_db(self.peak),
             // +3 dB so a full-scale sine reads 0 dBFS, as on a console's meter.
             rms_dbfs: gain_to_db(rms) + 3.010_3,
-            momentary_lufs: lufs(self.ebu.loudness_momentary()),
-            short_term_lufs: lufs(self.ebu.loudness_shortterm()),
-            integrated_lufs: self.integrated_lufs(),
+            momentary_lufs: f32::NEG_INFINITY,
+            short_term_lufs: f32::NEG_INFINITY,
+            integrated_lufs: f32::NEG_INFINITY,
         };
         self.peak = 0.0;
         self.sum_sq = 0.0;
         self.count = 0;
         r
+    }
+
+    /// Reads every meter; peak and RMS restart for the next reading.
+    pub fn read(&mut self) -> MeterReadings {
+        MeterReadings {
+            momentary_lufs: lufs(self.ebu.loudness_momentary()),
+            short_term_lufs: lufs(self.ebu.loudness_shortterm()),
+            integrated_lufs: self.integrated_lufs(),
+            ..self.read_levels()
+        }
     }
 
     /// Integrated loudness since the start, LUFS (-inf for silence).

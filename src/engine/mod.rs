@@ -545,11 +545,19 @@ impl EngineCore {
             &meters.duck_reduction_db,
             self.program.ducker().reduction_db(),
         );
-        let r = self.program.meters().read();
-        store(&meters.program_peak_dbfs, r.peak_dbfs);
-        store(&meters.program_momentary_lufs, r.momentary_lufs);
-        store(&meters.program_short_term_lufs, r.short_term_lufs);
-        store(&meters.program_integrated_lufs, r.integrated_lufs);
+        // Loudness ten times a second (each reading sums seconds of audio); peaks every block.
+        if self.frames % 5 == 0 {
+            let r = self.program.meters().read();
+            store(&meters.program_momentary_lufs, r.momentary_lufs);
+            store(&meters.program_short_term_lufs, r.short_term_lufs);
+            store(&meters.program_integrated_lufs, r.integrated_lufs);
+            store(&meters.program_peak_dbfs, r.peak_dbfs);
+        } else {
+            store(
+                &meters.program_peak_dbfs,
+                self.program.meters().read_levels().peak_dbfs,
+            );
+        }
         meters.frames.store(self.frames, Ordering::Relaxed);
         n
     }
