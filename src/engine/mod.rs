@@ -546,7 +546,7 @@ impl EngineCore {
             self.program.ducker().reduction_db(),
         );
         // Loudness ten times a second (each reading sums seconds of audio); peaks every block.
-        if self.frames % 5 == 0 {
+        if self.frames.is_multiple_of(5) {
             let r = self.program.meters().read();
             store(&meters.program_momentary_lufs, r.momentary_lufs);
             store(&meters.program_short_term_lufs, r.short_term_lufs);
