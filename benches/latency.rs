@@ -34,13 +34,13 @@ fn main() {
         ..EngineConfig::default()
     };
     let encoder = config.encoder.clone();
-    let engine = engine::start(
-        config,
-        Some(ring(game_rx, 2)),
-        Some(ring(mic_rx, 1)),
-        vec![frames_tx],
-    )
-    .unwrap_or_else(|e| panic!("engine: {e}"));
+    let inputs = engine::Inputs {
+        game: Some(ring(game_rx, 2)),
+        mic: Some(ring(mic_rx, 1)),
+        remote: None,
+    };
+    let engine =
+        engine::start(config, inputs, vec![frames_tx]).unwrap_or_else(|e| panic!("engine: {e}"));
 
     // The "device": 10 ms periods, an impulse every 50 periods, paced by the clock.
     let feeder = std::thread::spawn(move || {

@@ -155,8 +155,12 @@ pub fn run_headless(
         }
         None => None,
     };
-    let engine = engine::start(config, Some(game), Some(mic), consumers)
-        .map_err(|e| HostError(e.to_string()))?;
+    let inputs = engine::Inputs {
+        game: Some(game),
+        mic: Some(mic),
+        remote: None,
+    };
+    let engine = engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
     let meters = engine.meters();
     let mut last_check = Instant::now();
     let mut last_meters = Instant::now();

@@ -91,7 +91,9 @@ impl ProgramMix {
     pub fn new(settings: ProgramSettings, max_block: usize) -> Result<Self, DspError> {
         settings.validate()?;
         let max_block = max_block.max(1);
-        let ducker = Ducker::new(settings.duck, 1)?;
+        // Two keys: the host's voice, and the remote voices the host hears (so guests duck the
+        // game as the host does).
+        let ducker = Ducker::new(settings.duck, 2)?;
         let voice_delay = DelayLine::new(ducker.latency_frames(), 1);
         Ok(Self {
             settings,
@@ -148,16 +150,39 @@ impl ProgramMix {
     /// frames (the shorter one counts as silence after its end); writes as many stereo frames to
     /// `out` (which must hold them). Never allocates.
     pub fn process(&mut self, game: &[f32], voice: &[f32], out: &mut [f32]) {
+        self.process_keyed(game, voice, &[], out);
+    }
+
+    /// As [`process`](Self::process), with `remote` (mono, 48 kHz): the room's other voices as
+    /// the host hears them. They duck the game like the host's voice but are not mixed in (the
+    /// room mixes everyone; this is the host's own program).
+    pub fn process_keyed(&mut self, game: &[f32], voice: &[f32], remote: &[f32], out: &mut [f32]) {
         let frames = (game.len() / 2).max(voice.len()).min(out.len() / 2);
         let mut done = 0;
         while done < frames {
             let n = (frames - done).min(self.max_block);
-            self.run_block(game, voice, done, n, &mut out[done * 2..(done + n) * 2]);
+            let remote = remote.get(done..).unwrap_or(&[]);
+            self.run_block(
+                game,
+                voice,
+                remote,
+                done,
+                n,
+                &mut out[done * 2..(done + n) * 2],
+            );
             done += n;
         }
     }
 
-    fn run_block(&mut self, game: &[f32], voice: &[f32], start: usize, n: usize, out: &mut [f32]) {
+    fn run_block(
+        &mut self,
+        game: &[f32],
+        voice: &[f32],
+        remote: &[f32],
+        start: usize,
+        n: usize,
+        out: &mut [f32],
+    ) {
         let g = &mut self.game[..n * 2];
         let have = (game.len() / 2).saturating_sub(start).min(n);
         g[..have * 2].copy_from_slice(&game[start * 2..(start + have) * 2]);
@@ -169,7 +194,13 @@ impl ProgramMix {
         v[have..].fill(0.0);
 
         let muted = self.settings.voice_muted;
-        let key = [Key { samples: v, muted }];
+        let key = [
+            Key { samples: v, muted },
+            Key {
+                samples: &remote[..remote.len().min(n)],
+                muted: false,
+            },
+        ];
         self.ducker.process(g, &key, &mut self.gains[..n]);
         self.voice_delay.process(v);
 

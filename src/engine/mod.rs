@@ -58,6 +58,8 @@ pub enum Input {
     Game,
     /// The host's microphone.
     Mic,
+    /// The room's other voices.
+    Remote,
 }
 
 /// An input as the engine sees it: a ring of interleaved `f32` and what is in it.
@@ -308,6 +310,18 @@ impl Drop for EngineHandle {
     }
 }
 
+/// The engine's inputs; any may be absent (it is silence then).
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Game audio, mono or stereo.
+    pub game: Option<InputRing>,
+    /// The host's microphone.
+    pub mic: Option<InputRing>,
+    /// The room's other voices as the host hears them: they duck the game, and are not mixed
+    /// into the host's program (the room mixes everyone).
+    pub remote: Option<InputRing>,
+}
+
 /// Starts the engine on its own thread. Frames go to `consumers`; each gets every frame unless
 /// it falls behind (its channel full), in which case it misses frames.
 ///
@@ -315,11 +329,10 @@ impl Drop for EngineHandle {
 /// Settings the DSP or the encoder refuse, or no thread.
 pub fn start(
     config: EngineConfig,
-    game: Option<InputRing>,
-    mic: Option<InputRing>,
+    inputs: Inputs,
     consumers: Vec<SyncSender<EncodedFrame>>,
 ) -> Result<EngineHandle, EngineError> {
-    let mut core = EngineCore::new(&config, game, mic)?;
+    let mut core = EngineCore::new(&config, inputs)?;
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (ev_tx, ev_rx) = mpsc::channel();
     let meters = Arc::new(MeterReadout::default());
@@ -350,6 +363,7 @@ struct InputState {
 struct EngineCore {
     game: Option<InputState>,
     mic: Option<InputState>,
+    remote: Option<InputState>,
     program: ProgramMix,
     settings: ProgramSettings,
     encoder: OpusEncoder,
@@ -360,6 +374,7 @@ struct EngineCore {
     ptt_held: bool,
     game_buf: Vec<f32>,
     mic_buf: Vec<f32>,
+    remote_buf: Vec<f32>,
     denoise_in: Vec<f32>,
     denoise_out: Vec<f32>,
     out: Vec<f32>,
@@ -383,14 +398,11 @@ fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspEr
 }
 
 impl EngineCore {
-    fn new(
-        config: &EngineConfig,
-        game: Option<InputRing>,
-        mic: Option<InputRing>,
-    ) -> Result<Self, EngineError> {
+    fn new(config: &EngineConfig, inputs: Inputs) -> Result<Self, EngineError> {
         Ok(Self {
-            game: game.map(|g| input_state(g, 2)).transpose()?,
-            mic: mic.map(|m| input_state(m, 1)).transpose()?,
+            game: inputs.game.map(|g| input_state(g, 2)).transpose()?,
+            mic: inputs.mic.map(|m| input_state(m, 1)).transpose()?,
+            remote: inputs.remote.map(|r| input_state(r, 1)).transpose()?,
             program: ProgramMix::new(config.settings, FRAME_SAMPLES)?,
             settings: config.settings,
             encoder: OpusEncoder::new(&config.encoder)?,
@@ -401,6 +413,7 @@ impl EngineCore {
             ptt_held: false,
             game_buf: vec![0.0; FRAME_SAMPLES * 2],
             mic_buf: vec![0.0; FRAME_SAMPLES],
+            remote_buf: vec![0.0; FRAME_SAMPLES],
             denoise_in: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
             denoise_out: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
             out: vec![0.0; FRAME_SAMPLES * 2],
@@ -425,6 +438,7 @@ impl EngineCore {
                 let (slot, channels) = match which {
                     Input::Game => (&mut self.game, 2),
                     Input::Mic => (&mut self.mic, 1),
+                    Input::Remote => (&mut self.remote, 1),
                 };
                 *slot = ring.0.and_then(|r| input_state(r, channels).ok());
             }
@@ -488,7 +502,11 @@ impl EngineCore {
     }
 
     fn report_inputs(&mut self, events: &Sender<EngineEvent>) {
-        for (which, input) in [(Input::Game, &mut self.game), (Input::Mic, &mut self.mic)] {
+        for (which, input) in [
+            (Input::Game, &mut self.game),
+            (Input::Mic, &mut self.mic),
+            (Input::Remote, &mut self.remote),
+        ] {
             if let Some(state) = input {
                 let alive = state.alive.is_alive();
                 if !alive && !state.reported_lost {
@@ -522,6 +540,12 @@ impl EngineCore {
             }
             None => self.mic_buf.fill(0.0),
         }
+        match &mut self.remote {
+            Some(r) => {
+                r.lane.pull(&mut self.remote_buf);
+            }
+            None => self.remote_buf.fill(0.0),
+        }
         self.mic_chain();
 
         let mut settings = self.settings;
@@ -529,8 +553,12 @@ impl EngineCore {
         if settings != self.program.settings() {
             let _ = self.program.set_settings(settings);
         }
-        self.program
-            .process(&self.game_buf, &self.mic_buf, &mut self.out);
+        self.program.process_keyed(
+            &self.game_buf,
+            &self.mic_buf,
+            &self.remote_buf,
+            &mut self.out,
+        );
 
         let n = self
             .encoder

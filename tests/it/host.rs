@@ -300,3 +300,73 @@ fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn remote_voices_duck_the_game_without_entering_the_program() {
+    use booth::engine::{self, EngineConfig, Inputs, PacedFile};
+    let dir = tempdir();
+    let game = dir.path().join("game.wav");
+    let tone: Vec<f32> = (0..48_000 * 5)
+        .flat_map(|n| {
+            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            [x, x]
+        })
+        .collect();
+    write_wav(&game, &tone, 2, 48_000);
+    // A guest talks (1 kHz) from 1.5 s to 3 s.
+    let remote = dir.path().join("remote.wav");
+    let guest: Vec<f32> = (0..48_000 * 5)
+        .map(|n| {
+            if (72_000..144_000).contains(&n) {
+                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write_wav(&remote, &guest, 1, 48_000);
+    let (_g, game_ring) = PacedFile::start(&game, 2).unwrap();
+    let (_r, remote_ring) = PacedFile::start(&remote, 1).unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1_000);
+    let config = EngineConfig {
+        max_frames: Some(200),
+        ..EngineConfig::default()
+    };
+    let handle = engine::start(
+        config,
+        Inputs {
+            game: Some(game_ring),
+            mic: None,
+            remote: Some(remote_ring),
+        },
+        vec![tx],
+    )
+    .unwrap();
+    while !handle.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    handle.stop();
+    let mut dec = booth::codec::OpusDecoder::new(2).unwrap();
+    let mut pcm = vec![0.0f32; booth::codec::OpusDecoder::MAX_FRAME_SAMPLES * 2];
+    let mut left = Vec::new();
+    while let Ok(f) = rx.try_recv() {
+        let n = dec.decode(&f.packet, &mut pcm).unwrap();
+        left.extend(pcm[..n * 2].iter().step_by(2));
+    }
+    assert_eq!(left.len(), 200 * 960);
+    let window = |from_ms: usize| &left[from_ms * 48..(from_ms + 400) * 48];
+    // Latency moves things by tens of ms; these windows sit well inside each part.
+    let full = tone_db(window(700), 440.0);
+    let ducked = tone_db(window(2_300), 440.0);
+    assert!(full > -10.0, "game {full:.1} dB");
+    assert!(
+        (full - ducked - 12.0).abs() <= 1.0,
+        "ducked {:.1} dB",
+        full - ducked
+    );
+    let guest_in_program = tone_db(window(2_300), 1000.0);
+    assert!(
+        guest_in_program < full - 50.0,
+        "the guest leaked into the host's program at {guest_in_program:.1} dB"
+    );
+}
