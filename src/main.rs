@@ -82,6 +82,9 @@ struct HostArgs {
     /// Turn off the mic's noise suppression.
     #[arg(long)]
     no_noise_suppression: bool,
+    /// Voice gate: turn the mic down this far between phrases, dB (0 = off).
+    #[arg(long, value_name = "DB", default_value_t = 12.0)]
+    voice_gate: f32,
     /// Opus bitrate of the program, kbit/s.
     #[arg(long, value_name = "KBPS", default_value_t = 128)]
     bitrate: u32,
@@ -141,6 +144,9 @@ struct MixArgs {
     /// Limiter ceiling, dBFS.
     #[arg(long, value_name = "DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
     ceiling: f32,
+    /// Voice gate: turn the voice down this far between phrases, dB (0 = off).
+    #[arg(long, value_name = "DB", default_value_t = 0.0)]
+    voice_gate: f32,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
@@ -178,6 +184,7 @@ fn mix(a: MixArgs) -> anyhow::Result<()> {
             game_gain_db: a.game_gain,
             voice_gain_db: a.mic_gain,
             ceiling_db: a.ceiling,
+            voice_gate_db: a.voice_gate,
             ..ProgramSettings::default()
         },
         bitrate_kbps: a.bitrate,
@@ -284,6 +291,7 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             },
             game_gain_db: a.game_gain,
             voice_gain_db: a.mic_gain,
+            voice_gate_db: a.voice_gate,
             ..ProgramSettings::default()
         },
         noise_suppression: !a.no_noise_suppression,

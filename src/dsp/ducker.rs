@@ -70,27 +70,168 @@ pub struct Key<'a> {
     pub muted: bool,
 }
 
-/// Sidechain ducker for a stereo program keyed by up to `keys` voices.
+/// A gain that dips while voices speak, or opens while they do: the ducker's dip and the voice
+/// gate are the same machine with the two levels swapped.
+///
+/// Levels are attenuations in dB (0 = full level). While speech is confirmed (and for `hold`
+/// after it) the curve heads for `active_db`, otherwise for `idle_db`. Towards `active_db` it
+/// moves at a rate planned at the onset, so it arrives `attack` after the first syllable; towards
+/// `idle_db` at the release rate. Per sample, linear in dB: no steps, no zipper noise.
+#[derive(Clone, Debug)]
+struct GainCurve {
+    active_db: f32,
+    idle_db: f32,
+    attack_samples: usize,
+    hold_samples: usize,
+    release_step: f32,
+    attack_step: f32,
+    level_db: f32,
+    keyed: bool,
+    /// Samples since speech was last seen (saturating).
+    since_speech: usize,
+    /// `db_to_gain(-level_db)`, recomputed only when the level moves.
+    gain: f32,
+    gain_for_db: f32,
+}
+
+impl GainCurve {
+    fn new(active_db: f32, idle_db: f32) -> Self {
+        Self {
+            active_db,
+            idle_db,
+            attack_samples: 0,
+            hold_samples: 0,
+            release_step: 0.0,
+            attack_step: 0.0,
+            level_db: idle_db,
+            keyed: false,
+            since_speech: usize::MAX,
+            gain: db_to_gain(-idle_db),
+            gain_for_db: idle_db,
+        }
+    }
+
+    fn set_timing(&mut self, attack_ms: f32, hold_ms: f32, release_ms: f32) {
+        self.attack_samples = ms_to_frames(attack_ms);
+        self.hold_samples = ms_to_frames(hold_ms);
+        let release = ms_to_frames(release_ms.max(MIN_RAMP_MS)).max(1);
+        self.release_step = (self.active_db - self.idle_db).abs() / release as f32;
+    }
+
+    fn on_decision(&mut self, speech: bool, onset_age: usize) {
+        if speech {
+            if !self.keyed {
+                // Plan the ramp to land at the active level `attack` after the onset.
+                let min_ramp = ms_to_frames(MIN_RAMP_MS).max(1);
+                let left = self.attack_samples.saturating_sub(onset_age).max(min_ramp);
+                self.attack_step = (self.active_db - self.level_db).abs() / left as f32;
+                self.keyed = true;
+            }
+            self.since_speech = 0;
+        } else {
+            self.keyed = false;
+        }
+    }
+
+    fn target(&self) -> f32 {
+        if self.keyed || self.since_speech <= self.hold_samples {
+            self.active_db
+        } else {
+            self.idle_db
+        }
+    }
+
+    #[inline]
+    fn step(&mut self) {
+        if !self.keyed {
+            self.since_speech = self.since_speech.saturating_add(1);
+        }
+        let target = self.target();
+        if self.level_db == target {
+            return;
+        }
+        // Away from idle at the planned attack rate (a speech that ended mid-attack still
+        // arrives, so the hold sits there); back towards idle at the release rate, which also
+        // makes a live change of depth glide.
+        let away_from_idle = (target - self.idle_db).abs() > (self.level_db - self.idle_db).abs();
+        let step = if away_from_idle {
+            if self.attack_step > 0.0 {
+                self.attack_step
+            } else {
+                (self.active_db - self.idle_db).abs() / self.attack_samples.max(1) as f32
+            }
+        } else {
+            self.release_step
+        };
+        self.level_db = if self.level_db < target {
+            (self.level_db + step).min(target)
+        } else {
+            (self.level_db - step).max(target)
+        };
+    }
+
+    #[inline]
+    fn refresh_gain(&mut self) {
+        if self.level_db != self.gain_for_db {
+            self.gain_for_db = self.level_db;
+            self.gain = db_to_gain(-self.level_db);
+        }
+    }
+
+    /// Advances over `out.len()` samples writing linear gains; returns how many of them were
+    /// more than 1 dB down.
+    fn ramp(&mut self, out: &mut [f32]) -> u64 {
+        let at_rest =
+            !self.keyed && self.level_db == self.idle_db && self.since_speech > self.hold_samples;
+        let holding = self.level_db == self.active_db
+            && (self.keyed || self.since_speech.saturating_add(out.len()) <= self.hold_samples);
+        if at_rest || holding {
+            // Nothing moves: no per-sample work.
+            if !self.keyed {
+                self.since_speech = self.since_speech.saturating_add(out.len());
+            }
+            self.refresh_gain();
+            out.fill(self.gain);
+            return if self.level_db > 1.0 {
+                out.len() as u64
+            } else {
+                0
+            };
+        }
+        let mut down = 0;
+        for g in out {
+            self.step();
+            self.refresh_gain();
+            *g = self.gain;
+            down += u64::from(self.level_db > 1.0);
+        }
+        down
+    }
+
+    fn reset(&mut self) {
+        self.level_db = self.idle_db;
+        self.gain = db_to_gain(-self.idle_db);
+        self.gain_for_db = self.idle_db;
+        self.keyed = false;
+        self.since_speech = usize::MAX;
+    }
+}
+
+/// How long the voice gate stays open after the last syllable, and how fast it then closes.
+const GATE_HOLD_MS: f32 = 250.0;
+const GATE_RELEASE_MS: f32 = 200.0;
+
+/// Sidechain ducker for a stereo program keyed by up to `keys` voices, and the voice gate of the
+/// first key.
 #[derive(Clone, Debug)]
 pub struct Ducker {
     params: DuckerParams,
     detectors: Vec<VoiceActivity>,
     delay: DelayLine,
-    depth_db: f32,
-    /// Current gain reduction in dB (0 = none, positive = dipped).
-    reduction_db: f32,
-    /// Change of `reduction_db` per sample while ramping down (attack).
-    attack_step: f32,
-    release_step: f32,
-    attack_samples: usize,
-    hold_samples: usize,
-    /// Samples since speech was last seen on any key (saturating).
-    since_speech: usize,
-    keyed: bool,
+    duck: GainCurve,
+    /// The first key's voice gate: open while it speaks, down by its floor otherwise.
+    gate: GainCurve,
     ducked_samples: u64,
-    /// `db_to_gain(-reduction_db)`, recomputed only when the reduction moves.
-    gain: f32,
-    gain_for_db: f32,
 }
 
 impl Ducker {
@@ -104,17 +245,9 @@ impl Ducker {
             params,
             detectors: vec![VoiceActivity::new(); keys],
             delay: DelayLine::new(ms_to_frames(params.lookahead_ms), 2),
-            depth_db: params.depth_db,
-            reduction_db: 0.0,
-            attack_step: 0.0,
-            release_step: 0.0,
-            attack_samples: 0,
-            hold_samples: 0,
-            since_speech: usize::MAX,
-            keyed: false,
+            duck: GainCurve::new(params.depth_db, 0.0),
+            gate: GainCurve::new(0.0, 0.0),
             ducked_samples: 0,
-            gain: 1.0,
-            gain_for_db: 0.0,
         };
         d.set_params(params)?;
         Ok(d)
@@ -131,11 +264,32 @@ impl Ducker {
             lookahead_ms: self.params.lookahead_ms,
             ..params
         };
-        self.depth_db = params.depth_db;
-        self.attack_samples = ms_to_frames(params.attack_ms);
-        self.hold_samples = ms_to_frames(params.hold_ms);
-        let release = ms_to_frames(params.release_ms.max(MIN_RAMP_MS)).max(1);
-        self.release_step = params.depth_db / release as f32;
+        self.duck.active_db = params.depth_db;
+        self.duck
+            .set_timing(params.attack_ms, params.hold_ms, params.release_ms);
+        self.gate
+            .set_timing(params.attack_ms, GATE_HOLD_MS, GATE_RELEASE_MS);
+        Ok(())
+    }
+
+    /// Sets how far the first key's voice is turned down between phrases, dB (0 = no gate).
+    /// The gate opens on any sound above the voice's noise floor (not only confirmed speech, so
+    /// a soft first consonant is never clipped), planned from its onset with the ducker's attack
+    /// so that with the lookahead it is open when the sound is heard; it stays open 250 ms after
+    /// the sound stops. It turns down room noise and hiss between phrases; clicks are left to
+    /// noise suppression.
+    ///
+    /// # Errors
+    /// A floor outside 0..=60 dB.
+    pub fn set_voice_gate(&mut self, floor_db: f32) -> Result<(), DspError> {
+        check_range("voice gate floor (dB)", floor_db, 0.0, 60.0, "0 to 60")?;
+        let was_idle = self.gate.level_db == self.gate.idle_db;
+        self.gate.idle_db = floor_db;
+        if was_idle && !self.gate.keyed {
+            self.gate.level_db = floor_db;
+        }
+        self.gate
+            .set_timing(self.params.attack_ms, GATE_HOLD_MS, GATE_RELEASE_MS);
         Ok(())
     }
 
@@ -154,7 +308,7 @@ impl Ducker {
     /// Current gain reduction in dB (0 = full level).
     #[must_use]
     pub fn reduction_db(&self) -> f32 {
-        self.reduction_db
+        self.duck.level_db
     }
 
     /// Frames so far during which the game was dipped by more than 1 dB.
@@ -170,6 +324,19 @@ impl Ducker {
     /// Keys shorter than `frames` count as silence for the rest; extra keys beyond the count given
     /// at construction are ignored.
     pub fn process(&mut self, program: &mut [f32], keys: &[Key<'_>], gains: &mut [f32]) {
+        self.process_gated(program, keys, gains, &mut []);
+    }
+
+    /// As [`process`](Self::process), also writing the first key's voice-gate gain per frame
+    /// into `gate` (when it is not empty), for the caller to apply to that voice delayed by the
+    /// lookahead.
+    pub fn process_gated(
+        &mut self,
+        program: &mut [f32],
+        keys: &[Key<'_>],
+        gains: &mut [f32],
+        gate: &mut [f32],
+    ) {
         let frames = gains.len().min(program.len() / 2);
         self.delay.process(&mut program[..frames * 2]);
         let mut i = 0;
@@ -183,6 +350,8 @@ impl Ducker {
             let mut decided = false;
             let mut speech = false;
             let mut onset_age = 0usize;
+            let mut first_speaks = false;
+            let mut first_onset_age = 0usize;
             for (k, det) in self.detectors.iter_mut().enumerate() {
                 let key = keys.get(k);
                 let muted = key.is_none_or(|k| k.muted);
@@ -195,7 +364,7 @@ impl Ducker {
                 }
                 let samples = key.map_or(&[][..], |k| k.samples);
                 let real = samples.len().saturating_sub(i).min(n);
-                decided |= det.push_block(&samples[i..i + real]);
+                decided |= det.push_block(samples.get(i..i + real).unwrap_or(&[]));
                 if real < n {
                     decided |= det.push_silence(n - real);
                 }
@@ -203,93 +372,29 @@ impl Ducker {
                     speech = true;
                     onset_age = onset_age.max(det.run_samples());
                 }
+                if k == 0 && det.is_sound() {
+                    first_speaks = true;
+                    first_onset_age = det.sound_samples();
+                }
             }
             // The decision takes effect on the segment's last sample, as the key arrives.
             let (before, last) = gains[i..i + n].split_at_mut(n - 1);
-            self.ramp(before);
+            self.ducked_samples += self.duck.ramp(before);
             if decided {
-                self.on_decision(speech, onset_age);
+                self.duck.on_decision(speech, onset_age);
             }
-            self.ramp(last);
+            self.ducked_samples += self.duck.ramp(last);
+            if gate.len() >= i + n {
+                let (before, last) = gate[i..i + n].split_at_mut(n - 1);
+                self.gate.ramp(before);
+                if decided {
+                    self.gate.on_decision(first_speaks, first_onset_age);
+                }
+                self.gate.ramp(last);
+            } else if decided {
+                self.gate.on_decision(first_speaks, first_onset_age);
+            }
             i += n;
-        }
-    }
-
-    /// Advances the gain curve over `out.len()` samples, writing linear gains.
-    fn ramp(&mut self, out: &mut [f32]) {
-        let at_rest =
-            !self.keyed && self.reduction_db == 0.0 && self.since_speech > self.hold_samples;
-        let holding = self.reduction_db == self.depth_db
-            && (self.keyed || self.since_speech.saturating_add(out.len()) <= self.hold_samples);
-        if at_rest || holding {
-            // Nothing moves: no per-sample work.
-            if !self.keyed {
-                self.since_speech = self.since_speech.saturating_add(out.len());
-            }
-            self.refresh_gain();
-            out.fill(self.gain);
-            if self.reduction_db > 1.0 {
-                self.ducked_samples += out.len() as u64;
-            }
-            return;
-        }
-        for g in out {
-            self.step();
-            self.refresh_gain();
-            *g = self.gain;
-            if self.reduction_db > 1.0 {
-                self.ducked_samples += 1;
-            }
-        }
-    }
-
-    #[inline]
-    fn refresh_gain(&mut self) {
-        if self.reduction_db != self.gain_for_db {
-            self.gain_for_db = self.reduction_db;
-            self.gain = db_to_gain(-self.reduction_db);
-        }
-    }
-
-    fn on_decision(&mut self, speech: bool, onset_age: usize) {
-        if speech {
-            if !self.keyed {
-                // Plan the ramp to land at full depth `attack` after the onset.
-                let min_ramp = ms_to_frames(MIN_RAMP_MS).max(1);
-                let left = self.attack_samples.saturating_sub(onset_age).max(min_ramp);
-                self.attack_step = (self.depth_db - self.reduction_db).max(0.0) / left as f32;
-                self.keyed = true;
-            }
-            self.since_speech = 0;
-        } else {
-            self.keyed = false;
-        }
-    }
-
-    #[inline]
-    fn step(&mut self) {
-        if !self.keyed {
-            self.since_speech = self.since_speech.saturating_add(1);
-        }
-        // Speech, or its hold, wants the full depth; otherwise back to full level.
-        let target = if self.keyed || self.since_speech <= self.hold_samples {
-            self.depth_db
-        } else {
-            0.0
-        };
-        if self.reduction_db < target {
-            // Down at the planned attack rate (a speech that ended mid-attack still finishes
-            // its dip, so the hold sits at depth).
-            let step = if self.attack_step > 0.0 {
-                self.attack_step
-            } else {
-                self.depth_db / self.attack_samples.max(1) as f32
-            };
-            self.reduction_db = (self.reduction_db + step).min(target);
-        } else if self.reduction_db > target {
-            // Up at the release rate: after the hold, and when the depth is made shallower
-            // while ducked, so a live change of depth glides too.
-            self.reduction_db = (self.reduction_db - self.release_step).max(target);
         }
     }
 
@@ -297,11 +402,8 @@ impl Ducker {
     pub fn reset(&mut self) {
         self.delay.reset();
         self.detectors.iter_mut().for_each(VoiceActivity::reset);
-        self.reduction_db = 0.0;
-        self.gain = 1.0;
-        self.gain_for_db = 0.0;
-        self.keyed = false;
-        self.since_speech = usize::MAX;
+        self.duck.reset();
+        self.gate.reset();
     }
 }
 
@@ -311,10 +413,17 @@ mod tests {
     use super::*;
     use crate::dsp::gain_to_db;
 
-    /// A sustained vowel-like tone the detector takes for speech.
+    /// A sustained vowel-like tone the detector takes for speech, after 100 ms of quiet (the
+    /// detector learns the floor from what comes first).
     fn vowel(frames: usize) -> Vec<f32> {
         (0..frames)
-            .map(|i| 0.25 * (2.0 * std::f32::consts::PI * 220.0 * i as f32 / 48_000.0).sin())
+            .map(|i| {
+                if i < 4_800 {
+                    0.0
+                } else {
+                    0.25 * (2.0 * std::f32::consts::PI * 220.0 * i as f32 / 48_000.0).sin()
+                }
+            })
             .collect()
     }
 
@@ -366,5 +475,28 @@ mod tests {
         );
         assert!(gains.iter().all(|&g| g == 1.0));
         assert_eq!(d.ducked_frames(), 0);
+    }
+
+    #[test]
+    fn keys_shorter_than_the_block_count_as_silence() {
+        let mut d = Ducker::new(DuckerParams::default(), 2).unwrap();
+        let mut program = vec![0.5; 9_600];
+        let mut gains = vec![0.0; 4_800];
+        let voice = vowel(4_800);
+        d.process(
+            &mut program,
+            &[
+                Key {
+                    samples: &voice[..100],
+                    muted: false,
+                },
+                Key {
+                    samples: &[],
+                    muted: false,
+                },
+            ],
+            &mut gains,
+        );
+        assert!(gains.iter().all(|&g| g == 1.0));
     }
 }

@@ -21,6 +21,9 @@ pub struct ProgramSettings {
     pub ceiling_db: f32,
     /// The voice is muted: silent in the mix, and it does not duck the game.
     pub voice_muted: bool,
+    /// Voice gate: how far the voice is turned down between phrases, dB (0 = off). It opens
+    /// with the ducker's lookahead, so no first syllable is clipped.
+    pub voice_gate_db: f32,
 }
 
 impl Default for ProgramSettings {
@@ -32,6 +35,7 @@ impl Default for ProgramSettings {
             output_gain_db: 0.0,
             ceiling_db: -1.0,
             voice_muted: false,
+            voice_gate_db: 0.0,
         }
     }
 }
@@ -65,6 +69,7 @@ impl ProgramSettings {
             "-60 to 40",
         )?;
         check_range("ceiling (dBFS)", self.ceiling_db, -30.0, 0.0, "-30 to 0")?;
+        check_range("voice gate (dB)", self.voice_gate_db, 0.0, 60.0, "0 to 60")?;
         Ok(())
     }
 }
@@ -79,6 +84,7 @@ pub struct ProgramMix {
     meters: Meters,
     game: Vec<f32>,
     gains: Vec<f32>,
+    gate: Vec<f32>,
     voice: Vec<f32>,
     max_block: usize,
 }
@@ -93,7 +99,8 @@ impl ProgramMix {
         let max_block = max_block.max(1);
         // Two keys: the host's voice, and the remote voices the host hears (so guests duck the
         // game as the host does).
-        let ducker = Ducker::new(settings.duck, 2)?;
+        let mut ducker = Ducker::new(settings.duck, 2)?;
+        ducker.set_voice_gate(settings.voice_gate_db)?;
         let voice_delay = DelayLine::new(ducker.latency_frames(), 1);
         Ok(Self {
             settings,
@@ -103,6 +110,7 @@ impl ProgramMix {
             meters: Meters::new()?,
             game: vec![0.0; max_block * 2],
             gains: vec![0.0; max_block],
+            gate: vec![0.0; max_block],
             voice: vec![0.0; max_block],
             max_block,
         })
@@ -121,6 +129,7 @@ impl ProgramMix {
     pub fn set_settings(&mut self, settings: ProgramSettings) -> Result<(), DspError> {
         settings.validate()?;
         self.ducker.set_params(settings.duck)?;
+        self.ducker.set_voice_gate(settings.voice_gate_db)?;
         self.settings = ProgramSettings {
             ceiling_db: self.settings.ceiling_db,
             duck: self.ducker.params(),
@@ -201,8 +210,20 @@ impl ProgramMix {
                 muted: false,
             },
         ];
-        self.ducker.process(g, &key, &mut self.gains[..n]);
+        let gated = self.settings.voice_gate_db > 0.0;
+        let gate = if gated {
+            &mut self.gate[..n]
+        } else {
+            &mut [][..]
+        };
+        self.ducker
+            .process_gated(g, &key, &mut self.gains[..n], gate);
         self.voice_delay.process(v);
+        if gated {
+            for (s, &k) in v.iter_mut().zip(&self.gate[..n]) {
+                *s *= k;
+            }
+        }
 
         let voice_gain = if muted {
             0.0

@@ -29,8 +29,9 @@ const OVER_NOISE_DB: f32 = 9.0;
 const RUN_DROP_DB: f32 = 20.0;
 const LOUD_DB: f32 = -28.0;
 const MIN_LOW_SHARE: f32 = 0.25;
-/// The noise floor rises this much per block when the level stays above it (3 dB/s).
-const FLOOR_RISE_DB: f32 = 3.0 / 2000.0;
+/// The noise floor rises this much per block when the level stays above it (6 dB/s); it falls
+/// at once to any quieter block, so pauses between words keep it honest.
+const FLOOR_RISE_DB: f32 = 6.0 / 2000.0;
 
 /// Per-voice speech detector. Feed it 48 kHz mono; read [`is_speech`](Self::is_speech).
 #[derive(Clone, Debug)]
@@ -49,6 +50,13 @@ pub struct VoiceActivity {
     gap: u32,
     run_max_db: f32,
     speech: bool,
+    /// Blocks since sound (of any kind) above the noise floor began, gaps of a millisecond
+    /// allowed (0: quiet). The voice gate opens on this, not on confirmed speech, so it is open
+    /// before a soft plosive like the "g" of "go" while the detector is still listening.
+    sound_blocks: u32,
+    sound_gap: u32,
+    /// Band energy averaged over about 10 ms, for the floor.
+    smoothed_energy: f32,
 }
 
 impl Default for VoiceActivity {
@@ -68,12 +76,16 @@ impl VoiceActivity {
             acc_band: 0.0,
             acc_low: 0.0,
             filled: 0,
-            floor_db: -90.0,
+            // Unknown until the first block: then it starts there (see `decide`).
+            floor_db: f32::NAN,
             run_blocks: 0,
             counted: 0,
             gap: 0,
             run_max_db: -200.0,
             speech: false,
+            sound_blocks: 0,
+            sound_gap: 0,
+            smoothed_energy: f32::NAN,
         }
     }
 
@@ -122,8 +134,21 @@ impl VoiceActivity {
         // +3 dB: the level of a full-scale sine reads 0 dBFS.
         let level_db = 10.0 * (mean_band + 1e-12).log10() + 3.0;
 
-        if level_db < self.floor_db {
-            self.floor_db = level_db.max(-90.0);
+        // The floor follows a 10 ms average of the level: single 0.5 ms blocks of steady noise
+        // scatter by several dB, and a minimum of them would sit far below the noise.
+        let mean = if self.smoothed_energy.is_nan() {
+            mean_band
+        } else {
+            self.smoothed_energy + (mean_band - self.smoothed_energy) * 0.05
+        };
+        self.smoothed_energy = mean;
+        let smooth_db = 10.0 * (mean + 1e-12).log10() + 3.0;
+        if self.floor_db.is_nan() {
+            // Start from what the device delivers: a constant hiss is the floor at once, not
+            // after seconds of learning. Speech from the first block is found at its first pause.
+            self.floor_db = smooth_db.max(-90.0);
+        } else if smooth_db < self.floor_db {
+            self.floor_db = smooth_db.max(-90.0);
         } else {
             self.floor_db += FLOOR_RISE_DB;
         }
@@ -154,6 +179,29 @@ impl VoiceActivity {
             }
         }
         self.speech = self.counted >= CONFIRM_BLOCKS;
+        if loud_enough {
+            self.sound_blocks = self.sound_blocks.saturating_add(1);
+            self.sound_gap = 0;
+        } else if self.sound_blocks > 0 {
+            self.sound_gap += 1;
+            if self.sound_gap > GAP_BLOCKS {
+                self.sound_blocks = 0;
+            } else {
+                self.sound_blocks = self.sound_blocks.saturating_add(1);
+            }
+        }
+    }
+
+    /// Whether sound above the noise floor is present now (speech or not).
+    #[must_use]
+    pub fn is_sound(&self) -> bool {
+        self.sound_blocks > 0
+    }
+
+    /// How long ago (in samples) the current stretch of sound began.
+    #[must_use]
+    pub fn sound_samples(&self) -> usize {
+        self.sound_blocks as usize * BLOCK
     }
 
     /// Whether the latest block is confirmed speech.

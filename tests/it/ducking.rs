@@ -221,3 +221,64 @@ fn breathing_does_not_duck() {
     let deepest = levels.iter().copied().fold(0.0, f32::min);
     assert!(deepest > -1.0, "breathing dipped the game {deepest:.2} dB");
 }
+
+#[test]
+fn the_voice_gate_quiets_hiss_between_phrases_but_never_clips_a_first_syllable() {
+    use booth::dsp::{ProgramMix, ProgramSettings};
+    if !have_tool("espeak-ng") || !have_tool("sox") {
+        return;
+    }
+    let dir = tempdir();
+    let words = speech(dir.path(), "g", "Go left now");
+    // Room hiss at -50 dBFS all along (a fan, a noisy preamp), words from 2.5 s.
+    let mut voice = vec![0.0f32; 6_000 * MS];
+    let mut hp = booth::dsp::Biquad::high_pass(300.0, 0.707, 48_000);
+    let mut rng = Rng::new(2);
+    let hiss: Vec<f32> = (0..voice.len())
+        .map(|_| hp.process(rng.uniform()))
+        .collect();
+    let k = db(-50.0) / rms_of(&hiss);
+    for (v, h) in voice.iter_mut().zip(&hiss) {
+        *v = h * k;
+    }
+    let start = 2_500;
+    for (v, w) in voice[start * MS..].iter_mut().zip(&words) {
+        *v += w;
+    }
+    let end = start + words.len() / MS;
+    let run = |gate_db: f32| {
+        let settings = ProgramSettings {
+            voice_gate_db: gate_db,
+            ..ProgramSettings::default()
+        };
+        let mut mix = ProgramMix::new(settings, 960).unwrap();
+        let game = vec![0.0f32; voice.len() * 2];
+        let mut out = vec![0.0f32; voice.len() * 2];
+        mix.process(&game, &voice, &mut out);
+        let latency = mix.latency_frames();
+        // Left channel, moved back into the voice's own time.
+        let l: Vec<f32> = out.iter().step_by(2).skip(latency).copied().collect();
+        l
+    };
+    let open = run(0.0);
+    let gated = run(12.0);
+    let level = |x: &[f32], from_ms: usize, len_ms: usize| {
+        to_db(rms_of(&x[from_ms * MS..(from_ms + len_ms) * MS]))
+    };
+    let onset = speech_segments(&voice[start * MS..], 300)[0].0 + start;
+    // The first syllable passes whole: its first 20 ms within 1 dB of the ungated voice.
+    let diff = level(&open, onset, 20) - level(&gated, onset, 20);
+    assert!(diff.abs() < 1.0, "onset {diff:.2} dB down");
+    // The words pass at full level.
+    let diff = level(&open, onset, end - onset) - level(&gated, onset, end - onset);
+    assert!(diff.abs() < 0.5, "words {diff:.2} dB down");
+    // The hiss between phrases comes out 12 dB down (within 1 dB): before the words, once the
+    // detector has learnt the floor, and after them, past the hold and release.
+    for (from, len) in [(1_200, 1_000), (end + 600, 800)] {
+        let diff = level(&open, from, len) - level(&gated, from, len);
+        assert!(
+            (diff - 12.0).abs() < 1.0,
+            "hiss at {from} ms {diff:.2} dB down"
+        );
+    }
+}
