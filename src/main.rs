@@ -29,78 +29,9 @@ enum Command {
     Devices(DevicesArgs),
 }
 
+/// How the program is mixed: the same options live and offline.
 #[derive(Args, Debug)]
-struct DevicesArgs {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args, Debug)]
-struct HostArgs {
-    /// No window: run in the terminal (the overlay comes later; this is the only mode now).
-    #[arg(long)]
-    headless: bool,
-    /// Game audio device (id, name or a unique part of it). Default: the monitor of the default
-    /// output, i.e. what the computer plays.
-    #[arg(long, value_name = "NAME", conflicts_with = "game_file")]
-    game_device: Option<String>,
-    /// Play a file as the game audio, paced in real time.
-    #[arg(long, value_name = "FILE")]
-    game_file: Option<PathBuf>,
-    /// Microphone device. Default: the default input.
-    #[arg(long, value_name = "NAME", conflicts_with = "mic_file")]
-    mic_device: Option<String>,
-    /// Play a file as the microphone, paced in real time.
-    #[arg(long, value_name = "FILE")]
-    mic_file: Option<PathBuf>,
-    /// Record the live program to this Ogg Opus file.
-    #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
-    /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long, value_name = "N")]
-    seconds: Option<f64>,
-    /// How far the game dips under the voice, dB.
-    #[arg(long, value_name = "DB", default_value_t = 12.0)]
-    duck_depth: f32,
-    /// Mic level, dB.
-    #[arg(
-        long,
-        value_name = "DB",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    mic_gain: f32,
-    /// Game level, dB.
-    #[arg(
-        long,
-        value_name = "DB",
-        default_value_t = 0.0,
-        allow_negative_numbers = true
-    )]
-    game_gain: f32,
-    /// Turn off the mic's noise suppression.
-    #[arg(long)]
-    no_noise_suppression: bool,
-    /// Voice gate: turn the mic down this far between phrases, dB (0 = off).
-    #[arg(long, value_name = "DB", default_value_t = 12.0)]
-    voice_gate: f32,
-    /// Opus bitrate of the program, kbit/s.
-    #[arg(long, value_name = "KBPS", default_value_t = 128)]
-    bitrate: u32,
-}
-
-#[derive(Args, Debug)]
-struct MixArgs {
-    /// Game (program) audio: WAV, FLAC, MP3, Ogg Vorbis or Ogg Opus, any rate and channels.
-    #[arg(long, value_name = "FILE")]
-    game: PathBuf,
-    /// Voice audio, same formats.
-    #[arg(long, value_name = "FILE")]
-    mic: PathBuf,
-    /// Output: .ogg/.opus (Ogg Opus) or .wav (16-bit WAV).
-    #[arg(long, value_name = "FILE", default_value = "mix.ogg")]
-    out: PathBuf,
+struct ProgramArgs {
     /// How far the game dips under the voice, dB.
     #[arg(long, value_name = "DB", default_value_t = 12.0)]
     duck_depth: f32,
@@ -132,6 +63,87 @@ struct MixArgs {
         allow_negative_numbers = true
     )]
     mic_gain: f32,
+    /// Limiter ceiling, dBFS.
+    #[arg(long, value_name = "DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
+    ceiling: f32,
+}
+
+impl ProgramArgs {
+    fn settings(&self, voice_gate_db: f32) -> ProgramSettings {
+        ProgramSettings {
+            duck: DuckerParams {
+                depth_db: self.duck_depth,
+                attack_ms: self.attack,
+                hold_ms: self.hold,
+                release_ms: self.release,
+                lookahead_ms: self.lookahead,
+            },
+            game_gain_db: self.game_gain,
+            voice_gain_db: self.mic_gain,
+            ceiling_db: self.ceiling,
+            voice_gate_db,
+            ..ProgramSettings::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct DevicesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct HostArgs {
+    /// No window: run in the terminal (the overlay comes later; this is the only mode now).
+    #[arg(long)]
+    headless: bool,
+    /// Game audio device (id, name or a unique part of it). Default: the monitor of the default
+    /// output, i.e. what the computer plays.
+    #[arg(long, value_name = "NAME", conflicts_with = "game_file")]
+    game_device: Option<String>,
+    /// Play a file as the game audio, paced in real time.
+    #[arg(long, value_name = "FILE")]
+    game_file: Option<PathBuf>,
+    /// Microphone device. Default: the default input.
+    #[arg(long, value_name = "NAME", conflicts_with = "mic_file")]
+    mic_device: Option<String>,
+    /// Play a file as the microphone, paced in real time.
+    #[arg(long, value_name = "FILE")]
+    mic_file: Option<PathBuf>,
+    /// Record the live program to this Ogg Opus file.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    seconds: Option<f64>,
+    #[command(flatten)]
+    program: ProgramArgs,
+    /// Turn off the mic's noise suppression.
+    #[arg(long)]
+    no_noise_suppression: bool,
+    /// Voice gate: turn the mic down this far between phrases, dB (0 = off).
+    #[arg(long, value_name = "DB", default_value_t = 12.0)]
+    voice_gate: f32,
+    /// Opus bitrate of the program, kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128)]
+    bitrate: u32,
+}
+
+#[derive(Args, Debug)]
+struct MixArgs {
+    /// Game (program) audio: WAV, FLAC, MP3, Ogg Vorbis or Ogg Opus, any rate and channels.
+    #[arg(long, value_name = "FILE")]
+    game: PathBuf,
+    /// Voice audio, same formats.
+    #[arg(long, value_name = "FILE")]
+    mic: PathBuf,
+    /// Output: .ogg/.opus (Ogg Opus) or .wav (16-bit WAV).
+    #[arg(long, value_name = "FILE", default_value = "mix.ogg")]
+    out: PathBuf,
+    #[command(flatten)]
+    program: ProgramArgs,
     /// Opus bitrate, kbit/s.
     #[arg(long, value_name = "KBPS", default_value_t = 128)]
     bitrate: u32,
@@ -141,9 +153,6 @@ struct MixArgs {
     /// Bring the program to this integrated loudness, LUFS (e.g. -16 for podcasts).
     #[arg(long, value_name = "LUFS", allow_negative_numbers = true)]
     normalize: Option<f32>,
-    /// Limiter ceiling, dBFS.
-    #[arg(long, value_name = "DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
-    ceiling: f32,
     /// Voice gate: turn the voice down this far between phrases, dB (0 = off).
     #[arg(long, value_name = "DB", default_value_t = 0.0)]
     voice_gate: f32,
@@ -173,20 +182,7 @@ fn mix(a: MixArgs) -> anyhow::Result<()> {
         game: a.game,
         mic: a.mic,
         out: a.out,
-        settings: ProgramSettings {
-            duck: DuckerParams {
-                depth_db: a.duck_depth,
-                attack_ms: a.attack,
-                hold_ms: a.hold,
-                release_ms: a.release,
-                lookahead_ms: a.lookahead,
-            },
-            game_gain_db: a.game_gain,
-            voice_gain_db: a.mic_gain,
-            ceiling_db: a.ceiling,
-            voice_gate_db: a.voice_gate,
-            ..ProgramSettings::default()
-        },
+        settings: a.program.settings(a.voice_gate),
         bitrate_kbps: a.bitrate,
         complexity: a.complexity,
         normalize_lufs: a.normalize,
@@ -284,16 +280,7 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         mic: choice(a.mic_file, a.mic_device, DeviceSelector::DefaultMic),
         record: a.record.clone(),
         seconds: a.seconds,
-        settings: ProgramSettings {
-            duck: DuckerParams {
-                depth_db: a.duck_depth,
-                ..DuckerParams::default()
-            },
-            game_gain_db: a.game_gain,
-            voice_gain_db: a.mic_gain,
-            voice_gate_db: a.voice_gate,
-            ..ProgramSettings::default()
-        },
+        settings: a.program.settings(a.voice_gate),
         noise_suppression: !a.no_noise_suppression,
         bitrate_kbps: a.bitrate,
     };
