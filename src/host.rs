@@ -15,8 +15,8 @@ use crate::audio::{Capture, DeviceSelector, open_input, start_capture};
 use crate::codec::EncoderSettings;
 use crate::dsp::ProgramSettings;
 use crate::engine::{
-    self, Command, EncodedFrame, EngineConfig, EngineEvent, Input, InputRing, InputRingBox, Meters,
-    PacedFile, Recorder,
+    self, Command, EncodedFrame, EngineConfig, EngineEvent, Input, InputRing, Meters, PacedFile,
+    Recorder,
 };
 
 /// Where an input comes from.
@@ -220,7 +220,7 @@ fn watch(
             if let Err(e) = capture.check() {
                 let selector = selector.clone();
                 status(HostStatus::Lost(which, e.to_string()));
-                let _ = engine.send(Command::Replace(which, Box::new(InputRingBox(None))));
+                let _ = engine.send(Command::Replace(which, None));
                 *feeder = Feeder::Lost { selector };
             }
         }
@@ -228,7 +228,7 @@ fn watch(
             // The same device if it returns; for a default, whatever the new default is.
             if let Ok((capture, ring)) = open_device(selector) {
                 status(HostStatus::Back(which, capture.info.name.clone()));
-                let _ = engine.send(Command::Replace(which, Box::new(InputRingBox(Some(ring)))));
+                let _ = engine.send(Command::Replace(which, Some(ring)));
                 *feeder = Feeder::Device {
                     capture,
                     selector: selector.clone(),

@@ -94,7 +94,7 @@ impl Liveness for crate::audio::CaptureStats {
 }
 
 /// Controls, sent to the running engine.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Command {
     /// New gains, ducking or mute.
     Settings(ProgramSettings),
@@ -107,26 +107,11 @@ pub enum Command {
         /// The key is down.
         held: bool,
     },
-    /// Replace an input (a device came back, or the user picked another).
-    Replace(Input, Box<InputRingBox>),
+    /// Replace an input (a device came back, or the user picked another); `None` removes it
+    /// (silence).
+    Replace(Input, Option<InputRing>),
     /// Stop after the current block.
     Stop,
-}
-
-/// An [`InputRing`] in a box so [`Command`] stays small and comparable.
-#[derive(Debug)]
-pub struct InputRingBox(pub Option<InputRing>);
-
-impl PartialEq for InputRingBox {
-    fn eq(&self, _: &Self) -> bool {
-        false
-    }
-}
-
-impl Clone for InputRingBox {
-    fn clone(&self) -> Self {
-        InputRingBox(None)
-    }
 }
 
 /// What the engine reports.
@@ -440,7 +425,7 @@ impl EngineCore {
                     Input::Mic => (&mut self.mic, 1),
                     Input::Remote => (&mut self.remote, 1),
                 };
-                *slot = ring.0.and_then(|r| input_state(r, channels).ok());
+                *slot = ring.and_then(|r| input_state(r, channels).ok());
             }
             Command::Stop => return false,
         }
