@@ -38,6 +38,7 @@ fn main() {
         game: Some(ring(game_rx, 2)),
         mic: Some(ring(mic_rx, 1)),
         remote: None,
+        monitor: None,
     };
     let engine =
         engine::start(config, inputs, vec![frames_tx]).unwrap_or_else(|e| panic!("engine: {e}"));

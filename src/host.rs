@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
-use crate::audio::{Capture, DeviceSelector, open_input, start_capture};
+use crate::audio::{
+    Capture, DeviceSelector, Playback, open_input, open_output, start_capture, start_playback,
+};
 use crate::codec::EncoderSettings;
 use crate::dsp::ProgramSettings;
 use crate::engine::{
@@ -35,6 +37,11 @@ pub struct HostOptions {
     pub game: InputChoice,
     /// Microphone.
     pub mic: InputChoice,
+    /// The room's other voices (until the room server exists: a file, for rigs and tests).
+    pub remote: Option<InputChoice>,
+    /// Play the remote voices on this output device (a headset: not the output whose monitor
+    /// is the game audio, or the guests come back into the program).
+    pub monitor_device: Option<String>,
     /// Record the program here (Ogg Opus).
     pub record: Option<PathBuf>,
     /// Stop after this long.
@@ -138,6 +145,22 @@ pub fn run_headless(
 ) -> Result<HostSummary, HostError> {
     let (mut game_feeder, game) = open(&opts.game, 2)?;
     let (mut mic_feeder, mic) = open(&opts.mic, 1)?;
+    let (_remote_feeder, remote) = match &opts.remote {
+        Some(choice) => {
+            let (feeder, ring) = open(choice, 1)?;
+            (Some(feeder), Some(ring))
+        }
+        None => (None, None),
+    };
+    let (_playback, monitor): (Option<Playback>, _) = match &opts.monitor_device {
+        Some(name) => {
+            let (device, info) = open_output(name).map_err(|e| HostError(e.to_string()))?;
+            let (playback, producer) =
+                start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))?;
+            (Some(playback), Some(producer))
+        }
+        None => (None, None),
+    };
     let encoder = EncoderSettings::music_stereo(opts.bitrate_kbps.saturating_mul(1000));
     let config = EngineConfig {
         settings: opts.settings,
@@ -158,7 +181,8 @@ pub fn run_headless(
     let inputs = engine::Inputs {
         game: Some(game),
         mic: Some(mic),
-        remote: None,
+        remote,
+        monitor,
     };
     let engine = engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
     let meters = engine.meters();

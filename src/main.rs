@@ -112,6 +112,14 @@ struct HostArgs {
     /// Play a file as the microphone, paced in real time.
     #[arg(long, value_name = "FILE")]
     mic_file: Option<PathBuf>,
+    /// Play the room's voices on this output device (a headset; not the output whose monitor is
+    /// the game audio).
+    #[arg(long, value_name = "NAME")]
+    monitor_device: Option<String>,
+    /// Take the room's other voices from a file, paced in real time (rigs and tests, until the
+    /// room server exists). They duck the game and play on --monitor-device.
+    #[arg(long, value_name = "FILE")]
+    remote_file: Option<PathBuf>,
     /// Record the live program to this Ogg Opus file.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -278,6 +286,8 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             DeviceSelector::DefaultGameMonitor,
         ),
         mic: choice(a.mic_file, a.mic_device, DeviceSelector::DefaultMic),
+        remote: a.remote_file.map(InputChoice::File),
+        monitor_device: a.monitor_device,
         record: a.record.clone(),
         seconds: a.seconds,
         settings: a.program.settings(a.voice_gate),

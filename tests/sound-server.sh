@@ -14,6 +14,7 @@
 # Devices:
 #   sink   game      "desktop/game audio" output; its monitor, source game.monitor, is game audio
 #   sink   mic_feed  the tests play "microphone" audio here
+#   sink   phones    the host's headphones: where Booth plays the room (capture phones.monitor)
 #   source mic       the virtual microphone (a remap of mic_feed.monitor, so not a monitor itself)
 #   ALSA PCMs game_capture, mic_capture, game_playback (asoundrc below) for cpal's ALSA host
 # Defaults: sink game, source mic.
@@ -68,6 +69,7 @@ cat > "$SOUND_DIR/test.pa" <<EOF
 load-module module-native-protocol-unix socket=$SOUND_DIR/pulse.sock auth-anonymous=1
 load-module module-null-sink sink_name=game rate=48000 sink_properties=device.description=Game
 load-module module-null-sink sink_name=mic_feed rate=48000 sink_properties=device.description=MicFeed
+load-module module-null-sink sink_name=phones rate=48000 sink_properties=device.description=Phones
 load-module module-remap-source master=mic_feed.monitor source_name=mic source_properties=device.description=Mic
 set-default-sink game
 set-default-source mic
@@ -90,7 +92,7 @@ BOOTH_SOUND_PIDS=$(cat "$XDG_RUNTIME_DIR/pulse/pid" 2>/dev/null || true)
 
 # Keep-alive: an idle null sink runs at ~2 s latency, which delays the first monitor
 # data by up to ~2 s when a new stream starts. A silent low-latency stream keeps them at 5 ms.
-for s in game mic_feed; do
+for s in game mic_feed phones; do
     pacat --device=$s --latency-msec=20 --rate=48000 --channels=2 --format=s16le \
         --client-name=keepalive-$s < /dev/zero > /dev/null 2>&1 &
     echo $! > "$SOUND_DIR/keep-$s.pid"
@@ -98,10 +100,10 @@ for s in game mic_feed; do
 done
 export BOOTH_SOUND_PIDS
 i=0
-until [ "$(pactl list short sink-inputs | grep -c .)" -ge 2 ] || [ $i -gt 50 ]; do i=$((i + 1)); sleep 0.1; done
+until [ "$(pactl list short sink-inputs | grep -c .)" -ge 3 ] || [ $i -gt 50 ]; do i=$((i + 1)); sleep 0.1; done
 # A fresh null sink has already scheduled a ~2 s render block; suspend/resume restarts its clock
 # so the new 5 ms latency applies now (otherwise monitors deliver nothing for ~2 s after start).
-for s in game mic_feed; do pactl suspend-sink $s 1; pactl suspend-sink $s 0; done
+for s in game mic_feed phones; do pactl suspend-sink $s 1; pactl suspend-sink $s 0; done
 
 pactl list short sinks
 pactl list short sources

@@ -26,6 +26,17 @@ pub enum Direction {
     Output,
 }
 
+impl Direction {
+    /// "input" or "output", for messages.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
 /// One capture or playback device, as `booth devices` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceInfo {
@@ -87,24 +98,28 @@ pub enum DeviceError {
     /// The sound system answered but failed to list its devices.
     #[error("the sound system could not list its devices: {0}")]
     Backend(String),
-    /// No input device matches the name.
+    /// No device of the kind asked for matches the name.
     #[error(
-        "no input device matches '{wanted}'; the input devices are: {}. Run `booth devices` to \
-         see them all",
+        "no {kind} device matches '{wanted}'; the {kind} devices are: {}. Run `booth devices` \
+         to see them all",
         quoted(available)
     )]
     NotFound {
+        /// "input" or "output".
+        kind: &'static str,
         /// What the user asked for.
         wanted: String,
         /// The ids of the input devices that do exist.
         available: Vec<String>,
     },
-    /// More than one input device matches the name.
+    /// More than one device of the kind asked for matches the name.
     #[error(
-        "'{wanted}' matches more than one input device: {}; give the full id",
+        "'{wanted}' matches more than one {kind} device: {}; give the full id",
         quoted(candidates)
     )]
     Ambiguous {
+        /// "input" or "output".
+        kind: &'static str,
         /// What the user asked for.
         wanted: String,
         /// The ids of the devices it matches.
@@ -196,6 +211,25 @@ pub fn open_input(selector: &DeviceSelector) -> Result<(cpal::Device, DeviceInfo
 
 /// Whether the sound system Booth uses still has the device `info` describes. Blocks for a
 /// round trip to the sound server: never call it from an audio callback.
+/// Finds an output device by id, name or a unique part of either (as [`open_input`] does for
+/// inputs), for playing the room's voices to the host.
+///
+/// # Errors
+/// No sound system, or no output (or more than one) matches `wanted`; the error lists them.
+pub fn open_output(wanted: &str) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host()?)?
+        .into_iter()
+        .map(|f| (f.device, f.info))
+        .unzip();
+    let index = pick_named(&infos, wanted, Direction::Output)?;
+    match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
+        (Some(device), Some(info)) => Ok((device, info)),
+        _ => Err(DeviceError::Backend(
+            "the device list changed while reading it".to_owned(),
+        )),
+    }
+}
+
 pub(crate) fn still_present(info: &DeviceInfo) -> Result<bool, DeviceError> {
     let host = host()?;
     if host.id().name() != info.host {
@@ -258,36 +292,52 @@ fn pick(devices: &[DeviceInfo], selector: &DeviceSelector) -> Result<usize, Devi
                     ),
                 })
         }
-        DeviceSelector::Named(wanted) => {
-            let needle = wanted.to_lowercase();
-            let matching = |test: &dyn Fn(&DeviceInfo) -> bool| -> Vec<usize> {
-                inputs().filter(|(_, d)| test(d)).map(|(i, _)| i).collect()
-            };
-            let tiers = [
-                matching(&|d| d.id == *wanted),
-                matching(&|d| d.name == *wanted),
-                matching(&|d| {
-                    d.id.to_lowercase().contains(&needle) || d.name.to_lowercase().contains(&needle)
-                }),
-            ];
-            for matches in tiers {
-                match matches.as_slice() {
-                    [] => {}
-                    [one] => return Ok(*one),
-                    many => {
-                        return Err(DeviceError::Ambiguous {
-                            wanted: wanted.clone(),
-                            candidates: many.iter().map(|&i| devices[i].id.clone()).collect(),
-                        });
-                    }
-                }
+        DeviceSelector::Named(wanted) => pick_named(devices, wanted, Direction::Input),
+    }
+}
+
+/// A device of one direction by id (exactly), else by name (exactly), else by a
+/// case-insensitive part of its id or name that only one such device has.
+fn pick_named(
+    devices: &[DeviceInfo],
+    wanted: &str,
+    direction: Direction,
+) -> Result<usize, DeviceError> {
+    let of_kind = || {
+        devices
+            .iter()
+            .enumerate()
+            .filter(move |(_, d)| d.direction == direction)
+    };
+    let needle = wanted.to_lowercase();
+    let matching = |test: &dyn Fn(&DeviceInfo) -> bool| -> Vec<usize> {
+        of_kind().filter(|(_, d)| test(d)).map(|(i, _)| i).collect()
+    };
+    let tiers = [
+        matching(&|d| d.id == wanted),
+        matching(&|d| d.name == wanted),
+        matching(&|d| {
+            d.id.to_lowercase().contains(&needle) || d.name.to_lowercase().contains(&needle)
+        }),
+    ];
+    for matches in tiers {
+        match matches.as_slice() {
+            [] => {}
+            [one] => return Ok(*one),
+            many => {
+                return Err(DeviceError::Ambiguous {
+                    kind: direction.word(),
+                    wanted: wanted.to_owned(),
+                    candidates: many.iter().map(|&i| devices[i].id.clone()).collect(),
+                });
             }
-            Err(DeviceError::NotFound {
-                wanted: wanted.clone(),
-                available: inputs().map(|(_, d)| d.id.clone()).collect(),
-            })
         }
     }
+    Err(DeviceError::NotFound {
+        kind: direction.word(),
+        wanted: wanted.to_owned(),
+        available: of_kind().map(|(_, d)| d.id.clone()).collect(),
+    })
 }
 
 /// Every device of `host`, inputs first. A device that vanishes while being read is left out.
@@ -401,6 +451,7 @@ mod tests {
     #[test]
     fn not_found_lists_what_exists() {
         let e = DeviceError::NotFound {
+            kind: "input",
             wanted: "USB Mic".into(),
             available: vec!["game.monitor".into(), "mic".into()],
         };

@@ -9,7 +9,11 @@
 mod capture;
 mod devices;
 mod file;
+mod playback;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
-pub use devices::{DeviceError, DeviceInfo, DeviceSelector, Direction, list_devices, open_input};
+pub use devices::{
+    DeviceError, DeviceInfo, DeviceSelector, Direction, list_devices, open_input, open_output,
+};
 pub use file::{AudioError, FileSource};
+pub use playback::{Playback, PlaybackStats, pull_interleaved, start_playback};

@@ -305,6 +305,8 @@ pub struct Inputs {
     /// The room's other voices as the host hears them: they duck the game, and are not mixed
     /// into the host's program (the room mixes everyone).
     pub remote: Option<InputRing>,
+    /// Where the remote voices go to be heard by the host (48 kHz stereo, a playback ring).
+    pub monitor: Option<rtrb::Producer<f32>>,
 }
 
 /// Starts the engine on its own thread. Frames go to `consumers`; each gets every frame unless
@@ -349,6 +351,8 @@ struct EngineCore {
     game: Option<InputState>,
     mic: Option<InputState>,
     remote: Option<InputState>,
+    monitor: Option<rtrb::Producer<f32>>,
+    monitor_buf: Vec<f32>,
     program: ProgramMix,
     settings: ProgramSettings,
     encoder: OpusEncoder,
@@ -388,6 +392,8 @@ impl EngineCore {
             game: inputs.game.map(|g| input_state(g, 2)).transpose()?,
             mic: inputs.mic.map(|m| input_state(m, 1)).transpose()?,
             remote: inputs.remote.map(|r| input_state(r, 1)).transpose()?,
+            monitor: inputs.monitor,
+            monitor_buf: vec![0.0; FRAME_SAMPLES * 2],
             program: ProgramMix::new(config.settings, FRAME_SAMPLES)?,
             settings: config.settings,
             encoder: OpusEncoder::new(&config.encoder)?,
@@ -530,6 +536,12 @@ impl EngineCore {
                 r.lane.pull(&mut self.remote_buf);
             }
             None => self.remote_buf.fill(0.0),
+        }
+        if let Some(monitor) = &mut self.monitor {
+            // The host hears the room; a stalled player loses this block rather than the engine
+            // waiting for it.
+            crate::dsp::downmix_to_stereo(&self.remote_buf, 1, &mut self.monitor_buf);
+            let _ = monitor.push_partial_slice(&self.monitor_buf);
         }
         self.mic_chain();
 

@@ -338,6 +338,7 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
             game: Some(game_ring),
             mic: None,
             remote: Some(remote_ring),
+            monitor: None,
         },
         vec![tx],
     )
@@ -368,5 +369,88 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
     assert!(
         guest_in_program < full - 50.0,
         "the guest leaked into the host's program at {guest_in_program:.1} dB"
+    );
+}
+
+#[test]
+fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
+    if !crate::devices::sound_server() || !have_tool("parec") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let dir = tempdir();
+    let game = dir.path().join("game.wav");
+    let tone: Vec<f32> = (0..48_000 * 6)
+        .flat_map(|n| {
+            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            [x, x]
+        })
+        .collect();
+    write_wav(&game, &tone, 2, 48_000);
+    // A guest speaks (1 kHz) from 1.5 s to 3 s.
+    let remote = dir.path().join("guest.wav");
+    let guest: Vec<f32> = (0..48_000 * 6)
+        .map(|n| {
+            if (72_000..144_000).contains(&n) {
+                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write_wav(&remote, &guest, 1, 48_000);
+    let heard = dir.path().join("phones.raw");
+    let phones = spawn(Command::new("sh").arg("-c").arg(format!(
+        "exec parec --device=phones.monitor --format=float32le --channels=1 \
+                 --rate=48000 --raw --latency-msec=20 > '{}'",
+        heard.display()
+    )));
+    let out = dir.path().join("live.ogg");
+    let o = run(Command::new(booth())
+        .args([
+            "host",
+            "--headless",
+            "--seconds",
+            "4",
+            "--monitor-device",
+            "phones",
+        ])
+        .arg("--game-file")
+        .arg(&game)
+        .arg("--remote-file")
+        .arg(&remote)
+        .arg("--record")
+        .arg(&out));
+    drop(phones);
+    assert!(o.status.success());
+
+    // The headset heard the guest.
+    let bytes = std::fs::read(&heard).unwrap_or_default();
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let loudest = samples
+        .chunks(4_800)
+        .map(|w| tone_db(w, 1000.0))
+        .fold(f32::MIN, f32::max);
+    assert!(
+        loudest > -16.0,
+        "the guest was not heard on the headset ({loudest:.1} dB)"
+    );
+
+    // The program: the game ducked while the guest spoke, and no guest in it.
+    let decoded = ffmpeg_decode(&out);
+    let l = channel(&decoded, 0);
+    let full = tone_db(&l[700 * 48..1_100 * 48], 440.0);
+    let ducked = tone_db(&l[2_200 * 48..2_600 * 48], 440.0);
+    assert!(
+        (full - ducked - 12.0).abs() <= 1.5,
+        "ducked {:.1} dB",
+        full - ducked
+    );
+    assert!(
+        tone_db(&l[2_200 * 48..2_600 * 48], 1000.0) < full - 50.0,
+        "the guest leaked"
     );
 }
