@@ -119,12 +119,6 @@ fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostEr
     let (capture, ring) =
         start_capture(&device, info, 480, 2.0).map_err(|e| HostError(e.to_string()))?;
     let channels = usize::from(capture.channels);
-    if !(1..=2).contains(&channels) {
-        return Err(HostError(format!(
-            "'{}' delivers {channels} channels: Booth takes mono or stereo inputs",
-            capture.info.name
-        )));
-    }
     let ring = InputRing {
         ring,
         rate: capture.sample_rate,

@@ -52,7 +52,12 @@ pub struct LaneStats {
 pub struct Lane {
     ring: Consumer<f32>,
     rate: u32,
+    /// Channels of the resampler (1 or 2).
     in_channels: usize,
+    /// Channels in the ring (the device's own count).
+    ring_channels: usize,
+    /// A wide device's frames before folding.
+    raw: Vec<f32>,
     out_channels: usize,
     resampler: Async<f32>,
     input: Vec<f32>,
@@ -80,7 +85,8 @@ impl std::fmt::Debug for Lane {
 }
 
 impl Lane {
-    /// A lane reading `in_channels` (1 or 2) interleaved at `rate` from `ring`, producing
+    /// A lane reading `in_channels` (any count up to 64: wider devices are folded to stereo or
+    /// mono on the engine thread, never in the callback) interleaved at `rate` from `ring`, producing
     /// `frames_out` frames of `out_channels` per pull, keeping about `target_latency_s` seconds
     /// queued.
     ///
@@ -97,11 +103,19 @@ impl Lane {
         if !(8_000..=192_000).contains(&rate) {
             return Err(DspError::UnsupportedRate(rate));
         }
-        for ch in [in_channels, out_channels] {
-            if !(1..=2).contains(&ch) {
-                return Err(DspError::UnsupportedChannels(ch, "1 or 2"));
-            }
+        if !(1..=2).contains(&out_channels) {
+            return Err(DspError::UnsupportedChannels(out_channels, "1 or 2"));
         }
+        if !(1..=64).contains(&in_channels) {
+            return Err(DspError::UnsupportedChannels(in_channels, "1 to 64"));
+        }
+        let ring_channels = in_channels;
+        // The resampler works on what the output needs: mono stays mono, wide folds to stereo.
+        let in_channels = if out_channels == 1 || ring_channels == 1 {
+            1
+        } else {
+            2
+        };
         // 32 taps keep a live lane near a tenth of a percent of a core; the passband reaches
         // about 18 kHz, above what listeners' Opus streams carry.
         let mut params = SincInterpolationParameters::new(32, WindowFunction::BlackmanHarris2);
@@ -124,6 +138,12 @@ impl Lane {
             in_channels,
             out_channels,
             input: vec![0.0; max_in * in_channels],
+            raw: if ring_channels == in_channels {
+                Vec::new()
+            } else {
+                vec![0.0; max_in * ring_channels]
+            },
+            ring_channels,
             staged: vec![0.0; frames_out * in_channels],
             resampler,
             target_fill,
@@ -164,7 +184,8 @@ impl Lane {
     /// Produces one block of `frames_out` frames (interleaved, `out_channels`) into `out`.
     pub fn pull(&mut self, out: &mut [f32]) -> PullReport {
         let ch = self.in_channels;
-        let available = self.ring.slots() / ch;
+        let ring_ch = self.ring_channels;
+        let available = self.ring.slots() / ring_ch;
         if !self.primed {
             if (available as f64) < self.target_fill {
                 out[..self.frames_out * self.out_channels].fill(0.0);
@@ -177,10 +198,23 @@ impl Lane {
         }
         let need = self.resampler.input_frames_next();
         let take = need.min(available);
-        let dst = &mut self.input[..need * ch];
-        let (got, _) = self.ring.pop_partial_slice(&mut dst[..take * ch]);
-        let got = got.len() / ch;
-        dst[got * ch..].fill(0.0);
+        let got = if ring_ch == ch {
+            let dst = &mut self.input[..need * ch];
+            let (got, _) = self.ring.pop_partial_slice(&mut dst[..take * ch]);
+            got.len() / ch
+        } else {
+            let raw = &mut self.raw[..take * ring_ch];
+            let (got, _) = self.ring.pop_partial_slice(raw);
+            let frames = got.len() / ring_ch;
+            let dst = &mut self.input[..frames * ch];
+            if ch == 1 {
+                crate::dsp::downmix_to_mono(&self.raw[..frames * ring_ch], ring_ch, dst);
+            } else {
+                crate::dsp::downmix_to_stereo(&self.raw[..frames * ring_ch], ring_ch, dst);
+            }
+            frames
+        };
+        self.input[got * ch..need * ch].fill(0.0);
         let missing = need - got;
         if missing > 0 {
             self.underruns += 1;
@@ -199,7 +233,7 @@ impl Lane {
         self.staged[produced * ch..].fill(0.0);
         map_channels(&self.staged, ch, out, self.out_channels);
 
-        let fill = self.ring.slots() / ch;
+        let fill = self.ring.slots() / ring_ch;
         self.steer(fill);
         PullReport {
             missing_frames: missing,
@@ -310,6 +344,23 @@ mod tests {
             }
         }
         (max_fill, min_fill, lane.stats().underruns, overruns, worst)
+    }
+
+    #[test]
+    fn a_six_channel_device_folds_to_stereo() {
+        let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000 * 6);
+        let mut lane = Lane::new(cons, 48_000, 6, 2, 960, 0.03).unwrap();
+        // Front left only, for a second.
+        let frame = [0.5f32, 0.0, 0.0, 0.0, 0.0, 0.0];
+        for _ in 0..48_000 {
+            let _ = prod.push_partial_slice(&frame);
+        }
+        let mut out = vec![0.0f32; 1_920];
+        for _ in 0..20 {
+            lane.pull(&mut out);
+        }
+        assert!(out.chunks(2).all(|f| f[1].abs() < 1e-4), "leaked right");
+        assert!(out.chunks(2).all(|f| f[0] > 0.1), "{:?}", &out[..8]);
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub struct InputRing {
     pub ring: rtrb::Consumer<f32>,
     /// Its sample rate.
     pub rate: u32,
-    /// Its channels (1 or 2; wider devices are folded before the ring).
+    /// Its channels, as the device delivers them (wider than stereo is folded on the engine
+    /// thread).
     pub channels: usize,
     /// Says whether the device behind the ring still delivers.
     pub alive: Arc<dyn Liveness>,
