@@ -34,7 +34,7 @@ use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
 use crate::dsp::{Biquad, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
 
 /// How much input the lanes keep queued: one device period of 10 ms plus jitter.
-pub const LANE_LATENCY_S: f64 = 0.03;
+pub const LANE_LATENCY_S: f64 = 0.02;
 
 /// Why the engine could not start or stopped.
 #[derive(Debug, thiserror::Error)]
