@@ -161,7 +161,15 @@ struct Found {
 /// (PulseAudio before ALSA on Linux). cpal's `default_host()` would panic where none answers.
 fn host() -> Result<cpal::Host, DeviceError> {
     let mut failures = Vec::new();
-    for id in cpal::available_hosts() {
+    // BOOTH_AUDIO_HOST picks a host by name (`alsa`, `pulseaudio`, ...) when several exist.
+    let wanted = std::env::var("BOOTH_AUDIO_HOST")
+        .ok()
+        .map(|w| w.to_lowercase());
+    let mut hosts = cpal::available_hosts();
+    if let Some(w) = &wanted {
+        hosts.sort_by_key(|id| !id.name().to_lowercase().contains(w.as_str()));
+    }
+    for id in hosts {
         match cpal::host_from_id(id) {
             Ok(host) => return Ok(host),
             Err(e) => failures.push(format!("{}: {e}", id.name())),
