@@ -21,6 +21,31 @@ fn tone_db(x: &[f32], freq: f32) -> f32 {
     to_db((amp / std::f64::consts::SQRT_2) as f32)
 }
 
+/// Writes a stereo game tone of `seconds` at `rate`, 0.5 amplitude on both sides.
+fn write_game_tone(path: &std::path::Path, seconds: usize, rate: u32, freq: f32) {
+    let tone: Vec<f32> = (0..rate as usize * seconds)
+        .flat_map(|n| {
+            let x = 0.5 * (2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32).sin();
+            [x, x]
+        })
+        .collect();
+    write_wav(path, &tone, 2, rate);
+}
+
+/// Writes a mono 48 kHz "guest" of `seconds`: a 1 kHz voice stand-in from 1.5 s to 3 s.
+fn write_guest(path: &std::path::Path, seconds: usize) {
+    let guest: Vec<f32> = (0..48_000 * seconds)
+        .map(|n| {
+            if (72_000..144_000).contains(&n) {
+                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    write_wav(path, &guest, 1, 48_000);
+}
+
 #[test]
 fn live_program_from_paced_files_is_ducked_and_recorded() {
     if !have_tool("ffmpeg") {
@@ -28,13 +53,7 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
     }
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    let tone: Vec<f32> = (0..44_100 * 6)
-        .flat_map(|n| {
-            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 44_100.0).sin();
-            [x, x]
-        })
-        .collect();
-    write_wav(&game, &tone, 2, 44_100);
+    write_game_tone(&game, 6, 44_100, 440.0);
     // Voice: silence 0-1 s, a 1 kHz burst 1-2 s, silence 2-3 s, a burst 3-4 s.
     let mic = dir.path().join("mic.wav");
     let bursts: Vec<f32> = (0..16_000 * 4)
@@ -146,13 +165,7 @@ fn live_program_from_real_devices_ducks_the_game_under_the_words() {
     let _sound = crate::devices::sound_lock();
     let dir = tempdir();
     let tone = dir.path().join("tone.wav");
-    let tone_samples: Vec<f32> = (0..48_000 * 9)
-        .flat_map(|n| {
-            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
-            [x, x]
-        })
-        .collect();
-    write_wav(&tone, &tone_samples, 2, 48_000);
+    write_game_tone(&tone, 9, 48_000, 440.0);
     let words = dir.path().join("words.wav");
     run(Command::new("espeak-ng")
         .args(["-s", "150", "-w"])
@@ -306,25 +319,9 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
     use booth::engine::{self, EngineConfig, Inputs, PacedFile};
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    let tone: Vec<f32> = (0..48_000 * 5)
-        .flat_map(|n| {
-            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
-            [x, x]
-        })
-        .collect();
-    write_wav(&game, &tone, 2, 48_000);
-    // A guest talks (1 kHz) from 1.5 s to 3 s.
+    write_game_tone(&game, 5, 48_000, 440.0);
     let remote = dir.path().join("remote.wav");
-    let guest: Vec<f32> = (0..48_000 * 5)
-        .map(|n| {
-            if (72_000..144_000).contains(&n) {
-                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    write_wav(&remote, &guest, 1, 48_000);
+    write_guest(&remote, 5);
     let (_g, game_ring) = PacedFile::start(&game, 2).unwrap();
     let (_r, remote_ring) = PacedFile::start(&remote, 1).unwrap();
     let (tx, rx) = std::sync::mpsc::sync_channel(1_000);
@@ -380,25 +377,9 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
     let _sound = crate::devices::sound_lock();
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    let tone: Vec<f32> = (0..48_000 * 6)
-        .flat_map(|n| {
-            let x = 0.5 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
-            [x, x]
-        })
-        .collect();
-    write_wav(&game, &tone, 2, 48_000);
-    // A guest speaks (1 kHz) from 1.5 s to 3 s.
+    write_game_tone(&game, 6, 48_000, 440.0);
     let remote = dir.path().join("guest.wav");
-    let guest: Vec<f32> = (0..48_000 * 6)
-        .map(|n| {
-            if (72_000..144_000).contains(&n) {
-                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    write_wav(&remote, &guest, 1, 48_000);
+    write_guest(&remote, 6);
     let heard = dir.path().join("phones.raw");
     let phones = spawn(Command::new("sh").arg("-c").arg(format!(
         "exec parec --device=phones.monitor --format=float32le --channels=1 \
