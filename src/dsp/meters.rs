@@ -103,11 +103,25 @@ impl Meters {
     /// Reads every meter; peak and RMS restart for the next reading.
     pub fn read(&mut self) -> MeterReadings {
         MeterReadings {
-            momentary_lufs: lufs(self.ebu.loudness_momentary()),
-            short_term_lufs: lufs(self.ebu.loudness_shortterm()),
+            momentary_lufs: self.momentary_lufs(),
+            short_term_lufs: self.short_term_lufs(),
             integrated_lufs: self.integrated_lufs(),
             ..self.read_levels()
         }
+    }
+
+    /// Momentary loudness (the last 0.4 s), LUFS. Sums 0.4 s of audio: read it ten times a
+    /// second, not every block.
+    #[must_use]
+    pub fn momentary_lufs(&self) -> f32 {
+        lufs(self.ebu.loudness_momentary())
+    }
+
+    /// Short-term loudness (the last 3 s), LUFS. Sums 3 s of audio: a few readings a second are
+    /// plenty.
+    #[must_use]
+    pub fn short_term_lufs(&self) -> f32 {
+        lufs(self.ebu.loudness_shortterm())
     }
 
     /// Integrated loudness since the start, LUFS (-inf for silence).

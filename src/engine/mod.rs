@@ -571,18 +571,16 @@ impl EngineCore {
             &meters.duck_reduction_db,
             self.program.ducker().reduction_db(),
         );
-        // Loudness ten times a second (each reading sums seconds of audio); peaks every block.
+        // Peaks every block; loudness less often, as each reading sums seconds of audio:
+        // momentary ten times a second, short-term and integrated twice.
+        let m = self.program.meters();
+        store(&meters.program_peak_dbfs, m.read_levels().peak_dbfs);
         if self.frames.is_multiple_of(5) {
-            let r = self.program.meters().read();
-            store(&meters.program_momentary_lufs, r.momentary_lufs);
-            store(&meters.program_short_term_lufs, r.short_term_lufs);
-            store(&meters.program_integrated_lufs, r.integrated_lufs);
-            store(&meters.program_peak_dbfs, r.peak_dbfs);
-        } else {
-            store(
-                &meters.program_peak_dbfs,
-                self.program.meters().read_levels().peak_dbfs,
-            );
+            store(&meters.program_momentary_lufs, m.momentary_lufs());
+        }
+        if self.frames.is_multiple_of(25) {
+            store(&meters.program_short_term_lufs, m.short_term_lufs());
+            store(&meters.program_integrated_lufs, m.integrated_lufs());
         }
         meters.frames.store(self.frames, Ordering::Relaxed);
         n
