@@ -50,7 +50,7 @@ impl Meters {
             SAMPLE_RATE,
             Mode::M | Mode::S | Mode::I | Mode::HISTOGRAM,
         )
-        .map_err(|e| DspError::Resampler(format!("loudness meter: {e:?}")))?;
+        .map_err(|e| DspError::Meter(format!("{e:?}")))?;
         Ok(Self {
             ebu,
             peak: 0.0,
