@@ -31,10 +31,17 @@ fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     (game, mic)
 }
 
-fn booth_mix(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// Runs `booth mix --game G --mic M --out O [extra...]`.
+fn booth_mix(game: &Path, mic: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(booth())
         .arg("mix")
-        .args(args)
+        .arg("--game")
+        .arg(game)
+        .arg("--mic")
+        .arg(mic)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("cannot run booth: {e}"))
 }
@@ -47,14 +54,7 @@ fn ogg_opus_output_is_valid_has_the_input_length_and_keeps_stereo() {
     let dir = tempdir();
     let (game, mic) = inputs(dir.path());
     let out = dir.path().join("program.opus");
-    let o = booth_mix(&[
-        "--game".as_ref(),
-        game.as_os_str(),
-        "--mic".as_ref(),
-        mic.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ]);
+    let o = booth_mix(&game, &mic, &out, &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = String::from_utf8_lossy(&o.stdout);
     for word in ["duration", "LUFS", "peak", "ducked"] {
@@ -90,16 +90,7 @@ fn wav_output_lines_up_with_the_inputs_and_ducks_under_the_voice() {
     let dir = tempdir();
     let (game, mic) = inputs(dir.path());
     let out = dir.path().join("program.wav");
-    let o = booth_mix(&[
-        "--game".as_ref(),
-        game.as_os_str(),
-        "--mic".as_ref(),
-        mic.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--duck-depth".as_ref(),
-        "10".as_ref(),
-    ]);
+    let o = booth_mix(&game, &mic, &out, &["--duck-depth", "10"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (samples, channels, rate) = crate::support::read_wav(&out);
     assert_eq!((channels, rate), (2, 48_000));
@@ -178,14 +169,7 @@ fn every_input_format_is_read() {
     ];
     for (g, m) in cases {
         let out = dir.path().join("out.wav");
-        let o = booth_mix(&[
-            "--game".as_ref(),
-            g.as_os_str(),
-            "--mic".as_ref(),
-            m.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ]);
+        let o = booth_mix(&g, &m, &out, &[]);
         assert!(
             o.status.success(),
             "{g:?} + {m:?}: {}",
@@ -216,10 +200,10 @@ fn every_input_format_is_read() {
     }
 }
 
-fn assert_fails_naming(args: &[&std::ffi::OsStr], named: &str, out: &Path) {
-    let o = booth_mix(args);
+fn assert_fails_naming(game: &Path, mic: &Path, out: &Path, named: &str) {
+    let o = booth_mix(game, mic, out, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "should fail: {args:?}");
+    assert!(!o.status.success(), "should fail: {game:?} {mic:?} {out:?}");
     assert!(err.contains(named), "error does not name {named}: {err}");
     assert!(!out.exists(), "output left behind after: {err}");
     let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap_or(Path::new(".")))
@@ -256,35 +240,13 @@ fn bad_inputs_fail_with_the_file_named_and_leave_no_output() {
             *b = (i as u8).wrapping_mul(37) ^ 0x5a;
         }
         std::fs::write(&flac, bytes).unwrap_or_else(|e| panic!("{e}"));
-        assert_fails_naming(
-            &[
-                "--game".as_ref(),
-                flac.as_os_str(),
-                "--mic".as_ref(),
-                mic.as_os_str(),
-                "--out".as_ref(),
-                out.as_os_str(),
-            ],
-            "broken.flac",
-            &out,
-        );
+        assert_fails_naming(&flac, &mic, &out, "broken.flac");
     }
     // A WAV cut off in the middle of its audio (its header promises more).
     let short = dir.path().join("short.wav");
     let bytes = std::fs::read(&game).unwrap_or_default();
     std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
-    assert_fails_naming(
-        &[
-            "--game".as_ref(),
-            short.as_os_str(),
-            "--mic".as_ref(),
-            mic.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
-        "short.wav",
-        &out,
-    );
+    assert_fails_naming(&short, &mic, &out, "short.wav");
     let cut = dir.path().join("cut.wav");
     let bytes = std::fs::read(&game).unwrap_or_default();
     std::fs::write(&cut, &bytes[..30]).unwrap_or_else(|e| panic!("{e}"));
@@ -301,48 +263,15 @@ fn bad_inputs_fail_with_the_file_named_and_leave_no_output() {
         (&text, "notes.txt"),
         (&missing, "missing.wav"),
     ] {
-        assert_fails_naming(
-            &[
-                "--game".as_ref(),
-                game.as_os_str(),
-                "--mic".as_ref(),
-                bad.as_os_str(),
-                "--out".as_ref(),
-                out.as_os_str(),
-            ],
-            name,
-            &out,
-        );
+        assert_fails_naming(&game, bad, &out, name);
     }
 
     // An output nobody can write: a directory that does not exist.
     let nowhere = dir.path().join("no-such-dir").join("program.wav");
-    assert_fails_naming(
-        &[
-            "--game".as_ref(),
-            game.as_os_str(),
-            "--mic".as_ref(),
-            mic.as_os_str(),
-            "--out".as_ref(),
-            nowhere.as_os_str(),
-        ],
-        "program.wav",
-        &nowhere,
-    );
+    assert_fails_naming(&game, &mic, &nowhere, "program.wav");
     // An output format Booth does not write.
     let mp4 = outdir.join("program.mp4");
-    assert_fails_naming(
-        &[
-            "--game".as_ref(),
-            game.as_os_str(),
-            "--mic".as_ref(),
-            mic.as_os_str(),
-            "--out".as_ref(),
-            mp4.as_os_str(),
-        ],
-        "program.mp4",
-        &mp4,
-    );
+    assert_fails_naming(&game, &mic, &mp4, "program.mp4");
 }
 
 #[test]
@@ -355,16 +284,7 @@ fn normalize_brings_the_program_to_the_target_loudness() {
     let mic = dir.path().join("silent-mic.wav");
     write_wav(&mic, &vec![0.0; 48_000], 1, 48_000);
     let out = dir.path().join("loud.wav");
-    let o = booth_mix(&[
-        "--game".as_ref(),
-        game.as_os_str(),
-        "--mic".as_ref(),
-        mic.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--normalize".as_ref(),
-        "-16".as_ref(),
-    ]);
+    let o = booth_mix(&game, &mic, &out, &["--normalize", "-16"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     if have_tool("ffmpeg") {
         // ffmpeg's own EBU R128 meter is the judge.
