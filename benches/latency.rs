@@ -6,8 +6,6 @@
 //! engine runs as in `booth host`; the frames it hands out are decoded to find each impulse.
 //! Prints the median and p99 over the run.  `cargo bench --bench latency [-- SECONDS]`
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use booth::codec::opus::FRAME_SAMPLES;
@@ -25,7 +23,6 @@ fn main() {
         ring,
         rate: 48_000,
         channels,
-        alive: Arc::new(AtomicBool::new(true)),
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);
     let config = EngineConfig {

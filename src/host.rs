@@ -123,7 +123,6 @@ fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostEr
         ring,
         rate: capture.sample_rate,
         channels,
-        alive: capture.stats.clone(),
     };
     Ok((capture, ring))
 }
@@ -186,7 +185,6 @@ pub fn run_headless(
         if let Some(ev) = engine.wait_event(Duration::from_millis(100)) {
             match ev {
                 EngineEvent::Stopped => break,
-                EngineEvent::InputLost(_) | EngineEvent::InputBack(_) => {}
                 other => status(HostStatus::Engine(other)),
             }
         }

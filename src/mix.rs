@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::audio::{AudioError, FileSource};
 use crate::codec::{CodecError, EncoderSettings, OggOpusWriter};
 use crate::dsp::{
-    DspError, ProgramMix, ProgramSettings, SAMPLE_RATE, StreamResampler, downmix_to_mono,
-    downmix_to_stereo,
+    DspError, ProgramMix, ProgramSettings, SAMPLE_RATE, StreamResampler, fold_channels,
 };
 
 /// Frames per processing block (100 ms).
@@ -369,11 +368,7 @@ impl Lane {
                         &block[..n * in_ch]
                     } else {
                         self.folded.resize(n * fold_ch, 0.0);
-                        if fold_ch == 1 {
-                            downmix_to_mono(block, in_ch, &mut self.folded);
-                        } else {
-                            downmix_to_stereo(block, in_ch, &mut self.folded);
-                        }
+                        fold_channels(block, in_ch, &mut self.folded, fold_ch);
                         &self.folded
                     };
                     let max = self.resampler.output_frames_max(n) * self.out_ch;

@@ -81,6 +81,30 @@ pub fn downmix_to_stereo(input: &[f32], channels: usize, out: &mut [f32]) -> usi
     frames
 }
 
+/// Brings interleaved frames of `in_channels` (any count) to `out_channels` (1 or 2): copied when
+/// they match, otherwise folded by [`downmix_to_mono`] or [`downmix_to_stereo`]. Returns the
+/// frames written (limited by `out`). The one place Booth converts channel layouts.
+pub fn fold_channels(
+    input: &[f32],
+    in_channels: usize,
+    out: &mut [f32],
+    out_channels: usize,
+) -> usize {
+    if in_channels == 0 || out_channels == 0 {
+        return 0;
+    }
+    if in_channels == out_channels {
+        let frames = (input.len() / in_channels).min(out.len() / out_channels);
+        out[..frames * out_channels].copy_from_slice(&input[..frames * in_channels]);
+        return frames;
+    }
+    if out_channels == 1 {
+        downmix_to_mono(input, in_channels, out)
+    } else {
+        downmix_to_stereo(input, in_channels, out)
+    }
+}
+
 /// Downmixes interleaved frames of `channels` channels to mono (the mean of all channels but an
 /// LFE), writing into `out`; returns the frames written.
 pub fn downmix_to_mono(input: &[f32], channels: usize, out: &mut [f32]) -> usize {
@@ -134,6 +158,20 @@ mod tests {
         let mut out = [0.0; 2];
         downmix_to_stereo(&input, 4, &mut out);
         assert!(out[0] > 0.3 && out[1] == 0.0, "{out:?}");
+    }
+
+    #[test]
+    fn fold_copies_matching_layouts_and_downmixes_the_rest() {
+        let mut out = [0.0; 4];
+        assert_eq!(fold_channels(&[0.1, 0.2, 0.3, 0.4], 2, &mut out, 2), 2);
+        assert_eq!(out, [0.1, 0.2, 0.3, 0.4]);
+        let mut mono = [0.0; 1];
+        // 5.1 to mono: the LFE (slot 3) stays out of the mean.
+        assert_eq!(
+            fold_channels(&[0.5, 0.5, 0.5, 9.0, 0.5, 0.5], 6, &mut mono, 1),
+            1
+        );
+        assert!((mono[0] - 0.5).abs() < 1e-6, "{mono:?}");
     }
 
     #[test]

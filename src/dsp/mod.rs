@@ -26,7 +26,7 @@ mod vad;
 pub use biquad::Biquad;
 pub use delay::DelayLine;
 pub use ducker::{Ducker, DuckerParams, Key};
-pub use frames::{downmix_to_mono, downmix_to_stereo};
+pub use frames::{downmix_to_mono, downmix_to_stereo, fold_channels};
 pub use limiter::Limiter;
 pub use meters::{MeterReadings, Meters};
 pub use mixer::mix_into;

@@ -145,7 +145,7 @@ impl StreamResampler {
         }
         self.frames_in += frames as u64;
         if self.fft.is_none() {
-            let written = map_channels(input, self.in_channels, out, self.out_channels);
+            let written = super::fold_channels(input, self.in_channels, out, self.out_channels);
             self.frames_out += written as u64;
             return Ok(written);
         }
@@ -225,22 +225,9 @@ impl StreamResampler {
         let skip = self.delay_left.min(produced);
         self.delay_left -= skip;
         let fresh = &self.scratch[skip * ch..produced * ch];
-        let written = map_channels(fresh, ch, out, self.out_channels);
+        let written = super::fold_channels(fresh, ch, out, self.out_channels);
         self.frames_out += written as u64;
         Ok(written)
-    }
-}
-
-/// Copies frames between 1- and 2-channel layouts; returns frames written.
-fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize) -> usize {
-    let frames = (input.len() / in_ch).min(out.len() / out_ch);
-    match (in_ch, out_ch) {
-        (1, 2) => super::downmix_to_stereo(input, 1, out),
-        (2, 1) => super::downmix_to_mono(input, 2, out),
-        _ => {
-            out[..frames * out_ch].copy_from_slice(&input[..frames * in_ch]);
-            frames
-        }
     }
 }
 

@@ -16,7 +16,7 @@ use rubato::{
     SincInterpolationType, WindowFunction,
 };
 
-use crate::dsp::{DspError, SAMPLE_RATE};
+use crate::dsp::{DspError, SAMPLE_RATE, fold_channels};
 
 /// Largest correction the controller may apply (0.5%: a clock that far off is broken anyway).
 const MAX_CORRECTION: f64 = 0.005;
@@ -207,11 +207,7 @@ impl Lane {
             let (got, _) = self.ring.pop_partial_slice(raw);
             let frames = got.len() / ring_ch;
             let dst = &mut self.input[..frames * ch];
-            if ch == 1 {
-                crate::dsp::downmix_to_mono(&self.raw[..frames * ring_ch], ring_ch, dst);
-            } else {
-                crate::dsp::downmix_to_stereo(&self.raw[..frames * ring_ch], ring_ch, dst);
-            }
+            fold_channels(&self.raw[..frames * ring_ch], ring_ch, dst, ch);
             frames
         };
         self.input[got * ch..need * ch].fill(0.0);
@@ -231,7 +227,7 @@ impl Lane {
             _ => 0,
         };
         self.staged[produced * ch..].fill(0.0);
-        map_channels(&self.staged, ch, out, self.out_channels);
+        fold_channels(&self.staged, ch, out, self.out_channels);
 
         let fill = self.ring.slots() / ring_ch;
         self.steer(fill);
@@ -272,21 +268,6 @@ impl Lane {
         let _ = self
             .resampler
             .set_resample_ratio_relative(self.correction, true);
-    }
-}
-
-fn map_channels(input: &[f32], in_ch: usize, out: &mut [f32], out_ch: usize) {
-    match (in_ch, out_ch) {
-        (1, 2) => {
-            crate::dsp::downmix_to_stereo(input, 1, out);
-        }
-        (2, 1) => {
-            crate::dsp::downmix_to_mono(input, 2, out);
-        }
-        _ => {
-            let n = input.len().min(out.len());
-            out[..n].copy_from_slice(&input[..n]);
-        }
     }
 }
 

@@ -20,7 +20,7 @@ pub mod paced;
 pub mod record;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -72,26 +72,6 @@ pub struct InputRing {
     /// Its channels, as the device delivers them (wider than stereo is folded on the engine
     /// thread).
     pub channels: usize,
-    /// Says whether the device behind the ring still delivers.
-    pub alive: Arc<dyn Liveness>,
-}
-
-/// Whether an input's source is still there (a device callback's flag, a file feeder's).
-pub trait Liveness: Send + Sync + std::fmt::Debug {
-    /// False once the source is gone for good.
-    fn is_alive(&self) -> bool;
-}
-
-impl Liveness for AtomicBool {
-    fn is_alive(&self) -> bool {
-        self.load(Ordering::Relaxed)
-    }
-}
-
-impl Liveness for crate::audio::CaptureStats {
-    fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::Relaxed)
-    }
 }
 
 /// Controls, sent to the running engine.
@@ -118,11 +98,6 @@ pub enum Command {
 /// What the engine reports.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EngineEvent {
-    /// An input stopped delivering (device unplugged, stream died): the program goes on
-    /// without it.
-    InputLost(Input),
-    /// An input delivers again.
-    InputBack(Input),
     /// A consumer was too slow and missed frames.
     ConsumerBehind {
         /// Frames it missed so far.
@@ -343,8 +318,6 @@ pub fn start(
 
 struct InputState {
     lane: Lane,
-    alive: Arc<dyn Liveness>,
-    reported_lost: bool,
 }
 
 /// The engine's state, apart from the thread: one call of [`EngineCore::block`] makes one frame.
@@ -382,9 +355,19 @@ fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspEr
             FRAME_SAMPLES,
             LANE_LATENCY_S,
         )?,
-        alive: ring.alive,
-        reported_lost: false,
     })
+}
+
+/// Pulls one block from an input, or writes silence without one; true when the input came up
+/// short (an underrun).
+fn pull_or_silence(input: &mut Option<InputState>, buf: &mut [f32]) -> bool {
+    match input {
+        Some(i) => i.lane.pull(buf).missing_frames > 0,
+        None => {
+            buf.fill(0.0);
+            false
+        }
+    }
 }
 
 impl EngineCore {
@@ -473,7 +456,6 @@ impl EngineCore {
             } else if now - due > period * 10 {
                 let _ = events.send(EngineEvent::Overloaded { late: now - due });
             }
-            self.report_inputs(events);
             let pts = self.frames * FRAME_SAMPLES as u64;
             let n = self.block(meters);
             for c in consumers {
@@ -493,55 +475,19 @@ impl EngineCore {
         }
     }
 
-    fn report_inputs(&mut self, events: &Sender<EngineEvent>) {
-        for (which, input) in [
-            (Input::Game, &mut self.game),
-            (Input::Mic, &mut self.mic),
-            (Input::Remote, &mut self.remote),
-        ] {
-            if let Some(state) = input {
-                let alive = state.alive.is_alive();
-                if !alive && !state.reported_lost {
-                    state.reported_lost = true;
-                    let _ = events.send(EngineEvent::InputLost(which));
-                } else if alive && state.reported_lost {
-                    state.reported_lost = false;
-                    let _ = events.send(EngineEvent::InputBack(which));
-                }
-            }
-        }
-    }
-
     /// Makes one 20 ms frame: pull, mic chain, program chain, encode. Returns the packet length.
     fn block(&mut self, meters: &MeterReadout) -> usize {
-        match &mut self.game {
-            Some(g) => {
-                let r = g.lane.pull(&mut self.game_buf);
-                if r.missing_frames > 0 {
-                    meters.underruns_game.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            None => self.game_buf.fill(0.0),
+        if pull_or_silence(&mut self.game, &mut self.game_buf) {
+            meters.underruns_game.fetch_add(1, Ordering::Relaxed);
         }
-        match &mut self.mic {
-            Some(m) => {
-                let r = m.lane.pull(&mut self.mic_buf);
-                if r.missing_frames > 0 {
-                    meters.underruns_mic.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            None => self.mic_buf.fill(0.0),
+        if pull_or_silence(&mut self.mic, &mut self.mic_buf) {
+            meters.underruns_mic.fetch_add(1, Ordering::Relaxed);
         }
-        match &mut self.remote {
-            Some(r) => {
-                r.lane.pull(&mut self.remote_buf);
-            }
-            None => self.remote_buf.fill(0.0),
-        }
+        pull_or_silence(&mut self.remote, &mut self.remote_buf);
         if let Some(monitor) = &mut self.monitor {
             // The host hears the room; a stalled player loses this block rather than the engine
             // waiting for it.
-            crate::dsp::downmix_to_stereo(&self.remote_buf, 1, &mut self.monitor_buf);
+            crate::dsp::fold_channels(&self.remote_buf, 1, &mut self.monitor_buf, 2);
             let _ = monitor.push_partial_slice(&self.monitor_buf);
         }
         self.mic_chain();

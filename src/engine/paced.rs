@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::audio::{AudioError, FileSource};
-use crate::dsp::{downmix_to_mono, downmix_to_stereo};
+use crate::dsp::fold_channels;
 
 use super::InputRing;
 
@@ -34,7 +34,6 @@ impl PacedFile {
         let out_ch = if channels == 1 || in_ch == 1 { 1 } else { 2 };
         let (mut producer, consumer) = rtrb::RingBuffer::<f32>::new(rate as usize * out_ch);
         let stop = Arc::new(AtomicBool::new(false));
-        let alive = Arc::new(AtomicBool::new(true));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("booth-paced-file".into())
@@ -57,11 +56,7 @@ impl PacedFile {
                     let block = &pending[..frames * in_ch];
                     let out = &mut folded[..period_frames * out_ch];
                     out.fill(0.0);
-                    if out_ch == 1 {
-                        downmix_to_mono(block, in_ch, out);
-                    } else {
-                        downmix_to_stereo(block, in_ch, out);
-                    }
+                    fold_channels(block, in_ch, out, out_ch);
                     pending.drain(..frames * in_ch);
                     let _ = producer.push_partial_slice(out);
                     periods += 1;
@@ -85,7 +80,6 @@ impl PacedFile {
                 ring: consumer,
                 rate,
                 channels: out_ch,
-                alive,
             },
         ))
     }
