@@ -52,6 +52,29 @@ pub struct HostOptions {
     pub noise_suppression: bool,
     /// Program bitrate, kbit/s.
     pub bitrate_kbps: u32,
+    /// Go live in a room (publish the program by WHIP).
+    pub room: Option<RoomTarget>,
+}
+
+/// Where the program goes live.
+#[derive(Clone, Debug)]
+pub struct RoomTarget {
+    /// A room server's base URL; `None` starts one in this process.
+    pub server: Option<String>,
+    /// Where the in-process server listens.
+    pub bind: std::net::SocketAddr,
+    /// Its UDP media ports.
+    pub udp_ports: (u16, u16),
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Title and game of a new room.
+    pub title: String,
+    /// The game being played.
+    pub game: String,
+    /// Join this room (with `token`) instead of creating one.
+    pub room: Option<String>,
+    /// The host's (or a speaker's) token for `room`.
+    pub token: Option<String>,
 }
 
 /// What happened, for the terminal.
@@ -65,6 +88,10 @@ pub enum HostStatus {
     Back(Input, String),
     /// Something else the engine reported.
     Engine(EngineEvent),
+    /// The program is live in a room.
+    Live(crate::live::LiveRoom),
+    /// The room connection ended; the program goes on locally.
+    RoomLost(String),
 }
 
 /// The end of a run.
@@ -171,6 +198,15 @@ pub fn run_headless(
         }
         None => None,
     };
+    let live = match &opts.room {
+        Some(target) => {
+            let live = crate::live::GoLive::start(target, &mut consumers)
+                .map_err(|e| HostError(e.to_string()))?;
+            status(HostStatus::Live(live.room().clone()));
+            Some(live)
+        }
+        None => None,
+    };
     let inputs = engine::Inputs {
         game: Some(game),
         mic: Some(mic),
@@ -197,6 +233,9 @@ pub fn run_headless(
                 watch(which, feeder, &engine, status);
             }
         }
+        if let Some(why) = live.as_ref().and_then(crate::live::GoLive::lost) {
+            status(HostStatus::RoomLost(why));
+        }
         if last_meters.elapsed() >= Duration::from_secs(1) {
             last_meters = Instant::now();
             status(HostStatus::Meters(meters.read()));
@@ -207,6 +246,9 @@ pub fn run_headless(
     }
     let final_meters = meters.read();
     engine.stop();
+    if let Some(live) = live {
+        live.stop();
+    }
     let recorded_frames = match recorder {
         Some(rec) => {
             let path = rec.path().display().to_string();

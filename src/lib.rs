@@ -11,6 +11,11 @@
 //!   mic chain -> program chain -> Opus frames for a room or a recorder.
 //! - [`host`]: `booth host --headless`: the engine on devices or files, watched and recorded.
 //! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
+//! - [`rtc`]: WebRTC (str0m): peer configuration, WHIP/WHEP signalling, client peers, jitter
+//!   buffer.
+//! - [`server`]: `booth serve`: rooms over HTTP, WebSocket and WHIP/WHEP, the server-side mix.
+//! - [`live`]: going live from `booth host`: the in-process server or a remote one, WHIP out.
+//! - [`listen`]: `booth listen`: a WHEP client that plays or records a room.
 
 #![forbid(unsafe_code)]
 
@@ -19,4 +24,9 @@ pub mod codec;
 pub mod dsp;
 pub mod engine;
 pub mod host;
+pub mod listen;
+pub mod live;
 pub mod mix;
+pub mod room;
+pub mod rtc;
+pub mod server;

@@ -27,6 +27,50 @@ enum Command {
     Host(HostArgs),
     /// List capture and playback devices; loopback (monitor) sources are marked.
     Devices(DevicesArgs),
+    /// Run the room server alone (for a VPS): rooms, WHIP/WHEP, the WebSocket room channel.
+    Serve(ServeArgs),
+    /// Listen to a room in the terminal (WHEP), or record it to a file.
+    Listen(ListenArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// HTTP address for the API, WebSocket, WHIP/WHEP and pages.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    bind: std::net::SocketAddr,
+    /// The address clients reach the media at, when behind NAT.
+    #[arg(long, value_name = "IP")]
+    public_ip: Option<std::net::IpAddr>,
+    /// UDP media port, or a range to take the first free one from.
+    #[arg(long, value_name = "PORT|RANGE", default_value = "50000-50100", value_parser = booth::server::parse_port_range)]
+    udp_port: (u16, u16),
+    /// Recordings and the database.
+    #[arg(long, value_name = "DIR", default_value = "booth-data")]
+    data: PathBuf,
+    /// A STUN/TURN server URL to advertise to WHIP/WHEP clients (repeatable).
+    #[arg(long, value_name = "URL")]
+    ice_server: Vec<String>,
+    /// The public base URL links are made with (default: http://BIND).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ListenArgs {
+    /// The room's listener link (http://HOST:PORT/r/ROOM) or WHEP URL.
+    url: String,
+    /// Write the room to this file (.ogg/.opus or .wav) instead of playing it.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "N")]
+    seconds: Option<f64>,
+    /// Your participant token: on stage, you hear everyone but yourself.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Play on this output device (default: the default output).
+    #[arg(long, value_name = "NAME")]
+    device: Option<String>,
 }
 
 /// How the program is mixed: the same options live and offline.
@@ -137,6 +181,30 @@ struct HostArgs {
     /// Opus bitrate of the program, kbit/s.
     #[arg(long, value_name = "KBPS", default_value_t = 128)]
     bitrate: u32,
+    /// Go live on this room server (default: start one in this process).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Don't go live: only record (with --record) or meter.
+    #[arg(long, conflicts_with_all = ["server", "room"])]
+    offline: bool,
+    /// The room's title.
+    #[arg(long, value_name = "TITLE", default_value = "Live from Booth")]
+    title: String,
+    /// The game being played.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    game: String,
+    /// Join this existing room instead of creating one (with --token).
+    #[arg(long, value_name = "ID", requires = "token")]
+    room: Option<String>,
+    /// The host's or a speaker's token for --room.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Where the in-process room server listens (a busy port falls back to a free one).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    bind: std::net::SocketAddr,
+    /// The in-process server's data directory.
+    #[arg(long, value_name = "DIR", default_value = "booth-data")]
+    data: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -174,6 +242,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mix(args) => mix(args),
         Command::Host(args) => host(args),
+        Command::Serve(args) => serve(args),
+        Command::Listen(args) => listen(args),
         Command::Devices(args) => devices(args),
     };
     match result {
@@ -268,6 +338,69 @@ fn devices(a: DevicesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BOOTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("booth=info,warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let opts = booth::server::ServeOptions {
+        bind: a.bind,
+        public_ip: a.public_ip,
+        udp_ports: a.udp_port,
+        data_dir: a.data,
+        ice_servers: a.ice_server,
+        public_url: a.public_url,
+    };
+    runtime()?.block_on(async move {
+        let server = booth::server::start(opts).await?;
+        println!("booth: serving rooms on {}", server.base_url);
+        tokio::select! {
+            r = server.wait() => r?,
+            _ = tokio::signal::ctrl_c() => eprintln!("booth: stopping"),
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn listen(a: ListenArgs) -> anyhow::Result<()> {
+    init_logging();
+    let opts = booth::listen::ListenOptions {
+        url: a.url,
+        token: a.token,
+        out: a.out.clone(),
+        device: a.device,
+        seconds: a.seconds,
+    };
+    let summary = runtime()?.block_on(booth::listen::run(opts))?;
+    eprintln!(
+        "booth: connected in {} ms; {} packets, {:.2} s {}, {} frames concealed",
+        summary.connect_ms,
+        summary.packets,
+        summary.frames as f64 / 50.0,
+        if a.out.is_some() { "written" } else { "played" },
+        summary.concealed
+    );
+    if let Some(ms) = summary.started_unix_ms {
+        eprintln!("booth: first frame at unix ms {ms}");
+    }
+    if let Some(why) = summary.ended {
+        eprintln!("booth: the room ended the stream: {why}");
+    }
+    Ok(())
+}
+
 fn host(a: HostArgs) -> anyhow::Result<()> {
     use booth::audio::DeviceSelector;
     use booth::host::{HostOptions, HostStatus, InputChoice};
@@ -293,6 +426,16 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         settings: a.program.settings(a.voice_gate),
         noise_suppression: !a.no_noise_suppression,
         bitrate_kbps: a.bitrate,
+        room: (!a.offline).then(|| booth::host::RoomTarget {
+            server: a.server.clone(),
+            bind: a.bind,
+            udp_ports: (50_000, 50_100),
+            data_dir: a.data.clone(),
+            title: a.title.clone(),
+            game: a.game.clone(),
+            room: a.room.clone(),
+            token: a.token.clone(),
+        }),
     };
     if let Some(path) = &a.record {
         eprintln!("booth: live, recording to {}", path.display());
@@ -312,6 +455,18 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         }
         HostStatus::Back(which, name) => eprintln!("booth: {which:?} input back: {name}"),
         HostStatus::Engine(ev) => eprintln!("booth: {ev:?}"),
+        HostStatus::Live(room) => {
+            println!("listen: {}", room.listener_link);
+            if let Some(link) = &room.host_link {
+                println!("host:   {link}");
+            }
+            println!("room:   {}", room.room);
+            println!("token:  {}", room.token);
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
+        HostStatus::RoomLost(why) => {
+            eprintln!("booth: the room connection ended ({why}); the program goes on locally");
+        }
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let m = summary.meters;

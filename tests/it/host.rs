@@ -72,6 +72,7 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
         .args([
             "host",
             "--headless",
+            "--offline",
             "--seconds",
             "4.5",
             "--duck-depth",
@@ -181,6 +182,7 @@ fn live_program_from_real_devices_ducks_the_game_under_the_words() {
             .args([
                 "host",
                 "--headless",
+                "--offline",
                 "--seconds",
                 "7",
                 "--duck-depth",
@@ -251,7 +253,14 @@ fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
     let out = dir.path().join("live.ogg");
     let booth_run = spawn(
         Command::new(booth())
-            .args(["host", "--headless", "--seconds", "8", "--record"])
+            .args([
+                "host",
+                "--headless",
+                "--offline",
+                "--seconds",
+                "8",
+                "--record",
+            ])
             .arg(&out)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped()),
@@ -298,6 +307,7 @@ fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
         .args([
             "host",
             "--headless",
+            "--offline",
             "--seconds",
             "1",
             "--mic-device",
@@ -391,6 +401,7 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
         .args([
             "host",
             "--headless",
+            "--offline",
             "--seconds",
             "4",
             "--monitor-device",

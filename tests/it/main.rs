@@ -11,4 +11,5 @@ mod layering;
 mod limiter;
 mod mix_cli;
 mod resampler;
+mod rooms;
 mod support;

@@ -1,0 +1,279 @@
+//! `booth listen URL`: a WHEP client in the terminal. It plays the room through cpal, or writes
+//! it to a file (`.ogg`: the packets as received, concealed frames re-encoded; `.wav`: 16-bit
+//! PCM). A 20 ms clock pulls frames from a jitter buffer, so the file's time is the listener's
+//! time: a gap on the network is a concealed gap in the file, never a shift.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::audio::{open_output, start_playback};
+use crate::codec::ogg_opus::OggOpusWriter;
+use crate::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusDecoder, OpusEncoder};
+use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::rtc::peer::{ClientPeer, Mode};
+
+/// What `booth listen` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// A listener link (`.../r/ROOM`), a WHEP URL (`.../whep/ROOM`), or a server and room.
+    pub url: String,
+    /// A participant's token: a speaker or the host hears their mix-minus.
+    pub token: Option<String>,
+    /// Write here instead of playing.
+    pub out: Option<PathBuf>,
+    /// Play on this output device (default: the default output).
+    pub device: Option<String>,
+    /// Stop after this long.
+    pub seconds: Option<f64>,
+}
+
+/// The end of a session.
+#[derive(Debug, Clone, Default)]
+pub struct ListenSummary {
+    /// Time from the request to media flowing.
+    pub connect_ms: u64,
+    /// Frames written or played.
+    pub frames: u64,
+    /// Packets received.
+    pub packets: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Why it ended early, if it did.
+    pub ended: Option<String>,
+    /// Wall-clock time of the first frame written or played (Unix ms): sample `n` of the
+    /// output was heard at this time + `n` / 48 kHz.
+    pub started_unix_ms: Option<u64>,
+}
+
+/// Why `booth listen` failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ListenError(String);
+
+/// The WHEP endpoint for a link a user may paste.
+///
+/// # Errors
+/// The URL names no room.
+pub fn whep_url(url: &str) -> Result<String, ListenError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| ListenError(format!("'{url}' is not a URL: {e}")))?;
+    let segments: Vec<&str> = parsed
+        .path_segments()
+        .map(|s| s.filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
+    let room = match segments.as_slice() {
+        [.., "whep", room] | [.., "r", room] | [.., "rooms", room] => *room,
+        _ => {
+            return Err(ListenError(format!(
+                "'{url}' names no room: pass a listener link like http://HOST:8080/r/ROOM"
+            )));
+        }
+    };
+    let mut base = parsed.clone();
+    base.set_fragment(None);
+    base.set_query(None);
+    base.set_path(&format!("/whep/{room}"));
+    Ok(base.to_string())
+}
+
+enum Sink {
+    Ogg {
+        writer: OggOpusWriter<BufWriter<File>>,
+        encoder: OpusEncoder,
+        packet: Vec<u8>,
+    },
+    Wav(hound::WavWriter<BufWriter<File>>),
+    Play {
+        producer: rtrb::Producer<f32>,
+        _playback: crate::audio::Playback,
+    },
+}
+
+fn open_sink(opts: &ListenOptions) -> Result<Sink, ListenError> {
+    match &opts.out {
+        Some(path) => open_file(path),
+        None => {
+            let name = match &opts.device {
+                Some(n) => n.clone(),
+                None => crate::audio::list_devices()
+                    .map_err(|e| ListenError(e.to_string()))?
+                    .into_iter()
+                    .find(|d| d.is_default && d.direction == crate::audio::Direction::Output)
+                    .map(|d| d.id)
+                    .ok_or_else(|| {
+                        ListenError("there is no output device: write a file with --out".into())
+                    })?,
+            };
+            let (device, info) = open_output(&name).map_err(|e| ListenError(e.to_string()))?;
+            let (playback, producer) =
+                start_playback(&device, info, 0.3).map_err(|e| ListenError(e.to_string()))?;
+            Ok(Sink::Play {
+                producer,
+                _playback: playback,
+            })
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<Sink, ListenError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let fail =
+        |e: &dyn std::fmt::Display| ListenError(format!("cannot write '{}': {e}", path.display()));
+    match ext.as_str() {
+        "ogg" | "opus" => {
+            let settings = EncoderSettings::music_stereo(128_000);
+            let file = File::create(path).map_err(|e| fail(&e))?;
+            let mut writer = OggOpusWriter::with_comments(
+                BufWriter::new(file),
+                &settings,
+                48_000,
+                &[("ENCODER", "Booth listen")],
+            )
+            .map_err(|e| fail(&e))?;
+            writer.set_page_duration(Duration::from_millis(200));
+            Ok(Sink::Ogg {
+                writer,
+                encoder: OpusEncoder::new(&settings).map_err(|e| fail(&e))?,
+                packet: vec![0; MAX_PACKET],
+            })
+        }
+        "wav" => {
+            let spec = hound::WavSpec {
+                channels: 2,
+                sample_rate: 48_000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let file = File::create(path).map_err(|e| fail(&e))?;
+            Ok(Sink::Wav(
+                hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| fail(&e))?,
+            ))
+        }
+        _ => Err(ListenError(format!(
+            "'{}': write .ogg, .opus or .wav",
+            path.display()
+        ))),
+    }
+}
+
+impl Sink {
+    fn put(&mut self, pcm: &[f32], received: Option<&[u8]>) -> Result<(), String> {
+        match self {
+            Self::Ogg {
+                writer,
+                encoder,
+                packet,
+            } => match received {
+                Some(p) => writer.write_packet(p).map_err(|e| e.to_string()),
+                None => {
+                    let n = encoder
+                        .encode_frame(pcm, packet)
+                        .map_err(|e| e.to_string())?;
+                    writer.write_packet(&packet[..n]).map_err(|e| e.to_string())
+                }
+            },
+            Self::Wav(w) => {
+                for s in pcm {
+                    let v = (s.clamp(-1.0, 1.0) * 32_767.0).round() as i16;
+                    w.write_sample(v).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+            Self::Play { producer, .. } => {
+                let n = producer.slots().min(pcm.len());
+                if let Ok(chunk) = producer.write_chunk_uninit(n) {
+                    chunk.fill_from_iter(pcm.iter().copied());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Self::Ogg { writer, .. } => writer.finish().map(|_| ()).map_err(|e| e.to_string()),
+            Self::Wav(w) => w.finalize().map_err(|e| e.to_string()),
+            Self::Play { .. } => Ok(()),
+        }
+    }
+}
+
+/// Listens until `seconds` pass, the room ends, or Ctrl-C.
+///
+/// # Errors
+/// The link names no room, the server refuses, the media does not connect, or the file cannot
+/// be written.
+pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
+    let url = whep_url(&opts.url)?;
+    let mut sink = open_sink(&opts)?;
+    let asked = Instant::now();
+    let mut peer = ClientPeer::connect(
+        &url,
+        opts.token.as_deref(),
+        Mode::Listen,
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| ListenError(e.to_string()))?;
+    let mut summary = ListenSummary {
+        connect_ms: u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ..ListenSummary::default()
+    };
+    let mut decoder = OpusDecoder::new(2).map_err(|e| ListenError(e.to_string()))?;
+    let mut jitter = JitterBuffer::new(2, 10);
+    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+    let max_frames = opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            frame = peer.incoming.recv() => match frame {
+                Some(f) => {
+                    summary.packets += 1;
+                    jitter.push(f.rtp_time, f.packet);
+                }
+                None => {
+                    summary.ended = Some(peer.ended().unwrap_or_else(|| "the server hung up".into()));
+                    break;
+                }
+            },
+            _ = tick.tick() => {
+                let played = jitter.pop();
+                let (decoded, received) = match &played {
+                    Playout::Packet(p) => (decoder.decode(p, &mut pcm), Some(p.as_ref())),
+                    Playout::Lost { next: Some(p) } => (decoder.decode_fec(p, &mut pcm), None),
+                    Playout::Lost { next: None } => (decoder.decode_lost(&mut pcm), None),
+                    Playout::Silence => { pcm.fill(0.0); (Ok(FRAME_SAMPLES), None) }
+                };
+                if decoded.is_err() {
+                    pcm.fill(0.0);
+                }
+                if summary.started_unix_ms.is_none() {
+                    summary.started_unix_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .and_then(|d| u64::try_from(d.as_millis()).ok());
+                }
+                sink.put(&pcm, received).map_err(|e| ListenError(format!("writing: {e}")))?;
+                summary.frames += 1;
+                if max_frames.is_some_and(|m| summary.frames >= m) {
+                    break;
+                }
+            }
+            _ = &mut ctrl_c => break,
+        }
+    }
+    summary.concealed = jitter.stats().concealed;
+    peer.close().await;
+    sink.finish()
+        .map_err(|e| ListenError(format!("finishing the file: {e}")))?;
+    Ok(summary)
+}

@@ -1,0 +1,211 @@
+//! Going live from `booth host` (and the overlay): start the room server in this process or use
+//! a remote one, create the room (or join one with a token), and publish the engine's Opus
+//! frames by WHIP. The engine thread knows nothing of this: it hands frames to a channel like
+//! any other consumer, and a bridge thread passes them to the WebRTC task.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::EncodedFrame;
+use crate::host::RoomTarget;
+use crate::rtc::peer::{ClientPeer, Mode, OutFrame};
+use crate::server::{RunningServer, ServeOptions};
+
+/// The room the program is live in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveRoom {
+    /// The server's base URL.
+    pub server: String,
+    /// The room id.
+    pub room: String,
+    /// What listeners open.
+    pub listener_link: String,
+    /// The host's own link (with the host token), when this process created the room.
+    pub host_link: Option<String>,
+    /// The token the program is published with.
+    pub token: String,
+    /// Whether the server runs in this process.
+    pub embedded: bool,
+}
+
+/// Why going live failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LiveError(String);
+
+/// A live program. Stop it to hang up (and stop the in-process server).
+#[derive(Debug)]
+pub struct GoLive {
+    rt: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+    peer: Option<ClientPeer>,
+    room: LiveRoom,
+    bridge: Option<JoinHandle<()>>,
+    reported: AtomicBool,
+}
+
+impl GoLive {
+    /// Goes live; adds the WHIP publisher to the engine's `consumers`.
+    ///
+    /// # Errors
+    /// The server cannot start or be reached, refuses the room or the token, or the media does
+    /// not connect.
+    pub fn start(
+        target: &RoomTarget,
+        consumers: &mut Vec<SyncSender<EncodedFrame>>,
+    ) -> Result<Self, LiveError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("booth-live")
+            .enable_all()
+            .build()
+            .map_err(|e| LiveError(format!("cannot start the network runtime: {e}")))?;
+        let (server, room) = rt.block_on(open_room(target))?;
+        let whip = format!("{}/whip/{}", room.server, room.room);
+        let peer = rt
+            .block_on(ClientPeer::connect(
+                &whip,
+                Some(&room.token),
+                Mode::Publish,
+                Duration::from_secs(10),
+            ))
+            .map_err(|e| LiveError(format!("cannot publish to {whip}: {e}")))?;
+        let (tx, rx) = mpsc::sync_channel::<EncodedFrame>(50);
+        let frames = peer.frames.clone();
+        let bridge = std::thread::Builder::new()
+            .name("booth-publish".into())
+            .spawn(move || {
+                while let Ok(frame) = rx.recv() {
+                    let out = OutFrame {
+                        rtp_time: frame.pts,
+                        packet: frame.packet,
+                    };
+                    if frames.blocking_send(out).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
+        consumers.push(tx);
+        Ok(Self {
+            rt,
+            server,
+            peer: Some(peer),
+            room,
+            bridge: Some(bridge),
+            reported: AtomicBool::new(false),
+        })
+    }
+
+    /// The room.
+    #[must_use]
+    pub fn room(&self) -> &LiveRoom {
+        &self.room
+    }
+
+    /// Why the publication ended, the first time it is asked after it did.
+    #[must_use]
+    pub fn lost(&self) -> Option<String> {
+        let why = self.peer.as_ref()?.ended()?;
+        (!self.reported.swap(true, Ordering::Relaxed)).then_some(why)
+    }
+
+    /// Hangs up and stops the in-process server.
+    pub fn stop(mut self) {
+        if let Some(mut peer) = self.peer.take() {
+            self.rt.block_on(peer.close());
+        }
+        if let Some(bridge) = self.bridge.take() {
+            let _ = bridge.join();
+        }
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.shutdown());
+        }
+    }
+}
+
+async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRoom), LiveError> {
+    let (server, base) = match &target.server {
+        Some(url) => (None, url.trim_end_matches('/').to_owned()),
+        None => {
+            let opts = ServeOptions {
+                bind: target.bind,
+                udp_ports: target.udp_ports,
+                data_dir: target.data_dir.clone(),
+                ..ServeOptions::default()
+            };
+            let running = match crate::server::start(opts.clone()).await {
+                Ok(r) => r,
+                // The usual port is taken (another Booth, another program): any free one will do
+                // for a room this process hosts; the link printed says which.
+                Err(crate::server::ServeError::Http { .. }) if target.bind.port() != 0 => {
+                    let mut any = opts;
+                    any.bind.set_port(0);
+                    crate::server::start(any)
+                        .await
+                        .map_err(|e| LiveError(e.to_string()))?
+                }
+                Err(e) => return Err(LiveError(e.to_string())),
+            };
+            let base = running.base_url.clone();
+            (Some(running), base)
+        }
+    };
+    let http = crate::rtc::signal::http_client();
+    let room = match (&target.room, &target.token) {
+        (Some(room), Some(token)) => LiveRoom {
+            server: base.clone(),
+            room: room.clone(),
+            listener_link: format!("{base}/r/{room}"),
+            host_link: None,
+            token: token.clone(),
+            embedded: server.is_some(),
+        },
+        (Some(_), None) => {
+            return Err(LiveError(
+                "joining a room needs its token: --room ID --token TOKEN".into(),
+            ));
+        }
+        (None, _) => {
+            let url = format!("{base}/api/rooms");
+            let body = serde_json::json!({ "title": target.title, "game": target.game });
+            let response =
+                http.post(&url).json(&body).send().await.map_err(|e| {
+                    LiveError(format!("cannot reach the room server at {base}: {e}"))
+                })?;
+            let status = response.status();
+            let v: Value = response.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                let why = v
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given");
+                return Err(LiveError(format!(
+                    "the room server refused the room ({status}): {why}"
+                )));
+            }
+            let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+            match (field("id"), field("host_token"), field("listener_link")) {
+                (Some(room), Some(token), Some(listener_link)) => LiveRoom {
+                    server: base.clone(),
+                    room,
+                    listener_link,
+                    host_link: field("host_link"),
+                    token,
+                    embedded: server.is_some(),
+                },
+                _ => {
+                    return Err(LiveError(format!(
+                        "{url} did not answer like a Booth room server"
+                    )));
+                }
+            }
+        }
+    };
+    Ok((server, room))
+}

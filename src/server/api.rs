@@ -1,0 +1,344 @@
+//! HTTP routes: rooms, actions, invitations, WHIP/WHEP, health and metrics.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tower_http::cors::{Any, CorsLayer};
+
+use super::AppState;
+use super::error::ApiError;
+use super::room_task::{self, RoomHandle, RoomMsg};
+use super::tokens;
+use crate::room::{Action, Role, RoomConfig};
+
+/// Largest request body accepted (SDP offers are a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The whole HTTP surface.
+pub fn router(state: Arc<AppState>) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/rooms", post(create_room))
+        .route("/api/rooms/{room}", get(room_info))
+        .route("/api/rooms/{room}/actions", post(act))
+        .route("/api/rooms/{room}/invites", post(invite))
+        .route("/api/rooms/{room}/ws", get(super::ws::handler))
+        .route("/whip/{room}", post(whip))
+        .route("/whep/{room}", post(whep))
+        .route("/whip/{room}/{session}", patch(trickle).delete(hangup))
+        .route("/whep/{room}/{session}", patch(trickle).delete(hangup))
+        .fallback(|| async { ApiError::not_found("that page") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.shared.metrics.render(),
+    )
+}
+
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn room_of(state: &AppState, id: &str) -> Result<RoomHandle, ApiError> {
+    state
+        .room(id)
+        .ok_or_else(|| ApiError::not_found("that room"))
+}
+
+/// Sends a message to a room task and waits for its answer.
+async fn ask<T>(
+    room: &RoomHandle,
+    make: impl FnOnce(oneshot::Sender<T>) -> RoomMsg,
+) -> Result<T, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    room.tx.send(make(tx)).await.map_err(|_| ApiError::gone())?;
+    rx.await.map_err(|_| ApiError::gone())
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid: {e}")))
+}
+
+fn clean_text(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(max)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct NewRoom {
+    title: String,
+    #[serde(default)]
+    game: String,
+    #[serde(default)]
+    host_name: Option<String>,
+}
+
+async fn create_room(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: NewRoom = parse_json(&body)?;
+    let title = clean_text(&req.title, 100);
+    if title.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "a room needs a title",
+        ));
+    }
+    let game = clean_text(&req.game, 100);
+    let host_name = req
+        .host_name
+        .map(|n| clean_text(&n, 40))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Host".to_owned());
+    let id = tokens::random_id(10).map_err(ApiError::internal)?;
+    let (handle, host_token) = room_task::spawn(
+        id.clone(),
+        RoomConfig::new(title.clone(), game.clone()),
+        host_name,
+        state.shared.clone(),
+    )?;
+    state
+        .rooms
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(id.clone(), handle);
+    let base = &state.base_url;
+    let body = json!({
+        "id": id,
+        "title": title,
+        "game": game,
+        "listener_link": format!("{base}/r/{id}"),
+        "host_link": format!("{base}/r/{id}#token={host_token}"),
+        "host_token": host_token,
+        "whip_url": format!("{base}/whip/{id}"),
+        "whep_url": format!("{base}/whep/{id}"),
+        "ws_url": format!("{}/api/rooms/{id}/ws", base.replacen("http", "ws", 1)),
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/rooms/{id}"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn room_info(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let room = room_of(&state, &room)?;
+    Ok(Json(ask(&room, |reply| RoomMsg::Info { reply }).await?))
+}
+
+async fn act(
+    State(state): State<Arc<AppState>>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let room = room_of(&state, &room)?;
+    let action: Action = parse_json(&body)?;
+    let token = bearer(&headers);
+    ask(&room, |reply| RoomMsg::ActWithToken {
+        token,
+        action,
+        reply,
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct NewInvite {
+    role: Role,
+}
+
+async fn invite(
+    State(state): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    let req: NewInvite = parse_json(&body)?;
+    let token = bearer(&headers);
+    let inv = ask(&room, |reply| RoomMsg::Invite {
+        token,
+        role: req.role,
+        reply,
+    })
+    .await??;
+    let link = format!("{}/r/{room_id}#invite={}", state.base_url, inv.token);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": inv.token, "role": inv.role, "link": link })),
+    )
+        .into_response())
+}
+
+fn sdp_body(headers: &HeaderMap, body: Bytes) -> Result<String, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.to_ascii_lowercase().starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            "send the offer as Content-Type: application/sdp",
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("bad_sdp", "the offer is not UTF-8 text"))
+}
+
+fn session_response(
+    state: &AppState,
+    kind: &str,
+    room: &str,
+    created: room_task::SessionCreated,
+) -> Response {
+    let mut response = (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, format!("/{kind}/{room}/{}", created.id)),
+            (header::ETAG, format!("\"{}\"", created.id)),
+        ],
+        created.answer,
+    )
+        .into_response();
+    for url in &state.ice_servers {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"ice-server\"")) {
+            response.headers_mut().append(header::LINK, v);
+        }
+    }
+    response
+}
+
+async fn whip(
+    State(state): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    let token = bearer(&headers);
+    if token.is_none() {
+        state.shared.metrics.rejected.fetch_add(1, Relaxed);
+        return Err(ApiError::unauthorized(
+            "publishing needs a bearer token (the host's, or a speaker's)",
+        ));
+    }
+    let offer = sdp_body(&headers, body)?;
+    let created = ask(&room, |reply| RoomMsg::Publish {
+        token,
+        offer,
+        reply,
+    })
+    .await?
+    .inspect_err(|_| {
+        state.shared.metrics.rejected.fetch_add(1, Relaxed);
+    })?;
+    Ok(session_response(&state, "whip", &room_id, created))
+}
+
+async fn whep(
+    State(state): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    let token = bearer(&headers);
+    let offer = sdp_body(&headers, body)?;
+    let created = ask(&room, |reply| RoomMsg::Listen {
+        token,
+        offer,
+        reply,
+    })
+    .await?
+    .inspect_err(|_| {
+        state.shared.metrics.rejected.fetch_add(1, Relaxed);
+    })?;
+    Ok(session_response(&state, "whep", &room_id, created))
+}
+
+async fn trickle(
+    State(state): State<Arc<AppState>>,
+    Path((room_id, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.eq_ignore_ascii_case("application/trickle-ice-sdpfrag") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            "PATCH takes Content-Type: application/trickle-ice-sdpfrag",
+        ));
+    }
+    let fragment = String::from_utf8_lossy(&body).into_owned();
+    ask(&room, |reply| RoomMsg::Trickle {
+        session,
+        fragment,
+        reply,
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn hangup(
+    State(state): State<Arc<AppState>>,
+    Path((room_id, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    ask(&room, |reply| RoomMsg::Hangup { session, reply }).await??;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,243 @@
+//! `booth serve`: the room server. axum + tokio: the HTTP API, the WebSocket room channel,
+//! WHIP/WHEP endpoints, `/healthz` and `/metrics`; one task per room (`room_task`) owns its
+//! `room::Room` and its media; one UDP socket (`media`) carries every session.
+//!
+//! The protocol (HTTP routes, WebSocket messages, error codes) is written down in
+//! `src/server/protocol.md`.
+
+pub mod api;
+pub mod error;
+pub mod media;
+pub mod metrics;
+pub mod room_task;
+pub mod tokens;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use self::media::MediaSocket;
+use self::metrics::Metrics;
+use self::room_task::{RoomHandle, Shared};
+
+/// How the server starts.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// HTTP address (API, WebSocket, WHIP/WHEP, pages).
+    pub bind: SocketAddr,
+    /// The address put in ICE candidates, when the machine is behind NAT.
+    pub public_ip: Option<IpAddr>,
+    /// The UDP media port, or the range to pick the first free one from.
+    pub udp_ports: (u16, u16),
+    /// Recordings and the database.
+    pub data_dir: PathBuf,
+    /// `stun:`/`turn:` URLs advertised to WHIP/WHEP clients in `Link` headers.
+    pub ice_servers: Vec<String>,
+    /// The base URL links are made from (default: `http://<bind>`).
+    pub public_url: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            public_ip: None,
+            udp_ports: (50_000, 50_100),
+            data_dir: PathBuf::from("booth-data"),
+            ice_servers: Vec::new(),
+            public_url: None,
+        }
+    }
+}
+
+/// Parses `PORT` or `LOW-HIGH`.
+///
+/// # Errors
+/// Not a port or a range of ports.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a UDP port or a range like 50000-50100");
+    match s.split_once('-') {
+        None => {
+            let p = s.trim().parse().map_err(|_| bad())?;
+            Ok((p, p))
+        }
+        Some((a, b)) => {
+            let a: u16 = a.trim().parse().map_err(|_| bad())?;
+            let b: u16 = b.trim().parse().map_err(|_| bad())?;
+            if a > b {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The HTTP port is taken or not ours.
+    #[error(
+        "cannot listen on {addr}: {source} (is another Booth running? pick another with --bind)"
+    )]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No UDP port of the range could be bound.
+    #[error("cannot open a UDP media port in {low}-{high}: {source} (pick others with --udp-port)")]
+    Udp {
+        /// Range start.
+        low: u16,
+        /// Range end.
+        high: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("the server stopped: {0}")]
+    Run(std::io::Error),
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// Open rooms by id.
+    pub rooms: RwLock<HashMap<String, RoomHandle>>,
+    /// What room tasks share.
+    pub shared: Shared,
+    /// Base URL for links.
+    pub base_url: String,
+    /// ICE servers for `Link` headers.
+    pub ice_servers: Vec<String>,
+}
+
+impl AppState {
+    /// The room with this id.
+    #[must_use]
+    pub fn room(&self, id: &str) -> Option<RoomHandle> {
+        self.rooms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+}
+
+/// A server running in this process (the embedded default of `booth host` and the overlay).
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where it answers HTTP.
+    pub http: SocketAddr,
+    /// Its base URL.
+    pub base_url: String,
+    /// Shared state (rooms, metrics).
+    pub state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl RunningServer {
+    /// Stops serving and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn wait(mut self) -> Result<(), ServeError> {
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| ServeError::Run(std::io::Error::other(e.to_string())))?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Binds the ports and starts serving in the background.
+///
+/// # Errors
+/// A port cannot be bound.
+pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
+    let listener = TcpListener::bind(opts.bind)
+        .await
+        .map_err(|source| ServeError::Http {
+            addr: opts.bind,
+            source,
+        })?;
+    let http = listener.local_addr().map_err(ServeError::Run)?;
+    let media_ip = if opts.bind.ip().is_loopback() {
+        opts.bind.ip()
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let media = MediaSocket::bind(media_ip, opts.udp_ports, opts.public_ip)
+        .await
+        .map_err(|source| ServeError::Udp {
+            low: opts.udp_ports.0,
+            high: opts.udp_ports.1,
+            source,
+        })?;
+    let media = Arc::new(media);
+    let metrics = Arc::new(Metrics::default());
+    tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
+    let base_url = opts.public_url.clone().unwrap_or_else(|| {
+        let host = if http.ip().is_unspecified() {
+            SocketAddr::new(
+                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
+                http.port(),
+            )
+        } else {
+            http
+        };
+        format!("http://{host}")
+    });
+    tracing::info!(
+        "Booth room server on {base_url} (media UDP {} advertised as {})",
+        media.local(),
+        media.advertised()
+    );
+    let state = Arc::new(AppState {
+        rooms: RwLock::new(HashMap::new()),
+        shared: Shared {
+            media,
+            metrics,
+            data_dir: opts.data_dir.clone(),
+        },
+        base_url: base_url.clone(),
+        ice_servers: opts.ice_servers.clone(),
+    });
+    let app = api::router(Arc::clone(&state));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            .map_err(ServeError::Run)
+    });
+    Ok(RunningServer {
+        http,
+        base_url,
+        state,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}

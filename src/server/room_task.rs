@@ -1,0 +1,1230 @@
+//! One task per room: it owns the room's state machine (`room::Room`), its members' capability
+//! tokens and WebSocket connections, and its media: every WHIP publisher's Opus through a jitter
+//! buffer into a decoder, a mix every 20 ms, the program encoded ONCE and the same payload
+//! written to every WHEP listener, and a mix-minus (everything but their own voice) for each
+//! publisher who also listens. All its sessions share the server's one UDP socket.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::BufWriter;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use str0m::change::SdpOffer;
+use str0m::media::{Frequency, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::ApiError;
+use super::media::{Datagram, MediaSocket};
+use super::metrics::Metrics;
+use super::tokens::{self, Secret, TokenRef};
+use crate::codec::ogg_opus::OggOpusWriter;
+use crate::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusDecoder, OpusEncoder};
+use crate::dsp::Limiter;
+use crate::room::{
+    Action, MediaCommand, Output as RoomOutput, ParticipantId, Role, Room, RoomConfig, RoomError,
+};
+use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::rtc::{rtc_config, sdp_ice_ufrag};
+
+/// The protocol version carried as `"v"` in every WebSocket message.
+pub const PROTOCOL_VERSION: u32 = 1;
+const TICK: Duration = Duration::from_millis(20);
+const STEREO_FRAME: usize = FRAME_SAMPLES * 2;
+/// A session that has not connected by then is dropped.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
+/// Frames buffered before a publisher is heard, and the most kept.
+const JITTER_TARGET: usize = 2;
+const JITTER_MAX: usize = 10;
+/// The program's Opus bit rate (stereo game audio with voice).
+const PROGRAM_BITRATE: u32 = 128_000;
+
+/// What the WebSocket task forwards to its client.
+#[derive(Debug, Clone)]
+pub enum WsOut {
+    /// A JSON message.
+    Text(Arc<str>),
+    /// Close the connection with this reason.
+    Close(String),
+}
+
+/// Who a client is, told on `hello`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Welcome {
+    /// The participant.
+    pub id: ParticipantId,
+    /// Their role now.
+    pub role: Role,
+    /// Their name in the room.
+    pub name: String,
+    /// Their own token: reconnect with it, publish with it once on stage.
+    pub token: String,
+    /// The connection (for the WebSocket task to say goodbye with).
+    #[serde(skip)]
+    pub conn: u64,
+    /// The room as it is now.
+    pub room: serde_json::Value,
+}
+
+/// A new WHIP/WHEP session.
+#[derive(Debug, Clone)]
+pub struct SessionCreated {
+    /// Its id (the last path segment of its Location).
+    pub id: String,
+    /// The SDP answer.
+    pub answer: String,
+}
+
+/// An invitation link.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invitation {
+    /// The capability token.
+    pub token: String,
+    /// The role it grants.
+    pub role: Role,
+}
+
+/// Messages to a room task.
+#[derive(Debug)]
+pub enum RoomMsg {
+    /// A WebSocket client introduces itself.
+    Hello {
+        /// Its token, if it has one (none: a new listener).
+        token: Option<String>,
+        /// Display name.
+        name: String,
+        /// Where its messages go.
+        out: mpsc::Sender<WsOut>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Welcome, ApiError>>,
+    },
+    /// An action from a connected client.
+    Act {
+        /// Who.
+        from: ParticipantId,
+        /// What.
+        action: Action,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// An action over HTTP with a bearer token.
+    ActWithToken {
+        /// The token.
+        token: Option<String>,
+        /// What.
+        action: Action,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// A WebSocket connection closed.
+    Closed {
+        /// Whose.
+        who: ParticipantId,
+        /// Which.
+        conn: u64,
+    },
+    /// A moderator asks for an invitation link.
+    Invite {
+        /// The moderator's token.
+        token: Option<String>,
+        /// The role it grants.
+        role: Role,
+        /// The answer.
+        reply: oneshot::Sender<Result<Invitation, ApiError>>,
+    },
+    /// WHIP: publish.
+    Publish {
+        /// Bearer token.
+        token: Option<String>,
+        /// SDP offer.
+        offer: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<SessionCreated, ApiError>>,
+    },
+    /// WHEP: listen.
+    Listen {
+        /// Bearer token (optional: a stage member gets their mix-minus).
+        token: Option<String>,
+        /// SDP offer.
+        offer: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<SessionCreated, ApiError>>,
+    },
+    /// Trickle ICE for a session.
+    Trickle {
+        /// The session.
+        session: String,
+        /// The `application/trickle-ice-sdpfrag` body.
+        fragment: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// DELETE of a session.
+    Hangup {
+        /// The session.
+        session: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// The room's public state.
+    Info {
+        /// The answer.
+        reply: oneshot::Sender<serde_json::Value>,
+    },
+    /// A datagram for one of the room's sessions.
+    Datagram(Datagram),
+}
+
+/// What every room task shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The media socket.
+    pub media: Arc<MediaSocket>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where recordings go.
+    pub data_dir: PathBuf,
+}
+
+/// A room as the registry holds it.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    /// The room id.
+    pub id: String,
+    /// The task's inbox.
+    pub tx: mpsc::Sender<RoomMsg>,
+}
+
+/// Starts a room task; returns its handle and the host's token.
+///
+/// # Errors
+/// No randomness for the token.
+pub fn spawn(
+    id: String,
+    config: RoomConfig,
+    host_name: String,
+    shared: Shared,
+) -> Result<(RoomHandle, String), ApiError> {
+    let (tx, rx) = mpsc::channel(4096);
+    let now = Instant::now();
+    let host = ParticipantId(1);
+    let secret = Secret::generate().map_err(ApiError::internal)?;
+    let host_token = tokens::format(TokenRef::Participant(1), &secret);
+    let room = Room::new(config, host, host_name.clone(), now);
+    let mut members = HashMap::new();
+    members.insert(
+        host,
+        Member {
+            secret,
+            grant: Role::Host,
+            name: host_name,
+            conns: Vec::new(),
+        },
+    );
+    let task = RoomTask {
+        id: id.clone(),
+        room,
+        members,
+        invites: HashMap::new(),
+        next_id: 2,
+        next_conn: 1,
+        away: HashSet::new(),
+        sessions: Vec::new(),
+        socket: shared.media.socket(),
+        shared,
+        tx: tx.clone(),
+        mixer: Mixer::new()?,
+        recording: None,
+        recordings: 0,
+        listening_announced: usize::MAX,
+        ended_at: None,
+    };
+    task.shared.metrics.rooms.fetch_add(1, Relaxed);
+    tokio::spawn(task.run(rx));
+    Ok((RoomHandle { id, tx }, host_token))
+}
+
+struct Member {
+    secret: Secret,
+    grant: Role,
+    name: String,
+    conns: Vec<(u64, mpsc::Sender<WsOut>)>,
+}
+
+struct InviteEntry {
+    secret: Secret,
+    role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Publish,
+    Listen,
+}
+
+struct Session {
+    id: String,
+    kind: Kind,
+    who: Option<ParticipantId>,
+    rtc: Rtc,
+    ufrag: String,
+    remote_ufrag: String,
+    mid: Option<Mid>,
+    pt: Option<Pt>,
+    created: Instant,
+    connected: bool,
+    deadline: Instant,
+    remote: Option<SocketAddr>,
+    decoder: Option<OpusDecoder>,
+    jitter: JitterBuffer,
+    pcm: Vec<f32>,
+    heard: bool,
+    level: f32,
+}
+
+struct MinusChain {
+    limiter: Limiter,
+    encoder: OpusEncoder,
+}
+
+struct Mixer {
+    program: Vec<f32>,
+    scratch: Vec<f32>,
+    limiter: Limiter,
+    encoder: OpusEncoder,
+    packet: Vec<u8>,
+    rtp: u64,
+    minus: HashMap<ParticipantId, MinusChain>,
+    levels: HashMap<ParticipantId, f32>,
+    ticks: u64,
+}
+
+impl Mixer {
+    fn new() -> Result<Self, ApiError> {
+        Ok(Self {
+            program: vec![0.0; STEREO_FRAME],
+            scratch: vec![0.0; STEREO_FRAME],
+            limiter: Limiter::new(-1.0).map_err(ApiError::internal)?,
+            encoder: OpusEncoder::new(&EncoderSettings::music_stereo(PROGRAM_BITRATE))
+                .map_err(ApiError::internal)?,
+            packet: vec![0; MAX_PACKET],
+            rtp: 0,
+            minus: HashMap::new(),
+            levels: HashMap::new(),
+            ticks: 0,
+        })
+    }
+}
+
+struct RoomTask {
+    id: String,
+    room: Room,
+    members: HashMap<ParticipantId, Member>,
+    invites: HashMap<u64, InviteEntry>,
+    next_id: u64,
+    next_conn: u64,
+    away: HashSet<ParticipantId>,
+    sessions: Vec<Session>,
+    socket: Arc<UdpSocket>,
+    shared: Shared,
+    tx: mpsc::Sender<RoomMsg>,
+    mixer: Mixer,
+    recording: Option<OggOpusWriter<BufWriter<File>>>,
+    recordings: u32,
+    listening_announced: usize,
+    ended_at: Option<Instant>,
+}
+
+fn room_error(e: &RoomError) -> ApiError {
+    let status = match e {
+        RoomError::NotAllowed { .. } | RoomError::Removed => StatusCode::FORBIDDEN,
+        RoomError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RoomError::Ended => StatusCode::GONE,
+        RoomError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// A WebSocket message: the event's JSON with the protocol version added.
+fn message<T: Serialize>(value: &T) -> Arc<str> {
+    let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert("v".into(), json!(PROTOCOL_VERSION));
+    }
+    Arc::from(v.to_string())
+}
+
+fn level_of(pcm: &[f32]) -> f32 {
+    let energy: f32 = pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len().max(1) as f32;
+    let db = 10.0 * energy.max(1e-10).log10();
+    ((db + 60.0) / 60.0).clamp(0.0, 1.0)
+}
+
+impl RoomTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<RoomMsg>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.on_message(msg);
+                }
+                _ = tick.tick() => {
+                    if !self.room.is_ended() {
+                        self.mix_tick();
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    self.on_timeouts(Instant::now());
+                }
+            }
+            if let Some(at) = self.ended_at
+                && at.elapsed() > Duration::from_secs(600)
+                && self.members.values().all(|m| m.conns.is_empty())
+            {
+                break;
+            }
+        }
+        for s in &self.sessions {
+            self.shared.media.unroute(&s.ufrag);
+        }
+        self.shared.metrics.rooms.fetch_sub(1, Relaxed);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut at = Instant::now() + Duration::from_secs(1);
+        for s in &self.sessions {
+            at = at.min(s.deadline);
+        }
+        if let Some(t) = self.room.poll_timeout() {
+            at = at.min(t);
+        }
+        at
+    }
+
+    fn on_timeouts(&mut self, now: Instant) {
+        if self.room.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = self.room.handle(crate::room::Input::Tick, now);
+            self.pump();
+        }
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].deadline <= now {
+                let _ = self.sessions[i].rtc.handle_input(Input::Timeout(now));
+                self.drive(i);
+            }
+        }
+        self.reap(now);
+    }
+
+    fn on_message(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Datagram(d) => self.on_datagram(d),
+            RoomMsg::Hello {
+                token,
+                name,
+                out,
+                reply,
+            } => {
+                let _ = reply.send(self.hello(token.as_deref(), name, out));
+            }
+            RoomMsg::Act {
+                from,
+                action,
+                reply,
+            } => {
+                let _ = reply.send(self.act(from, action));
+            }
+            RoomMsg::ActWithToken {
+                token,
+                action,
+                reply,
+            } => {
+                let result = self
+                    .identify(token.as_deref())
+                    .and_then(|who| self.act(who, action));
+                let _ = reply.send(result);
+            }
+            RoomMsg::Closed { who, conn } => self.closed(who, conn),
+            RoomMsg::Invite { token, role, reply } => {
+                let _ = reply.send(self.invite(token.as_deref(), role));
+            }
+            RoomMsg::Publish {
+                token,
+                offer,
+                reply,
+            } => {
+                let result = self.publish(token.as_deref(), &offer);
+                let _ = reply.send(result);
+            }
+            RoomMsg::Listen {
+                token,
+                offer,
+                reply,
+            } => {
+                let result = self.listen(token.as_deref(), &offer);
+                let _ = reply.send(result);
+            }
+            RoomMsg::Trickle {
+                session,
+                fragment,
+                reply,
+            } => {
+                let _ = reply.send(self.trickle(&session, &fragment));
+            }
+            RoomMsg::Hangup { session, reply } => {
+                let result = match self.sessions.iter().position(|s| s.id == session) {
+                    Some(i) => {
+                        self.close_session(i);
+                        Ok(())
+                    }
+                    None => Err(ApiError::not_found("that session")),
+                };
+                let _ = reply.send(result);
+            }
+            RoomMsg::Info { reply } => {
+                let _ = reply.send(self.info());
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- identity and the channel
+
+    /// The participant a token names, checked in constant time.
+    fn identify(&self, token: Option<&str>) -> Result<ParticipantId, ApiError> {
+        let token = token.ok_or_else(|| ApiError::unauthorized("a token is required"))?;
+        let Some((TokenRef::Participant(n), secret)) = tokens::parse(token) else {
+            return Err(ApiError::unauthorized(
+                "that token is not valid for this room",
+            ));
+        };
+        let id = ParticipantId(n);
+        match self.members.get(&id) {
+            Some(m) if m.secret.matches(secret) => {
+                if self.room.is_removed(id) {
+                    Err(ApiError::forbidden(
+                        "removed",
+                        "you were removed from this room",
+                    ))
+                } else {
+                    Ok(id)
+                }
+            }
+            _ => Err(ApiError::unauthorized(
+                "that token is not valid for this room",
+            )),
+        }
+    }
+
+    fn new_member(&mut self, grant: Role, name: &str) -> Result<(ParticipantId, String), ApiError> {
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let token = tokens::format(TokenRef::Participant(id.0), &secret);
+        self.members.insert(
+            id,
+            Member {
+                secret,
+                grant,
+                name: name.to_owned(),
+                conns: Vec::new(),
+            },
+        );
+        Ok((id, token))
+    }
+
+    fn hello(
+        &mut self,
+        token: Option<&str>,
+        name: String,
+        out: mpsc::Sender<WsOut>,
+    ) -> Result<Welcome, ApiError> {
+        let now = Instant::now();
+        let (id, token) = match token.map(|t| (t, tokens::parse(t))) {
+            None => self.new_member(Role::Listener, &name)?,
+            Some((t, Some((TokenRef::Participant(_), _)))) => {
+                (self.identify(Some(t))?, t.to_owned())
+            }
+            Some((_, Some((TokenRef::Invite(n), secret)))) => {
+                let role = match self.invites.get(&n) {
+                    Some(inv) if inv.secret.matches(secret) => inv.role,
+                    _ => return Err(ApiError::unauthorized("that invitation is not valid")),
+                };
+                self.invites.remove(&n);
+                self.new_member(role, &name)?
+            }
+            Some((_, None)) => {
+                return Err(ApiError::unauthorized(
+                    "that token is not valid for this room",
+                ));
+            }
+        };
+        let grant = self.members.get(&id).map_or(Role::Listener, |m| m.grant);
+        let present = self.room.role(id).is_some() && !self.away.contains(&id);
+        if !present {
+            let role = if grant == Role::Host {
+                Role::Host
+            } else {
+                self.room.role(id).unwrap_or(grant)
+            };
+            let joined = self.room.handle(
+                crate::room::Input::Join {
+                    id,
+                    name: name.clone(),
+                    role,
+                },
+                now,
+            );
+            if let Err(e) = joined {
+                // A new member who could not join leaves no trace.
+                if self.members.get(&id).is_some_and(|m| m.conns.is_empty()) && grant != Role::Host
+                {
+                    self.members.remove(&id);
+                }
+                return Err(room_error(&e));
+            }
+            self.away.remove(&id);
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        if let Some(m) = self.members.get_mut(&id) {
+            m.conns.push((conn, out));
+            if !name.trim().is_empty() {
+                m.name = name;
+            }
+        }
+        self.shared.metrics.websockets.fetch_add(1, Relaxed);
+        self.pump();
+        let role = self.room.role(id).unwrap_or(Role::Listener);
+        let name = self
+            .room
+            .stage()
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.name.clone())
+            .or_else(|| self.members.get(&id).map(|m| m.name.clone()))
+            .unwrap_or_default();
+        let mut room = self.info();
+        if matches!(role, Role::Host | Role::CoHost)
+            && let serde_json::Value::Object(map) = &mut room
+        {
+            map.insert("hand_queue".into(), json!(self.hand_entries()));
+        }
+        Ok(Welcome {
+            id,
+            role,
+            name,
+            token,
+            conn,
+            room,
+        })
+    }
+
+    fn hand_entries(&self) -> serde_json::Value {
+        let snap = serde_json::to_value(self.room.snapshot()).unwrap_or_default();
+        snap.get("hand_queue").cloned().unwrap_or_else(|| json!([]))
+    }
+
+    fn closed(&mut self, who: ParticipantId, conn: u64) {
+        let Some(m) = self.members.get_mut(&who) else {
+            return;
+        };
+        let before = m.conns.len();
+        m.conns.retain(|(c, _)| *c != conn);
+        if m.conns.len() < before {
+            self.shared.metrics.websockets.fetch_sub(1, Relaxed);
+        }
+        if m.conns.is_empty() && self.room.role(who).is_some() && !self.room.is_ended() {
+            self.away.insert(who);
+            let _ = self
+                .room
+                .handle(crate::room::Input::Disconnected { id: who }, Instant::now());
+            self.pump();
+        }
+    }
+
+    fn act(&mut self, from: ParticipantId, action: Action) -> Result<(), ApiError> {
+        let result = self
+            .room
+            .handle(crate::room::Input::Action { from, action }, Instant::now());
+        self.pump();
+        result.map_err(|e| room_error(&e))
+    }
+
+    fn invite(&mut self, token: Option<&str>, role: Role) -> Result<Invitation, ApiError> {
+        let who = self.identify(token)?;
+        let by = self.room.role(who);
+        let allowed = match role {
+            Role::CoHost => by == Some(Role::Host),
+            Role::Speaker => matches!(by, Some(Role::Host | Role::CoHost)),
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "not_allowed",
+                "only the host invites co-hosts, and only moderators invite speakers",
+            ));
+        }
+        let n = self.next_id;
+        self.next_id += 1;
+        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let token = tokens::format(TokenRef::Invite(n), &secret);
+        self.invites.insert(n, InviteEntry { secret, role });
+        Ok(Invitation { token, role })
+    }
+
+    /// Delivers what the room decided.
+    fn pump(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                RoomOutput::Broadcast(event) => {
+                    let text = message(&event);
+                    for m in self.members.values() {
+                        send_all(&m.conns, &text);
+                    }
+                }
+                RoomOutput::ToModerators(event) => {
+                    let text = message(&event);
+                    for (id, m) in &self.members {
+                        if matches!(self.room.role(*id), Some(Role::Host | Role::CoHost)) {
+                            send_all(&m.conns, &text);
+                        }
+                    }
+                }
+                RoomOutput::To(id, event) => {
+                    if let Some(m) = self.members.get(&id) {
+                        send_all(&m.conns, &message(&event));
+                    }
+                }
+                RoomOutput::Media(command) => self.media_command(command),
+            }
+        }
+    }
+
+    fn media_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::StopPublishing(id) => {
+                self.close_where(|s| s.who == Some(id) && s.kind == Kind::Publish)
+            }
+            MediaCommand::Disconnect(id) => {
+                self.close_where(|s| s.who == Some(id));
+                if let Some(m) = self.members.get_mut(&id) {
+                    for (_, out) in m.conns.drain(..) {
+                        let _ = out.try_send(WsOut::Close("removed from the room".into()));
+                        self.shared.metrics.websockets.fetch_sub(1, Relaxed);
+                    }
+                }
+            }
+            MediaCommand::SetMuted(..) => {}
+            MediaCommand::Recording(on) => self.set_recording(on),
+            MediaCommand::EndRoom => {
+                self.set_recording(false);
+                self.close_where(|_| true);
+                self.ended_at = Some(Instant::now());
+                for m in self.members.values_mut() {
+                    for (_, out) in &m.conns {
+                        let _ = out.try_send(WsOut::Close("the room has ended".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_recording(&mut self, on: bool) {
+        if on && self.recording.is_none() {
+            self.recordings += 1;
+            let dir = self.shared.data_dir.join("rooms").join(&self.id);
+            let path = dir.join(format!("program-{}.ogg", self.recordings));
+            let opened = std::fs::create_dir_all(&dir)
+                .and_then(|()| File::create(&path))
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    OggOpusWriter::with_comments(
+                        BufWriter::new(f),
+                        &EncoderSettings::music_stereo(PROGRAM_BITRATE),
+                        48_000,
+                        &[("ENCODER", "Booth room")],
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok(w) => self.recording = Some(w),
+                Err(e) => {
+                    tracing::error!("room {}: cannot record to {}: {e}", self.id, path.display())
+                }
+            }
+        } else if !on && let Some(w) = self.recording.take() {
+            if let Err(e) = w.finish() {
+                tracing::error!("room {}: recording failed at the end: {e}", self.id);
+            }
+        }
+    }
+
+    fn info(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.room.snapshot()).unwrap_or_else(|_| json!({}));
+        if let serde_json::Value::Object(map) = &mut v {
+            map.remove("hand_queue");
+            map.insert("id".into(), json!(self.id));
+            map.insert("listening".into(), json!(self.listening()));
+            map.insert(
+                "live".into(),
+                json!(self.sessions.iter().any(|s| s.kind == Kind::Publish
+                    && s.connected
+                    && s.who == Some(ParticipantId(1)))),
+            );
+        }
+        v
+    }
+
+    fn listening(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.kind == Kind::Listen && s.connected)
+            .count()
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    fn new_session(
+        &mut self,
+        kind: Kind,
+        who: Option<ParticipantId>,
+        offer: &str,
+    ) -> Result<SessionCreated, ApiError> {
+        if self.room.is_ended() {
+            return Err(ApiError::gone());
+        }
+        let lower = offer.to_ascii_lowercase();
+        if !lower.contains("m=audio") {
+            return Err(ApiError::bad_request(
+                "no_audio",
+                "the offer has no audio section",
+            ));
+        }
+        if !lower.contains("opus/48000") {
+            return Err(ApiError::bad_request(
+                "no_opus",
+                "the offer does not offer Opus audio",
+            ));
+        }
+        let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
+        let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
+            return Err(ApiError::bad_request(
+                "no_audio",
+                "the offer's audio section has no a=mid",
+            ));
+        };
+        let usable = match kind {
+            Kind::Publish => matches!(direction, "sendonly" | "sendrecv"),
+            Kind::Listen => matches!(direction, "recvonly" | "sendrecv"),
+        };
+        if !usable {
+            return Err(ApiError::bad_request(
+                "wrong_direction",
+                match kind {
+                    Kind::Publish => "a WHIP offer must send audio (sendonly)",
+                    Kind::Listen => "a WHEP offer must receive audio (recvonly)",
+                },
+            ));
+        }
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
+            ApiError::bad_request("bad_sdp", format!("the offer is not valid SDP: {e}"))
+        })?;
+        let now = Instant::now();
+        let mut rtc = rtc_config().set_ice_lite(true).build(now);
+        let candidate =
+            Candidate::host(self.shared.media.advertised(), "udp").map_err(ApiError::internal)?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| {
+                ApiError::bad_request("bad_sdp", format!("the offer cannot be answered: {e}"))
+            })?
+            .to_sdp_string();
+        let ufrag = sdp_ice_ufrag(&answer).unwrap_or_default().to_owned();
+        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        self.shared.media.route(&ufrag, self.tx.clone());
+        self.sessions.push(Session {
+            id: id.clone(),
+            kind,
+            who,
+            rtc,
+            ufrag,
+            remote_ufrag,
+            mid: Some(Mid::from(mid.as_str())),
+            pt: None,
+            created: now,
+            connected: false,
+            deadline: now,
+            remote: None,
+            decoder: if kind == Kind::Publish {
+                OpusDecoder::new(2).ok()
+            } else {
+                None
+            },
+            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+            pcm: vec![0.0; STEREO_FRAME],
+            heard: false,
+            level: 0.0,
+        });
+        let i = self.sessions.len() - 1;
+        self.drive(i);
+        Ok(SessionCreated { id, answer })
+    }
+
+    fn publish(&mut self, token: Option<&str>, offer: &str) -> Result<SessionCreated, ApiError> {
+        let who = self.identify(token)?;
+        if !self.room.may_publish(who) {
+            return Err(ApiError::forbidden(
+                "not_on_stage",
+                "only the host, co-hosts and speakers on stage may publish",
+            ));
+        }
+        // One voice per participant: a new session replaces the old one.
+        self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
+        self.new_session(Kind::Publish, Some(who), offer)
+    }
+
+    fn listen(&mut self, token: Option<&str>, offer: &str) -> Result<SessionCreated, ApiError> {
+        let who = match token {
+            Some(t) => Some(self.identify(Some(t))?),
+            None => None,
+        };
+        self.new_session(Kind::Listen, who, offer)
+    }
+
+    fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), ApiError> {
+        let i = self
+            .sessions
+            .iter()
+            .position(|s| s.id == session)
+            .ok_or_else(|| ApiError::not_found("that session"))?;
+        if let Some(ufrag) = sdp_ice_ufrag(fragment)
+            && self.sessions[i].remote_ufrag != ufrag
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice_restart_unsupported",
+                "ICE restarts are not supported: start a new session",
+            ));
+        }
+        for line in fragment.lines() {
+            let line = line.trim();
+            if let Some(c) = line
+                .strip_prefix("a=candidate:")
+                .or_else(|| line.strip_prefix("candidate:"))
+            {
+                let c = Candidate::from_sdp_string(&format!("candidate:{c}")).map_err(|e| {
+                    ApiError::bad_request("bad_candidate", format!("cannot read candidate: {e}"))
+                })?;
+                self.sessions[i].rtc.add_remote_candidate(c);
+            }
+        }
+        self.drive(i);
+        Ok(())
+    }
+
+    fn close_where(&mut self, pick: impl Fn(&Session) -> bool) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            if pick(&self.sessions[i]) {
+                self.close_session(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn close_session(&mut self, i: usize) {
+        let mut s = self.sessions.swap_remove(i);
+        s.rtc.disconnect();
+        while let Ok(Output::Transmit(t)) = s.rtc.poll_output() {
+            let _ = self.socket.try_send_to(&t.contents, t.destination);
+        }
+        self.shared.media.unroute(&s.ufrag);
+        if s.connected {
+            match s.kind {
+                Kind::Publish => self.shared.metrics.publishers.fetch_sub(1, Relaxed),
+                Kind::Listen => self.shared.metrics.listeners.fetch_sub(1, Relaxed),
+            };
+        }
+        if let Some(who) = s.who {
+            self.mixer.minus.remove(&who);
+        }
+        self.announce_listening();
+    }
+
+    fn reap(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            let s = &self.sessions[i];
+            let stale = !s.rtc.is_alive()
+                || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE);
+            if stale {
+                self.close_session(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn announce_listening(&mut self) {
+        let n = self.listening();
+        if n != self.listening_announced {
+            self.listening_announced = n;
+            let text = message(&json!({"type": "audience", "listening": n}));
+            for m in self.members.values() {
+                send_all(&m.conns, &text);
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, d: Datagram) {
+        let found = self
+            .sessions
+            .iter()
+            .position(|s| s.remote == Some(d.source))
+            .or_else(|| {
+                let ufrag = crate::rtc::stun_local_ufrag(&d.data)?;
+                self.sessions.iter().position(|s| s.ufrag == ufrag)
+            });
+        let Some(i) = found else {
+            self.shared.metrics.unrouted.fetch_add(1, Relaxed);
+            return;
+        };
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            d.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: self.shared.media.local(),
+                contents,
+            },
+        );
+        if self.sessions[i].rtc.accepts(&input) {
+            if self.sessions[i].remote.is_none() && crate::rtc::stun_local_ufrag(&d.data).is_none()
+            {
+                self.sessions[i].remote = Some(d.source);
+            }
+            if let Err(e) = self.sessions[i].rtc.handle_input(input) {
+                tracing::debug!("room {}: session input: {e}", self.id);
+            }
+            self.drive(i);
+        }
+    }
+
+    /// Runs a session's outputs until its next deadline.
+    fn drive(&mut self, i: usize) {
+        let metrics = &self.shared.metrics;
+        let s = &mut self.sessions[i];
+        loop {
+            match s.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    s.deadline = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if s.remote.is_none() {
+                        s.remote = Some(t.destination);
+                    }
+                    match self.socket.try_send_to(&t.contents, t.destination) {
+                        Ok(_) => metrics.packets_out.fetch_add(1, Relaxed),
+                        Err(_) => metrics.send_drops.fetch_add(1, Relaxed),
+                    };
+                }
+                Ok(Output::Event(e)) => match e {
+                    RtcEvent::Connected => {
+                        s.connected = true;
+                        match s.kind {
+                            Kind::Publish => metrics.publishers.fetch_add(1, Relaxed),
+                            Kind::Listen => metrics.listeners.fetch_add(1, Relaxed),
+                        };
+                    }
+                    RtcEvent::MediaAdded(m) => s.mid = Some(m.mid),
+                    RtcEvent::MediaData(data) => {
+                        if s.kind == Kind::Publish {
+                            s.jitter.push(data.time.numer(), data.data);
+                        }
+                    }
+                    RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                        s.rtc.disconnect();
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::debug!("session {}: {e}", s.id);
+                    s.rtc.disconnect();
+                    s.deadline = Instant::now();
+                    break;
+                }
+            }
+        }
+        if s.connected
+            && s.kind == Kind::Listen
+            && s.pt.is_none()
+            && let Some(mid) = s.mid
+            && let Some(w) = s.rtc.writer(mid)
+        {
+            s.pt = w.payload_params().next().map(|p| p.pt());
+        }
+        let announce = s.connected && s.kind == Kind::Listen;
+        if announce {
+            self.announce_listening();
+        }
+    }
+
+    // ---------------------------------------------------------------- the mix
+
+    fn mix_tick(&mut self) {
+        let started = Instant::now();
+        let mixer = &mut self.mixer;
+        mixer.program.fill(0.0);
+        for s in &mut self.sessions {
+            if s.kind != Kind::Publish {
+                continue;
+            }
+            s.heard = false;
+            let Some(decoder) = s.decoder.as_mut() else {
+                continue;
+            };
+            let decoded = match s.jitter.pop() {
+                Playout::Packet(p) => decoder.decode(&p, &mut s.pcm),
+                Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut s.pcm),
+                Playout::Lost { next: None } => decoder.decode_lost(&mut s.pcm),
+                Playout::Silence => continue,
+            };
+            let Ok(frames) = decoded else { continue };
+            if frames != FRAME_SAMPLES {
+                continue;
+            }
+            let who = s.who.unwrap_or(ParticipantId(0));
+            if !self.room.may_publish(who) || self.room.is_muted(who) {
+                continue;
+            }
+            s.heard = true;
+            s.level = level_of(&s.pcm);
+            for (o, x) in mixer.program.iter_mut().zip(&s.pcm) {
+                *o += *x;
+            }
+            let l = mixer.levels.entry(who).or_insert(0.0);
+            *l = l.max(s.level);
+        }
+
+        // The program for the audience: limited, encoded once.
+        mixer.scratch.copy_from_slice(&mixer.program);
+        mixer.limiter.process(&mut mixer.scratch);
+        let n = match mixer
+            .encoder
+            .encode_frame(&mixer.scratch, &mut mixer.packet)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("room {}: encoder: {e}", self.id);
+                return;
+            }
+        };
+        let program: Arc<[u8]> = Arc::from(&mixer.packet[..n]);
+        if let Some(w) = self.recording.as_mut()
+            && let Err(e) = w.write_packet(&program)
+        {
+            tracing::error!("room {}: recording stopped: {e}", self.id);
+            self.recording = None;
+        }
+        let rtp = mixer.rtp;
+        mixer.rtp += FRAME_SAMPLES as u64;
+
+        // Mix-minus for every publisher who also listens.
+        let mut minus: HashMap<ParticipantId, Arc<[u8]>> = HashMap::new();
+        let listeners_on_stage: HashSet<ParticipantId> = self
+            .sessions
+            .iter()
+            .filter(|s| s.kind == Kind::Listen && s.connected)
+            .filter_map(|s| s.who)
+            .collect();
+        for who in listeners_on_stage {
+            let Some(own) = self
+                .sessions
+                .iter()
+                .find(|s| s.kind == Kind::Publish && s.who == Some(who) && s.heard)
+            else {
+                continue;
+            };
+            let chain = match mixer.minus.entry(who) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let (Ok(limiter), Ok(encoder)) = (
+                        Limiter::new(-1.0),
+                        OpusEncoder::new(&EncoderSettings::music_stereo(PROGRAM_BITRATE)),
+                    ) else {
+                        continue;
+                    };
+                    v.insert(MinusChain { limiter, encoder })
+                }
+            };
+            for ((o, p), x) in mixer.scratch.iter_mut().zip(&mixer.program).zip(&own.pcm) {
+                *o = *p - *x;
+            }
+            chain.limiter.process(&mut mixer.scratch);
+            if let Ok(n) = chain
+                .encoder
+                .encode_frame(&mixer.scratch, &mut mixer.packet)
+            {
+                minus.insert(who, Arc::from(&mixer.packet[..n]));
+            }
+        }
+
+        let now = Instant::now();
+        let time = MediaTime::new(rtp, Frequency::FORTY_EIGHT_KHZ);
+        for i in 0..self.sessions.len() {
+            let s = &mut self.sessions[i];
+            if s.kind != Kind::Listen || !s.connected {
+                continue;
+            }
+            let (Some(mid), Some(pt)) = (s.mid, s.pt) else {
+                continue;
+            };
+            let packet = s.who.and_then(|w| minus.get(&w)).unwrap_or(&program);
+            let Some(writer) = s.rtc.writer(mid) else {
+                continue;
+            };
+            if writer.write(pt, now, time, Arc::clone(packet)).is_err() {
+                s.rtc.disconnect();
+            }
+            self.drive(i);
+        }
+
+        self.mixer.ticks += 1;
+        if self.mixer.ticks % 5 == 0 && !self.mixer.levels.is_empty() {
+            let levels: Vec<(ParticipantId, f32)> = self.mixer.levels.drain().collect();
+            let _ = self.room.handle(crate::room::Input::Levels(levels), now);
+            self.pump();
+        }
+        if self.mixer.ticks % 50 == 0 {
+            self.reap(now);
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.shared.metrics.record_tick(micros);
+    }
+}
+
+fn send_all(conns: &[(u64, mpsc::Sender<WsOut>)], text: &Arc<str>) {
+    for (_, out) in conns {
+        // A client too slow to read is closed by its WebSocket task when its queue fills.
+        let _ = out.try_send(WsOut::Text(Arc::clone(text)));
+    }
+}

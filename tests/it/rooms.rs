@@ -1,0 +1,557 @@
+//! The room server end to end, with real processes on loopback: `booth serve`, `booth host
+//! --headless` publishing by WHIP, `booth listen` clients by WHEP, and the WebSocket room channel.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{booth, channel, read_wav, tempdir, to_db, write_wav};
+
+/// A child process killed when the test ends, unless waited for.
+pub struct Proc {
+    child: Option<std::process::Child>,
+    pub lines: std::sync::mpsc::Receiver<String>,
+    pub err: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(booth())
+            .args(args)
+            .env("BOOTH_LOG", "booth=debug,warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start booth {args:?}: {e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let errs = std::sync::Arc::clone(&err);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut e = errs.lock().unwrap();
+                e.push_str(&line);
+                e.push('\n');
+            }
+        });
+        Self {
+            child: Some(child),
+            lines: rx,
+            err,
+        }
+    }
+
+    /// The first stdout line starting with `prefix`, without it.
+    pub fn line(&self, prefix: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    if let Some(rest) = l.strip_prefix(prefix) {
+                        return rest.trim().to_owned();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no '{prefix}' line within {within:?}; stderr:\n{}",
+            self.err.lock().unwrap()
+        );
+    }
+
+    /// Waits for the exit; panics on failure with its stderr.
+    pub fn wait_ok(mut self, within: Duration) -> String {
+        let mut child = self.child.take().unwrap();
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                let err = self.err.lock().unwrap().clone();
+                assert!(status.success(), "booth failed ({status}):\n{err}");
+                return err;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                panic!(
+                    "booth did not finish within {within:?}:\n{}",
+                    self.err.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A room server on a free port; its base URL.
+pub fn serve(data: &Path) -> (Proc, String) {
+    let p = Proc::spawn(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let url = p.line("booth: serving rooms on ", Duration::from_secs(20));
+    (p, url)
+}
+
+/// Level of `freq` in `x` (48 kHz mono), dB RMS.
+pub fn tone_db(x: &[f32], freq: f32) -> f32 {
+    let w = 2.0 * std::f32::consts::PI * freq / 48_000.0;
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for (n, &v) in x.iter().enumerate() {
+        let (sn, cs) = (w * n as f32).sin_cos();
+        s += f64::from(v * sn);
+        c += f64::from(v * cs);
+    }
+    let amp = 2.0 * (s * s + c * c).sqrt() / x.len().max(1) as f64;
+    to_db((amp / std::f64::consts::SQRT_2) as f32)
+}
+
+/// Per 100 ms window of the left channel: the level of `freq`, dB.
+pub fn tone_track(path: &Path, freq: f32) -> Vec<f32> {
+    let (x, channels, rate) = read_wav(path);
+    assert_eq!((channels, rate), (2, 48_000));
+    let left = channel(&x, 0);
+    left.chunks(4_800).map(|w| tone_db(w, freq)).collect()
+}
+
+fn write_tone(
+    path: &Path,
+    seconds: f32,
+    freq: f32,
+    amp: f32,
+    channels: u16,
+    on: &dyn Fn(f32) -> bool,
+) {
+    let n = (48_000.0 * seconds) as usize;
+    let samples: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let t = i as f32 / 48_000.0;
+            let x = if on(t) {
+                amp * (2.0 * std::f32::consts::PI * freq * t).sin()
+            } else {
+                0.0
+            };
+            std::iter::repeat_n(x, channels as usize)
+        })
+        .collect();
+    write_wav(path, &samples, channels, 48_000);
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Bursts of 1 kHz in the mic file: [start, end) seconds.
+const BURSTS: [(f32, f32); 2] = [(4.0, 5.5), (8.0, 9.5)];
+
+#[test]
+fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let mic = d.join("mic.wav");
+    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&mic, 14.0, 1000.0, 0.4, 1, &|t| {
+        BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
+    });
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--title",
+        "Review night",
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        mic.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        "14",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    assert!(link.starts_with(&url), "{link} is not on {url}");
+    let outs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("listener{i}.wav"))).collect();
+    let listeners: Vec<Proc> = outs
+        .iter()
+        .map(|o| {
+            Proc::spawn(&[
+                "listen",
+                &link,
+                "--out",
+                o.to_str().unwrap(),
+                "--seconds",
+                "11",
+            ])
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(6));
+    let late_out = d.join("late.wav");
+    let late = Proc::spawn(&[
+        "listen",
+        &link,
+        "--out",
+        late_out.to_str().unwrap(),
+        "--seconds",
+        "3",
+    ]);
+    for l in listeners {
+        l.wait_ok(Duration::from_secs(40));
+    }
+    let late_err = late.wait_ok(Duration::from_secs(30));
+    host.wait_ok(Duration::from_secs(30));
+
+    for out in &outs {
+        let game = tone_track(out, 440.0);
+        let voice = tone_track(out, 1000.0);
+        let loud: Vec<usize> = (0..voice.len()).filter(|&i| voice[i] > -20.0).collect();
+        assert!(
+            loud.len() >= 20,
+            "{}: the 1 kHz bursts are missing ({} loud windows): {voice:?}",
+            out.display(),
+            loud.len()
+        );
+        // Windows well inside a burst, and well clear of any.
+        let inside: Vec<f32> = (1..voice.len() - 1)
+            .filter(|&i| voice[i - 1] > -20.0 && voice[i] > -20.0 && voice[i + 1] > -20.0)
+            .map(|i| game[i])
+            .collect();
+        let clear: Vec<f32> = (10..voice.len() - 10)
+            .filter(|&i| voice[i - 10..i + 10].iter().all(|&v| v < -40.0))
+            .map(|i| game[i])
+            .collect();
+        assert!(
+            inside.len() >= 10 && clear.len() >= 5,
+            "{}: inside {inside:?} clear {clear:?}",
+            out.display()
+        );
+        let median = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.sort_by(f32::total_cmp);
+            v[v.len() / 2]
+        };
+        let (ducked, open) = (median(&inside), median(&clear));
+        assert!(
+            open > -12.0,
+            "{}: 440 Hz too quiet in the clear: {open:.1} dB",
+            out.display()
+        );
+        let depth = open - ducked;
+        assert!(
+            (depth - 12.0).abs() <= 2.0,
+            "{}: the game dips {depth:.1} dB under the bursts (want 12 +- 2)",
+            out.display()
+        );
+    }
+
+    // The late listener: audio within 1 s of asking for it.
+    let connect_ms: f32 = late_err
+        .split("connected in ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no connect time in: {late_err}"));
+    let game = tone_track(&late_out, 440.0);
+    let first = game.iter().position(|&l| l > -30.0).unwrap_or(usize::MAX) as f32 * 100.0;
+    assert!(
+        connect_ms + first <= 1000.0,
+        "the late listener heard the game {connect_ms} + {first} ms after asking"
+    );
+}
+
+// ------------------------------------------------------------------ HTTP and WebSocket helpers
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub async fn create_room(url: &str) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/rooms"))
+        .json(&json!({"title": "Stage test", "game": "Tests"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    r.json().await.unwrap()
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to a room's channel and says hello; returns the socket and the welcome.
+pub async fn join(url: &str, room: &str, token: Option<&str>, name: &str) -> (Ws, Value) {
+    let ws_url = format!("{}/api/rooms/{room}/ws", url.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"v": 1, "type": "hello", "token": token, "name": name})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let welcome = next_of(&mut ws, &["welcome", "error"]).await;
+    (ws, welcome)
+}
+
+/// The next message of one of these types (others are skipped).
+pub async fn next_of(ws: &mut Ws, types: &[&str]) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {types:?} message within 10 s"));
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if types.contains(&v["type"].as_str().unwrap_or("")) {
+                    return v;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                return json!({"type": "closed", "reason": f.map(|f| f.reason.to_string())});
+            }
+            Some(Ok(_)) => {}
+            other => return json!({"type": "closed", "reason": format!("{other:?}")}),
+        }
+    }
+}
+
+/// Sends an action and waits for its `ok` or `error`.
+pub async fn act(ws: &mut Ws, action: Value) -> Value {
+    let mut action = action;
+    action["v"] = json!(1);
+    action["ref"] = json!(unix_ms());
+    ws.send(Message::Text(action.to_string().into()))
+        .await
+        .unwrap();
+    next_of(ws, &["ok", "error"]).await
+}
+
+#[test]
+fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let silence = d.join("silence.wav");
+    let voice = d.join("voice.wav");
+    write_tone(&game, 40.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&silence, 40.0, 0.0, 0.0, 1, &|_| false);
+    write_tone(&voice, 40.0, 700.0, 0.4, 1, &|_| true);
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--title",
+        "Stage",
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "40",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    let room = host.line("room:   ", Duration::from_secs(5));
+    let host_token = host.line("token:  ", Duration::from_secs(5));
+    let heard = d.join("listener.wav");
+    let listener = Proc::spawn(&[
+        "listen",
+        &link,
+        "--out",
+        heard.to_str().unwrap(),
+        "--seconds",
+        "30",
+    ]);
+    let rt = rt();
+    let (ws_host, ws_guest, guest_token, guest_id) = rt.block_on(async {
+        let (mut h, hw) = join(&url, &room, Some(&host_token), "Host").await;
+        assert_eq!(hw["you"]["role"], "host", "{hw}");
+        let (mut g, gw) = join(&url, &room, None, "Guest").await;
+        assert_eq!(gw["you"]["role"], "listener", "{gw}");
+        let gid = gw["you"]["id"].clone();
+        let gtoken = gw["you"]["token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            act(&mut g, json!({"type": "raise_hand"})).await["type"],
+            "ok"
+        );
+        let queue = next_of(&mut h, &["hand_queue"]).await;
+        assert_eq!(queue["queue"][0]["id"], gid, "{queue}");
+        let approved = act(&mut h, json!({"type": "approve", "target": gid})).await;
+        assert_eq!(approved["type"], "ok", "{approved}");
+        (h, g, gtoken, gid)
+    });
+    // The new speaker publishes 700 Hz and listens to their mix-minus.
+    let speaker = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--room",
+        &room,
+        "--token",
+        &guest_token,
+        "--game-file",
+        silence.to_str().unwrap(),
+        "--mic-file",
+        voice.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        "30",
+    ]);
+    speaker.line("listen: ", Duration::from_secs(20));
+    let minus = d.join("minus.wav");
+    let minus_listener = Proc::spawn(&[
+        "listen",
+        &link,
+        "--token",
+        &guest_token,
+        "--out",
+        minus.to_str().unwrap(),
+        "--seconds",
+        "5",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (mut ws_host, mut ws_guest) = (ws_host, ws_guest);
+    let t_mute = unix_ms();
+    rt.block_on(async {
+        let r = act(&mut ws_host, json!({"type": "mute", "target": guest_id})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        // Only the speaker unmutes themself: the host cannot.
+        let r = act(&mut ws_host, json!({"type": "unmute"})).await;
+        assert_eq!(r["type"], "error", "{r}");
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let t_unmute = unix_ms();
+    rt.block_on(async {
+        let r = act(&mut ws_guest, json!({"type": "unmute"})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let t_remove = unix_ms();
+    rt.block_on(async {
+        let r = act(&mut ws_host, json!({"type": "remove", "target": guest_id})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let bye = next_of(&mut ws_guest, &["closed"]).await;
+        assert_eq!(bye["type"], "closed");
+        // Back with the same token: refused, on the channel and for publishing.
+        let (_, again) = join(&url, &room, Some(&guest_token), "Guest").await;
+        assert_eq!(again["type"], "error", "{again}");
+        assert_eq!(again["code"], "removed", "{again}");
+        let r = reqwest::Client::new()
+            .post(format!("{url}/whip/{room}"))
+            .bearer_auth(&guest_token)
+            .header("content-type", "application/sdp")
+            .body("v=0\r\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+    });
+    // The speaker's publication was ended by the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !speaker.stderr().contains("room connection ended") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        speaker.stderr().contains("room connection ended"),
+        "{}",
+        speaker.stderr()
+    );
+    drop(speaker);
+    minus_listener.wait_ok(Duration::from_secs(30));
+    let listen_err = listener.wait_ok(Duration::from_secs(60));
+    drop(host);
+
+    // The mix-minus: the room (440 Hz) without the speaker's own voice.
+    let (x, _, _) = read_wav(&minus);
+    let left = channel(&x, 0);
+    let tail = &left[left.len() / 2..];
+    let (g, v) = (tone_db(tail, 440.0), tone_db(tail, 700.0));
+    assert!(
+        g > -20.0,
+        "the mix-minus lacks the room: 440 Hz at {g:.1} dB"
+    );
+    assert!(
+        g - v >= 30.0,
+        "the speaker hears themself: 700 Hz {v:.1} dB vs 440 Hz {g:.1} dB"
+    );
+
+    // The listener: 440 throughout; 700 while on stage and unmuted, gone within 200 ms of the mute.
+    let start: u64 = listen_err
+        .split("first frame at unix ms ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no start time in: {listen_err}"));
+    let (x, _, _) = read_wav(&heard);
+    let left = channel(&x, 0);
+    let at = |unix: u64| ((unix.saturating_sub(start)) as usize * 48).min(left.len());
+    let level = |from: u64, to: u64, f: f32| tone_db(&left[at(from)..at(to)], f);
+    let before_mute = level(t_mute - 1500, t_mute - 100, 700.0);
+    let muted = level(t_mute + 200, t_unmute, 700.0);
+    let unmuted = level(t_unmute + 500, t_remove - 100, 700.0);
+    let removed = level(t_remove + 500, t_remove + 2000, 700.0);
+    let game = level(t_mute - 1500, t_remove + 2000, 440.0);
+    assert!(game > -15.0, "440 Hz missing: {game:.1} dB");
+    assert!(
+        before_mute > -20.0,
+        "the speaker is not heard: {before_mute:.1} dB"
+    );
+    assert!(
+        before_mute - muted >= 30.0,
+        "muting left 700 Hz at {muted:.1} dB (was {before_mute:.1})"
+    );
+    assert!(
+        unmuted > -20.0,
+        "unmuted speaker not heard: {unmuted:.1} dB"
+    );
+    assert!(
+        before_mute - removed >= 30.0,
+        "the removed speaker is still heard: {removed:.1} dB"
+    );
+}
