@@ -224,8 +224,10 @@ impl Driver {
             };
             tokio::select! {
                 _ = &mut stop => {
+                    if self.rtc.close().is_ok() {
+                        let _ = self.drain(&mut connected);
+                    }
                     self.rtc.disconnect();
-                    let _ = self.drain(&mut connected);
                     return Ok(());
                 }
                 frame = self.frames.recv() => {
@@ -284,6 +286,9 @@ impl Driver {
                         if let Some(up) = self.up.take() {
                             let _ = up.send(());
                         }
+                    }
+                    Event::Closed => {
+                        return Err(RtcError::Lost("the server ended the session".into()));
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return Err(RtcError::Lost("the server stopped answering".into()));

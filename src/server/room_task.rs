@@ -949,10 +949,22 @@ impl RoomTask {
 
     fn close_session(&mut self, i: usize) {
         let mut s = self.sessions.swap_remove(i);
-        s.rtc.disconnect();
-        while let Ok(Output::Transmit(t)) = s.rtc.poll_output() {
-            let _ = self.socket.try_send_to(&t.contents, t.destination);
+        // A clean close (RTCP BYE, DTLS close_notify) tells the peer at once.
+        if s.rtc.close().is_ok() {
+            for _ in 0..64 {
+                match s.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Event(_)) => {}
+                    Ok(Output::Timeout(_)) | Err(_) => break,
+                }
+                if !s.rtc.is_alive() {
+                    break;
+                }
+            }
         }
+        s.rtc.disconnect();
         self.shared.media.unroute(&s.ufrag);
         if s.connected {
             match s.kind {
