@@ -818,6 +818,9 @@ impl RoomTask {
                 "the offer does not offer Opus audio",
             ));
         }
+        let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| {
+            ApiError::bad_request("bad_sdp", format!("the offer is not valid SDP: {e}"))
+        })?;
         let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
         let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
             return Err(ApiError::bad_request(
@@ -838,9 +841,6 @@ impl RoomTask {
                 },
             ));
         }
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| {
-            ApiError::bad_request("bad_sdp", format!("the offer is not valid SDP: {e}"))
-        })?;
         let now = Instant::now();
         let mut rtc = rtc_config().set_ice_lite(true).build(now);
         let candidate =
@@ -848,7 +848,7 @@ impl RoomTask {
         rtc.add_local_candidate(candidate);
         let answer = rtc
             .sdp_api()
-            .accept_offer(offer)
+            .accept_offer(parsed)
             .map_err(|e| {
                 ApiError::bad_request("bad_sdp", format!("the offer cannot be answered: {e}"))
             })?

@@ -555,3 +555,193 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
         "the removed speaker is still heard: {removed:.1} dB"
     );
 }
+
+async fn status_of(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(json!({ "raw": body })),
+    )
+}
+
+#[test]
+fn a_listener_token_cannot_moderate_publish_or_end() {
+    let dir = tempdir();
+    let (_server, url) = serve(&dir.path().join("data"));
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let room = create_room(&url).await;
+        let id = room["id"].as_str().unwrap();
+        let host_token = room["host_token"].as_str().unwrap();
+        let (mut host, _) = join(&url, id, Some(host_token), "Host").await;
+        let (_l, lw) = join(&url, id, None, "Lis").await;
+        let (_o, ow) = join(&url, id, None, "Other").await;
+        let token = lw["you"]["token"].as_str().unwrap();
+        let other = ow["you"]["id"].clone();
+        let actions = format!("{url}/api/rooms/{id}/actions");
+        for action in [
+            json!({"type": "mute", "target": 1}),
+            json!({"type": "approve", "target": other}),
+            json!({"type": "remove", "target": other}),
+            json!({"type": "move_to_audience", "target": 1}),
+            json!({"type": "make_co_host", "target": other}),
+            json!({"type": "start_recording"}),
+            json!({"type": "end"}),
+        ] {
+            let (s, body) = status_of(http.post(&actions).bearer_auth(token).json(&action)).await;
+            assert_eq!(s, 403, "{action} by a listener: {body}");
+            assert_eq!(body["error"], "not_allowed", "{body}");
+            let (s, _) = status_of(http.post(&actions).json(&action)).await;
+            assert_eq!(s, 401, "{action} without a token");
+            let forged = format!("p1.{}", "0".repeat(32));
+            let (s, _) = status_of(http.post(&actions).bearer_auth(&forged).json(&action)).await;
+            assert_eq!(s, 401, "{action} with a forged host token");
+        }
+        let (s, body) = status_of(
+            http.post(format!("{url}/whip/{id}"))
+                .bearer_auth(token)
+                .header("content-type", "application/sdp")
+                .body("v=0\r\n"),
+        )
+        .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (403, Some("not_on_stage")),
+            "{body}"
+        );
+        let (s, _) = status_of(
+            http.post(format!("{url}/whip/{id}"))
+                .header("content-type", "application/sdp")
+                .body("v=0\r\n"),
+        )
+        .await;
+        assert_eq!(s, 401);
+        let (s, _) = status_of(
+            http.post(format!("{url}/api/rooms/{id}/invites"))
+                .bearer_auth(token)
+                .json(&json!({"role": "co_host"})),
+        )
+        .await;
+        assert_eq!(s, 403);
+        // And over the WebSocket.
+        let (mut l, _) = join(&url, id, Some(token), "Lis").await;
+        let r = act(&mut l, json!({"type": "end"})).await;
+        assert_eq!(
+            (r["type"].as_str(), r["code"].as_str()),
+            (Some("error"), Some("not_allowed")),
+            "{r}"
+        );
+        // The room carries on: the host still runs it.
+        let r = act(
+            &mut host,
+            json!({"type": "mark_moment", "label": "still here"}),
+        )
+        .await;
+        assert_eq!(r["type"], "ok", "{r}");
+        let (s, info) = status_of(http.get(format!("{url}/api/rooms/{id}"))).await;
+        assert_eq!((s, info["ended"].as_bool()), (200, Some(false)), "{info}");
+    });
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let silence = d.join("silence.wav");
+    write_tone(&game, 16.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&silence, 16.0, 0.0, 0.0, 1, &|_| false);
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "16",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    let room = host.line("room:   ", Duration::from_secs(5));
+    let heard = d.join("heard.wav");
+    let listener = Proc::spawn(&[
+        "listen",
+        &link,
+        "--out",
+        heard.to_str().unwrap(),
+        "--seconds",
+        "10",
+    ]);
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let whep = format!("{url}/whep/{room}");
+        let sdp = |body: String| {
+            http.post(&whep)
+                .header("content-type", "application/sdp")
+                .body(body)
+        };
+        let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+            ("malformed SDP", sdp("this is not sdp\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n".into()), 400, "bad_sdp"),
+            ("SDP without audio", sdp("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n".into()), 400, "no_audio"),
+            ("SDP without Opus", sdp("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n".into()), 400, "no_opus"),
+            ("wrong content type", http.post(&whep).header("content-type", "text/plain").body("v=0"), 415, "wrong_content_type"),
+            ("unknown room", http.post(format!("{url}/whep/nosuchroom")).header("content-type", "application/sdp").body("v=0"), 404, "not_found"),
+            ("body over 64 KiB", sdp("a".repeat(70 * 1024)), 413, ""),
+            ("invalid JSON", http.post(format!("{url}/api/rooms")).header("content-type", "application/json").body("{not json"), 400, "invalid_json"),
+            ("a room without a title", http.post(format!("{url}/api/rooms")).json(&json!({"title": "  "})), 400, "invalid_title"),
+            ("hanging up an unknown session", http.delete(format!("{url}/whep/{room}/nosuchsession")), 404, "not_found"),
+        ];
+        for (what, req, want, code) in cases {
+            let (s, body) = status_of(req).await;
+            assert_eq!(s, want, "{what}: {body}");
+            if !code.is_empty() {
+                assert_eq!(body["error"], code, "{what}: {body}");
+                assert!(body["message"].as_str().is_some_and(|m| m.len() > 10), "{what}: {body}");
+            }
+        }
+        // The WebSocket: garbage gets an error and the connection stays.
+        let (mut ws, welcome) = join(&url, &room, None, "Tester").await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        for (text, code) in [
+            ("{not json", "invalid_json"),
+            (r#"{"type": "teleport"}"#, "unknown_type"),
+            (r#"{"type": "mute"}"#, "invalid_message"),
+            (r#"{"no_type": 1}"#, "invalid_message"),
+        ] {
+            ws.send(Message::Text(text.into())).await.unwrap();
+            let e = next_of(&mut ws, &["error", "closed"]).await;
+            assert_eq!(e["code"], code, "{text}: {e}");
+        }
+        ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+        assert_eq!(next_of(&mut ws, &["error"]).await["code"], "text_only");
+        // A flood: rate limited, then the connection still answers.
+        for _ in 0..200 {
+            ws.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+        }
+        let e = next_of(&mut ws, &["error"]).await;
+        assert_eq!(e["code"], "rate_limited", "{e}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let r = act(&mut ws, json!({"type": "react", "emoji": "🔥"})).await;
+        assert_eq!(r["type"], "ok", "{r}");
+        // A hello that is not a hello.
+        let ws_url = format!("{}/api/rooms/{room}/ws", url.replacen("http", "ws", 1));
+        let (mut bad, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+        bad.send(Message::Text(r#"{"type":"raise_hand"}"#.into())).await.unwrap();
+        let e = next_of(&mut bad, &["error"]).await;
+        assert_eq!(e["code"], "hello_first", "{e}");
+    });
+    listener.wait_ok(Duration::from_secs(40));
+    drop(host);
+    // The listener heard the program without a gap through all of it.
+    let track = tone_track(&heard, 440.0);
+    let quiet: Vec<usize> = (5..track.len()).filter(|&i| track[i] < -20.0).collect();
+    assert!(
+        quiet.is_empty(),
+        "the program dropped out at windows {quiet:?}: {track:?}"
+    );
+}
