@@ -745,3 +745,124 @@ fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
         "the program dropped out at windows {quiet:?}: {track:?}"
     );
 }
+
+/// The Python with aiortc that `tests/run` prepares; `None` (skip) when absent, unless
+/// `BOOTH_REQUIRE_TOOLS` is set.
+fn aiortc_python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("BOOTH_PEERS_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import aiortc"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("BOOTH_REQUIRE_TOOLS").is_err(),
+            "aiortc is required (BOOTH_REQUIRE_TOOLS is set): tests/run installs it"
+        );
+        eprintln!("skipping: no Python with aiortc (tests/run installs one)");
+    }
+    found
+}
+
+fn aiortc(python: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/aiortc_peer.py"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start aiortc: {e}"))
+}
+
+#[test]
+fn an_independent_webrtc_stack_listens_and_publishes() {
+    let Some(python) = aiortc_python() else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let silence = d.join("silence.wav");
+    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&silence, 14.0, 0.0, 0.0, 1, &|_| false);
+    let (_server, url) = serve(&d.join("data"));
+
+    // aiortc as a WHEP listener of Booth's program.
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "12",
+    ]);
+    let room = host.line("room:   ", Duration::from_secs(20));
+    let heard = d.join("aiortc-heard.wav");
+    let out = aiortc(
+        &python,
+        &[
+            "whep",
+            &format!("{url}/whep/{room}"),
+            heard.to_str().unwrap(),
+            "5",
+        ],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "aiortc WHEP failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (x, channels, _) = read_wav(&heard);
+    let left = channel(&x, 0);
+    let _ = channels;
+    let tail = &left[left.len() / 3..];
+    let (tone, off) = (tone_db(tail, 440.0), tone_db(tail, 700.0));
+    assert!(
+        tone > -15.0 && tone - off > 30.0,
+        "aiortc heard 440 Hz at {tone:.1} dB (700 Hz at {off:.1})"
+    );
+    drop(host);
+
+    // aiortc as a WHIP publisher (with the host token of a new room), heard by booth listen.
+    let rt = rt();
+    let created = rt.block_on(create_room(&url));
+    let (id, token) = (
+        created["id"].as_str().unwrap(),
+        created["host_token"].as_str().unwrap(),
+    );
+    let mut publisher = aiortc(
+        &python,
+        &["whip", &format!("{url}/whip/{id}"), token, "700", "9"],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let got = d.join("from-aiortc.wav");
+    Proc::spawn(&[
+        "listen",
+        &format!("{url}/r/{id}"),
+        "--out",
+        got.to_str().unwrap(),
+        "--seconds",
+        "4",
+    ])
+    .wait_ok(Duration::from_secs(30));
+    let _ = publisher.wait();
+    let (x, _, _) = read_wav(&got);
+    let left = channel(&x, 0);
+    let tail = &left[left.len() / 3..];
+    let (tone, off) = (tone_db(tail, 700.0), tone_db(tail, 440.0));
+    assert!(
+        tone > -20.0 && tone - off > 30.0,
+        "booth listen heard aiortc's 700 Hz at {tone:.1} dB (440 Hz at {off:.1})"
+    );
+}
