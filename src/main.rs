@@ -24,7 +24,7 @@ enum Command {
     /// Mix a game recording and a voice recording into one ducked program (offline).
     Mix(MixArgs),
     /// Run the live host pipeline: game audio and mic in, the ducked program out.
-    Host(HostArgs),
+    Host(Box<HostArgs>),
     /// List capture and playback devices; loopback (monitor) sources are marked.
     Devices(DevicesArgs),
     /// Run the room server alone (for a VPS): rooms, WHIP/WHEP, the WebSocket room channel.
@@ -241,7 +241,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mix(args) => mix(args),
-        Command::Host(args) => host(args),
+        Command::Host(args) => host(*args),
         Command::Serve(args) => serve(args),
         Command::Listen(args) => listen(args),
         Command::Devices(args) => devices(args),

@@ -76,11 +76,13 @@ pub fn rtc_config() -> RtcConfig {
     let mut config = RtcConfig::new()
         .set_crypto_provider(crypto())
         .clear_codecs();
-    let mut fmtp = FormatParams::default();
-    fmtp.min_p_time = Some(10);
-    fmtp.use_inband_fec = Some(true);
-    fmtp.stereo = Some(true);
-    fmtp.sprop_stereo = Some(true);
+    let fmtp = FormatParams {
+        min_p_time: Some(10),
+        use_inband_fec: Some(true),
+        stereo: Some(true),
+        sprop_stereo: Some(true),
+        ..FormatParams::default()
+    };
     config.codec_config().add_config(
         OPUS_PT.into(),
         None,
@@ -143,26 +145,6 @@ pub fn sdp_ice_ufrag(sdp: &str) -> Option<&str> {
         .map(str::trim)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_local_ufrag_of_a_binding_request() {
-        let user = b"abcd:wxyz";
-        let mut msg = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
-        msg.extend_from_slice(&[7; 12]);
-        msg.extend_from_slice(&[0x00, 0x06, 0, user.len() as u8]);
-        msg.extend_from_slice(user);
-        msg.extend_from_slice(&[0; 3]);
-        let len = (msg.len() - 20) as u16;
-        msg[2..4].copy_from_slice(&len.to_be_bytes());
-        assert_eq!(stun_local_ufrag(&msg), Some("abcd"));
-        assert_eq!(stun_local_ufrag(&msg[..25]), None);
-        assert_eq!(stun_local_ufrag(&[0x80; 40]), None);
-    }
-}
-
 /// The first audio section of an SDP: its `a=mid` and direction (`sendrecv` when unsaid).
 #[must_use]
 pub fn sdp_audio_section(sdp: &str) -> Option<(String, &'static str)> {
@@ -190,4 +172,24 @@ pub fn sdp_audio_section(sdp: &str) -> Option<(String, &'static str)> {
         }
     }
     mid.map(|m| (m, direction))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_local_ufrag_of_a_binding_request() {
+        let user = b"abcd:wxyz";
+        let mut msg = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
+        msg.extend_from_slice(&[7; 12]);
+        msg.extend_from_slice(&[0x00, 0x06, 0, user.len() as u8]);
+        msg.extend_from_slice(user);
+        msg.extend_from_slice(&[0; 3]);
+        let len = (msg.len() - 20) as u16;
+        msg[2..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(stun_local_ufrag(&msg), Some("abcd"));
+        assert_eq!(stun_local_ufrag(&msg[..25]), None);
+        assert_eq!(stun_local_ufrag(&[0x80; 40]), None);
+    }
 }

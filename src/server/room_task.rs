@@ -764,10 +764,11 @@ impl RoomTask {
                     tracing::error!("room {}: cannot record to {}: {e}", self.id, path.display())
                 }
             }
-        } else if !on && let Some(w) = self.recording.take() {
-            if let Err(e) = w.finish() {
-                tracing::error!("room {}: recording failed at the end: {e}", self.id);
-            }
+        } else if !on
+            && let Some(w) = self.recording.take()
+            && let Err(e) = w.finish()
+        {
+            tracing::error!("room {}: recording failed at the end: {e}", self.id);
         }
     }
 
@@ -1068,10 +1069,8 @@ impl RoomTask {
                         };
                     }
                     RtcEvent::MediaAdded(m) => s.mid = Some(m.mid),
-                    RtcEvent::MediaData(data) => {
-                        if s.kind == Kind::Publish {
-                            s.jitter.push(data.time.numer(), data.data);
-                        }
+                    RtcEvent::MediaData(data) if s.kind == Kind::Publish => {
+                        s.jitter.push(data.time.numer(), data.data);
                     }
                     RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         s.rtc.disconnect();
@@ -1221,12 +1220,12 @@ impl RoomTask {
         }
 
         self.mixer.ticks += 1;
-        if self.mixer.ticks % 5 == 0 && !self.mixer.levels.is_empty() {
+        if self.mixer.ticks.is_multiple_of(5) && !self.mixer.levels.is_empty() {
             let levels: Vec<(ParticipantId, f32)> = self.mixer.levels.drain().collect();
             let _ = self.room.handle(crate::room::Input::Levels(levels), now);
             self.pump();
         }
-        if self.mixer.ticks % 50 == 0 {
+        if self.mixer.ticks.is_multiple_of(50) {
             self.reap(now);
         }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

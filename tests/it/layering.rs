@@ -57,3 +57,28 @@ fn codec_opens_no_files_or_sockets() {
         }
     }
 }
+
+#[test]
+fn room_is_a_pure_state_machine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, text) in sources(&root.join("src/room")) {
+        for word in [
+            "std::fs",
+            "std::net",
+            "std::thread",
+            "std::io",
+            "Instant::now",
+            "SystemTime",
+            "tokio",
+            "cpal",
+            "axum",
+            "str0m",
+            "getrandom",
+            "crate::",
+            "println!",
+            "eprintln!",
+        ] {
+            assert!(!text.contains(word), "{file} uses {word}");
+        }
+    }
+}

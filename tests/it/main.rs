@@ -11,5 +11,6 @@ mod layering;
 mod limiter;
 mod mix_cli;
 mod resampler;
+mod room_rules;
 mod rooms;
 mod support;
