@@ -43,7 +43,7 @@ const STEREO_FRAME: usize = FRAME_SAMPLES * 2;
 /// A session that has not connected by then is dropped.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 /// Frames buffered before a publisher is heard, and the most kept.
-const JITTER_TARGET: usize = 2;
+const JITTER_TARGET: usize = 1;
 const JITTER_MAX: usize = 10;
 /// The program's Opus bit rate (stereo game audio with voice).
 const PROGRAM_BITRATE: u32 = 128_000;
