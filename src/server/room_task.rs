@@ -1045,6 +1045,7 @@ impl RoomTask {
     fn drive(&mut self, i: usize) {
         let metrics = &self.shared.metrics;
         let s = &mut self.sessions[i];
+        let mut newly_connected = false;
         loop {
             match s.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
@@ -1063,6 +1064,7 @@ impl RoomTask {
                 Ok(Output::Event(e)) => match e {
                     RtcEvent::Connected => {
                         s.connected = true;
+                        newly_connected = true;
                         match s.kind {
                             Kind::Publish => metrics.publishers.fetch_add(1, Relaxed),
                             Kind::Listen => metrics.listeners.fetch_add(1, Relaxed),
@@ -1093,8 +1095,7 @@ impl RoomTask {
         {
             s.pt = w.payload_params().next().map(|p| p.pt());
         }
-        let announce = s.connected && s.kind == Kind::Listen;
-        if announce {
+        if newly_connected && s.kind == Kind::Listen {
             self.announce_listening();
         }
     }
