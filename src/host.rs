@@ -198,9 +198,25 @@ pub fn run_headless(
         }
         None => None,
     };
+    // Live in a room, the room's other voices come back over WHEP (the host's mix-minus): they
+    // duck the game and play on the monitor device, as a remote file does in rigs.
+    let (room_voices, remote) = match (&opts.room, remote) {
+        (Some(_), None) => {
+            let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
+            (
+                Some(producer),
+                Some(InputRing {
+                    ring,
+                    rate: 48_000,
+                    channels: 2,
+                }),
+            )
+        }
+        (_, remote) => (None, remote),
+    };
     let live = match &opts.room {
         Some(target) => {
-            let live = crate::live::GoLive::start(target, &mut consumers)
+            let live = crate::live::GoLive::start(target, &mut consumers, room_voices)
                 .map_err(|e| HostError(e.to_string()))?;
             status(HostStatus::Live(live.room().clone()));
             Some(live)

@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::codec::opus::{FRAME_SAMPLES, OpusDecoder};
 use crate::engine::EncodedFrame;
 use crate::host::RoomTarget;
+use crate::rtc::jitter::{JitterBuffer, Playout};
 use crate::rtc::peer::{ClientPeer, Mode, OutFrame};
 use crate::server::{RunningServer, ServeOptions};
 
@@ -44,6 +46,7 @@ pub struct GoLive {
     rt: tokio::runtime::Runtime,
     server: Option<RunningServer>,
     peer: Option<ClientPeer>,
+    voices: Option<tokio::task::JoinHandle<()>>,
     room: LiveRoom,
     bridge: Option<JoinHandle<()>>,
     reported: AtomicBool,
@@ -58,6 +61,7 @@ impl GoLive {
     pub fn start(
         target: &RoomTarget,
         consumers: &mut Vec<SyncSender<EncodedFrame>>,
+        room_voices: Option<rtrb::Producer<f32>>,
     ) -> Result<Self, LiveError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -92,10 +96,15 @@ impl GoLive {
             })
             .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
         consumers.push(tx);
+        let voices = room_voices.map(|producer| {
+            let whep = format!("{}/whep/{}", room.server, room.room);
+            rt.spawn(hear_the_room(whep, room.token.clone(), producer))
+        });
         Ok(Self {
             rt,
             server,
             peer: Some(peer),
+            voices,
             room,
             bridge: Some(bridge),
             reported: AtomicBool::new(false),
@@ -117,6 +126,9 @@ impl GoLive {
 
     /// Hangs up and stops the in-process server.
     pub fn stop(mut self) {
+        if let Some(voices) = self.voices.take() {
+            voices.abort();
+        }
         if let Some(mut peer) = self.peer.take() {
             self.rt.block_on(peer.close());
         }
@@ -127,6 +139,52 @@ impl GoLive {
             self.rt.block_on(server.shutdown());
         }
     }
+}
+
+/// Receives the host's mix-minus (everyone in the room but the host) and writes it, 48 kHz
+/// stereo, into the engine's ring for the room's voices, paced by a 20 ms clock behind a jitter
+/// buffer. Without it the program still goes out; the host just does not hear the guests.
+async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f32>) {
+    let mut peer =
+        match ClientPeer::connect(&whep, Some(&token), Mode::Listen, Duration::from_secs(10)).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot hear the room's other voices ({e}); the program goes out anyway"
+                );
+                return;
+            }
+        };
+    let Ok(mut decoder) = OpusDecoder::new(2) else {
+        return;
+    };
+    let mut jitter = JitterBuffer::new(2, 10);
+    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    loop {
+        tokio::select! {
+            frame = peer.incoming.recv() => match frame {
+                Some(f) => jitter.push(f.rtp_time, f.packet),
+                None => break,
+            },
+            _ = tick.tick() => {
+                let n = match jitter.pop() {
+                    Playout::Packet(p) => decoder.decode(&p, &mut pcm),
+                    Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut pcm),
+                    Playout::Lost { next: None } => decoder.decode_lost(&mut pcm),
+                    Playout::Silence => continue,
+                };
+                let n = n.unwrap_or(0) * 2;
+                let room = voices.slots().min(n);
+                if let Ok(chunk) = voices.write_chunk_uninit(room) {
+                    chunk.fill_from_iter(pcm[..n].iter().copied());
+                }
+            }
+        }
+    }
+    peer.close().await;
 }
 
 async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRoom), LiveError> {

@@ -866,3 +866,108 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
         "booth listen heard aiortc's 700 Hz at {tone:.1} dB (440 Hz at {off:.1})"
     );
 }
+
+#[test]
+fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let silence = d.join("silence.wav");
+    let voice = d.join("bursts.wav");
+    write_tone(&game, 30.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&silence, 30.0, 0.0, 0.0, 1, &|_| false);
+    write_tone(&voice, 14.0, 1000.0, 0.4, 1, &|t| {
+        [(4.0, 6.0), (9.0, 11.0)]
+            .iter()
+            .any(|(a, b)| (*a..*b).contains(&t))
+    });
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "30",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    let room = host.line("room:   ", Duration::from_secs(5));
+    let host_token = host.line("token:  ", Duration::from_secs(5));
+    let rt = rt();
+    let (_ws, guest_token) = rt.block_on(async {
+        let (mut g, gw) = join(&url, &room, None, "Guest").await;
+        assert_eq!(
+            act(&mut g, json!({"type": "raise_hand"})).await["type"],
+            "ok"
+        );
+        let (s, body) = status_of(
+            reqwest::Client::new()
+                .post(format!("{url}/api/rooms/{room}/actions"))
+                .bearer_auth(&host_token)
+                .json(&json!({"type": "approve", "target": gw["you"]["id"]})),
+        )
+        .await;
+        assert_eq!(s, 204, "{body}");
+        (g, gw["you"]["token"].as_str().unwrap().to_owned())
+    });
+    let heard = d.join("heard.wav");
+    let listener = Proc::spawn(&[
+        "listen",
+        &link,
+        "--out",
+        heard.to_str().unwrap(),
+        "--seconds",
+        "14",
+    ]);
+    let speaker = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--room",
+        &room,
+        "--token",
+        &guest_token,
+        "--game-file",
+        silence.to_str().unwrap(),
+        "--mic-file",
+        voice.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        "14",
+    ]);
+    listener.wait_ok(Duration::from_secs(40));
+    drop(speaker);
+    drop(host);
+    let game = tone_track(&heard, 440.0);
+    let voice = tone_track(&heard, 1000.0);
+    // Well inside the bursts (the duck comes back from the host a round trip later) and clear.
+    let inside: Vec<f32> = (3..voice.len() - 3)
+        .filter(|&i| voice[i - 3..=i + 3].iter().all(|&v| v > -20.0))
+        .map(|i| game[i])
+        .collect();
+    let clear: Vec<f32> = (12..voice.len() - 12)
+        .filter(|&i| voice[i - 12..i + 12].iter().all(|&v| v < -40.0))
+        .map(|i| game[i])
+        .collect();
+    assert!(
+        inside.len() >= 10 && clear.len() >= 5,
+        "inside {inside:?} clear {clear:?} voice {voice:?}"
+    );
+    let median = |v: &[f32]| {
+        let mut v = v.to_vec();
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let depth = median(&clear) - median(&inside);
+    assert!(
+        (depth - 12.0).abs() <= 2.5,
+        "the speaker ducks the game by {depth:.1} dB (want 12)"
+    );
+}
