@@ -971,3 +971,169 @@ fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
         "the speaker ducks the game by {depth:.1} dB (want 12)"
     );
 }
+
+/// A real WHEP offer from Booth's own WebRTC configuration.
+fn whep_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = booth::rtc::rtc_config().build(Instant::now());
+    let addr = "127.0.0.1:9".parse().unwrap();
+    rtc.add_local_candidate(str0m::Candidate::host(addr, "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _pending) = change.apply().unwrap();
+    offer.to_sdp_string()
+}
+
+#[test]
+fn sessions_are_resources_and_recording_writes_the_program() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let p = Proc::spawn(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--udp-port",
+        "0",
+        "--data",
+        data.to_str().unwrap(),
+        "--ice-server",
+        "stun:stun.example.org:3478",
+    ]);
+    let url = p.line("booth: serving rooms on ", Duration::from_secs(20));
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        let room = create_room(&url).await;
+        let id = room["id"].as_str().unwrap();
+        let host_token = room["host_token"].as_str().unwrap();
+        // CORS preflight for a browser on another origin.
+        let pre = http
+            .request(reqwest::Method::OPTIONS, format!("{url}/whep/{id}"))
+            .header("origin", "https://player.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+            .await
+            .unwrap();
+        assert!(pre.status().is_success(), "{}", pre.status());
+        assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+
+        let r = http
+            .post(format!("{url}/whep/{id}"))
+            .header("content-type", "application/sdp")
+            .body(whep_offer())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        assert_eq!(r.headers()["content-type"], "application/sdp");
+        assert!(r.headers().contains_key("etag"));
+        let link = r.headers()["link"].to_str().unwrap().to_owned();
+        assert_eq!(link, "<stun:stun.example.org:3478>; rel=\"ice-server\"");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with(&format!("/whep/{id}/")), "{location}");
+        let answer = r.text().await.unwrap();
+        assert!(answer.contains("m=audio") && answer.contains("opus/48000/2"), "{answer}");
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        let session = format!("{url}{location}");
+        let patch = |body: &str, ct: &str| {
+            http.patch(&session)
+                .header("content-type", ct)
+                .body(body.to_owned())
+        };
+        let (s, _) = status_of(patch(
+            "a=ice-ufrag:xxxx\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 50999 typ host\r\n",
+            "application/trickle-ice-sdpfrag",
+        ))
+        .await;
+        assert_eq!(s, 422, "an ICE restart is refused clearly");
+        let (s, body) = status_of(patch("a=candidate:1 1 udp 2130706431 127.0.0.1 50999 typ host\r\n", "application/trickle-ice-sdpfrag")).await;
+        assert_eq!(s, 204, "trickle: {body}");
+        let (s, _) = status_of(patch("a=candidate:garbage\r\n", "application/trickle-ice-sdpfrag")).await;
+        assert_eq!(s, 400);
+        let (s, _) = status_of(patch("a=candidate:1 1 udp 1 127.0.0.1 1 typ host\r\n", "text/plain")).await;
+        assert_eq!(s, 415);
+        let (s, _) = status_of(http.delete(&session)).await;
+        assert_eq!(s, 200);
+        let (s, _) = status_of(http.delete(&session)).await;
+        assert_eq!(s, 404);
+
+        // Recording: on for two seconds, then off: an Ogg Opus file another program accepts.
+        let actions = format!("{url}/api/rooms/{id}/actions");
+        let (s, _) = status_of(http.post(&actions).bearer_auth(host_token).json(&json!({"type": "start_recording"}))).await;
+        assert_eq!(s, 204);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (s, _) = status_of(http.post(&actions).bearer_auth(host_token).json(&json!({"type": "stop_recording"}))).await;
+        assert_eq!(s, 204);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let file = data.join("rooms").join(id).join("program-1.ogg");
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0);
+        assert!((1.7..2.6).contains(&secs), "{}: {secs} s", file.display());
+        // Metrics in Prometheus text.
+        let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+        for name in ["booth_rooms 1", "booth_packets_out_total", "booth_mix_ticks_total", "booth_listeners"] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        let (s, _) = status_of(http.get(format!("{url}/healthz"))).await;
+        assert_eq!(s, 200);
+    });
+}
+
+#[test]
+fn booth_listen_plays_the_room_on_a_sound_device() {
+    if !crate::devices::sound_server() || !crate::support::have_tool("parec") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let silence = d.join("silence.wav");
+    write_tone(&game, 12.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&silence, 12.0, 0.0, 0.0, 1, &|_| false);
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "12",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    let heard = d.join("phones.raw");
+    let mut parec = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec parec --device=phones.monitor --format=float32le --channels=1 --rate=48000 --raw --latency-msec=20 > '{}'",
+            heard.display()
+        ))
+        .spawn()
+        .unwrap();
+    Proc::spawn(&["listen", &link, "--device", "phones", "--seconds", "4"])
+        .wait_ok(Duration::from_secs(30));
+    let _ = parec.kill();
+    let _ = parec.wait();
+    let bytes = std::fs::read(&heard).unwrap_or_default();
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let loudest = samples
+        .chunks(4_800)
+        .map(|w| tone_db(w, 440.0))
+        .fold(f32::MIN, f32::max);
+    assert!(
+        loudest > -15.0,
+        "the room was not heard on the device ({loudest:.1} dB, {} samples)",
+        samples.len()
+    );
+}
