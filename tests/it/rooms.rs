@@ -898,7 +898,7 @@ fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
     let room = host.line("room:   ", Duration::from_secs(5));
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
-    let (_ws, guest_token) = rt.block_on(async {
+    let (mut ws, guest_token) = rt.block_on(async {
         let (mut g, gw) = join(&url, &room, None, "Guest").await;
         assert_eq!(
             act(&mut g, json!({"type": "raise_hand"})).await["type"],
@@ -945,6 +945,33 @@ fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
     listener.wait_ok(Duration::from_secs(40));
     drop(speaker);
     drop(host);
+    // Everyone in the room saw who spoke: the speaker's level went up during the bursts.
+    let guest_id = rt.block_on(async {
+        let mut loudest = 0.0f64;
+        let mut id = Value::Null;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout_at(deadline, ws.next()).await
+        {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "role_changed" && v["role"] == "speaker" {
+                id = v["id"].clone();
+            }
+            if v["type"] == "levels" {
+                for pair in v["levels"].as_array().unwrap() {
+                    if pair[0] == id {
+                        loudest = loudest.max(pair[1].as_f64().unwrap());
+                    }
+                }
+            }
+        }
+        assert!(
+            loudest > 0.5,
+            "the speaker's level never rose (loudest {loudest})"
+        );
+        id
+    });
+    assert!(!guest_id.is_null());
     let game = tone_track(&heard, 440.0);
     let voice = tone_track(&heard, 1000.0);
     // Well inside the bursts (the duck comes back from the host a round trip later) and clear.
