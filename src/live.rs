@@ -47,6 +47,7 @@ pub struct GoLive {
     server: Option<RunningServer>,
     peer: Option<ClientPeer>,
     voices: Option<tokio::task::JoinHandle<()>>,
+    channel: Option<tokio::task::JoinHandle<()>>,
     room: LiveRoom,
     bridge: Option<JoinHandle<()>>,
     reported: AtomicBool,
@@ -96,6 +97,7 @@ impl GoLive {
             })
             .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
         consumers.push(tx);
+        let channel = rt.spawn(stay_in_the_room(room.clone()));
         let voices = room_voices.map(|producer| {
             let whep = format!("{}/whep/{}", room.server, room.room);
             rt.spawn(hear_the_room(whep, room.token.clone(), producer))
@@ -105,6 +107,7 @@ impl GoLive {
             server,
             peer: Some(peer),
             voices,
+            channel: Some(channel),
             room,
             bridge: Some(bridge),
             reported: AtomicBool::new(false),
@@ -129,6 +132,9 @@ impl GoLive {
         if let Some(voices) = self.voices.take() {
             voices.abort();
         }
+        if let Some(channel) = self.channel.take() {
+            channel.abort();
+        }
         if let Some(mut peer) = self.peer.take() {
             self.rt.block_on(peer.close());
         }
@@ -138,6 +144,91 @@ impl GoLive {
         if let Some(server) = self.server.take() {
             self.rt.block_on(server.shutdown());
         }
+    }
+}
+
+/// Holds the room channel open while live, so the room knows the host (or speaker) is there: if
+/// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
+/// over or the room ends). What the room says that a host acts on is printed: raised hands,
+/// reactions, who joins the stage.
+async fn stay_in_the_room(room: LiveRoom) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}/api/rooms/{}/ws",
+        room.server.replacen("http", "ws", 1),
+        room.room
+    );
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+            backoff = Duration::from_millis(500);
+            let hello =
+                serde_json::json!({"v": 1, "type": "hello", "token": room.token, "name": ""});
+            if ws
+                .send(Message::Text(hello.to_string().into()))
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                match v.get("type").and_then(Value::as_str) {
+                    Some("hand_queue") => {
+                        let names: Vec<&str> = v["queue"]
+                            .as_array()
+                            .map(|q| q.iter().filter_map(|e| e["name"].as_str()).collect())
+                            .unwrap_or_default();
+                        if !names.is_empty() {
+                            eprintln!("booth: hands raised: {}", names.join(", "));
+                        }
+                    }
+                    Some("stage_changed") => {
+                        let names: Vec<String> = v["stage"]
+                            .as_array()
+                            .map(|s| {
+                                s.iter()
+                                    .map(|m| {
+                                        format!(
+                                            "{} ({})",
+                                            m["name"].as_str().unwrap_or("?"),
+                                            m["role"].as_str().unwrap_or("?")
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        eprintln!("booth: on stage: {}", names.join(", "));
+                    }
+                    Some("reaction") => {
+                        eprintln!("booth: reaction {}", v["emoji"].as_str().unwrap_or(""))
+                    }
+                    Some("error") => {
+                        eprintln!(
+                            "booth: the room says: {}",
+                            v["message"].as_str().unwrap_or("error")
+                        );
+                        if matches!(
+                            v["code"].as_str(),
+                            Some("removed" | "unauthorized" | "room_ended")
+                        ) {
+                            return;
+                        }
+                    }
+                    Some("ended") => {
+                        eprintln!("booth: the room has ended");
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 

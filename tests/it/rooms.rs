@@ -1164,3 +1164,32 @@ fn booth_listen_plays_the_room_on_a_sound_device() {
         samples.len()
     );
 }
+
+#[test]
+fn when_the_host_process_goes_away_the_room_says_so() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    write_tone(&game, 30.0, 440.0, 0.5, 2, &|_| true);
+    let (_server, url) = serve(&d.join("data"));
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        &url,
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        game.to_str().unwrap(),
+        "--seconds",
+        "30",
+    ]);
+    let room = host.line("room:   ", Duration::from_secs(20));
+    rt().block_on(async {
+        let (mut ws, welcome) = join(&url, &room, None, "Listener").await;
+        assert_eq!(welcome["room"]["host_away"], false, "{welcome}");
+        drop(host);
+        let away = next_of(&mut ws, &["host_away"]).await;
+        assert_eq!(away["until_ms"], 60_000, "{away}");
+    });
+}
