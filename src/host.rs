@@ -249,6 +249,9 @@ pub fn run_headless(
                 watch(which, feeder, &engine, status);
             }
         }
+        if let Some(live) = &live {
+            live.set_voice_level(meters.read().mic_peak_dbfs);
+        }
         if let Some(why) = live.as_ref().and_then(crate::live::GoLive::lost) {
             status(HostStatus::RoomLost(why));
         }

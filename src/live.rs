@@ -3,7 +3,8 @@
 //! frames by WHIP. The engine thread knows nothing of this: it hands frames to a channel like
 //! any other consumer, and a bridge thread passes them to the WebRTC task.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub struct GoLive {
     peer: Option<ClientPeer>,
     voices: Option<tokio::task::JoinHandle<()>>,
     channel: Option<tokio::task::JoinHandle<()>>,
+    voice_level: Arc<AtomicU32>,
     room: LiveRoom,
     bridge: Option<JoinHandle<()>>,
     reported: AtomicBool,
@@ -97,7 +99,8 @@ impl GoLive {
             })
             .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
         consumers.push(tx);
-        let channel = rt.spawn(stay_in_the_room(room.clone()));
+        let voice_level = Arc::new(AtomicU32::new(0));
+        let channel = rt.spawn(stay_in_the_room(room.clone(), Arc::clone(&voice_level)));
         let voices = room_voices.map(|producer| {
             let whep = format!("{}/whep/{}", room.server, room.room);
             rt.spawn(hear_the_room(whep, room.token.clone(), producer))
@@ -108,6 +111,7 @@ impl GoLive {
             peer: Some(peer),
             voices,
             channel: Some(channel),
+            voice_level,
             room,
             bridge: Some(bridge),
             reported: AtomicBool::new(false),
@@ -118,6 +122,14 @@ impl GoLive {
     #[must_use]
     pub fn room(&self) -> &LiveRoom {
         &self.room
+    }
+
+    /// Tells the room how loud the voice is now (the mic's peak, dBFS): its speaking
+    /// indicator follows the voice, not the game under it.
+    pub fn set_voice_level(&self, peak_dbfs: f32) {
+        let level = ((peak_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
+        let level = if level.is_finite() { level } else { 0.0 };
+        self.voice_level.store(level.to_bits(), Ordering::Relaxed);
     }
 
     /// Why the publication ended, the first time it is asked after it did.
@@ -151,7 +163,7 @@ impl GoLive {
 /// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
 /// over or the room ends). What the room says that a host acts on is printed: raised hands,
 /// reactions, who joins the stage.
-async fn stay_in_the_room(room: LiveRoom) {
+async fn stay_in_the_room(room: LiveRoom, voice_level: Arc<AtomicU32>) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let url = format!(
@@ -172,7 +184,24 @@ async fn stay_in_the_room(room: LiveRoom) {
             {
                 continue;
             }
-            while let Some(Ok(msg)) = ws.next().await {
+            let mut report = tokio::time::interval(Duration::from_millis(200));
+            let mut last_sent = f32::NAN;
+            loop {
+                let msg = tokio::select! {
+                    msg = ws.next() => msg,
+                    _ = report.tick() => {
+                        let level = f32::from_bits(voice_level.load(Ordering::Relaxed));
+                        if (level - last_sent).abs() > 0.02 || last_sent.is_nan() {
+                            last_sent = level;
+                            let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
+                            if ws.send(Message::Text(m.to_string().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                };
+                let Some(Ok(msg)) = msg else { break };
                 let Message::Text(text) = msg else { continue };
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     continue;

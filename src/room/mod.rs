@@ -469,6 +469,17 @@ pub struct RoomSnapshot {
     pub ended: bool,
     /// The host is away (dropped, within the grace period).
     pub host_away: bool,
+    /// Listeners present, by name (moderators invite from it).
+    pub audience: Vec<AudienceMember>,
+}
+
+/// A listener in the room.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AudienceMember {
+    /// Who.
+    pub id: ParticipantId,
+    /// Name.
+    pub name: String,
 }
 
 /// Why an input was refused. Messages a person can read.
@@ -740,17 +751,30 @@ impl Room {
 
     /// The room as a newly joined client needs it.
     #[must_use]
-    pub fn snapshot(&self) -> RoomSnapshot {
+    pub fn snapshot(&self, now: Instant) -> RoomSnapshot {
         RoomSnapshot {
             title: self.config.title.clone(),
             game: self.config.game.clone(),
-            elapsed_ms: 0,
+            elapsed_ms: self.ms(now),
             stage: self.stage(),
             hand_queue: self.hand_entries(),
             listener_count: self.listener_count(),
             recording: self.recording,
             ended: self.ended,
             host_away: self.host_away_until.is_some(),
+            audience: {
+                let mut a: Vec<AudienceMember> = self
+                    .members
+                    .iter()
+                    .filter(|(_, m)| m.role == Role::Listener)
+                    .map(|(id, m)| AudienceMember {
+                        id: *id,
+                        name: m.name.clone(),
+                    })
+                    .collect();
+                a.sort_by_key(|m| m.id);
+                a
+            },
         }
     }
 

@@ -42,6 +42,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/r/{room}", get(room_page))
+        .route(
+            "/assets/room.css",
+            get(|| async { asset("text/css; charset=utf-8", ROOM_CSS) }),
+        )
+        .route(
+            "/assets/room.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ROOM_JS) }),
+        )
         .route("/metrics", get(metrics))
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}", get(room_info))
@@ -56,6 +65,37 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(cors)
         .with_state(state)
+}
+
+/// The web room client, embedded in the binary.
+const ROOM_HTML: &str = include_str!("../../assets/web/room.html");
+const ROOM_CSS: &str = include_str!("../../assets/web/room.css");
+const ROOM_JS: &str = include_str!("../../assets/web/room.js");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn room_page(State(state): State<Arc<AppState>>, Path(room): Path<String>) -> Response {
+    if state.room(&room).is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>\
+             <title>No such room</title><body style='font-family:system-ui;background:#0d0f1a;\
+             color:#f3f4fa;display:grid;place-items:center;min-height:90vh'><main><h1>This room \
+             doesn't exist</h1><p>It may have ended. Ask for a new link.</p></main>",
+        )
+            .into_response();
+    }
+    asset("text/html; charset=utf-8", ROOM_HTML)
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

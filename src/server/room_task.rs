@@ -182,6 +182,13 @@ pub enum RoomMsg {
     },
     /// A datagram for one of the room's sessions.
     Datagram(Datagram),
+    /// A publisher tells how loud their own voice is (0..1).
+    VoiceLevel {
+        /// Who.
+        who: ParticipantId,
+        /// Level.
+        level: f32,
+    },
 }
 
 /// What every room task shares.
@@ -247,6 +254,7 @@ pub fn spawn(
         recordings: 0,
         listening_announced: usize::MAX,
         ended_at: None,
+        voice_levels: HashMap::new(),
     };
     task.shared.metrics.rooms.fetch_add(1, Relaxed);
     tokio::spawn(task.run(rx));
@@ -342,6 +350,8 @@ struct RoomTask {
     recordings: u32,
     listening_announced: usize,
     ended_at: Option<Instant>,
+    /// Levels publishers report for their own voice, and when.
+    voice_levels: HashMap<ParticipantId, (f32, Instant)>,
 }
 
 fn room_error(e: &RoomError) -> ApiError {
@@ -431,6 +441,12 @@ impl RoomTask {
     fn on_message(&mut self, msg: RoomMsg) {
         match msg {
             RoomMsg::Datagram(d) => self.on_datagram(d),
+            RoomMsg::VoiceLevel { who, level } => {
+                if self.room.may_publish(who) {
+                    self.voice_levels
+                        .insert(who, (level.clamp(0.0, 1.0), Instant::now()));
+                }
+            }
             RoomMsg::Hello {
                 token,
                 name,
@@ -632,7 +648,7 @@ impl RoomTask {
     }
 
     fn hand_entries(&self) -> serde_json::Value {
-        let snap = serde_json::to_value(self.room.snapshot()).unwrap_or_default();
+        let snap = serde_json::to_value(self.room.snapshot(Instant::now())).unwrap_or_default();
         snap.get("hand_queue").cloned().unwrap_or_else(|| json!([]))
     }
 
@@ -773,7 +789,8 @@ impl RoomTask {
     }
 
     fn info(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self.room.snapshot()).unwrap_or_else(|_| json!({}));
+        let mut v =
+            serde_json::to_value(self.room.snapshot(Instant::now())).unwrap_or_else(|_| json!({}));
         if let serde_json::Value::Object(map) = &mut v {
             map.remove("hand_queue");
             map.insert("id".into(), json!(self.id));
@@ -1133,8 +1150,12 @@ impl RoomTask {
             for (o, x) in mixer.program.iter_mut().zip(&s.pcm) {
                 *o += *x;
             }
+            let level = match self.voice_levels.get(&who) {
+                Some((v, at)) if at.elapsed() < Duration::from_millis(600) => *v,
+                _ => s.level,
+            };
             let l = mixer.levels.entry(who).or_insert(0.0);
-            *l = l.max(s.level);
+            *l = l.max(level);
         }
 
         // The program for the audience: limited, encoded once.

@@ -226,6 +226,13 @@ async fn handle_text(
     if kind == "ping" {
         return Some(msg(json!({ "type": "pong", "ref": reference })));
     }
+    if kind == "voice_level" {
+        // A publisher's own voice activity (the host's program also carries the game, so its
+        // level alone would say "speaking" all the time).
+        let level = value.get("level").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+        let _ = room.tx.try_send(RoomMsg::VoiceLevel { who, level });
+        return None;
+    }
     let action: Action = match serde_json::from_value(value.clone()) {
         Ok(a) => a,
         Err(e) if e.to_string().contains("unknown variant") => {

@@ -1,0 +1,249 @@
+// Booth's web room client in a real browser (Debian's Chromium, driven by playwright-core)
+// against real `booth serve` and `booth host` processes. Run by tests/run:
+//   node --test tests/web/
+// BOOTH_BIN names the booth binary (default target/debug/booth); screenshots go to
+// $BOOTH_SCREENSHOTS (default target/screenshots).
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const BOOTH = process.env.BOOTH_BIN || join(root, "target/debug/booth");
+const SHOTS = process.env.BOOTH_SCREENSHOTS || join(root, "target/screenshots");
+mkdirSync(SHOTS, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "booth-web-"));
+const procs = [];
+const contexts = [];
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  for (const p of procs) p.kill("SIGKILL");
+});
+
+function tone(name, seconds, freq, channels, bursts) {
+  const path = join(work, name);
+  const base = ["-n", "-r", "48000", "-c", String(channels), "-b", "16", path];
+  // Bursts: 1.5 s of tone, 2.5 s of silence, over and over.
+  const synth = bursts
+    ? ["synth", "1.5", "sine", String(freq), "vol", "0.5", "pad", "0", "2.5", "repeat", String(Math.ceil(seconds / 4))]
+    : ["synth", String(seconds), "sine", String(freq), "vol", "0.5"];
+  execFileSync("sox", [...base, ...synth]);
+  return path;
+}
+
+/** Starts booth with `args`; resolves the first stdout line starting with each prefix. */
+function booth(args, prefixes) {
+  const p = spawn(BOOTH, args, { stdio: ["ignore", "pipe", "pipe"] });
+  procs.push(p);
+  let stderr = "";
+  p.stderr.on("data", (d) => { stderr += d; });
+  const found = {};
+  return new Promise((resolveAll, reject) => {
+    const timer = setTimeout(() => reject(new Error(`booth ${args[0]}: no ${prefixes} within 20 s\n${stderr}`)), 20000);
+    createInterface({ input: p.stdout }).on("line", (line) => {
+      for (const pre of prefixes) if (line.startsWith(pre) && !(pre in found)) found[pre] = line.slice(pre.length).trim();
+      if (prefixes.every((x) => x in found)) { clearTimeout(timer); resolveAll({ proc: p, ...found }); }
+    });
+    p.on("exit", (code) => { if (!prefixes.every((x) => x in found)) reject(new Error(`booth ${args[0]} exited ${code}\n${stderr}`)); });
+  });
+}
+
+const FLAGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+async function browser(viewport, extraArgs = []) {
+  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
+    executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: [...FLAGS, ...extraArgs],
+    viewport,
+  });
+  contexts.push(ctx);
+  return ctx;
+}
+
+/** Levels (dBFS per FFT bin, the loudest of three around each frequency) of what the page plays. */
+async function levels(page, freqs) {
+  return page.evaluate(async (freqs) => {
+    const audio = document.getElementById("audio");
+    if (!audio.srcObject) return freqs.map(() => -999);
+    if (!window.__an) {
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const src = ctx.createMediaStreamSource(audio.srcObject);
+      const an = ctx.createAnalyser();
+      an.fftSize = 8192;
+      an.smoothingTimeConstant = 0;
+      src.connect(an);
+      window.__an = an;
+      window.__rate = ctx.sampleRate;
+    }
+    await new Promise((r) => setTimeout(r, 400));
+    const an = window.__an;
+    const data = new Float32Array(an.frequencyBinCount);
+    an.getFloatFrequencyData(data);
+    const bin = (f) => Math.round(f / (window.__rate / an.fftSize));
+    return freqs.map((f) => Math.max(data[bin(f) - 1], data[bin(f)], data[bin(f) + 1]));
+  }, freqs);
+}
+
+async function waitFor(what, fn, seconds = 10) {
+  const end = Date.now() + seconds * 1000;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last.ok) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`${what}: ${JSON.stringify(last)}`);
+}
+
+test("a listener hears the program, sees who speaks, and names stay text", async () => {
+  const game = tone("game.wav", 60, 440, 2);
+  const mic = tone("mic.wav", 60, 1000, 1, true);
+  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")], ["booth: serving rooms on "]);
+  const url = server["booth: serving rooms on "];
+  const host = await booth(["host", "--headless", "--server", url, "--title", "Elden Ring DLC — first look", "--game", "Elden Ring",
+    "--game-file", game, "--mic-file", mic, "--no-noise-suppression", "--voice-gate", "0", "--seconds", "60"], ["listen: ", "host:   "]);
+  const link = host["listen: "];
+
+  const phone = await browser({ width: 390, height: 844 });
+  const page = await phone.newPage();
+  let dialogs = 0;
+  page.on("dialog", (d) => { dialogs += 1; d.dismiss(); });
+  await page.addInitScript(() => localStorage.setItem("booth-name", "<img src=x onerror=alert(1)>"));
+  await page.goto(link);
+  await page.getByRole("heading", { name: "Elden Ring DLC — first look" }).waitFor();
+  await page.getByRole("button", { name: "Listen" }).click();
+  await waitFor("440 Hz in the page", async () => {
+    const [l440, l3k] = await levels(page, [440, 3000]);
+    return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
+  }, 15);
+  // The host's speaking indicator follows the level of what the host publishes.
+  await waitFor("the host speaking", async () => {
+    const speaking = await page.locator(".member.speaking").count();
+    return { ok: speaking > 0, speaking };
+  });
+  await page.screenshot({ path: join(SHOTS, "listener-390x844.png"), fullPage: true });
+
+  // A hostile name shows as text in the moderators' audience list; no dialog opened.
+  const desk = await browser({ width: 1280, height: 800 });
+  const mod = await desk.newPage();
+  mod.on("dialog", (d) => { dialogs += 1; d.dismiss(); });
+  await mod.goto(host["host:   "]);
+  await mod.getByRole("heading", { name: "Moderation" }).waitFor();
+  await mod.getByText("<img src=x onerror=alert(1)>").waitFor();
+  assert.equal(await mod.locator("img").count(), 0);
+  assert.equal(dialogs, 0);
+  await mod.screenshot({ path: join(SHOTS, "moderation-1280x800.png"), fullPage: true });
+
+  const wide = await desk.newPage();
+  await wide.goto(link);
+  await wide.getByRole("button", { name: "Listen" }).click();
+  await wide.getByText("Listening live").waitFor();
+  await wide.screenshot({ path: join(SHOTS, "listener-1280x800.png"), fullPage: true });
+});
+
+async function api(url, path, token, body) {
+  const res = await fetch(url + path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+test("a raised hand is heard by the room, not by itself; a co-host mutes and removes it", async () => {
+  const game = tone("game2.wav", 90, 440, 2);
+  const silence = join(work, "silence.wav");
+  execFileSync("sox", ["-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "90"]);
+  const voice = tone("voice700.wav", 90, 700, 1);
+  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data2")], ["booth: serving rooms on "]);
+  const url = server["booth: serving rooms on "];
+  const host = await booth(["host", "--headless", "--server", url, "--title", "Stage night", "--game-file", game,
+    "--mic-file", silence, "--seconds", "90"], ["listen: ", "room:   ", "token:  "]);
+  const [link, room, hostToken] = [host["listen: "], host["room:   "], host["token:  "]];
+
+  const listener = await (await browser({ width: 390, height: 844 })).newPage();
+  await listener.goto(link);
+  await listener.getByRole("button", { name: "Listen" }).click();
+  await waitFor("the listener hears 440 Hz", async () => {
+    const [l440] = await levels(listener, [440]);
+    return { ok: l440 > -45, l440 };
+  }, 15);
+
+  const speakerCtx = await browser({ width: 390, height: 844 }, [
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", `--use-file-for-fake-audio-capture=${voice}`,
+  ]);
+  const speaker = await speakerCtx.newPage();
+  await speaker.addInitScript(() => localStorage.setItem("booth-name", "Guest Gamer"));
+  await speaker.goto(link);
+  await speaker.getByRole("button", { name: "Listen" }).click();
+  await speaker.getByRole("button", { name: "✋ Raise hand" }).click();
+  const speakerId = await speaker.evaluate(() => state.me.id);
+  const approved = await api(url, `/api/rooms/${room}/actions`, hostToken, { type: "approve", target: speakerId });
+  assert.equal(approved.status, 204, JSON.stringify(approved));
+  await speaker.getByRole("button", { name: "🎙 Turn on mic" }).click();
+  await waitFor("the listener hears the speaker's 700 Hz", async () => {
+    const [l700, l3k] = await levels(listener, [700, 3000]);
+    return { ok: l700 > -65 && l700 - l3k > 15, l700, l3k };
+  }, 15);
+  await waitFor("the speaker hears the room but not themself", async () => {
+    const [l440, l700] = await levels(speaker, [440, 700]);
+    return { ok: l440 > -45 && l440 - l700 > 25, l440, l700 };
+  }, 15);
+  await listener.screenshot({ path: join(SHOTS, "listener-with-speaker-390x844.png"), fullPage: true });
+
+  // A co-host, from an invitation link, mutes and then removes the speaker.
+  const inv = await api(url, `/api/rooms/${room}/invites`, hostToken, { role: "co_host" });
+  assert.equal(inv.status, 201, JSON.stringify(inv));
+  const cohost = await (await browser({ width: 1280, height: 800 })).newPage();
+  cohost.on("dialog", (d) => d.accept());
+  await cohost.goto(inv.body.link);
+  await cohost.getByRole("button", { name: "Mute Guest Gamer" }).click();
+  await waitFor("700 Hz gone for the listener after the mute", async () => {
+    const [l440, l700] = await levels(listener, [440, 700]);
+    return { ok: l440 > -45 && l440 - l700 > 30, l440, l700 };
+  }, 5);
+  await cohost.screenshot({ path: join(SHOTS, "cohost-1280x800.png"), fullPage: true });
+  await cohost.getByRole("button", { name: "Remove Guest Gamer" }).click();
+  await speaker.getByRole("heading", { name: "You were removed from this room" }).waitFor();
+  await speaker.reload();
+  await speaker.getByRole("heading", { name: "You were removed from this room" }).waitFor();
+  assert.equal(await speaker.getByRole("button", { name: "✋ Raise hand" }).isVisible(), false);
+});
+
+test("a listener whose connection is cut hears the room again within 5 s, without a reload", async () => {
+  const game = tone("game3.wav", 60, 440, 2);
+  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data3")], ["booth: serving rooms on "]);
+  const url = server["booth: serving rooms on "];
+  const host = await booth(["host", "--headless", "--server", url, "--game-file", game, "--mic-file", game, "--seconds", "60"], ["listen: "]);
+  const page = await (await browser({ width: 390, height: 844 })).newPage();
+  await page.goto(host["listen: "]);
+  await page.getByRole("button", { name: "Listen" }).click();
+  await waitFor("440 Hz", async () => { const [l] = await levels(page, [440]); return { ok: l > -45, l }; }, 15);
+  const session = await page.evaluate(() => listenSession);
+  const cut = await fetch(new URL(session, url), { method: "DELETE" });
+  assert.equal(cut.status, 200);
+  const t0 = Date.now();
+  // The page notices and comes back by itself.
+  await waitFor("a new session", async () => {
+    const now = await page.evaluate(() => listenSession);
+    return { ok: now && now !== session, now };
+  }, 5);
+  await page.evaluate(() => { window.__an = null; });
+  await waitFor("440 Hz again", async () => { const [l] = await levels(page, [440]); return { ok: l > -45, l }; }, 5);
+  const took = Date.now() - t0;
+  assert.ok(took < 5000, `audio came back after ${took} ms`);
+  console.log(`# audio back ${took} ms after the session was cut`);
+});
