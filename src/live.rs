@@ -185,14 +185,14 @@ async fn stay_in_the_room(room: LiveRoom, voice_level: Arc<AtomicU32>) {
                 continue;
             }
             let mut report = tokio::time::interval(Duration::from_millis(200));
-            let mut last_sent = f32::NAN;
             loop {
                 let msg = tokio::select! {
                     msg = ws.next() => msg,
                     _ = report.tick() => {
+                        // Sent five times a second even when unchanged: the room takes a
+                        // level older than 600 ms as gone.
                         let level = f32::from_bits(voice_level.load(Ordering::Relaxed));
-                        if (level - last_sent).abs() > 0.02 || last_sent.is_nan() {
-                            last_sent = level;
+                        {
                             let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
                             if ws.send(Message::Text(m.to_string().into())).await.is_err() {
                                 break;
