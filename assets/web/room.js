@@ -159,7 +159,7 @@ async function negotiate(pc, url, bearer) {
     if (pc.iceGatheringState === "complete") return resolve();
     const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
     pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 1500);
+    setTimeout(resolve, 1000);
   });
   const headers = { "Content-Type": "application/sdp" };
   if (bearer) headers.Authorization = "Bearer " + bearer;
@@ -207,7 +207,7 @@ async function startListening() {
 }
 
 // A session can die without the browser saying so for many seconds (the server ended it, the
-// network went away): when no audio packet has arrived for 1.5 s, start a new one.
+// network went away): when no audio packet has arrived for a second, start a new one.
 let lastPackets = -1;
 let stalledSince = 0;
 setInterval(async () => {
@@ -219,7 +219,7 @@ setInterval(async () => {
   } catch { return; }
   if (pc !== listenPc) return;
   if (packets !== lastPackets) { lastPackets = packets; stalledSince = Date.now(); return; }
-  if (Date.now() - stalledSince > 1500) {
+  if (Date.now() - stalledSince > 1000) {
     notice("Reconnecting…");
     stalledSince = Date.now();
     startListening();

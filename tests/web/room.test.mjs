@@ -71,29 +71,37 @@ async function browser(viewport, extraArgs = []) {
   return ctx;
 }
 
-/** Levels (dBFS per FFT bin, the loudest of three around each frequency) of what the page plays. */
-async function levels(page, freqs) {
-  return page.evaluate(async (freqs) => {
+/** Levels (dBFS per FFT bin, the loudest of three around each frequency) of what the page plays,
+ *  in one channel (0 left, 1 right) or both mixed. */
+async function levels(page, freqs, channel = -1) {
+  return page.evaluate(async ([freqs, channel]) => {
     const audio = document.getElementById("audio");
     if (!audio.srcObject) return freqs.map(() => -999);
     if (!window.__an) {
       const ctx = new AudioContext();
       await ctx.resume();
       const src = ctx.createMediaStreamSource(audio.srcObject);
-      const an = ctx.createAnalyser();
-      an.fftSize = 8192;
-      an.smoothingTimeConstant = 0;
-      src.connect(an);
-      window.__an = an;
+      const make = () => {
+        const an = ctx.createAnalyser();
+        an.fftSize = 8192;
+        an.smoothingTimeConstant = 0;
+        return an;
+      };
+      const split = ctx.createChannelSplitter(2);
+      window.__an = { mix: make(), 0: make(), 1: make() };
+      src.connect(window.__an.mix);
+      src.connect(split);
+      split.connect(window.__an[0], 0);
+      split.connect(window.__an[1], 1);
       window.__rate = ctx.sampleRate;
     }
     await new Promise((r) => setTimeout(r, 400));
-    const an = window.__an;
+    const an = window.__an[channel < 0 ? "mix" : channel];
     const data = new Float32Array(an.frequencyBinCount);
     an.getFloatFrequencyData(data);
     const bin = (f) => Math.round(f / (window.__rate / an.fftSize));
     return freqs.map((f) => Math.max(data[bin(f) - 1], data[bin(f)], data[bin(f) + 1]));
-  }, freqs);
+  }, [freqs, channel]);
 }
 
 async function waitFor(what, fn, seconds = 10) {
@@ -108,7 +116,9 @@ async function waitFor(what, fn, seconds = 10) {
 }
 
 test("a listener hears the program, sees who speaks, and names stay text", async () => {
-  const game = tone("game.wav", 60, 440, 2);
+  // The game in stereo: 440 Hz on the left, 660 Hz on the right.
+  const game = join(work, "game-stereo.wav");
+  execFileSync("sox", ["-n", "-r", "48000", "-c", "2", "-b", "16", game, "synth", "60", "sine", "440", "sine", "660", "vol", "0.5"]);
   const mic = tone("mic.wav", 60, 1000, 1, true);
   const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")], ["booth: serving rooms on "]);
   const url = server["booth: serving rooms on "];
@@ -128,6 +138,12 @@ test("a listener hears the program, sees who speaks, and names stay text", async
     const [l440, l3k] = await levels(page, [440, 3000]);
     return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
   }, 15);
+  // The game keeps its stereo: left is the left, right is the right.
+  await waitFor("stereo", async () => {
+    const [l440, l660] = await levels(page, [440, 660], 0);
+    const [r440, r660] = await levels(page, [440, 660], 1);
+    return { ok: l440 - l660 > 20 && r660 - r440 > 20, l440, l660, r440, r660 };
+  }, 5);
   // The host's speaking indicator follows the host's voice (1.5 s bursts, 2.5 s pauses), not
   // the game under it: it lights, then goes out, then lights again.
   for (const want of [1, 0, 1]) {
