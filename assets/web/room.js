@@ -393,7 +393,7 @@ function render() {
   $("live").hidden = state.ended;
   $("rec").hidden = !state.recording || state.ended;
   const n = state.listening;
-  $("count").textContent = `${n} listening · ${state.stage.length} on stage`;
+  $("count").textContent = state.ended ? "" : `${n} listening · ${state.stage.length} on stage`;
   $("listen").hidden = !!listenPc && listenWanted;
   $("playing").hidden = !(listenPc && listenWanted);
   $("playing-text").textContent = listenPc && listenPc.connectionState === "connected" ? "Listening live" : "Connecting…";
@@ -432,6 +432,9 @@ function ended(reason) {
   $("ended").hidden = false;
   $("player").hidden = true;
   $("me").hidden = true;
+  state.levels.clear();
+  document.querySelector(".stage-wrap").hidden = true;
+  clearInterval(ticker);
   $("ended-text").textContent = reason === "host_gone" ? "The host left and the room closed." : "The host ended the room. Thanks for listening.";
   render();
 }
@@ -486,6 +489,6 @@ for (const b of document.querySelectorAll(".react")) {
 }
 window.addEventListener("beforeunload", () => { stopSpeaking(); stopListening(true); });
 
-setInterval(tick, 1000);
+const ticker = setInterval(tick, 1000);
 connect();
 render();

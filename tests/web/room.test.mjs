@@ -266,3 +266,36 @@ test("a listener whose connection is cut hears the room again within 5 s, withou
   assert.ok(took < 5000, `audio came back after ${took} ms`);
   console.log(`# audio back ${took} ms after the session was cut`);
 });
+
+test("an invitation is accepted from its prompt, REC shows, and ending the room reaches every page", async () => {
+  const game = tone("game4.wav", 60, 440, 2);
+  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data4")], ["booth: serving rooms on "]);
+  const url = server["booth: serving rooms on "];
+  const host = await booth(["host", "--headless", "--server", url, "--title", "Invites", "--game-file", game,
+    "--mic-file", game, "--seconds", "60"], ["listen: ", "host:   ", "room:   ", "token:  "]);
+  const ctx = await browser({ width: 1280, height: 800 });
+  const hostPage = await ctx.newPage();
+  hostPage.on("dialog", (d) => d.accept());
+  await hostPage.goto(host["host:   "]);
+  await hostPage.getByRole("heading", { name: "Moderation" }).waitFor();
+  const listenerCtx = await browser({ width: 390, height: 844 });
+  const listener = await listenerCtx.newPage();
+  await listener.addInitScript(() => localStorage.setItem("booth-name", "Nia"));
+  await listener.goto(host["listen: "]);
+  await hostPage.getByRole("button", { name: "Invite Nia to speak" }).click();
+  await listener.getByRole("alertdialog").getByText("You're invited to speak.").waitFor();
+  // Keyboard users reach the prompt's button and take it with Enter.
+  await listener.getByRole("button", { name: "Join the stage" }).focus();
+  await listener.keyboard.press("Enter");
+  await listener.locator(".member", { hasText: "Nia" }).getByText("Speaker").waitFor();
+  await hostPage.locator(".member", { hasText: "Nia" }).waitFor();
+
+  const rec = await api(url, `/api/rooms/${host["room:   "]}/actions`, host["token:  "], { type: "start_recording" });
+  assert.equal(rec.status, 204);
+  await listener.locator("#rec").waitFor({ state: "visible" });
+
+  await hostPage.getByRole("button", { name: "End the room" }).click();
+  await listener.getByRole("heading", { name: "This room has ended" }).waitFor();
+  await hostPage.getByRole("heading", { name: "This room has ended" }).waitFor();
+  await listener.screenshot({ path: join(SHOTS, "ended-390x844.png") });
+});
