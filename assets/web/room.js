@@ -80,6 +80,7 @@ function handle(msg) {
     case "welcome": {
       state.me = msg.you;
       localStorage.setItem(storeKey, msg.you.token);
+      if (document.activeElement !== $("name")) $("name").value = msg.you.name;
       if (hash.has("invite")) { history.replaceState(null, "", location.pathname); }
       const r = msg.room || {};
       $("title").textContent = r.title || "Booth room";
@@ -120,6 +121,11 @@ function handle(msg) {
       state.audience.delete(msg.id);
       break;
     case "reaction": floatEmoji(msg.emoji); break;
+    case "renamed":
+      if (state.audience.has(msg.id)) state.audience.set(msg.id, msg.name);
+      state.hands = state.hands.map((h) => (h.id === msg.id ? { ...h, name: msg.name } : h));
+      if (state.me && msg.id === state.me.id) state.me.name = msg.name;
+      break;
     case "recording": state.recording = msg.on; break;
     case "listener_count": break;
     case "audience": state.listening = msg.listening; break;
@@ -456,6 +462,12 @@ function removed() {
 // ---------------------------------------------------------------- wiring
 
 $("listen").addEventListener("click", startListening);
+$("name").addEventListener("change", (e) => {
+  const name = e.target.value.trim();
+  if (!name) return;
+  localStorage.setItem("booth-name", name);
+  send({ type: "set_name", name });
+});
 $("volume").addEventListener("input", (e) => { $("audio").volume = Number(e.target.value); });
 $("hand").addEventListener("click", () => {
   const up = $("hand").getAttribute("aria-pressed") !== "true";

@@ -234,6 +234,11 @@ pub enum Action {
     StopRecording,
     /// End the room.
     End,
+    /// Change one's display name.
+    SetName {
+        /// The new name.
+        name: String,
+    },
 }
 
 impl Action {
@@ -261,6 +266,7 @@ impl Action {
             Action::StartRecording => ActionKind::StartRecording,
             Action::StopRecording => ActionKind::StopRecording,
             Action::End => ActionKind::End,
+            Action::SetName { .. } => ActionKind::SetName,
         }
     }
 }
@@ -445,6 +451,13 @@ pub enum Event {
     Ended {
         /// Why.
         reason: EndReason,
+    },
+    /// Someone changed their name.
+    Renamed {
+        /// Who.
+        id: ParticipantId,
+        /// The new name.
+        name: String,
     },
 }
 
@@ -1256,6 +1269,28 @@ impl Room {
                 }
             }
             Action::End => self.end(EndReason::HostEnded),
+            Action::SetName { name } => {
+                let name = clean_name(&name, String::new);
+                if name.is_empty() {
+                    return Err(RoomError::InvalidInput(
+                        "a name needs a letter or two".into(),
+                    ));
+                }
+                let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
+                if m.name == name {
+                    return Ok(());
+                }
+                m.name.clone_from(&name);
+                let on_stage = m.role.on_stage();
+                self.outputs
+                    .push_back(Output::Broadcast(Event::Renamed { id: from, name }));
+                if on_stage {
+                    self.emit_stage();
+                }
+                if self.hands.iter().any(|(x, _)| *x == from) {
+                    self.emit_queue();
+                }
+            }
         }
         Ok(())
     }

@@ -47,11 +47,13 @@ pub enum ActionKind {
     StopRecording,
     /// `end`
     End,
+    /// `set_name`
+    SetName,
 }
 
 impl ActionKind {
     /// Every action kind.
-    pub const ALL: [ActionKind; 20] = [
+    pub const ALL: [ActionKind; 21] = [
         ActionKind::RaiseHand,
         ActionKind::LowerHand,
         ActionKind::Invite,
@@ -72,6 +74,7 @@ impl ActionKind {
         ActionKind::StartRecording,
         ActionKind::StopRecording,
         ActionKind::End,
+        ActionKind::SetName,
     ];
 
     /// Its protocol name.
@@ -98,6 +101,7 @@ impl ActionKind {
             ActionKind::StartRecording => "start_recording",
             ActionKind::StopRecording => "stop_recording",
             ActionKind::End => "end",
+            ActionKind::SetName => "set_name",
         }
     }
 
@@ -125,6 +129,7 @@ impl ActionKind {
             ActionKind::StartRecording => "start recording",
             ActionKind::StopRecording => "stop recording",
             ActionKind::End => "end the room",
+            ActionKind::SetName => "change their name",
         }
     }
 }
@@ -150,7 +155,7 @@ impl Permissions {
             A::LeaveStage => matches!(role, CoHost | Speaker),
             A::Unmute | A::MuteSelf => matches!(role, Host | CoHost | Speaker),
             A::MakeCoHost | A::UnmakeCoHost | A::End => matches!(role, Host),
-            A::React => true,
+            A::React | A::SetName => true,
         }
     }
 }

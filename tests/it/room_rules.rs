@@ -101,6 +101,9 @@ fn action(kind: ActionKind) -> Action {
         ActionKind::StartRecording => Action::StartRecording,
         ActionKind::StopRecording => Action::StopRecording,
         ActionKind::End => Action::End,
+        ActionKind::SetName => Action::SetName {
+            name: "New name".into(),
+        },
     }
 }
 
@@ -108,7 +111,7 @@ const Y: bool = true;
 const N: bool = false;
 
 /// The permissions, written out as the spec: host, co-host, speaker, listener.
-const TABLE: [(&str, [bool; 4]); 20] = [
+const TABLE: [(&str, [bool; 4]); 21] = [
     ("raise_hand", [N, N, N, Y]),
     ("lower_hand", [N, N, N, Y]),
     ("invite", [Y, Y, N, N]),
@@ -129,6 +132,7 @@ const TABLE: [(&str, [bool; 4]); 20] = [
     ("start_recording", [Y, Y, N, N]),
     ("stop_recording", [Y, Y, N, N]),
     ("end", [Y, N, N, N]),
+    ("set_name", [Y, Y, Y, Y]),
 ];
 
 #[test]
@@ -690,5 +694,41 @@ fn actions_and_events_speak_the_protocols_json() {
     assert_eq!(
         e,
         serde_json::json!({"type": "role_changed", "id": 2, "role": "co_host"})
+    );
+}
+
+#[test]
+fn a_new_name_reaches_everyone_and_stays_clean() {
+    let clock = Clock(Instant::now());
+    let mut room = full_room(&clock);
+    let t = clock.at(1.0);
+    act(
+        &mut room,
+        HAND,
+        Action::SetName {
+            name: "  Ada\u{0} Lovelace ".into(),
+        },
+        t,
+    )
+    .unwrap();
+    let out = drain(&mut room);
+    assert!(
+        out.contains(&Output::Broadcast(Event::Renamed {
+            id: HAND,
+            name: "Ada Lovelace".into()
+        })),
+        "{out:?}"
+    );
+    assert!(out.iter().any(|o| matches!(o, Output::ToModerators(Event::HandQueue { queue }) if queue[0].name == "Ada Lovelace")));
+    assert!(
+        act(
+            &mut room,
+            HAND,
+            Action::SetName {
+                name: " \u{7} ".into()
+            },
+            t
+        )
+        .is_err()
     );
 }

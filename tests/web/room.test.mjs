@@ -130,9 +130,10 @@ test("a listener hears the program, sees who speaks, and names stay text", async
   const page = await phone.newPage();
   let dialogs = 0;
   page.on("dialog", (d) => { dialogs += 1; d.dismiss(); });
-  await page.addInitScript(() => localStorage.setItem("booth-name", "<img src=x onerror=alert(1)>"));
   await page.goto(link);
   await page.getByRole("heading", { name: "Elden Ring DLC — first look" }).waitFor();
+  await page.getByLabel("Your name").fill("<img src=x onerror=alert(1)>");
+  await page.getByLabel("Your name").press("Enter");
   await page.getByRole("button", { name: "Listen" }).click();
   await waitFor("440 Hz in the page", async () => {
     const [l440, l3k] = await levels(page, [440, 3000]);
