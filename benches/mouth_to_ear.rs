@@ -15,10 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use booth::codec::OpusDecoder;
-use booth::codec::opus::FRAME_SAMPLES;
 use booth::engine::{self, EngineConfig, InputRing};
-use booth::rtc::jitter::{JitterBuffer, Playout};
+use booth::rtc::jitter::PlayoutDecoder;
 use booth::rtc::peer::{ClientPeer, Mode, OutFrame};
 
 fn main() {
@@ -93,26 +91,19 @@ fn main() {
     let played: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let heard = Arc::clone(&played);
     let playout = rt.spawn(async move {
-        let mut jitter = JitterBuffer::new(2, 10);
-        let mut dec = OpusDecoder::new(2).unwrap_or_else(|e| panic!("{e}"));
-        let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+        let mut playout = PlayoutDecoder::new(2, 10).unwrap_or_else(|e| panic!("{e}"));
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut quiet_until = Instant::now();
         loop {
             tokio::select! {
                 f = listener.incoming.recv() => match f {
-                    Some(f) => jitter.push(f.rtp_time, f.packet),
+                    Some(f) => playout.push(f.rtp_time, f.packet),
                     None => break,
                 },
                 at = tick.tick() => {
                     let at = at.into_std();
-                    let n = match jitter.pop() {
-                        Playout::Packet(p) => dec.decode(&p, &mut pcm).unwrap_or(0),
-                        Playout::Lost { next: Some(p) } => dec.decode_fec(&p, &mut pcm).unwrap_or(0),
-                        Playout::Lost { next: None } => dec.decode_lost(&mut pcm).unwrap_or(0),
-                        Playout::Silence => 0,
-                    };
-                    for (i, s) in pcm[..n * 2].iter().step_by(2).enumerate() {
+                    let played = playout.next_frame();
+                    for (i, s) in played.pcm.iter().step_by(2).enumerate() {
                         let t = at + Duration::from_secs_f64(i as f64 / 48_000.0);
                         if s.abs() > 0.2 && t >= quiet_until {
                             if let Ok(mut h) = heard.lock() {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::audio::{open_output, start_playback};
 use crate::codec::ogg_opus::OggOpusWriter;
-use crate::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusDecoder, OpusEncoder};
-use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::codec::opus::{EncoderSettings, MAX_PACKET, OpusEncoder};
+use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode};
 
 /// What `booth listen` was asked to do.
@@ -225,9 +225,7 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
         connect_ms: u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX),
         ..ListenSummary::default()
     };
-    let mut decoder = OpusDecoder::new(2).map_err(|e| ListenError(e.to_string()))?;
-    let mut jitter = JitterBuffer::new(2, 10);
-    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+    let mut playout = PlayoutDecoder::new(2, 10).map_err(|e| ListenError(e.to_string()))?;
     let max_frames = opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -238,7 +236,7 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
             frame = peer.incoming.recv() => match frame {
                 Some(f) => {
                     summary.packets += 1;
-                    jitter.push(f.rtp_time, f.packet);
+                    playout.push(f.rtp_time, f.packet);
                 }
                 None => {
                     summary.ended = Some(peer.ended().unwrap_or_else(|| "the server hung up".into()));
@@ -246,23 +244,14 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
                 }
             },
             _ = tick.tick() => {
-                let played = jitter.pop();
-                let (decoded, received) = match &played {
-                    Playout::Packet(p) => (decoder.decode(p, &mut pcm), Some(p.as_ref())),
-                    Playout::Lost { next: Some(p) } => (decoder.decode_fec(p, &mut pcm), None),
-                    Playout::Lost { next: None } => (decoder.decode_lost(&mut pcm), None),
-                    Playout::Silence => { pcm.fill(0.0); (Ok(FRAME_SAMPLES), None) }
-                };
-                if decoded.is_err() {
-                    pcm.fill(0.0);
-                }
+                let played = playout.next_frame();
                 if summary.started_unix_ms.is_none() {
                     summary.started_unix_ms = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .ok()
                         .and_then(|d| u64::try_from(d.as_millis()).ok());
                 }
-                sink.put(&pcm, received).map_err(|e| ListenError(format!("writing: {e}")))?;
+                sink.put(played.pcm, played.packet.as_deref()).map_err(|e| ListenError(format!("writing: {e}")))?;
                 summary.frames += 1;
                 if max_frames.is_some_and(|m| summary.frames >= m) {
                     break;
@@ -271,7 +260,7 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
             _ = &mut ctrl_c => break,
         }
     }
-    summary.concealed = jitter.stats().concealed;
+    summary.concealed = playout.stats().concealed;
     peer.close().await;
     sink.finish()
         .map_err(|e| ListenError(format!("finishing the file: {e}")))?;

@@ -12,10 +12,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::codec::opus::{FRAME_SAMPLES, OpusDecoder};
 use crate::engine::EncodedFrame;
 use crate::host::RoomTarget;
-use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode, OutFrame};
 use crate::server::{RunningServer, ServeOptions};
 
@@ -276,30 +275,25 @@ async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f
                 return;
             }
         };
-    let Ok(mut decoder) = OpusDecoder::new(2) else {
+    let Ok(mut playout) = PlayoutDecoder::new(2, 10) else {
         return;
     };
-    let mut jitter = JitterBuffer::new(2, 10);
-    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         tokio::select! {
             frame = peer.incoming.recv() => match frame {
-                Some(f) => jitter.push(f.rtp_time, f.packet),
+                Some(f) => playout.push(f.rtp_time, f.packet),
                 None => break,
             },
             _ = tick.tick() => {
-                let n = match jitter.pop() {
-                    Playout::Packet(p) => decoder.decode(&p, &mut pcm),
-                    Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut pcm),
-                    Playout::Lost { next: None } => decoder.decode_lost(&mut pcm),
-                    Playout::Silence => continue,
-                };
-                let n = n.unwrap_or(0) * 2;
-                let room = voices.slots().min(n);
+                let played = playout.next_frame();
+                if played.silent {
+                    continue;
+                }
+                let room = voices.slots().min(played.pcm.len());
                 if let Ok(chunk) = voices.write_chunk_uninit(room) {
-                    chunk.fill_from_iter(pcm[..n].iter().copied());
+                    chunk.fill_from_iter(played.pcm.iter().copied());
                 }
             }
         }

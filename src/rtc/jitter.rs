@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::codec::opus::FRAME_SAMPLES;
+use crate::codec::CodecError;
+use crate::codec::opus::{FRAME_SAMPLES, OpusDecoder};
 
 const FRAME: u64 = FRAME_SAMPLES as u64;
 
@@ -167,6 +168,77 @@ impl JitterBuffer {
             }
         }
         self.next = self.frames.keys().next().copied();
+    }
+}
+
+/// A jitter buffer and the decoder behind it: packets in, one 20 ms stereo frame out per call,
+/// concealed (FEC or PLC) where a packet is missing, silence before the start. What
+/// `booth listen`, the host hearing its room, and the latency benchmark all play out with.
+#[derive(Debug)]
+pub struct PlayoutDecoder {
+    jitter: JitterBuffer,
+    decoder: OpusDecoder,
+    pcm: Vec<f32>,
+}
+
+/// One frame played out.
+#[derive(Debug)]
+pub struct Played<'a> {
+    /// 48 kHz stereo interleaved, one 20 ms frame.
+    pub pcm: &'a [f32],
+    /// The packet it was decoded from, when it arrived (not concealed, not silence).
+    pub packet: Option<Arc<[u8]>>,
+    /// Nothing to play yet (or the sender went quiet): `pcm` is silence.
+    pub silent: bool,
+}
+
+impl PlayoutDecoder {
+    /// A jitter buffer of `target`..`max` frames before a stereo Opus decoder.
+    ///
+    /// # Errors
+    /// The decoder cannot be made.
+    pub fn new(target: usize, max: usize) -> Result<Self, CodecError> {
+        Ok(Self {
+            jitter: JitterBuffer::new(target, max),
+            decoder: OpusDecoder::new(2)?,
+            pcm: vec![0.0; FRAME_SAMPLES * 2],
+        })
+    }
+
+    /// Adds a received packet with RTP time `ts`.
+    pub fn push(&mut self, ts: u64, packet: Arc<[u8]>) {
+        self.jitter.push(ts, packet);
+    }
+
+    /// The jitter buffer's counters.
+    #[must_use]
+    pub fn stats(&self) -> JitterStats {
+        self.jitter.stats()
+    }
+
+    /// The next 20 ms frame.
+    pub fn next_frame(&mut self) -> Played<'_> {
+        let (decoded, packet) = match self.jitter.pop() {
+            Playout::Packet(p) => (self.decoder.decode(&p, &mut self.pcm), Some(p)),
+            Playout::Lost { next: Some(p) } => (self.decoder.decode_fec(&p, &mut self.pcm), None),
+            Playout::Lost { next: None } => (self.decoder.decode_lost(&mut self.pcm), None),
+            Playout::Silence => {
+                self.pcm.fill(0.0);
+                return Played {
+                    pcm: &self.pcm,
+                    packet: None,
+                    silent: true,
+                };
+            }
+        };
+        if decoded.is_err() {
+            self.pcm.fill(0.0);
+        }
+        Played {
+            pcm: &self.pcm,
+            packet,
+            silent: false,
+        }
     }
 }
 
