@@ -92,6 +92,9 @@ pub enum HostStatus {
     Live(crate::live::LiveRoom),
     /// The room connection ended; the program goes on locally.
     RoomLost(String),
+    /// A message from the room's channel (`welcome`, `hand_queue`, `stage_changed`, ...; see the
+    /// room protocol), or the answer to an invitation request.
+    Room(serde_json::Value),
 }
 
 /// The end of a run.
@@ -109,6 +112,7 @@ pub struct HostSummary {
 pub struct HostError(String);
 
 /// A live input and what keeps it running.
+#[derive(Debug)]
 enum Feeder {
     Device {
         capture: Capture,
@@ -163,45 +167,159 @@ pub fn run_headless(
     opts: &HostOptions,
     status: &mut dyn FnMut(HostStatus),
 ) -> Result<HostSummary, HostError> {
-    let (mut game_feeder, game) = open(&opts.game, 2)?;
-    let (mut mic_feeder, mic) = open(&opts.mic, 1)?;
-    let (_remote_feeder, remote) = match &opts.remote {
-        Some(choice) => {
-            let (feeder, ring) = open(choice, 1)?;
-            (Some(feeder), Some(ring))
+    let mut session = HostSession::start(opts, Missing::Fail, status)?;
+    while session.tick(Duration::from_millis(100), status) {}
+    session.finish()
+}
+
+/// What to do with an input device that cannot be opened at the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Refuse to start (the command line: a typo should say so at once).
+    Fail,
+    /// Start without it, report it lost, and pick it up when it appears (the overlay).
+    Wait,
+}
+
+/// The running host: the engine, its inputs and outputs, and the room it is live in. The
+/// headless command and the overlay drive it by calling [`HostSession::tick`] a few times a
+/// second; controls go straight to the engine through [`HostSession::engine`].
+#[derive(Debug)]
+pub struct HostSession {
+    game: Feeder,
+    mic: Feeder,
+    _remote: Option<Feeder>,
+    /// Whether the room's voices come from the room (not from a rig's file).
+    remote_from_room: bool,
+    playback: Option<Playback>,
+    engine: engine::EngineHandle,
+    meters: std::sync::Arc<engine::MeterReadout>,
+    live: Option<crate::live::GoLive>,
+    room_messages: Option<std::sync::mpsc::Receiver<serde_json::Value>>,
+    recorder: Option<Recorder>,
+    last_check: Instant,
+    last_meters: Instant,
+}
+
+impl HostSession {
+    /// Opens the inputs, starts the engine (and the recorder, and the room when `opts.room` is
+    /// set).
+    ///
+    /// # Errors
+    /// An input that cannot be opened (with [`Missing::Fail`]), an unwritable recording, engine
+    /// settings out of range, a room that cannot be reached.
+    pub fn start(
+        opts: &HostOptions,
+        missing: Missing,
+        status: &mut dyn FnMut(HostStatus),
+    ) -> Result<Self, HostError> {
+        let mut open_or_wait = |which: Input, choice: &InputChoice, channels: usize| {
+            match (open(choice, channels), choice, missing) {
+                (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
+                (Err(e), InputChoice::Device(selector), Missing::Wait) => {
+                    status(HostStatus::Lost(which, e.to_string()));
+                    Ok((
+                        Feeder::Lost {
+                            selector: selector.clone(),
+                        },
+                        None,
+                    ))
+                }
+                (Err(e), _, _) => Err(e),
+            }
+        };
+        let (game_feeder, game) = open_or_wait(Input::Game, &opts.game, 2)?;
+        let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic, 1)?;
+        let (remote_feeder, remote) = match &opts.remote {
+            Some(choice) => {
+                let (feeder, ring) = open(choice, 1)?;
+                (Some(feeder), Some(ring))
+            }
+            None => (None, None),
+        };
+        let (playback, monitor) = match &opts.monitor_device {
+            Some(name) => {
+                let (playback, producer) = open_monitor(name)?;
+                (Some(playback), Some(producer))
+            }
+            None => (None, None),
+        };
+        let encoder = EncoderSettings::music_stereo(opts.bitrate_kbps.saturating_mul(1000));
+        let config = EngineConfig {
+            settings: opts.settings,
+            encoder: encoder.clone(),
+            noise_suppression: opts.noise_suppression,
+            max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
+        };
+        let mut consumers: Vec<SyncSender<EncodedFrame>> = Vec::new();
+        let recorder = match &opts.record {
+            Some(path) => {
+                let (rec, tx) = Recorder::start(path, &encoder).map_err(|e| {
+                    HostError(format!("cannot record to '{}': {e}", path.display()))
+                })?;
+                consumers.push(tx);
+                Some(rec)
+            }
+            None => None,
+        };
+        let inputs = engine::Inputs {
+            game,
+            mic,
+            remote,
+            monitor,
+        };
+        let engine =
+            engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
+        let meters = engine.meters();
+        let mut session = Self {
+            game: game_feeder,
+            mic: mic_feeder,
+            remote_from_room: remote_feeder.is_none(),
+            _remote: remote_feeder,
+            playback,
+            engine,
+            meters,
+            live: None,
+            room_messages: None,
+            recorder,
+            last_check: Instant::now(),
+            last_meters: Instant::now(),
+        };
+        if let Some(target) = &opts.room {
+            let room = session.go_live(target)?;
+            status(HostStatus::Live(room));
         }
-        None => (None, None),
-    };
-    let (_playback, monitor): (Option<Playback>, _) = match &opts.monitor_device {
-        Some(name) => {
-            let (device, info) = open_output(name).map_err(|e| HostError(e.to_string()))?;
-            let (playback, producer) =
-                start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))?;
-            (Some(playback), Some(producer))
+        Ok(session)
+    }
+
+    /// The engine, for controls ([`Command`]).
+    #[must_use]
+    pub fn engine(&self) -> &engine::EngineHandle {
+        &self.engine
+    }
+
+    /// The meters, read once per UI frame.
+    #[must_use]
+    pub fn meters(&self) -> std::sync::Arc<engine::MeterReadout> {
+        std::sync::Arc::clone(&self.meters)
+    }
+
+    /// The room the program is live in.
+    #[must_use]
+    pub fn live(&self) -> Option<&crate::live::GoLive> {
+        self.live.as_ref()
+    }
+
+    /// Goes live while the engine runs: the program is published from the next frame, and the
+    /// room's other voices duck the game and play on the monitor output.
+    ///
+    /// # Errors
+    /// Already live, or the room cannot be reached or refuses.
+    pub fn go_live(&mut self, target: &RoomTarget) -> Result<crate::live::LiveRoom, HostError> {
+        if self.live.is_some() {
+            return Err(HostError("already live: end the room first".into()));
         }
-        None => (None, None),
-    };
-    let encoder = EncoderSettings::music_stereo(opts.bitrate_kbps.saturating_mul(1000));
-    let config = EngineConfig {
-        settings: opts.settings,
-        encoder: encoder.clone(),
-        noise_suppression: opts.noise_suppression,
-        max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
-    };
-    let mut consumers: Vec<SyncSender<EncodedFrame>> = Vec::new();
-    let recorder = match &opts.record {
-        Some(path) => {
-            let (rec, tx) = Recorder::start(path, &encoder)
-                .map_err(|e| HostError(format!("cannot record to '{}': {e}", path.display())))?;
-            consumers.push(tx);
-            Some(rec)
-        }
-        None => None,
-    };
-    // Live in a room, the room's other voices come back over WHEP (the host's mix-minus): they
-    // duck the game and play on the monitor device, as a remote file does in rigs.
-    let (room_voices, remote) = match (&opts.room, remote) {
-        (Some(_), None) => {
+        let (voices, ring) = if self.remote_from_room {
             let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
             (
                 Some(producer),
@@ -211,77 +329,140 @@ pub fn run_headless(
                     channels: 2,
                 }),
             )
+        } else {
+            (None, None)
+        };
+        let mut consumers = Vec::new();
+        let mut live = crate::live::GoLive::start(target, &mut consumers, voices)
+            .map_err(|e| HostError(e.to_string()))?;
+        self.room_messages = live.take_messages();
+        for c in consumers {
+            let _ = self.engine.send(Command::AddConsumer(c));
         }
-        (_, remote) => (None, remote),
-    };
-    let live = match &opts.room {
-        Some(target) => {
-            let live = crate::live::GoLive::start(target, &mut consumers, room_voices)
-                .map_err(|e| HostError(e.to_string()))?;
-            status(HostStatus::Live(live.room().clone()));
-            Some(live)
+        if ring.is_some() {
+            let _ = self.engine.send(Command::Replace(Input::Remote, ring));
         }
-        None => None,
-    };
-    let inputs = engine::Inputs {
-        game: Some(game),
-        mic: Some(mic),
-        remote,
-        monitor,
-    };
-    let engine = engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
-    let meters = engine.meters();
-    let mut last_check = Instant::now();
-    let mut last_meters = Instant::now();
-    loop {
-        if let Some(ev) = engine.wait_event(Duration::from_millis(100)) {
+        let room = live.room().clone();
+        self.live = Some(live);
+        Ok(room)
+    }
+
+    /// Leaves the room (the program goes on locally); the in-process server stops with it.
+    pub fn leave_room(&mut self) {
+        if let Some(live) = self.live.take() {
+            live.stop();
+            if self.remote_from_room {
+                let _ = self.engine.send(Command::Replace(Input::Remote, None));
+            }
+        }
+    }
+
+    /// Switches an input to another device (or file); returns the name of what was opened.
+    ///
+    /// # Errors
+    /// It cannot be opened; the input keeps what it had.
+    pub fn switch_input(&mut self, which: Input, choice: &InputChoice) -> Result<String, HostError> {
+        let channels = if which == Input::Game { 2 } else { 1 };
+        let (feeder, ring) = open(choice, channels)?;
+        let name = match &feeder {
+            Feeder::Device { capture, .. } => capture.info.name.clone(),
+            _ => match choice {
+                InputChoice::File(p) => p.display().to_string(),
+                InputChoice::Device(d) => format!("{d:?}"),
+            },
+        };
+        let _ = self.engine.send(Command::Replace(which, Some(ring)));
+        match which {
+            Input::Game => self.game = feeder,
+            Input::Mic => self.mic = feeder,
+            Input::Remote => self._remote = Some(feeder),
+        }
+        Ok(name)
+    }
+
+    /// Plays the room's voices on another output (`None`: nowhere).
+    ///
+    /// # Errors
+    /// The output cannot be opened; the old one stays.
+    pub fn set_monitor(&mut self, name: Option<&str>) -> Result<(), HostError> {
+        let (playback, producer) = match name {
+            Some(name) => {
+                let (playback, producer) = open_monitor(name)?;
+                (Some(playback), Some(producer))
+            }
+            None => (None, None),
+        };
+        let _ = self.engine.send(Command::Monitor(producer));
+        self.playback = playback;
+        Ok(())
+    }
+
+    /// Waits up to `wait` for engine events, watches the devices (about once a second) and the
+    /// room; reports to `status`. False once the engine has stopped.
+    pub fn tick(&mut self, wait: Duration, status: &mut dyn FnMut(HostStatus)) -> bool {
+        if let Some(ev) = self.engine.wait_event(wait) {
             match ev {
-                EngineEvent::Stopped => break,
+                EngineEvent::Stopped => return false,
                 other => status(HostStatus::Engine(other)),
             }
         }
-        if last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            for (which, feeder) in [
-                (Input::Game, &mut game_feeder),
-                (Input::Mic, &mut mic_feeder),
-            ] {
-                watch(which, feeder, &engine, status);
+        while let Some(ev) = self.engine.try_event() {
+            match ev {
+                EngineEvent::Stopped => return false,
+                other => status(HostStatus::Engine(other)),
             }
         }
-        if let Some(live) = &live {
-            live.set_voice_level(meters.read().mic_peak_dbfs);
+        if self.last_check.elapsed() >= Duration::from_secs(1) {
+            self.last_check = Instant::now();
+            watch(Input::Game, &mut self.game, &self.engine, status);
+            watch(Input::Mic, &mut self.mic, &self.engine, status);
         }
-        if let Some(why) = live.as_ref().and_then(crate::live::GoLive::lost) {
-            status(HostStatus::RoomLost(why));
+        if let Some(live) = &self.live {
+            live.set_voice_level(self.meters.read().mic_peak_dbfs);
+            if let Some(why) = live.lost() {
+                status(HostStatus::RoomLost(why));
+            }
         }
-        if last_meters.elapsed() >= Duration::from_secs(1) {
-            last_meters = Instant::now();
-            status(HostStatus::Meters(meters.read()));
+        if let Some(messages) = &self.room_messages {
+            while let Ok(m) = messages.try_recv() {
+                status(HostStatus::Room(m));
+            }
         }
-        if engine.is_finished() {
-            break;
+        if self.last_meters.elapsed() >= Duration::from_secs(1) {
+            self.last_meters = Instant::now();
+            status(HostStatus::Meters(self.meters.read()));
         }
+        !self.engine.is_finished()
     }
-    let final_meters = meters.read();
-    engine.stop();
-    if let Some(live) = live {
-        live.stop();
+
+    /// Stops everything; finishes the recording.
+    ///
+    /// # Errors
+    /// The recording could not be finished.
+    pub fn finish(mut self) -> Result<HostSummary, HostError> {
+        let final_meters = self.meters.read();
+        self.leave_room();
+        self.engine.stop();
+        let recorded_frames = match self.recorder {
+            Some(rec) => {
+                let path = rec.path().display().to_string();
+                Some(
+                    rec.finish()
+                        .map_err(|e| HostError(format!("recording '{path}': {e}")))?,
+                )
+            }
+            None => None,
+        };
+        Ok(HostSummary {
+            meters: final_meters,
+            recorded_frames,
+        })
     }
-    let recorded_frames = match recorder {
-        Some(rec) => {
-            let path = rec.path().display().to_string();
-            Some(
-                rec.finish()
-                    .map_err(|e| HostError(format!("recording '{path}': {e}")))?,
-            )
-        }
-        None => None,
-    };
-    Ok(HostSummary {
-        meters: final_meters,
-        recorded_frames,
-    })
+}
+
+fn open_monitor(name: &str) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
+    let (device, info) = open_output(name).map_err(|e| HostError(e.to_string()))?;
+    start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))
 }
 
 /// Checks a device input; a lost one is retried, and handed back to the engine when it opens.

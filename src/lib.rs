@@ -19,6 +19,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "gui")]
+pub mod app;
 pub mod audio;
 pub mod codec;
 pub mod dsp;

@@ -52,6 +52,9 @@ pub struct GoLive {
     room: LiveRoom,
     bridge: Option<JoinHandle<()>>,
     reported: AtomicBool,
+    actions: tokio::sync::mpsc::UnboundedSender<Value>,
+    messages_tx: mpsc::Sender<Value>,
+    messages: Option<mpsc::Receiver<Value>>,
 }
 
 impl GoLive {
@@ -99,7 +102,14 @@ impl GoLive {
             .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
         consumers.push(tx);
         let voice_level = Arc::new(AtomicU32::new(0));
-        let channel = rt.spawn(stay_in_the_room(room.clone(), Arc::clone(&voice_level)));
+        let (messages_tx, messages) = mpsc::channel();
+        let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+        let channel = rt.spawn(stay_in_the_room(
+            room.clone(),
+            Arc::clone(&voice_level),
+            messages_tx.clone(),
+            actions_rx,
+        ));
         let voices = room_voices.map(|producer| {
             let whep = format!("{}/whep/{}", room.server, room.room);
             rt.spawn(hear_the_room(whep, room.token.clone(), producer))
@@ -114,7 +124,59 @@ impl GoLive {
             room,
             bridge: Some(bridge),
             reported: AtomicBool::new(false),
+            actions,
+            messages_tx,
+            messages: Some(messages),
         })
+    }
+
+    /// What the room says (its channel's messages as they arrive, starting with `welcome`),
+    /// plus the answers to [`GoLive::invite`] (`invite_link`, or `error`). Taken once.
+    pub fn take_messages(&mut self) -> Option<mpsc::Receiver<Value>> {
+        self.messages.take()
+    }
+
+    /// Sends a room action (`room::Action` as JSON, e.g. `{"type": "approve", "target": 7}`) on
+    /// the room channel; the room answers with `ok` or `error` carrying the same `ref`.
+    pub fn act(&self, action: Value) {
+        let _ = self.actions.send(action);
+    }
+
+    /// Asks the server for an invitation link (`co_host` or `speaker`); the answer arrives
+    /// among the messages as `{"type": "invite_link", "role", "link"}`, or an `error`.
+    pub fn invite(&self, role: &str) {
+        let url = format!("{}/api/rooms/{}/invites", self.room.server, self.room.room);
+        let token = self.room.token.clone();
+        let role = role.to_owned();
+        let tx = self.messages_tx.clone();
+        self.rt.spawn(async move {
+            let answer = async {
+                let response = crate::rtc::signal::http_client()
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "role": role }))
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach the room server: {e}"))?;
+                let status = response.status();
+                let v: Value = response.json().await.unwrap_or(Value::Null);
+                match v.get("link").and_then(Value::as_str) {
+                    Some(link) if status.is_success() => Ok(link.to_owned()),
+                    _ => Err(v
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the server refused the invitation")
+                        .to_owned()),
+                }
+            }
+            .await;
+            let _ = tx.send(match answer {
+                Ok(link) => serde_json::json!({"type": "invite_link", "role": role, "link": link}),
+                Err(message) => {
+                    serde_json::json!({"type": "error", "code": "invite", "message": message})
+                }
+            });
+        });
     }
 
     /// The room.
@@ -160,9 +222,15 @@ impl GoLive {
 
 /// Holds the room channel open while live, so the room knows the host (or speaker) is there: if
 /// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
-/// over or the room ends). What the room says that a host acts on is printed: raised hands,
-/// reactions, who joins the stage.
-async fn stay_in_the_room(room: LiveRoom, voice_level: Arc<AtomicU32>) {
+/// over or the room ends). Everything the room says goes to `messages`; `actions` go to the
+/// room. The channel is re-opened (with backoff) when it drops, until the room ends or refuses
+/// the token.
+async fn stay_in_the_room(
+    room: LiveRoom,
+    voice_level: Arc<AtomicU32>,
+    messages: mpsc::Sender<Value>,
+    mut actions: tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let url = format!(
@@ -187,15 +255,23 @@ async fn stay_in_the_room(room: LiveRoom, voice_level: Arc<AtomicU32>) {
             loop {
                 let msg = tokio::select! {
                     msg = ws.next() => msg,
+                    action = actions.recv() => {
+                        let Some(mut action) = action else { return };
+                        if let Some(obj) = action.as_object_mut() {
+                            obj.insert("v".into(), Value::from(1));
+                        }
+                        if ws.send(Message::Text(action.to_string().into())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                     _ = report.tick() => {
                         // Sent five times a second even when unchanged: the room takes a
                         // level older than 600 ms as gone.
                         let level = f32::from_bits(voice_level.load(Ordering::Relaxed));
-                        {
-                            let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
-                            if ws.send(Message::Text(m.to_string().into())).await.is_err() {
-                                break;
-                            }
+                        let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
+                        if ws.send(Message::Text(m.to_string().into())).await.is_err() {
+                            break;
                         }
                         continue;
                     }
@@ -205,58 +281,61 @@ async fn stay_in_the_room(room: LiveRoom, voice_level: Arc<AtomicU32>) {
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
-                match v.get("type").and_then(Value::as_str) {
-                    Some("hand_queue") => {
-                        let names: Vec<&str> = v["queue"]
-                            .as_array()
-                            .map(|q| q.iter().filter_map(|e| e["name"].as_str()).collect())
-                            .unwrap_or_default();
-                        if !names.is_empty() {
-                            eprintln!("booth: hands raised: {}", names.join(", "));
-                        }
-                    }
-                    Some("stage_changed") => {
-                        let names: Vec<String> = v["stage"]
-                            .as_array()
-                            .map(|s| {
-                                s.iter()
-                                    .map(|m| {
-                                        format!(
-                                            "{} ({})",
-                                            m["name"].as_str().unwrap_or("?"),
-                                            m["role"].as_str().unwrap_or("?")
-                                        )
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        eprintln!("booth: on stage: {}", names.join(", "));
-                    }
-                    Some("reaction") => {
-                        eprintln!("booth: reaction {}", v["emoji"].as_str().unwrap_or(""))
-                    }
-                    Some("error") => {
-                        eprintln!(
-                            "booth: the room says: {}",
-                            v["message"].as_str().unwrap_or("error")
-                        );
+                let kind = v.get("type").and_then(Value::as_str).map(str::to_owned);
+                let code = v.get("code").and_then(Value::as_str).map(str::to_owned);
+                let _ = messages.send(v);
+                match kind.as_deref() {
+                    Some("error")
                         if matches!(
-                            v["code"].as_str(),
+                            code.as_deref(),
                             Some("removed" | "unauthorized" | "room_ended")
-                        ) {
-                            return;
-                        }
-                    }
-                    Some("ended") => {
-                        eprintln!("booth: the room has ended");
+                        ) =>
+                    {
                         return;
                     }
+                    Some("ended") => return,
                     _ => {}
                 }
             }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// A line for the terminal about a room message a host acts on (raised hands, who is on stage,
+/// reactions, errors, the end), or `None` for the rest.
+#[must_use]
+pub fn describe(v: &Value) -> Option<String> {
+    let names = |list: &Value, f: &dyn Fn(&Value) -> String| -> Vec<String> {
+        list.as_array()
+            .map(|q| q.iter().map(f).collect())
+            .unwrap_or_default()
+    };
+    let name = |m: &Value| m["name"].as_str().unwrap_or("?").to_owned();
+    match v.get("type").and_then(Value::as_str)? {
+        "hand_queue" => {
+            let names = names(&v["queue"], &name);
+            (!names.is_empty()).then(|| format!("hands raised: {}", names.join(", ")))
+        }
+        "stage_changed" => {
+            let who = names(&v["stage"], &|m| {
+                format!("{} ({})", name(m), m["role"].as_str().unwrap_or("?"))
+            });
+            Some(format!("on stage: {}", who.join(", ")))
+        }
+        "reaction" => Some(format!("reaction {}", v["emoji"].as_str().unwrap_or(""))),
+        "error" => Some(format!(
+            "the room says: {}",
+            v["message"].as_str().unwrap_or("error")
+        )),
+        "ended" => Some("the room has ended".into()),
+        "invite_link" => Some(format!(
+            "invitation ({}): {}",
+            v["role"].as_str().unwrap_or("?"),
+            v["link"].as_str().unwrap_or("")
+        )),
+        _ => None,
     }
 }
 

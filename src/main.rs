@@ -11,12 +11,37 @@ use booth::mix::{MixOptions, MixSummary};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Host a live audio room from inside your game.
+/// Host a live audio room from inside your game. With no command, opens the overlay.
 #[derive(Parser, Debug)]
-#[command(name = "booth", version, about)]
+#[command(name = "booth", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    overlay: OverlayArgs,
+}
+
+/// The overlay's options (`booth` with no command).
+#[derive(Args, Debug)]
+struct OverlayArgs {
+    /// Use this room server (its base URL) instead of one in this process.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Play this file as the game audio, in real time (a demo), instead of a device.
+    #[arg(long, value_name = "FILE", requires = "mic_file")]
+    game_file: Option<PathBuf>,
+    /// Play this file as the microphone, in real time, instead of a device.
+    #[arg(long, value_name = "FILE", requires = "game_file")]
+    mic_file: Option<PathBuf>,
+    /// The settings file (default: settings.toml in the platform's config directory).
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Recordings of rooms run in this process.
+    #[arg(long, value_name = "DIR", default_value = "booth-data")]
+    data: PathBuf,
+    /// Go live as soon as the audio runs.
+    #[arg(long)]
+    go_live: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,11 +265,12 @@ struct MixArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mix(args) => mix(args),
-        Command::Host(args) => host(*args),
-        Command::Serve(args) => serve(args),
-        Command::Listen(args) => listen(args),
-        Command::Devices(args) => devices(args),
+        None => overlay(cli.overlay),
+        Some(Command::Mix(args)) => mix(args),
+        Some(Command::Host(args)) => host(*args),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Listen(args)) => listen(args),
+        Some(Command::Devices(args)) => devices(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -253,6 +279,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "gui")]
+fn overlay(a: OverlayArgs) -> anyhow::Result<()> {
+    let launch = booth::app::Launch {
+        settings_path: a.settings.or_else(booth::app::settings::Settings::default_path),
+        files: a.game_file.zip(a.mic_file),
+        server: a.server,
+        data_dir: a.data,
+        udp_ports: (50_000, 50_100),
+        go_live: a.go_live,
+    };
+    booth::app::run(launch).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[cfg(not(feature = "gui"))]
+fn overlay(_: OverlayArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this booth was built without the overlay (the `gui` feature): run `booth host --headless` to go live, or `booth --help`"
+    )
 }
 
 fn mix(a: MixArgs) -> anyhow::Result<()> {
@@ -405,7 +451,7 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
     use booth::audio::DeviceSelector;
     use booth::host::{HostOptions, HostStatus, InputChoice};
     if !a.headless {
-        anyhow::bail!("the overlay is not built yet: run `booth host --headless`");
+        anyhow::bail!("`booth host` runs without a window: add --headless (or run `booth` for the overlay)");
     }
     let choice = |file: Option<PathBuf>, device: Option<String>, default| match (file, device) {
         (Some(f), _) => InputChoice::File(f),
@@ -466,6 +512,11 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         }
         HostStatus::RoomLost(why) => {
             eprintln!("booth: the room connection ended ({why}); the program goes on locally");
+        }
+        HostStatus::Room(message) => {
+            if let Some(line) = booth::live::describe(&message) {
+                eprintln!("booth: {line}");
+            }
         }
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -91,6 +91,11 @@ pub enum Command {
     /// Replace an input (a device came back, or the user picked another); `None` removes it
     /// (silence).
     Replace(Input, Option<InputRing>),
+    /// Where the host hears the room's voices from now on (a new monitor output); `None`
+    /// stops playing them.
+    Monitor(Option<rtrb::Producer<f32>>),
+    /// One more consumer of the program's frames (going live while the engine runs).
+    AddConsumer(SyncSender<EncodedFrame>),
     /// Stop after the current block.
     Stop,
 }
@@ -108,6 +113,10 @@ pub enum EngineEvent {
         /// How far behind it was.
         late: Duration,
     },
+    /// New settings are in effect (the answer to [`Command::Settings`]).
+    SettingsApplied(ProgramSettings),
+    /// Settings the DSP refused; the previous ones stay.
+    SettingsRefused(String),
     /// The engine stopped.
     Stopped,
 }
@@ -304,7 +313,7 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("booth-engine".into())
         .spawn(move || {
-            core.run(&cmd_rx, &ev_tx, &thread_meters, &consumers, max_frames);
+            core.run(&cmd_rx, &ev_tx, &thread_meters, consumers, max_frames);
             let _ = ev_tx.send(EngineEvent::Stopped);
         })
         .map_err(|e| EngineError::Thread(e.to_string()))?;
@@ -397,13 +406,24 @@ impl EngineCore {
         })
     }
 
-    fn apply(&mut self, command: Command) -> bool {
+    fn apply(
+        &mut self,
+        command: Command,
+        consumers: &mut Vec<SyncSender<EncodedFrame>>,
+        events: &Sender<EngineEvent>,
+    ) -> bool {
         match command {
-            Command::Settings(s) => {
-                if self.program.set_settings(s).is_ok() {
+            Command::Settings(s) => match self.program.set_settings(s) {
+                Ok(()) => {
                     self.settings = s;
+                    let _ = events.send(EngineEvent::SettingsApplied(self.program.settings()));
                 }
-            }
+                Err(e) => {
+                    let _ = events.send(EngineEvent::SettingsRefused(e.to_string()));
+                }
+            },
+            Command::Monitor(producer) => self.monitor = producer,
+            Command::AddConsumer(c) => consumers.push(c),
             Command::NoiseSuppression(on) => self.noise_suppression = on,
             Command::PushToTalk { enabled, held } => {
                 self.ptt_enabled = enabled;
@@ -427,7 +447,7 @@ impl EngineCore {
         commands: &Receiver<Command>,
         events: &Sender<EngineEvent>,
         meters: &MeterReadout,
-        consumers: &[SyncSender<EncodedFrame>],
+        mut consumers: Vec<SyncSender<EncodedFrame>>,
         max_frames: Option<u64>,
     ) {
         let period = Duration::from_micros(20_000);
@@ -437,7 +457,7 @@ impl EngineCore {
             loop {
                 match commands.try_recv() {
                     Ok(c) => {
-                        if !self.apply(c) {
+                        if !self.apply(c, &mut consumers, events) {
                             return;
                         }
                     }
@@ -458,19 +478,26 @@ impl EngineCore {
             }
             let pts = self.frames * FRAME_SAMPLES as u64;
             let n = self.block(meters);
-            for c in consumers {
+            let mut i = 0;
+            while let Some(c) = consumers.get(i) {
                 let frame = EncodedFrame {
                     pts,
                     at: Instant::now(),
                     packet: self.packet[..n].to_vec(),
                 };
                 match c.try_send(frame) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Ok(()) => {}
+                    // A consumer that hung up (the room was left) is let go.
+                    Err(TrySendError::Disconnected(_)) => {
+                        consumers.swap_remove(i);
+                        continue;
+                    }
                     Err(TrySendError::Full(_)) => {
                         dropped += 1;
                         let _ = events.send(EngineEvent::ConsumerBehind { dropped });
                     }
                 }
+                i += 1;
             }
         }
     }

@@ -54,7 +54,7 @@ pub(crate) fn sound_server() -> bool {
 }
 
 /// A child process killed when the test ends, passing or not.
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -63,7 +63,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn play(sink: &str, wav: &Path) -> KillOnDrop {
+pub(crate) fn play(sink: &str, wav: &Path) -> KillOnDrop {
     KillOnDrop(
         Command::new("paplay")
             .arg(format!("--device={sink}"))
@@ -75,7 +75,7 @@ fn play(sink: &str, wav: &Path) -> KillOnDrop {
 }
 
 /// A sine made by sox: 48 kHz stereo 16-bit, `seconds` long, at `amplitude`.
-fn sox_tone(dir: &Path, hz: u32, amplitude: f32, seconds: u32) -> std::path::PathBuf {
+pub(crate) fn sox_tone(dir: &Path, hz: u32, amplitude: f32, seconds: u32) -> std::path::PathBuf {
     let wav = dir.join(format!("tone-{hz}.wav"));
     run(Command::new("sox")
         .args(["-n", "-r", "48000", "-c", "2", "-b", "16"])
@@ -97,7 +97,7 @@ fn sox_rms(wav: &Path) -> f32 {
 }
 
 /// Frequency of a sine from its rising zero crossings, interpolated between samples.
-fn zero_crossing_hz(x: &[f32], rate: f64) -> f64 {
+pub(crate) fn zero_crossing_hz(x: &[f32], rate: f64) -> f64 {
     let crossings: Vec<f64> = x
         .windows(2)
         .enumerate()
@@ -318,14 +318,14 @@ fn the_capture_callback_allocates_nothing() {
 }
 
 /// A PulseAudio module loaded for one test and unloaded when it ends.
-struct PulseModule(Option<String>);
+pub(crate) struct PulseModule(Option<String>);
 
 impl PulseModule {
-    fn load(args: &[&str]) -> Self {
+    pub(crate) fn load(args: &[&str]) -> Self {
         let out = run(Command::new("pactl").arg("load-module").args(args));
         Self(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
     }
-    fn unload(&mut self) {
+    pub(crate) fn unload(&mut self) {
         if let Some(index) = self.0.take() {
             let _ = Command::new("pactl")
                 .args(["unload-module", &index])

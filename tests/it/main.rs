@@ -10,6 +10,8 @@ mod host;
 mod layering;
 mod limiter;
 mod mix_cli;
+#[cfg(feature = "gui")]
+mod overlay;
 mod resampler;
 mod room_rules;
 mod rooms;

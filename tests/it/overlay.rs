@@ -1,0 +1,486 @@
+//! The overlay, driven through its views with egui_kittest (widgets found by their labels, then
+//! clicked, stepped or typed into), on a real engine (the demo recordings played as devices, or
+//! the test sound server's devices) and a real room server in the same process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use booth::app::settings::Settings;
+use booth::app::{HotkeyAction, Launch, Overlay, Phase, ViewState, Window};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn demo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo").join(name)
+}
+
+/// Settings for a test: the in-process server on a free loopback port.
+fn launch(dir: &Path, files: bool) -> Launch {
+    let path = dir.join("settings.toml");
+    if !path.exists() {
+        let settings = Settings {
+            bind: "127.0.0.1:0".into(),
+            title: "Overlay test".into(),
+            game: "Test game".into(),
+            ..Settings::default()
+        };
+        settings.save(&path).unwrap();
+    }
+    Launch {
+        settings_path: Some(path),
+        files: files.then(|| (demo("game.ogg"), demo("voice.ogg"))),
+        server: None,
+        data_dir: dir.join("data"),
+        udp_ports: (50_000, 50_100),
+        go_live: false,
+    }
+}
+
+fn harness(launch: Launch) -> Harness<'static, Window> {
+    let overlay = Overlay::new(launch, Arc::new(|| {}));
+    let window = Window {
+        overlay,
+        view: ViewState::default(),
+    };
+    Harness::builder()
+        .with_size(booth::app::view::EXPANDED_SIZE)
+        .build_ui_state(|ui, w: &mut Window| w.ui(ui), window)
+}
+
+/// Steps the window until `done` holds (the engine and the room work on other threads).
+fn wait_for(h: &mut Harness<'_, Window>, what: &str, done: impl Fn(&Window) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        h.step();
+        if done(h.state()) {
+            h.step();
+            return;
+        }
+        let o = &h.state().overlay;
+        assert!(
+            Instant::now() < deadline,
+            "waited 25 s for {what}; phase {:?}, notices {:?}",
+            o.phase,
+            o.notices
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn ready(h: &mut Harness<'_, Window>) {
+    wait_for(h, "the engine", |w| matches!(w.overlay.phase, Phase::Ready));
+}
+
+fn go_live(h: &mut Harness<'_, Window>) -> booth::live::LiveRoom {
+    ready(h);
+    h.get_by_label("Go live").click();
+    wait_for(h, "going live", |w| {
+        w.overlay.live_room().is_some() && w.overlay.room.me.is_some()
+    });
+    h.state().overlay.live_room().cloned().unwrap()
+}
+
+fn get_json(url: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::get(url)
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn going_live_shows_the_listener_link_and_its_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    let room = go_live(&mut h);
+    assert!(room.embedded);
+    assert!(room.listener_link.contains("/r/"), "{}", room.listener_link);
+    // The link is on screen, with Copy, and the room behind it is live.
+    h.get_by_label(&room.listener_link);
+    h.get_by_label("Copy").click();
+    h.step();
+    h.get_by_label("Copied");
+    h.get_by_label("QR code").click();
+    h.step();
+    let info = get_json(&format!("{}/api/rooms/{}", room.server, room.room));
+    assert_eq!(info["title"], "Overlay test");
+    assert_eq!(info["live"], true, "{info}");
+    // The compact strip says LIVE.
+    h.get_by_label("Compact").click();
+    h.step();
+    h.get_by_label("LIVE");
+    assert!(!h.state().overlay.settings.expanded);
+}
+
+#[test]
+fn approving_a_raised_hand_puts_that_listener_on_stage() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    let room = go_live(&mut h);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ws_url = format!(
+        "{}/api/rooms/{}/ws",
+        room.server.replacen("http", "ws", 1),
+        room.room
+    );
+    // A listener in the room: says hello, raises a hand, and reports what the room tells it.
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    rt.spawn(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        let hello = r#"{"v":1,"type":"hello","token":null,"name":"Ada"}"#;
+        ws.send(Message::Text(hello.into())).await.unwrap();
+        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into()))
+            .await
+            .unwrap();
+        while let Some(Ok(Message::Text(t))) = ws.next().await {
+            if let Ok(v) = serde_json::from_str(&t) {
+                let _ = seen_tx.send(v);
+            }
+        }
+    });
+    wait_for(&mut h, "Ada's raised hand", |w| {
+        w.overlay.room.hands.iter().any(|x| x.name == "Ada")
+    });
+    h.get_by_label("1 hand").click();
+    h.step();
+    h.get_by_label("Ada");
+    h.get_by_label("Approve").click();
+    wait_for(&mut h, "Ada on stage", |w| {
+        w.overlay
+            .room
+            .stage
+            .iter()
+            .any(|m| m.name == "Ada" && m.role == "speaker")
+    });
+    assert!(h.state().overlay.room.hands.is_empty());
+    let info = get_json(&format!("{}/api/rooms/{}", room.server, room.room));
+    let on_stage: Vec<&str> = info["stage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(on_stage.contains(&"Ada"), "{info}");
+    // Ada herself was told.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut promoted = false;
+    while !promoted && Instant::now() < deadline {
+        if let Ok(v) = seen_rx.recv_timeout(Duration::from_millis(200)) {
+            promoted = v["type"] == "role_changed" && v["role"] == "speaker";
+        }
+    }
+    assert!(promoted, "Ada never heard she is a speaker");
+    // The moderation buttons are there for her.
+    h.get_by_label("Mute");
+    h.get_by_label("To audience").click();
+    wait_for(&mut h, "Ada back in the audience", |w| {
+        !w.overlay.room.stage.iter().any(|m| m.name == "Ada")
+    });
+}
+
+#[test]
+fn mute_by_button_and_by_the_hotkey_reaches_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    ready(&mut h);
+    h.get_by_label("Mute").click();
+    wait_for(&mut h, "the engine muting the mic", |w| {
+        w.overlay.applied.is_some_and(|s| s.voice_muted)
+    });
+    assert!(h.state().overlay.muted);
+    h.get_by_label("Unmute");
+    // The mute hotkey does what the button does.
+    h.state_mut().overlay.hotkey(HotkeyAction::ToggleMute);
+    wait_for(&mut h, "the engine unmuting the mic", |w| {
+        w.overlay.applied.is_some_and(|s| !s.voice_muted)
+    });
+    h.get_by_label("Mute");
+    // Push-to-talk: the key held opens the mic, released closes it.
+    h.state_mut().overlay.set_push_to_talk(true);
+    h.step();
+    assert!(!h.state().overlay.mic_open());
+    h.get_by_label("PTT");
+    h.state_mut().overlay.hotkey(HotkeyAction::PushToTalk(true));
+    h.step();
+    assert!(h.state().overlay.mic_open());
+    h.state_mut().overlay.hotkey(HotkeyAction::PushToTalk(false));
+    h.step();
+    assert!(!h.state().overlay.mic_open());
+}
+
+#[test]
+fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    ready(&mut h);
+    h.get_by_label("Audio").click();
+    h.step();
+    let before = h.state().overlay.settings.duck_depth_db;
+    for _ in 0..4 {
+        h.get_by_label("Duck depth").increment_accesskit();
+        h.step();
+    }
+    let after = h.state().overlay.settings.duck_depth_db;
+    assert!(after > before, "the slider did not move: {before} -> {after}");
+    wait_for(&mut h, "the engine taking the new depth", |w| {
+        w.overlay
+            .applied
+            .is_some_and(|s| (s.duck.depth_db - after).abs() < 1e-3)
+    });
+    // The readout is on screen while the demo voice talks.
+    wait_for(&mut h, "the game ducked under the demo voice", |w| {
+        w.overlay.meters().is_some_and(|m| m.duck_reduction_db > 3.0)
+    });
+    h.get_by_label_contains("Game ducked by");
+    // A title typed in the Room tab, and the depth, are there after a restart.
+    h.get_by_label("Room").click();
+    h.step();
+    h.state_mut().overlay.settings.title = "Raid night".into();
+    h.state_mut().overlay.changed();
+    drop(h);
+    let saved = Settings::load(&dir.path().join("settings.toml")).unwrap();
+    assert!((saved.duck_depth_db - after).abs() < 1e-3);
+    let mut h = harness(launch(dir.path(), true));
+    ready(&mut h);
+    assert_eq!(h.state().overlay.settings.title, "Raid night");
+    h.get_by_value("Raid night");
+    assert!((h.state().overlay.settings.duck_depth_db - after).abs() < 1e-3);
+    wait_for(&mut h, "the engine started with the saved depth", |w| {
+        w.overlay.meters().is_some()
+    });
+}
+
+#[test]
+fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
+    use crate::devices::{PulseModule, sound_server};
+    if !sound_server() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!("booth_overlay_mic_{}", std::process::id());
+    let mut module = PulseModule::load(&["module-null-sink", &format!("sink_name={sink}"), "rate=48000"]);
+    let path = dir.path().join("settings.toml");
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        game_device: "game.monitor".into(),
+        mic_device: format!("{sink}.monitor"),
+        ..Settings::default()
+    }
+    .save(&path)
+    .unwrap();
+    let mut h = harness(launch(dir.path(), false));
+    ready(&mut h);
+    module.unload();
+    wait_for(&mut h, "the lost microphone reported", |w| {
+        w.overlay.mic_input.lost.is_some()
+    });
+    h.get_by_label_contains("The microphone is gone");
+    h.get_by_label("Audio").click();
+    h.step();
+    h.get_by_label_contains("Mic: lost");
+    // The program goes on without it.
+    let frames = h.state().overlay.meters().unwrap().frames;
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.state().overlay.meters().unwrap().frames > frames);
+    let _back = PulseModule::load(&["module-null-sink", &format!("sink_name={sink}"), "rate=48000"]);
+    wait_for(&mut h, "the microphone back", |w| w.overlay.mic_input.lost.is_none());
+    h.get_by_label_contains("The microphone is back");
+}
+
+/// Whether an X display is there for the real window (tests/run starts Xvfb). Skips without
+/// one, unless `BOOTH_REQUIRE_DISPLAY=1` (as tests/run sets), where it fails.
+fn display() -> bool {
+    if std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) {
+        return true;
+    }
+    assert!(
+        std::env::var("BOOTH_REQUIRE_DISPLAY").map_or(true, |v| v != "1"),
+        "BOOTH_REQUIRE_DISPLAY=1 but DISPLAY is unset"
+    );
+    eprintln!("skipping: no X display (DISPLAY unset)");
+    false
+}
+
+/// The real `booth` window, as a user starts it.
+struct RealWindow {
+    _child: crate::devices::KillOnDrop,
+    link: String,
+}
+
+impl RealWindow {
+    fn start(dir: &Path, settings: &Settings) -> Self {
+        use std::io::BufRead;
+        let path = dir.join("settings.toml");
+        settings.save(&path).unwrap();
+        let mut child = std::process::Command::new(crate::support::booth())
+            .arg("--settings")
+            .arg(&path)
+            .arg("--data")
+            .arg(dir.join("data"))
+            .arg("--go-live")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = crate::devices::KillOnDrop(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(link) = line.strip_prefix("listen: ") {
+                    let _ = tx.send(link.to_owned());
+                }
+            }
+        });
+        let link = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the overlay never went live (no `listen:` line)");
+        Self { _child: child, link }
+    }
+
+    /// The window's place on the screen, from xwininfo.
+    fn geometry(&self) -> (i32, i32, u32, u32) {
+        let out = crate::support::run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> i64 {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in xwininfo:\n{text}"))
+        };
+        (
+            field("Absolute upper-left X:") as i32,
+            field("Absolute upper-left Y:") as i32,
+            field("Width:") as u32,
+            field("Height:") as u32,
+        )
+    }
+
+    /// A screenshot of the window, with a margin of the desktop around it.
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let (x, y, w, h) = self.geometry();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = dir.join(name);
+        let display = std::env::var("DISPLAY").unwrap();
+        crate::support::run(
+            std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "x11grab", "-video_size"])
+                .arg(format!("{}x{}", w + 24, h + 24))
+                .arg("-i")
+                .arg(format!("{display}+{},{}", (x - 12).max(0), (y - 12).max(0)))
+                .args(["-frames:v", "1"])
+                .arg(&png),
+        );
+        png
+    }
+}
+
+/// A listener in the room channel: raises a hand, sends reactions.
+fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: Option<&str>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ws = link.replacen("http", "ws", 1).replace("/r/", "/api/rooms/") + "/ws";
+    let hello = serde_json::json!({"v": 1, "type": "hello", "token": null, "name": name}).to_string();
+    let react = emoji.map(|e| serde_json::json!({"v": 1, "type": "react", "emoji": e}).to_string());
+    rt.spawn(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
+        ws.send(Message::Text(hello.into())).await.unwrap();
+        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into())).await.unwrap();
+        if let Some(r) = react {
+            ws.send(Message::Text(r.into())).await.unwrap();
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+}
+
+#[test]
+fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_it() {
+    use crate::devices::{play, sound_lock, sound_server, sox_tone, zero_crossing_hz};
+    if !display() || !sound_server() {
+        return;
+    }
+    let _lock = sound_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let tone = sox_tone(dir.path(), 440, 0.3, 60);
+    let _game = play("game", &tone);
+    let settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        title: "Friday raid review".into(),
+        game: "Elden Ring".into(),
+        game_device: "game.monitor".into(),
+        mic_device: "mic".into(),
+        window_pos: Some([24.0, 24.0]),
+        ..Settings::default()
+    };
+    let window = RealWindow::start(dir.path(), &settings);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    audience_member(&rt, &window.link, "Ada", Some("🔥"));
+    audience_member(&rt, &window.link, "Bo", Some("👏"));
+
+    // A listener hears the game's tone through the room.
+    let out = dir.path().join("heard.ogg");
+    let status = std::process::Command::new(crate::support::booth())
+        .args(["listen", &window.link, "--seconds", "4", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let heard = crate::support::ffmpeg_decode(&out);
+    let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
+    let hz = zero_crossing_hz(&left, 48_000.0);
+    assert!((hz - 440.0).abs() < 2.0, "the listener heard {hz:.1} Hz, not the game's 440 Hz");
+
+    // The mute hotkey works while another window has the focus: the room sees the host muted.
+    let info_url = window.link.replace("/r/", "/api/rooms/");
+    let host_muted = || {
+        get_json(&info_url)["stage"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|m| m["muted"].as_bool())
+            .unwrap_or(false)
+    };
+    assert!(!host_muted());
+    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !host_muted() {
+        assert!(Instant::now() < deadline, "the mute hotkey did not mute the host");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    std::thread::sleep(Duration::from_millis(1500));
+    let png = window.screenshot("overlay-expanded.png");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    drop(window);
+
+    // The compact strip, after a restart that remembers where the window was.
+    let compact = Settings {
+        expanded: false,
+        ..Settings::load(&dir.path().join("settings.toml")).unwrap()
+    };
+    let window = RealWindow::start(dir.path(), &compact);
+    audience_member(&rt, &window.link, "Cy", None);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, _, w, h) = window.geometry();
+    assert!(h < 80 && w > 300, "the compact strip is {w}x{h}");
+    window.screenshot("overlay-compact.png");
+}
