@@ -407,7 +407,7 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
 }
 
 fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
-    heading(ui, "Go live");
+    heading(ui, "Your room");
     let mut changed = false;
     egui::Grid::new("go-live").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
         ui.label("Title");
