@@ -213,20 +213,22 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
-        let mut open_or_wait = |which: Input, choice: &InputChoice, channels: usize| {
-            match (open(choice, channels), choice, missing) {
-                (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
-                (Err(e), InputChoice::Device(selector), Missing::Wait) => {
-                    status(HostStatus::Lost(which, e.to_string()));
-                    Ok((
-                        Feeder::Lost {
-                            selector: selector.clone(),
-                        },
-                        None,
-                    ))
-                }
-                (Err(e), _, _) => Err(e),
+        let mut open_or_wait = |which: Input, choice: &InputChoice, channels: usize| match (
+            open(choice, channels),
+            choice,
+            missing,
+        ) {
+            (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
+            (Err(e), InputChoice::Device(selector), Missing::Wait) => {
+                status(HostStatus::Lost(which, e.to_string()));
+                Ok((
+                    Feeder::Lost {
+                        selector: selector.clone(),
+                    },
+                    None,
+                ))
             }
+            (Err(e), _, _) => Err(e),
         };
         let (game_feeder, game) = open_or_wait(Input::Game, &opts.game, 2)?;
         let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic, 1)?;
@@ -361,7 +363,11 @@ impl HostSession {
     ///
     /// # Errors
     /// It cannot be opened; the input keeps what it had.
-    pub fn switch_input(&mut self, which: Input, choice: &InputChoice) -> Result<String, HostError> {
+    pub fn switch_input(
+        &mut self,
+        which: Input,
+        choice: &InputChoice,
+    ) -> Result<String, HostError> {
         let channels = if which == Input::Game { 2 } else { 1 };
         let (feeder, ring) = open(choice, channels)?;
         let name = match &feeder {

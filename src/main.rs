@@ -284,7 +284,9 @@ fn main() -> ExitCode {
 #[cfg(feature = "gui")]
 fn overlay(a: OverlayArgs) -> anyhow::Result<()> {
     let launch = booth::app::Launch {
-        settings_path: a.settings.or_else(booth::app::settings::Settings::default_path),
+        settings_path: a
+            .settings
+            .or_else(booth::app::settings::Settings::default_path),
         files: a.game_file.zip(a.mic_file),
         server: a.server,
         data_dir: a.data,
@@ -451,7 +453,9 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
     use booth::audio::DeviceSelector;
     use booth::host::{HostOptions, HostStatus, InputChoice};
     if !a.headless {
-        anyhow::bail!("`booth host` runs without a window: add --headless (or run `booth` for the overlay)");
+        anyhow::bail!(
+            "`booth host` runs without a window: add --headless (or run `booth` for the overlay)"
+        );
     }
     let choice = |file: Option<PathBuf>, device: Option<String>, default| match (file, device) {
         (Some(f), _) => InputChoice::File(f),

@@ -70,7 +70,9 @@ impl Hotkeys {
             Ok(m) => (Some(m), None),
             Err(e) => (
                 None,
-                Some(format!("global hotkeys are not available here ({e}); use the buttons")),
+                Some(format!(
+                    "global hotkeys are not available here ({e}); use the buttons"
+                )),
             ),
         };
         (
@@ -201,6 +203,31 @@ impl eframe::App for OverlayApp {
     }
 }
 
+/// Reactions are emoji; egui's own fonts have only some. A monochrome emoji font of the system
+/// (Debian's fonts-symbola, Noto Emoji) fills in the rest when there is one.
+fn add_emoji_font(ctx: &egui::Context) {
+    const CANDIDATES: [&str; 3] = [
+        "/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf",
+        "/usr/share/fonts/truetype/noto/NotoEmoji-Regular.ttf",
+        "C:\\Windows\\Fonts\\seguisym.ttf",
+    ];
+    let Some(bytes) = CANDIDATES.iter().find_map(|p| std::fs::read(p).ok()) else {
+        return;
+    };
+    let families = [egui::FontFamily::Proportional, egui::FontFamily::Monospace]
+        .into_iter()
+        .map(|family| egui::epaint::text::InsertFontFamily {
+            family,
+            priority: egui::epaint::text::FontPriority::Lowest,
+        })
+        .collect();
+    ctx.add_font(egui::epaint::text::FontInsert::new(
+        "emoji-fallback",
+        egui::FontData::from_owned(bytes),
+        families,
+    ));
+}
+
 /// Opens the overlay and runs until its window is closed.
 ///
 /// # Errors
@@ -245,6 +272,7 @@ pub fn run(launch: Launch) -> Result<(), AppError> {
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
             ctx.set_visuals(egui::Visuals::dark());
+            add_emoji_font(&ctx);
             let wake_ctx = ctx.clone();
             let overlay = Overlay::new(launch, Arc::new(move || wake_ctx.request_repaint()));
             let (mut hotkeys, problem) = Hotkeys::new(&ctx);

@@ -470,7 +470,9 @@ impl Overlay {
     /// Picks where the room's voices play (`""`: nowhere).
     pub fn pick_monitor(&mut self, name: &str) {
         name.clone_into(&mut self.settings.monitor_device);
-        self.send(Request::Monitor((!name.is_empty()).then(|| name.to_owned())));
+        self.send(Request::Monitor(
+            (!name.is_empty()).then(|| name.to_owned()),
+        ));
         self.changed();
     }
 
@@ -512,7 +514,11 @@ impl Overlay {
             .stage
             .iter()
             .any(|m| m.id == id && m.role == "co_host");
-        let kind = if is_co { "unmake_co_host" } else { "make_co_host" };
+        let kind = if is_co {
+            "unmake_co_host"
+        } else {
+            "make_co_host"
+        };
         self.act(json!({"type": kind, "target": id}));
     }
 
@@ -578,8 +584,9 @@ impl Overlay {
             self.save_now();
         }
         self.room.expire(now);
-        self.notices
-            .retain(|n| n.level == Level::Problem || now.saturating_duration_since(n.at) < INFO_SHOWN);
+        self.notices.retain(|n| {
+            n.level == Level::Problem || now.saturating_duration_since(n.at) < INFO_SHOWN
+        });
     }
 
     /// When the window should next draw if nothing else happens (the clock, expiring notices).
@@ -679,13 +686,27 @@ impl Overlay {
                     self.phase = Phase::Ready;
                 }
             }
-            HostStatus::Room(message) => match self.room.apply(&message, now) {
-                Heard::Nothing => {}
-                Heard::Refused(why) => self.problem(format!("The room says: {why}")),
-                Heard::InviteLink { role, link } => {
-                    self.invites.insert(role, link);
+            HostStatus::Room(message) => {
+                // The host's name on stage, once the room has welcomed us.
+                let name = self.settings.name.trim().to_owned();
+                if message["type"] == "welcome"
+                    && !name.is_empty()
+                    && message["you"]["name"] != name.as_str()
+                {
+                    self.send(Request::Act(json!({"type": "set_name", "name": name})));
                 }
-            },
+                self.heard(&message, now);
+            }
+        }
+    }
+
+    fn heard(&mut self, message: &serde_json::Value, now: Instant) {
+        match self.room.apply(message, now) {
+            Heard::Nothing => {}
+            Heard::Refused(why) => self.problem(format!("The room says: {why}")),
+            Heard::InviteLink { role, link } => {
+                self.invites.insert(role, link);
+            }
         }
     }
 }

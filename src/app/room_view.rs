@@ -227,7 +227,12 @@ impl RoomView {
             .iter()
             .find(|m| m.id == id)
             .map(|m| m.name.clone())
-            .or_else(|| self.hands.iter().find(|h| h.id == id).map(|h| h.name.clone()))
+            .or_else(|| {
+                self.hands
+                    .iter()
+                    .find(|h| h.id == id)
+                    .map(|h| h.name.clone())
+            })
             .or_else(|| self.audience.get(&id).cloned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("#{id}"))
@@ -276,16 +281,25 @@ mod tests {
         assert_eq!(v.me, Some(1));
         assert!(v.recording);
         assert_eq!(v.audience.get(&2).map(String::as_str), Some("Ada"));
-        v.apply(&json!({"type": "hand_queue", "queue": [{"id": 2, "name": "Ada", "raised_at_ms": 9}]}), now);
+        v.apply(
+            &json!({"type": "hand_queue", "queue": [{"id": 2, "name": "Ada", "raised_at_ms": 9}]}),
+            now,
+        );
         assert_eq!(v.hands.len(), 1);
-        v.apply(&json!({"type": "stage_changed", "stage": [
+        v.apply(
+            &json!({"type": "stage_changed", "stage": [
             {"id": 1, "name": "Host", "role": "host", "muted": false},
-            {"id": 2, "name": "Ada", "role": "speaker", "muted": false}]}), now);
+            {"id": 2, "name": "Ada", "role": "speaker", "muted": false}]}),
+            now,
+        );
         assert!(!v.audience.contains_key(&2));
         v.apply(&json!({"type": "levels", "levels": [[2, 0.8]]}), now);
         assert_eq!(v.speaking(), vec!["Ada".to_owned()]);
         assert_eq!(
-            v.apply(&json!({"type": "error", "message": "the stage is full"}), now),
+            v.apply(
+                &json!({"type": "error", "message": "the stage is full"}),
+                now
+            ),
             Heard::Refused("the stage is full".into())
         );
     }

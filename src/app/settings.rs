@@ -46,6 +46,8 @@ impl Default for Hotkeys {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// Your name on stage.
+    pub name: String,
     /// The room's title.
     pub title: String,
     /// The game being played.
@@ -96,6 +98,7 @@ impl Default for Settings {
     fn default() -> Self {
         let duck = DuckerParams::default();
         Self {
+            name: String::new(),
             title: "Live review".into(),
             game: String::new(),
             server: String::new(),
@@ -126,7 +129,8 @@ impl Settings {
     /// The settings file in the platform's config directory.
     #[must_use]
     pub fn default_path() -> Option<PathBuf> {
-        directories::ProjectDirs::from("", "", "booth").map(|d| d.config_dir().join("settings.toml"))
+        directories::ProjectDirs::from("", "", "booth")
+            .map(|d| d.config_dir().join("settings.toml"))
     }
 
     /// Reads `path`; a missing file is the defaults.
@@ -181,7 +185,11 @@ impl Settings {
     /// Brings every value into the range the engine takes (a hand-edited file may not).
     pub fn clamp(&mut self) {
         let fix = |v: &mut f32, lo: f32, hi: f32, default: f32| {
-            *v = if v.is_finite() { v.clamp(lo, hi) } else { default };
+            *v = if v.is_finite() {
+                v.clamp(lo, hi)
+            } else {
+                default
+            };
         };
         let d = Self::default();
         fix(&mut self.game_gain_db, -40.0, 20.0, 0.0);
@@ -230,12 +238,15 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_file_is_a_readable_error_and_is_left_alone() -> Result<(), Box<dyn std::error::Error>>
-    {
+    fn a_broken_file_is_a_readable_error_and_is_left_alone()
+    -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("settings.toml");
         std::fs::write(&path, "title = [unclosed")?;
-        let err = Settings::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Settings::load(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("not valid"), "{err}");
         assert_eq!(std::fs::read_to_string(&path)?, "title = [unclosed");
         Ok(())

@@ -13,9 +13,9 @@ use super::model::{Level, Overlay, Phase};
 use crate::engine::Input;
 
 /// The compact strip's size.
-pub const COMPACT_SIZE: Vec2 = Vec2::new(460.0, 46.0);
+pub const COMPACT_SIZE: Vec2 = Vec2::new(540.0, 46.0);
 /// The expanded panel's usual size.
-pub const EXPANDED_SIZE: Vec2 = Vec2::new(440.0, 640.0);
+pub const EXPANDED_SIZE: Vec2 = Vec2::new(440.0, 600.0);
 
 const LIVE_RED: Color32 = Color32::from_rgb(0xe5, 0x39, 0x35);
 const SPEAK_GREEN: Color32 = Color32::from_rgb(0x43, 0xd1, 0x7a);
@@ -122,8 +122,9 @@ fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         if o.live_room().is_some() {
             ui.separator();
             let listeners = o.room.listener_count.max(o.room.listening);
-            ui.label(format!("{listeners} listening"))
-                .on_hover_text("people in the room's audience (players listening without the page count too)");
+            ui.label(format!("{listeners} listening")).on_hover_text(
+                "people in the room's audience (players listening without the page count too)",
+            );
             if o.room.recording {
                 ui.label(RichText::new("REC").color(LIVE_RED).small());
             }
@@ -146,8 +147,15 @@ fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         if mic.clicked() {
             o.toggle_mute();
         }
+        if !o.settings.expanded {
+            speaking_and_ducking(ui, o);
+        }
         ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            let toggle = if o.settings.expanded { "Compact" } else { "Expand" };
+            let toggle = if o.settings.expanded {
+                "Compact"
+            } else {
+                "Expand"
+            };
             if ui.small_button(toggle).clicked() {
                 o.settings.expanded = !o.settings.expanded;
                 o.changed();
@@ -162,24 +170,53 @@ fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
             }
             if !o.room.hands.is_empty() {
                 let n = o.room.hands.len();
-                let badge = ui.add(egui::Button::new(
-                    RichText::new(format!("{n} hand{}", if n == 1 { "" } else { "s" }))
-                        .color(Color32::BLACK)
-                        .strong(),
-                ).fill(HAND_AMBER));
+                let badge = ui.add(
+                    egui::Button::new(
+                        RichText::new(format!("{n} hand{}", if n == 1 { "" } else { "s" }))
+                            .color(Color32::BLACK)
+                            .strong(),
+                    )
+                    .fill(HAND_AMBER),
+                );
                 if badge.clicked() {
                     o.settings.expanded = true;
-                    v.tab = super::view::Tab::Room;
-                    ui.ctx().send_viewport_cmd(ViewportCommand::InnerSize(EXPANDED_SIZE));
+                    o.changed();
+                    v.tab = Tab::Room;
+                    ui.ctx()
+                        .send_viewport_cmd(ViewportCommand::InnerSize(EXPANDED_SIZE));
                 }
-            }
-            let speaking = o.room.speaking();
-            if !speaking.is_empty() {
-                ui.label(RichText::new(speaking.join(", ")).color(SPEAK_GREEN))
-                    .on_hover_text("speaking now");
             }
         });
     });
+    if o.settings.expanded {
+        ui.horizontal(|ui| {
+            ui.add_space(16.0);
+            speaking_and_ducking(ui, o);
+        });
+    }
+}
+
+/// Who is speaking, and how far the game is ducked under them.
+fn speaking_and_ducking(ui: &mut Ui, o: &Overlay) {
+    let speaking = o.room.speaking();
+    if !speaking.is_empty() {
+        ui.label(
+            RichText::new(speaking.join(", "))
+                .color(SPEAK_GREEN)
+                .strong(),
+        )
+        .on_hover_text("speaking now");
+    }
+    if let Some(m) = o.meters()
+        && m.duck_reduction_db > 0.5
+    {
+        ui.label(
+            RichText::new(format!("game -{:.0} dB", m.duck_reduction_db))
+                .color(HAND_AMBER)
+                .small(),
+        )
+        .on_hover_text("how far the game is ducked under the voices now");
+    }
 }
 
 fn compact(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
@@ -191,7 +228,11 @@ fn expanded(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     ui.add_space(4.0);
     notices(ui, o);
     ui.horizontal(|ui| {
-        for (tab, name) in [(Tab::Room, "Room"), (Tab::Audio, "Audio"), (Tab::Setup, "Setup")] {
+        for (tab, name) in [
+            (Tab::Room, "Room"),
+            (Tab::Audio, "Audio"),
+            (Tab::Setup, "Setup"),
+        ] {
             ui.selectable_value(&mut v.tab, tab, RichText::new(name).strong());
         }
     });
@@ -209,7 +250,10 @@ fn notices(ui: &mut Ui, o: &mut Overlay) {
     if let Phase::Broken(why) = &o.phase {
         let why = why.clone();
         card(ui, LIVE_RED, |ui| {
-            ui.label(RichText::new(format!("The audio engine is not running: {why}")).color(Color32::WHITE));
+            ui.label(
+                RichText::new(format!("The audio engine is not running: {why}"))
+                    .color(Color32::WHITE),
+            );
             if ui.button("Try again").clicked() {
                 o.start_engine();
             }
@@ -256,18 +300,25 @@ fn heading(ui: &mut Ui, text: &str) {
 fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(label).color(MUTED_GREY));
-        let copied = v
-            .copied
-            .as_ref()
-            .is_some_and(|(l, at)| l == link && now.saturating_duration_since(*at) < Duration::from_secs(2));
+        let copied = v.copied.as_ref().is_some_and(|(l, at)| {
+            l == link && now.saturating_duration_since(*at) < Duration::from_secs(2)
+        });
         let text = if copied { "Copied" } else { "Copy" };
-        if ui.button(text).on_hover_text(format!("copy {label}")).clicked() {
+        if ui
+            .button(text)
+            .on_hover_text(format!("copy {label}"))
+            .clicked()
+        {
             ui.ctx().copy_text(link.to_owned());
             v.copied = Some((link.to_owned(), now));
             ui.ctx().request_repaint_after(Duration::from_secs(2));
         }
     });
-    ui.add(egui::Label::new(RichText::new(link).monospace().size(12.0)).wrap().selectable(true));
+    ui.add(
+        egui::Label::new(RichText::new(link).monospace().size(12.0))
+            .wrap()
+            .selectable(true),
+    );
 }
 
 fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
@@ -275,11 +326,14 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         go_live_form(ui, o);
         return;
     };
-    heading(ui, &if o.room.game.is_empty() {
-        o.room.title.clone()
-    } else {
-        format!("{} - {}", o.room.title, o.room.game)
-    });
+    heading(
+        ui,
+        &if o.room.game.is_empty() {
+            o.room.title.clone()
+        } else {
+            format!("{} - {}", o.room.title, o.room.game)
+        },
+    );
     link_row(ui, v, "Listener link", &room.listener_link, now);
     ui.horizontal(|ui| {
         ui.toggle_value(&mut v.show_qr, "QR code");
@@ -294,11 +348,21 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         qr(ui, v, &room.listener_link);
     }
     for (role, link) in o.invites.clone() {
-        let label = if role == "co_host" { "Co-host invitation" } else { "Speaker invitation" };
+        let label = if role == "co_host" {
+            "Co-host invitation"
+        } else {
+            "Speaker invitation"
+        };
         link_row(ui, v, label, &link, now);
     }
 
-    heading(ui, &format!("Stage ({}/10 speakers)", o.room.stage.len().saturating_sub(1)));
+    heading(
+        ui,
+        &format!(
+            "Stage ({}/10 speakers)",
+            o.room.stage.len().saturating_sub(1)
+        ),
+    );
     let me = o.room.me;
     for m in o.room.stage.clone() {
         card(ui, CARD, |ui| {
@@ -313,7 +377,11 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                     Color32::from_gray(70)
                 };
                 ui.painter().circle_filled(rect.center(), 5.0, dot);
-                let name = if Some(m.id) == me { format!("{} (you)", if m.name.is_empty() { "Host" } else { &m.name }) } else { m.name.clone() };
+                let name = if Some(m.id) == me {
+                    format!("{} (you)", if m.name.is_empty() { "Host" } else { &m.name })
+                } else {
+                    m.name.clone()
+                };
                 ui.label(RichText::new(name).strong());
                 let role = match m.role.as_str() {
                     "host" => "host",
@@ -326,17 +394,30 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                 }
                 if Some(m.id) != me && m.role != "host" {
                     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                        if ui.small_button("Remove").on_hover_text(format!("remove {} from the room", m.name)).clicked() {
+                        if ui
+                            .small_button("Remove")
+                            .on_hover_text(format!("remove {} from the room", m.name))
+                            .clicked()
+                        {
                             o.remove(m.id);
                         }
                         if ui.small_button("To audience").clicked() {
                             o.move_to_audience(m.id);
                         }
-                        let co = if m.role == "co_host" { "Un-co-host" } else { "Co-host" };
+                        let co = if m.role == "co_host" {
+                            "Un-co-host"
+                        } else {
+                            "Co-host"
+                        };
                         if ui.small_button(co).clicked() {
                             o.toggle_co_host(m.id);
                         }
-                        if !m.muted && ui.small_button("Mute").on_hover_text(format!("mute {}", m.name)).clicked() {
+                        if !m.muted
+                            && ui
+                                .small_button("Mute")
+                                .on_hover_text(format!("mute {}", m.name))
+                                .clicked()
+                        {
                             o.mute_member(m.id);
                         }
                     });
@@ -352,12 +433,25 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     for h in o.room.hands.clone() {
         card(ui, HAND_AMBER, |ui| {
             ui.horizontal(|ui| {
-                ui.label(RichText::new(if h.name.is_empty() { format!("#{}", h.id) } else { h.name.clone() }).strong());
+                ui.label(
+                    RichText::new(if h.name.is_empty() {
+                        format!("#{}", h.id)
+                    } else {
+                        h.name.clone()
+                    })
+                    .strong(),
+                );
                 ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                     if ui.button("Deny").clicked() {
                         o.deny(h.id);
                     }
-                    if ui.add(egui::Button::new(RichText::new("Approve").color(Color32::BLACK)).fill(SPEAK_GREEN)).clicked() {
+                    if ui
+                        .add(
+                            egui::Button::new(RichText::new("Approve").color(Color32::BLACK))
+                                .fill(SPEAK_GREEN),
+                        )
+                        .clicked()
+                    {
                         o.approve(h.id);
                     }
                 });
@@ -369,18 +463,27 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         heading(ui, "Reactions");
         ui.horizontal_wrapped(|ui| {
             for r in &o.room.reactions {
-                ui.label(RichText::new(&r.emoji).size(22.0)).on_hover_text(&r.from);
+                ui.label(RichText::new(&r.emoji).size(22.0))
+                    .on_hover_text(&r.from);
             }
         });
     }
 
     ui.add_space(8.0);
     ui.horizontal(|ui| {
-        let rec = if o.room.recording { "Stop recording" } else { "Record" };
+        let rec = if o.room.recording {
+            "Stop recording"
+        } else {
+            "Record"
+        };
         if ui.button(rec).clicked() {
             o.toggle_recording();
         }
-        if ui.button("Mark moment").on_hover_text("a chapter mark in the episode (hotkey too)").clicked() {
+        if ui
+            .button("Mark moment")
+            .on_hover_text("a chapter mark in the episode (hotkey too)")
+            .clicked()
+        {
             o.mark_moment();
         }
         if o.room.moments > 0 {
@@ -392,7 +495,13 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
         card(ui, LIVE_RED, |ui| {
             ui.label("End the room for everyone? Listeners are told it has ended.");
             ui.horizontal(|ui| {
-                if ui.add(egui::Button::new(RichText::new("End it").color(Color32::WHITE)).fill(LIVE_RED)).clicked() {
+                if ui
+                    .add(
+                        egui::Button::new(RichText::new("End it").color(Color32::WHITE))
+                            .fill(LIVE_RED),
+                    )
+                    .clicked()
+                {
                     v.confirm_end = false;
                     o.end_room();
                 }
@@ -401,7 +510,10 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                 }
             });
         });
-    } else if ui.button(RichText::new("End room").color(LIVE_RED)).clicked() {
+    } else if ui
+        .button(RichText::new("End room").color(LIVE_RED))
+        .clicked()
+    {
         v.confirm_end = true;
     }
 }
@@ -410,6 +522,9 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Your room");
     let mut changed = false;
     egui::Grid::new("go-live").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
+        ui.label("Your name");
+        changed |= ui.add(egui::TextEdit::singleline(&mut o.settings.name).hint_text("Host")).changed();
+        ui.end_row();
         ui.label("Title");
         changed |= ui.add(egui::TextEdit::singleline(&mut o.settings.title).hint_text("Live review")).changed();
         ui.end_row();
@@ -428,14 +543,27 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     }
     ui.add_space(6.0);
     let ready = matches!(o.phase, Phase::Ready);
-    let label = if matches!(o.phase, Phase::GoingLive) { "Going live..." } else { "Go live" };
+    let label = if matches!(o.phase, Phase::GoingLive) {
+        "Going live..."
+    } else {
+        "Go live"
+    };
     if ui
-        .add_enabled(ready, egui::Button::new(RichText::new(label).strong().color(Color32::WHITE)).fill(LIVE_RED).min_size(Vec2::new(120.0, 30.0)))
+        .add_enabled(
+            ready,
+            egui::Button::new(RichText::new(label).strong().color(Color32::WHITE))
+                .fill(LIVE_RED)
+                .min_size(Vec2::new(120.0, 30.0)),
+        )
         .clicked()
     {
         o.go_live();
     }
-    ui.label(RichText::new("Listeners open the link Booth shows here, on any device with a browser.").small().color(MUTED_GREY));
+    ui.label(
+        RichText::new("Listeners open the link Booth shows here, on any device with a browser.")
+            .small()
+            .color(MUTED_GREY),
+    );
 }
 
 fn qr(ui: &mut Ui, v: &mut ViewState, link: &str) {
@@ -478,8 +606,12 @@ fn qr(ui: &mut Ui, v: &mut ViewState, link: &str) {
 /// A level bar from -60 to 0 dBFS.
 fn meter(ui: &mut Ui, label: &str, dbfs: f32, text: &str) {
     ui.horizontal(|ui| {
-        ui.add_sized([56.0, 16.0], egui::Label::new(RichText::new(label).color(MUTED_GREY)));
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width() - 90.0, 10.0), Sense::hover());
+        ui.add_sized(
+            [56.0, 16.0],
+            egui::Label::new(RichText::new(label).color(MUTED_GREY)),
+        );
+        let (rect, _) =
+            ui.allocate_exact_size(Vec2::new(ui.available_width() - 90.0, 10.0), Sense::hover());
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, CornerRadius::same(3), Color32::from_gray(45));
         let db = if dbfs.is_finite() { dbfs } else { -90.0 };
@@ -506,7 +638,13 @@ fn fmt_db(v: f32, unit: &str) -> String {
     }
 }
 
-fn device_picker(ui: &mut Ui, label: &str, current: &str, default_label: &str, choices: &[(String, String)]) -> Option<String> {
+fn device_picker(
+    ui: &mut Ui,
+    label: &str,
+    current: &str,
+    default_label: &str,
+    choices: &[(String, String)],
+) -> Option<String> {
     let mut picked = None;
     ui.label(label);
     let shown = if current.is_empty() {
@@ -521,7 +659,10 @@ fn device_picker(ui: &mut Ui, label: &str, current: &str, default_label: &str, c
         .selected_text(shown)
         .width(ui.available_width() - 8.0)
         .show_ui(ui, |ui| {
-            if ui.selectable_label(current.is_empty(), default_label).clicked() {
+            if ui
+                .selectable_label(current.is_empty(), default_label)
+                .clicked()
+            {
                 picked = Some(String::new());
             }
             for (id, name) in choices {
@@ -537,18 +678,43 @@ fn device_picker(ui: &mut Ui, label: &str, current: &str, default_label: &str, c
 fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Sources");
     let name = |d: &crate::audio::DeviceInfo| {
-        let tag = if d.is_monitor { " (what the computer plays)" } else { "" };
+        let tag = if d.is_monitor {
+            " (what the computer plays)"
+        } else {
+            ""
+        };
         (d.name.clone(), format!("{}{tag}", d.name))
     };
     let game: Vec<_> = o.devices.game.iter().map(name).collect();
     let mic: Vec<_> = o.devices.mic.iter().map(name).collect();
     let outputs: Vec<_> = o.devices.outputs.iter().map(name).collect();
     let (mut game_pick, mut mic_pick, mut out_pick) = (None, None, None);
-    egui::Grid::new("devices").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
-        game_pick = device_picker(ui, "Game", &o.settings.game_device, "What the computer plays (default)", &game);
-        mic_pick = device_picker(ui, "Mic", &o.settings.mic_device, "Default microphone", &mic);
-        out_pick = device_picker(ui, "Hear room", &o.settings.monitor_device, "Nowhere", &outputs);
-    });
+    egui::Grid::new("devices")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            game_pick = device_picker(
+                ui,
+                "Game",
+                &o.settings.game_device,
+                "What the computer plays (default)",
+                &game,
+            );
+            mic_pick = device_picker(
+                ui,
+                "Mic",
+                &o.settings.mic_device,
+                "Default microphone",
+                &mic,
+            );
+            out_pick = device_picker(
+                ui,
+                "Hear room",
+                &o.settings.monitor_device,
+                "Nowhere",
+                &outputs,
+            );
+        });
     if let Some(p) = game_pick {
         o.pick_input(Input::Game, &p);
     }
@@ -570,9 +736,19 @@ fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Levels");
     let m = o.meters();
     if let Some(m) = m {
-        meter(ui, "Game", m.game_peak_dbfs, &fmt_db(m.game_peak_dbfs, "dB"));
+        meter(
+            ui,
+            "Game",
+            m.game_peak_dbfs,
+            &fmt_db(m.game_peak_dbfs, "dB"),
+        );
         meter(ui, "Mic", m.mic_peak_dbfs, &fmt_db(m.mic_peak_dbfs, "dB"));
-        meter(ui, "Program", m.program_peak_dbfs, &fmt_db(m.program_short_term_lufs, "LU"));
+        meter(
+            ui,
+            "Program",
+            m.program_peak_dbfs,
+            &fmt_db(m.program_short_term_lufs, "LU"),
+        );
         let ducked = m.duck_reduction_db;
         let text = if ducked > 0.5 {
             format!("Game ducked by {ducked:.0} dB")
@@ -587,20 +763,71 @@ fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Mix");
     let s = &mut o.settings;
     let mut moved = false;
-    moved |= ui.add(Slider::new(&mut s.game_gain_db, -30.0..=12.0).step_by(0.5).suffix(" dB").text("Game level")).changed();
-    moved |= ui.add(Slider::new(&mut s.mic_gain_db, -30.0..=20.0).step_by(0.5).suffix(" dB").text("Mic level")).changed();
+    moved |= ui
+        .add(
+            Slider::new(&mut s.game_gain_db, -30.0..=12.0)
+                .step_by(0.5)
+                .suffix(" dB")
+                .text("Game level"),
+        )
+        .changed();
+    moved |= ui
+        .add(
+            Slider::new(&mut s.mic_gain_db, -30.0..=20.0)
+                .step_by(0.5)
+                .suffix(" dB")
+                .text("Mic level"),
+        )
+        .changed();
     heading(ui, "Ducking");
-    moved |= ui.add(Slider::new(&mut s.duck_depth_db, 0.0..=40.0).step_by(1.0).suffix(" dB").text("Duck depth")).changed();
-    moved |= ui.add(Slider::new(&mut s.duck_attack_ms, 1.0..=200.0).step_by(1.0).suffix(" ms").text("Attack")).changed();
-    moved |= ui.add(Slider::new(&mut s.duck_hold_ms, 0.0..=2000.0).step_by(10.0).suffix(" ms").text("Hold")).changed();
-    moved |= ui.add(Slider::new(&mut s.duck_release_ms, 10.0..=3000.0).step_by(10.0).suffix(" ms").text("Release")).changed();
-    let lookahead = ui.add(Slider::new(&mut s.duck_lookahead_ms, 0.0..=50.0).step_by(1.0).suffix(" ms").text("Lookahead"));
+    moved |= ui
+        .add(
+            Slider::new(&mut s.duck_depth_db, 0.0..=40.0)
+                .step_by(1.0)
+                .suffix(" dB")
+                .text("Duck depth"),
+        )
+        .changed();
+    moved |= ui
+        .add(
+            Slider::new(&mut s.duck_attack_ms, 1.0..=200.0)
+                .step_by(1.0)
+                .suffix(" ms")
+                .text("Attack"),
+        )
+        .changed();
+    moved |= ui
+        .add(
+            Slider::new(&mut s.duck_hold_ms, 0.0..=2000.0)
+                .step_by(10.0)
+                .suffix(" ms")
+                .text("Hold"),
+        )
+        .changed();
+    moved |= ui
+        .add(
+            Slider::new(&mut s.duck_release_ms, 10.0..=3000.0)
+                .step_by(10.0)
+                .suffix(" ms")
+                .text("Release"),
+        )
+        .changed();
+    let lookahead = ui.add(
+        Slider::new(&mut s.duck_lookahead_ms, 0.0..=50.0)
+            .step_by(1.0)
+            .suffix(" ms")
+            .text("Lookahead"),
+    );
     if lookahead.changed() {
         o.changed();
     }
     if o.lookahead_pending() {
         ui.horizontal(|ui| {
-            ui.label(RichText::new("The lookahead applies when the audio restarts.").small().color(MUTED_GREY));
+            ui.label(
+                RichText::new("The lookahead applies when the audio restarts.")
+                    .small()
+                    .color(MUTED_GREY),
+            );
             if o.live_room().is_none() && ui.small_button("Restart audio").clicked() {
                 o.start_engine();
             }
@@ -615,28 +842,39 @@ fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
         o.set_noise_suppression(ns);
     }
     let mut ptt = o.settings.push_to_talk;
-    if ui.checkbox(&mut ptt, "Push-to-talk").on_hover_text("the mic is live only while the push-to-talk hotkey is held").changed() {
+    if ui
+        .checkbox(&mut ptt, "Push-to-talk")
+        .on_hover_text("the mic is live only while the push-to-talk hotkey is held")
+        .changed()
+    {
         o.set_push_to_talk(ptt);
     }
 }
 
 fn setup_tab(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Hotkeys");
-    ui.label(RichText::new("Work while the game has focus. Like Ctrl+Shift+KeyM or F9.").small().color(MUTED_GREY));
+    ui.label(
+        RichText::new("Work while the game has focus. Like Ctrl+Shift+KeyM or F9.")
+            .small()
+            .color(MUTED_GREY),
+    );
     let mut changed = false;
-    egui::Grid::new("hotkeys").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
-        let k = &mut o.settings.hotkeys;
-        for (label, value) in [
-            ("Mute", &mut k.mute),
-            ("Push-to-talk", &mut k.push_to_talk),
-            ("Mark moment", &mut k.mark_moment),
-            ("Click-through", &mut k.click_through),
-        ] {
-            ui.label(label);
-            changed |= ui.text_edit_singleline(value).lost_focus();
-            ui.end_row();
-        }
-    });
+    egui::Grid::new("hotkeys")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let k = &mut o.settings.hotkeys;
+            for (label, value) in [
+                ("Mute", &mut k.mute),
+                ("Push-to-talk", &mut k.push_to_talk),
+                ("Mark moment", &mut k.mark_moment),
+                ("Click-through", &mut k.click_through),
+            ] {
+                ui.label(label);
+                changed |= ui.text_edit_singleline(value).lost_focus();
+                ui.end_row();
+            }
+        });
     if changed {
         o.changed();
         o.hotkeys_changed = true;
@@ -650,7 +888,10 @@ fn setup_tab(ui: &mut Ui, o: &mut Overlay) {
     {
         o.hotkey(super::model::HotkeyAction::ToggleClickThrough);
     }
-    if ui.add(Slider::new(&mut o.settings.opacity, 0.3..=1.0).text("Opacity")).changed() {
+    if ui
+        .add(Slider::new(&mut o.settings.opacity, 0.3..=1.0).text("Opacity"))
+        .changed()
+    {
         o.changed();
     }
     ui.label(RichText::new("Games in exclusive fullscreen draw over every window: set the game to borderless windowed to see Booth over it.").small().color(MUTED_GREY));

@@ -65,10 +65,7 @@ impl HostWorker {
     ///
     /// # Errors
     /// The thread could not be started.
-    pub fn start(
-        opts: HostOptions,
-        wake: Box<dyn Fn() + Send>,
-    ) -> Result<Self, std::io::Error> {
+    pub fn start(opts: HostOptions, wake: Box<dyn Fn() + Send>) -> Result<Self, std::io::Error> {
         let (req_tx, req_rx) = mpsc::channel();
         let (rep_tx, rep_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -83,7 +80,9 @@ impl HostWorker {
 
     /// Sends a request; false if the worker has stopped.
     pub fn send(&self, request: Request) -> bool {
-        self.requests.as_ref().is_some_and(|r| r.send(request).is_ok())
+        self.requests
+            .as_ref()
+            .is_some_and(|r| r.send(request).is_ok())
     }
 
     /// The next report, if any.
@@ -103,7 +102,13 @@ impl Drop for HostWorker {
 
 /// A meter reading as drawn: 1 dB steps.
 fn drawn(m: &Meters) -> [i32; 5] {
-    let q = |v: f32| if v.is_finite() { v.max(-90.0) as i32 } else { -90 };
+    let q = |v: f32| {
+        if v.is_finite() {
+            v.max(-90.0) as i32
+        } else {
+            -90
+        }
+    };
     [
         q(m.program_peak_dbfs),
         q(m.game_peak_dbfs),
@@ -113,7 +118,12 @@ fn drawn(m: &Meters) -> [i32; 5] {
     ]
 }
 
-fn run(opts: &HostOptions, requests: &Receiver<Request>, reports: &Sender<Report>, wake: &dyn Fn()) {
+fn run(
+    opts: &HostOptions,
+    requests: &Receiver<Request>,
+    reports: &Sender<Report>,
+    wake: &dyn Fn(),
+) {
     let send = |r: Report| {
         let _ = reports.send(r);
         wake();

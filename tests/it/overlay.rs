@@ -13,7 +13,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 fn demo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/demo")
+        .join(name)
 }
 
 /// Settings for a test: the in-process server on a free loopback port.
@@ -147,7 +149,9 @@ fn approving_a_raised_hand_puts_that_listener_on_stage() {
     // A listener in the room: says hello, raises a hand, and reports what the room tells it.
     let (seen_tx, seen_rx) = std::sync::mpsc::channel::<serde_json::Value>();
     rt.spawn(async move {
-        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+            .await
+            .unwrap();
         let hello = r#"{"v":1,"type":"hello","token":null,"name":"Ada"}"#;
         ws.send(Message::Text(hello.into())).await.unwrap();
         ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into()))
@@ -225,7 +229,9 @@ fn mute_by_button_and_by_the_hotkey_reaches_the_engine() {
     h.state_mut().overlay.hotkey(HotkeyAction::PushToTalk(true));
     h.step();
     assert!(h.state().overlay.mic_open());
-    h.state_mut().overlay.hotkey(HotkeyAction::PushToTalk(false));
+    h.state_mut()
+        .overlay
+        .hotkey(HotkeyAction::PushToTalk(false));
     h.step();
     assert!(!h.state().overlay.mic_open());
 }
@@ -244,7 +250,10 @@ fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
         h.run_steps(2);
     }
     let after = h.state().overlay.settings.duck_depth_db;
-    assert!(after > before, "the slider did not move: {before} -> {after}");
+    assert!(
+        after > before,
+        "the slider did not move: {before} -> {after}"
+    );
     wait_for(&mut h, "the engine taking the new depth", |w| {
         w.overlay
             .applied
@@ -252,7 +261,9 @@ fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
     });
     // The readout is on screen while the demo voice talks.
     wait_for(&mut h, "the game ducked under the demo voice", |w| {
-        w.overlay.meters().is_some_and(|m| m.duck_reduction_db > 3.0)
+        w.overlay
+            .meters()
+            .is_some_and(|m| m.duck_reduction_db > 3.0)
     });
     h.get_by_label_contains("Game ducked by");
     // A title typed in the Room tab, and the depth, are there after a restart.
@@ -281,7 +292,11 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let sink = format!("booth_overlay_mic_{}", std::process::id());
-    let mut module = PulseModule::load(&["module-null-sink", &format!("sink_name={sink}"), "rate=48000"]);
+    let mut module = PulseModule::load(&[
+        "module-null-sink",
+        &format!("sink_name={sink}"),
+        "rate=48000",
+    ]);
     let path = dir.path().join("settings.toml");
     Settings {
         bind: "127.0.0.1:0".into(),
@@ -305,8 +320,14 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
     let frames = h.state().overlay.meters().unwrap().frames;
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.state().overlay.meters().unwrap().frames > frames);
-    let _back = PulseModule::load(&["module-null-sink", &format!("sink_name={sink}"), "rate=48000"]);
-    wait_for(&mut h, "the microphone back", |w| w.overlay.mic_input.lost.is_none());
+    let _back = PulseModule::load(&[
+        "module-null-sink",
+        &format!("sink_name={sink}"),
+        "rate=48000",
+    ]);
+    wait_for(&mut h, "the microphone back", |w| {
+        w.overlay.mic_input.lost.is_none()
+    });
     h.get_by_label_contains("The microphone is back");
 }
 
@@ -349,7 +370,10 @@ impl RealWindow {
         let child = crate::devices::KillOnDrop(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(link) = line.strip_prefix("listen: ") {
                     let _ = tx.send(link.to_owned());
                 }
@@ -358,12 +382,16 @@ impl RealWindow {
         let link = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the overlay never went live (no `listen:` line)");
-        Self { _child: child, link }
+        Self {
+            _child: child,
+            link,
+        }
     }
 
     /// The window's place on the screen, from xwininfo.
     fn geometry(&self) -> (i32, i32, u32, u32) {
-        let out = crate::support::run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
+        let out =
+            crate::support::run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> i64 {
             text.lines()
@@ -404,12 +432,15 @@ fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: 
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws = link.replacen("http", "ws", 1).replace("/r/", "/api/rooms/") + "/ws";
-    let hello = serde_json::json!({"v": 1, "type": "hello", "token": null, "name": name}).to_string();
+    let hello =
+        serde_json::json!({"v": 1, "type": "hello", "token": null, "name": name}).to_string();
     let react = emoji.map(|e| serde_json::json!({"v": 1, "type": "react", "emoji": e}).to_string());
     rt.spawn(async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
         ws.send(Message::Text(hello.into())).await.unwrap();
-        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into())).await.unwrap();
+        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into()))
+            .await
+            .unwrap();
         if let Some(r) = react {
             ws.send(Message::Text(r.into())).await.unwrap();
         }
@@ -433,6 +464,7 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         game: "Elden Ring".into(),
         game_device: "game.monitor".into(),
         mic_device: "mic".into(),
+        name: "Kai".into(),
         window_pos: Some([24.0, 24.0]),
         ..Settings::default()
     };
@@ -442,8 +474,6 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         .enable_all()
         .build()
         .unwrap();
-    audience_member(&rt, &window.link, "Ada", Some("🔥"));
-    audience_member(&rt, &window.link, "Bo", Some("👏"));
 
     // A listener hears the game's tone through the room.
     let out = dir.path().join("heard.ogg");
@@ -456,7 +486,10 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     let heard = crate::support::ffmpeg_decode(&out);
     let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
     let hz = zero_crossing_hz(&left, 48_000.0);
-    assert!((hz - 440.0).abs() < 2.0, "the listener heard {hz:.1} Hz, not the game's 440 Hz");
+    assert!(
+        (hz - 440.0).abs() < 2.0,
+        "the listener heard {hz:.1} Hz, not the game's 440 Hz"
+    );
 
     // The mute hotkey works while another window has the focus: the room sees the host muted.
     let info_url = window.link.replace("/r/", "/api/rooms/");
@@ -468,13 +501,26 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
             .unwrap_or(false)
     };
     assert!(!host_muted());
+    audience_member(&rt, &window.link, "Ada", Some("🔥"));
+    audience_member(&rt, &window.link, "Bo", Some("👏"));
     crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !host_muted() {
-        assert!(Instant::now() < deadline, "the mute hotkey did not mute the host");
+        assert!(
+            Instant::now() < deadline,
+            "the mute hotkey did not mute the host"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    // The host talks over the game for the pictures: the speaking light, the ducked game.
+    crate::support::speech(
+        dir.path(),
+        "words",
+        "Welcome back to the raid review. Tonight we look at the new boss fight.",
+    );
+    let words = dir.path().join("words.wav");
+    let _voice = play("mic_feed", &words);
     std::thread::sleep(Duration::from_millis(1500));
     let png = window.screenshot("overlay-expanded.png");
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
@@ -487,7 +533,8 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     };
     let window = RealWindow::start(dir.path(), &compact);
     audience_member(&rt, &window.link, "Cy", None);
-    std::thread::sleep(Duration::from_millis(2500));
+    let _voice = play("mic_feed", &words);
+    std::thread::sleep(Duration::from_millis(1500));
     let (_, _, w, h) = window.geometry();
     assert!(h < 80 && w > 300, "the compact strip is {w}x{h}");
     window.screenshot("overlay-compact.png");
