@@ -283,6 +283,7 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn overlay(a: OverlayArgs) -> anyhow::Result<()> {
+    init_logging();
     let launch = booth::app::Launch {
         settings_path: a
             .settings

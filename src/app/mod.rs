@@ -147,10 +147,22 @@ struct OverlayApp {
     click_through: bool,
     last_rect: Option<egui::Rect>,
     announced: Option<String>,
+    frames: u64,
+    frames_since: Instant,
 }
 
 impl eframe::App for OverlayApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frames += 1;
+        if self.frames_since.elapsed() >= std::time::Duration::from_secs(10) {
+            tracing::debug!(
+                "the overlay drew {} frames in {:.1} s",
+                self.frames,
+                self.frames_since.elapsed().as_secs_f32()
+            );
+            self.frames = 0;
+            self.frames_since = Instant::now();
+        }
         for action in self.hotkeys.actions() {
             self.window.overlay.hotkey(action);
         }
@@ -301,6 +313,8 @@ pub fn run(launch: Launch) -> Result<(), AppError> {
                 click_through,
                 last_rect: None,
                 announced: None,
+                frames: 0,
+                frames_since: Instant::now(),
             }))
         }),
     )

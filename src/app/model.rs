@@ -1,4 +1,4 @@
-//! The overlay's state and everything a user can do in it, apart from how it is drawn: no egui
+//! The overlay's state and everything a user can do in it, apart from how it is drawn: no GUI
 //! types here. The views call these methods; tests call them too, or click the views.
 //!
 //! The model owns the [`HostWorker`] (engine, devices, room), the [`RoomView`] built from the
@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -53,6 +54,14 @@ pub struct Notice {
     pub level: Level,
     /// When.
     pub at: Instant,
+}
+
+/// The game's ducking as the status row shows it: in 3 dB steps, so that it reads at a glance
+/// and does not redraw the window for every dB of a fade. `None` when the game is not ducked.
+#[must_use]
+pub fn duck_readout(reduction_db: f32) -> Option<i32> {
+    let steps = (reduction_db / 3.0).round();
+    (reduction_db.is_finite() && steps >= 1.0).then(|| steps as i32 * 3)
 }
 
 /// How long an information notice stays.
@@ -142,6 +151,8 @@ pub struct Overlay {
     pub click_through: bool,
     /// The hotkeys were edited (the window registers them again).
     pub hotkeys_changed: bool,
+    /// The meters are on screen (the worker wakes the window for them only then).
+    meters_on_screen: Arc<AtomicBool>,
     /// The lookahead the running engine was built with (it changes on the next start).
     engine_lookahead_ms: f32,
 }
@@ -193,6 +204,7 @@ impl Overlay {
             mic_input: InputStatus::default(),
             applied: None,
             engine_lookahead_ms: 0.0,
+            meters_on_screen: Arc::new(AtomicBool::new(false)),
         };
         overlay.refresh_devices();
         overlay.start_engine();
@@ -238,7 +250,11 @@ impl Overlay {
         self.mic_input = InputStatus::default();
         self.engine_lookahead_ms = self.settings.duck_lookahead_ms;
         let wake = Arc::clone(&self.wake);
-        match HostWorker::start(self.host_options(), Box::new(move || wake())) {
+        match HostWorker::start(
+            self.host_options(),
+            Box::new(move || wake()),
+            Arc::clone(&self.meters_on_screen),
+        ) {
             Ok(w) => {
                 self.worker = Some(w);
                 self.phase = Phase::Starting;
@@ -282,6 +298,12 @@ impl Overlay {
     #[must_use]
     pub fn meters(&self) -> Option<Meters> {
         self.meters.as_ref().map(|m| m.read())
+    }
+
+    /// Says whether the meters are drawn now, so that their movement redraws the window only
+    /// then.
+    pub fn set_meters_on_screen(&self, shown: bool) {
+        self.meters_on_screen.store(shown, Ordering::Relaxed);
     }
 
     /// Whether the program is live.

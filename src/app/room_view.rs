@@ -1,5 +1,5 @@
 //! The room as the overlay shows it, kept up to date from the room channel's messages (see the
-//! room protocol). Pure: no IO, no egui; time is passed in.
+//! room protocol). Pure: no IO, no drawing; time is passed in.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -44,6 +44,53 @@ pub struct Reaction {
     pub at: Instant,
 }
 
+/// A voice level (0..1) above which someone counts as speaking.
+pub const SPEAKING_LEVEL: f32 = 0.12;
+
+/// How long someone still counts as speaking after their level fell: the light does not flicker
+/// between words.
+pub const SPEAKING_HOLD: Duration = Duration::from_millis(700);
+
+/// Who is speaking: everyone whose level rose above [`SPEAKING_LEVEL`] within the last
+/// [`SPEAKING_HOLD`].
+#[derive(Clone, Debug, Default)]
+pub struct Speaking {
+    last_loud: BTreeMap<u64, Instant>,
+}
+
+impl Speaking {
+    /// Takes in a `levels` message.
+    pub fn update(&mut self, v: &Value, now: Instant) {
+        for pair in v["levels"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(level)) = (pair[0].as_u64(), pair[1].as_f64())
+                && level > f64::from(SPEAKING_LEVEL)
+            {
+                self.last_loud.insert(id, now);
+            }
+        }
+        self.last_loud
+            .retain(|_, at| now.saturating_duration_since(*at) < SPEAKING_HOLD);
+    }
+
+    /// Whether `id` is speaking at `now`.
+    #[must_use]
+    pub fn is_speaking(&self, id: u64, now: Instant) -> bool {
+        self.last_loud
+            .get(&id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < SPEAKING_HOLD)
+    }
+
+    /// Everyone speaking at `now`, by id.
+    #[must_use]
+    pub fn ids(&self, now: Instant) -> Vec<u64> {
+        self.last_loud
+            .iter()
+            .filter(|(_, at)| now.saturating_duration_since(**at) < SPEAKING_HOLD)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
 /// How long a reaction stays on screen.
 pub const REACTION_SHOWN: Duration = Duration::from_secs(6);
 
@@ -68,8 +115,11 @@ pub struct RoomView {
     pub listener_count: u64,
     /// Players listening (WHEP sessions: browsers, WHEP players, `booth listen`).
     pub listening: u64,
-    /// Voice levels 0..1 by id, as of the last `levels`.
-    pub levels: BTreeMap<u64, f32>,
+    /// Who is speaking.
+    pub speaking: Speaking,
+    /// The time of the last [`RoomView::apply`] or [`RoomView::expire`]: what "now" is when
+    /// drawing.
+    pub now: Option<Instant>,
     /// Recent reactions, newest last.
     pub reactions: Vec<Reaction>,
     /// Moments marked so far.
@@ -105,6 +155,7 @@ fn parse<T: for<'de> Deserialize<'de>>(v: &Value) -> Option<T> {
 impl RoomView {
     /// Takes in one message from the room channel.
     pub fn apply(&mut self, v: &Value, now: Instant) -> Heard {
+        self.now = Some(now);
         let id = v.get("id").and_then(Value::as_u64);
         match v.get("type").and_then(Value::as_str).unwrap_or("") {
             "welcome" => {
@@ -138,14 +189,7 @@ impl RoomView {
             "hand_queue" => self.hands = parse(&v["queue"]).unwrap_or_default(),
             "listener_count" => self.listener_count = v["count"].as_u64().unwrap_or(0),
             "audience" => self.listening = v["listening"].as_u64().unwrap_or(0),
-            "levels" => {
-                self.levels.clear();
-                for pair in v["levels"].as_array().into_iter().flatten() {
-                    if let (Some(id), Some(level)) = (pair[0].as_u64(), pair[1].as_f64()) {
-                        self.levels.insert(id, level as f32);
-                    }
-                }
-            }
+            "levels" => self.speaking.update(v, now),
             "joined" => {
                 if let Some(id) = id
                     && v["role"].as_str().is_none_or(|r| r == "listener")
@@ -241,7 +285,8 @@ impl RoomView {
     /// Whether someone on stage is speaking now.
     #[must_use]
     pub fn is_speaking(&self, id: u64) -> bool {
-        self.levels.get(&id).is_some_and(|l| *l > 0.12)
+        self.now
+            .is_some_and(|now| self.speaking.is_speaking(id, now))
     }
 
     /// Names of the people speaking now.
@@ -256,6 +301,7 @@ impl RoomView {
 
     /// Drops reactions older than [`REACTION_SHOWN`].
     pub fn expire(&mut self, now: Instant) {
+        self.now = Some(now);
         self.reactions
             .retain(|r| now.saturating_duration_since(r.at) < REACTION_SHOWN);
     }

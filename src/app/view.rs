@@ -72,6 +72,8 @@ impl Window {
             .inner_margin(Margin::symmetric(10, 6))
             .corner_radius(CornerRadius::same(10))
             .stroke(Stroke::new(1.0, Color32::from_gray(60)));
+        self.overlay
+            .set_meters_on_screen(self.overlay.settings.expanded && self.view.tab == Tab::Audio);
         egui::CentralPanel::default().frame(frame).show(ui, |ui| {
             if self.overlay.settings.expanded {
                 expanded(ui, &mut self.overlay, &mut self.view, now);
@@ -207,11 +209,12 @@ fn speaking_and_ducking(ui: &mut Ui, o: &Overlay) {
         )
         .on_hover_text("speaking now");
     }
-    if let Some(m) = o.meters()
-        && m.duck_reduction_db > 0.5
+    if let Some(db) = o
+        .meters()
+        .and_then(|m| super::model::duck_readout(m.duck_reduction_db))
     {
         ui.label(
-            RichText::new(format!("game -{:.0} dB", m.duck_reduction_db))
+            RichText::new(format!("game -{db} dB"))
                 .color(HAND_AMBER)
                 .small(),
         )

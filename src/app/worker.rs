@@ -2,14 +2,17 @@
 //! overlay, so nothing the window does waits on a device or the network. The window sends
 //! [`Request`]s and drains [`Report`]s; meters are read straight from the engine's atomics.
 //!
-//! The worker wakes the window (`wake`) when it has a report, and when the meters have moved
-//! enough to change what is drawn, at most 30 times a second: the window does not poll.
+//! The worker wakes the window (`wake`) when something it shows has changed: a report, the set
+//! of people speaking, the game's ducking by a dB, and, while the meters are on screen, the
+//! meters by a dB. At most 30 times a second; the window does not poll.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::room_view::Speaking;
 use crate::engine::{Command, Input, MeterReadout, Meters};
 use crate::host::{HostOptions, HostSession, HostStatus, InputChoice, Missing, RoomTarget};
 
@@ -65,12 +68,16 @@ impl HostWorker {
     ///
     /// # Errors
     /// The thread could not be started.
-    pub fn start(opts: HostOptions, wake: Box<dyn Fn() + Send>) -> Result<Self, std::io::Error> {
+    pub fn start(
+        opts: HostOptions,
+        wake: Box<dyn Fn() + Send>,
+        meters_on_screen: Arc<AtomicBool>,
+    ) -> Result<Self, std::io::Error> {
         let (req_tx, req_rx) = mpsc::channel();
         let (rep_tx, rep_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("booth-host".into())
-            .spawn(move || run(&opts, &req_rx, &rep_tx, &*wake))?;
+            .spawn(move || run(&opts, &req_rx, &rep_tx, &*wake, &meters_on_screen))?;
         Ok(Self {
             requests: Some(req_tx),
             reports: rep_rx,
@@ -100,8 +107,9 @@ impl Drop for HostWorker {
     }
 }
 
-/// A meter reading as drawn: 1 dB steps.
-fn drawn(m: &Meters) -> [i32; 5] {
+/// The meters as drawn: 1 dB steps; with the meters off screen, only the game's ducking as the
+/// status row shows it.
+fn drawn(m: &Meters, meters_on_screen: bool) -> [i32; 5] {
     let q = |v: f32| {
         if v.is_finite() {
             v.max(-90.0) as i32
@@ -109,11 +117,15 @@ fn drawn(m: &Meters) -> [i32; 5] {
             -90
         }
     };
+    let duck = super::model::duck_readout(m.duck_reduction_db).unwrap_or(0);
+    if !meters_on_screen {
+        return [duck, 0, 0, 0, 0];
+    }
     [
+        duck,
         q(m.program_peak_dbfs),
         q(m.game_peak_dbfs),
         q(m.mic_peak_dbfs),
-        q(m.duck_reduction_db),
         q(m.program_short_term_lufs),
     ]
 }
@@ -123,6 +135,7 @@ fn run(
     requests: &Receiver<Request>,
     reports: &Sender<Report>,
     wake: &dyn Fn(),
+    meters_on_screen: &AtomicBool,
 ) {
     let send = |r: Report| {
         let _ = reports.send(r);
@@ -140,12 +153,24 @@ fn run(
     let meters = session.meters();
     send(Report::Started(Arc::clone(&meters)));
     let frame = Duration::from_millis(33);
-    let mut last_drawn = drawn(&meters.read());
+    let on_screen = || meters_on_screen.load(Ordering::Relaxed);
+    let mut last_drawn = drawn(&meters.read(), on_screen());
+    let mut speaking = Speaking::default();
+    let mut last_speaking = Vec::new();
     let mut last_wake = Instant::now();
+    // Reports queue up; the window is woken for them at most once a frame.
+    let post = |r: Report| {
+        let _ = reports.send(r);
+    };
+    let mut carried = false;
     loop {
+        let mut pending = carried;
         loop {
             match requests.try_recv() {
-                Ok(request) => handle(&mut session, request, &send),
+                Ok(request) => {
+                    handle(&mut session, request, &post);
+                    pending = true;
+                }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     let _ = session.finish();
@@ -155,25 +180,49 @@ fn run(
         }
         let mut ended = false;
         let running = session.tick(frame, &mut |s| {
-            ended |= matches!(&s, HostStatus::Room(v) if v["type"] == "ended")
-                || matches!(&s, HostStatus::Room(v) if v["type"] == "error"
-                    && matches!(v["code"].as_str(), Some("removed" | "unauthorized" | "room_ended")));
+            if let HostStatus::Room(v) = &s {
+                ended |= v["type"] == "ended"
+                    || (v["type"] == "error"
+                        && matches!(
+                            v["code"].as_str(),
+                            Some("removed" | "unauthorized" | "room_ended")
+                        ));
+                // Levels come five times a second; only a change of who speaks is drawn.
+                if v["type"] == "levels" {
+                    speaking.update(v, Instant::now());
+                    post(Report::Status(s));
+                    return;
+                }
+            }
             // Once-a-second meter reports are for the terminal; the window reads the atomics.
             if !matches!(s, HostStatus::Meters(_)) {
-                send(Report::Status(s));
+                post(Report::Status(s));
+                pending = true;
             }
         });
         if ended && session.live().is_some() {
             session.leave_room();
-            send(Report::Left);
+            post(Report::Left);
+            pending = true;
         }
         if !running {
             send(Report::Failed("the engine stopped".into()));
             return;
         }
-        let now = drawn(&meters.read());
-        if now != last_drawn && last_wake.elapsed() >= frame {
+        // Who speaks changes with the levels, and when a hold runs out.
+        let who = speaking.ids(Instant::now());
+        if who != last_speaking {
+            last_speaking = who;
+            pending = true;
+        }
+        let now = drawn(&meters.read(), on_screen());
+        if now != last_drawn {
             last_drawn = now;
+            pending = true;
+        }
+        // Too soon after the last frame: the change is drawn on the next round.
+        carried = pending && last_wake.elapsed() < frame;
+        if pending && !carried {
             last_wake = Instant::now();
             wake();
         }

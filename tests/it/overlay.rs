@@ -539,3 +539,26 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     assert!(h < 80 && w > 300, "the compact strip is {w}x{h}");
     window.screenshot("overlay-compact.png");
 }
+
+#[test]
+fn an_unreachable_room_server_is_a_message_and_the_audio_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = launch(dir.path(), true);
+    // Nothing listens on the discard port.
+    l.server = Some("http://127.0.0.1:9".into());
+    let mut h = harness(l);
+    ready(&mut h);
+    click(&h, "Go live");
+    wait_for(&mut h, "the failure reported", |w| {
+        matches!(w.overlay.phase, Phase::Ready) && !w.overlay.notices.is_empty()
+    });
+    h.get_by_label_contains(
+        "could not go live: cannot reach the room server at http://127.0.0.1:9",
+    );
+    let frames = h.state().overlay.meters().unwrap().frames;
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(h.state().overlay.meters().unwrap().frames > frames);
+    click(&h, "Dismiss");
+    h.run_steps(2);
+    assert!(h.state().overlay.notices.is_empty());
+}
