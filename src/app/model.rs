@@ -151,6 +151,8 @@ pub struct Overlay {
     pub click_through: bool,
     /// The hotkeys were edited (the window registers them again).
     pub hotkeys_changed: bool,
+    /// The user ended the room (the off-air notice says so).
+    ending: bool,
     /// The meters are on screen (the worker wakes the window for them only then).
     meters_on_screen: Arc<AtomicBool>,
     /// The lookahead the running engine was built with (it changes on the next start).
@@ -205,6 +207,7 @@ impl Overlay {
             applied: None,
             engine_lookahead_ms: 0.0,
             meters_on_screen: Arc::new(AtomicBool::new(false)),
+            ending: false,
         };
         overlay.refresh_devices();
         overlay.start_engine();
@@ -403,6 +406,7 @@ impl Overlay {
     /// Ends the room for everyone.
     pub fn end_room(&mut self) {
         if self.live_room().is_some() {
+            self.ending = true;
             self.send(Request::EndRoom);
         }
     }
@@ -641,11 +645,14 @@ impl Overlay {
             Report::Left => {
                 if self.live_room().is_some() {
                     self.phase = Phase::Ready;
-                    let why = self
-                        .room
-                        .ended
-                        .clone()
-                        .unwrap_or_else(|| "the room has ended".into());
+                    let why = if std::mem::take(&mut self.ending) {
+                        "you ended the room".to_owned()
+                    } else {
+                        self.room
+                            .ended
+                            .clone()
+                            .unwrap_or_else(|| "the room has ended".into())
+                    };
                     self.info(format!("off air: {why}"));
                 }
             }

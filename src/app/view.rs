@@ -99,11 +99,9 @@ fn clock(d: Duration) -> String {
 /// The header both modes start with: status, time, listeners, mic. Dragging it moves the
 /// window.
 fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
-    let drag = ui.interact(
-        ui.max_rect(),
-        ui.scope_id().with("drag"),
-        Sense::click_and_drag(),
-    );
+    // Under the row's widgets (made first), so their clicks stay theirs.
+    let row = egui::Rect::from_min_size(ui.max_rect().min, Vec2::new(ui.max_rect().width(), 30.0));
+    let drag = ui.interact(row, ui.scope_id().with("drag"), Sense::click_and_drag());
     if drag.drag_started() {
         ui.ctx().send_viewport_cmd(ViewportCommand::StartDrag);
     }

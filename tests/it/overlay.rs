@@ -47,7 +47,8 @@ fn harness(launch: Launch) -> Harness<'static, Window> {
         view: ViewState::default(),
     };
     Harness::builder()
-        .with_size(booth::app::view::EXPANDED_SIZE)
+        // Tall enough that nothing is scrolled out of reach.
+        .with_size(eframe::egui::vec2(440.0, 1200.0))
         .build_ui_state(|ui, w: &mut Window| w.ui(ui), window)
 }
 
@@ -121,11 +122,43 @@ fn going_live_shows_the_listener_link_and_its_qr_code() {
     let info = get_json(&format!("{}/api/rooms/{}", room.server, room.room));
     assert_eq!(info["title"], "Overlay test");
     assert_eq!(info["live"], true, "{info}");
+    // Invitation links for a co-host and a speaker, from the server.
+    click(&h, "Invite co-host");
+    click(&h, "Invite speaker");
+    wait_for(&mut h, "two invitation links", |w| {
+        w.overlay.invites.len() == 2
+    });
+    for (role, link) in &h.state().overlay.invites {
+        assert!(
+            link.starts_with(&room.server) && link.contains(&room.room),
+            "{role}: {link}"
+        );
+    }
+    h.get_by_label("Co-host invitation");
+    h.get_by_label("Speaker invitation");
     // The compact strip says LIVE.
     click(&h, "Compact");
     h.run_steps(2);
     h.get_by_label("LIVE");
     assert!(!h.state().overlay.settings.expanded);
+    // Ending the room asks first, then ends it for everyone.
+    click(&h, "Expand");
+    h.run_steps(2);
+    // The window asked to be resized to the expanded size; the harness did so. Back to tall.
+    h.set_size(eframe::egui::vec2(440.0, 1200.0));
+    h.run_steps(2);
+    click(&h, "End room");
+    h.run_steps(2);
+    click(&h, "Keep going");
+    h.run_steps(2);
+    assert!(h.state().overlay.live_room().is_some());
+    click(&h, "End room");
+    h.run_steps(2);
+    click(&h, "End it");
+    wait_for(&mut h, "the room ended", |w| {
+        matches!(w.overlay.phase, Phase::Ready)
+    });
+    h.get_by_label_contains("off air: you ended the room");
 }
 
 #[test]
@@ -561,4 +594,19 @@ fn an_unreachable_room_server_is_a_message_and_the_audio_goes_on() {
     click(&h, "Dismiss");
     h.run_steps(2);
     assert!(h.state().overlay.notices.is_empty());
+}
+
+#[test]
+fn with_no_display_booth_says_so_and_points_to_the_headless_host() {
+    let out = std::process::Command::new(crate::support::booth())
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no display") && err.contains("booth host --headless"),
+        "{err}"
+    );
 }
