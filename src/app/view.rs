@@ -762,6 +762,7 @@ fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     }
 
     heading(ui, "Mix");
+    ui.spacing_mut().slider_width = 200.0;
     let s = &mut o.settings;
     let mut moved = false;
     moved |= ui

@@ -557,6 +557,20 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     std::thread::sleep(Duration::from_millis(1500));
     let png = window.screenshot("overlay-expanded.png");
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    // The Audio tab, clicked with the mouse: meters, faders, ducking.
+    let (x, y, _, _) = window.geometry();
+    crate::support::run(std::process::Command::new("xdotool").args([
+        "mousemove",
+        &(x + 94).to_string(),
+        &(y + 67).to_string(),
+        "click",
+        "1",
+        "mousemove",
+        "900",
+        "700",
+    ]));
+    std::thread::sleep(Duration::from_millis(1000));
+    window.screenshot("overlay-audio.png");
     drop(window);
 
     // The compact strip, after a restart that remembers where the window was.
