@@ -676,6 +676,19 @@ impl Overlay {
     fn take_status(&mut self, status: HostStatus, now: Instant) {
         match status {
             HostStatus::Live(room) => {
+                // The in-process server takes another port when the usual one is busy: say so,
+                // since links made for the usual port will not reach this room.
+                let wanted = self
+                    .settings
+                    .bind
+                    .parse::<std::net::SocketAddr>()
+                    .map_or(0, |a| a.port());
+                if room.embedded && wanted != 0 && !room.server.ends_with(&format!(":{wanted}")) {
+                    let used = room.server.rsplit(':').next().unwrap_or("another");
+                    self.info(format!(
+                        "Port {wanted} is in use by another program, so this room runs on port {used}."
+                    ));
+                }
                 self.phase = Phase::Live(room);
                 self.room.started = Some(now);
             }

@@ -624,3 +624,20 @@ fn with_no_display_booth_says_so_and_points_to_the_headless_host() {
         "{err}"
     );
 }
+
+#[test]
+fn a_busy_port_is_said_and_the_room_runs_on_another() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    Settings {
+        bind: format!("127.0.0.1:{port}"),
+        ..Settings::default()
+    }
+    .save(&dir.path().join("settings.toml"))
+    .unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    let room = go_live(&mut h);
+    assert!(!room.server.ends_with(&format!(":{port}")));
+    h.get_by_label_contains(&format!("Port {port} is in use by another program"));
+}
