@@ -281,26 +281,28 @@ async fn stay_in_the_room(
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
-                let kind = v.get("type").and_then(Value::as_str).map(str::to_owned);
-                let code = v.get("code").and_then(Value::as_str).map(str::to_owned);
+                let last = ends_the_channel(&v);
                 let _ = messages.send(v);
-                match kind.as_deref() {
-                    Some("error")
-                        if matches!(
-                            code.as_deref(),
-                            Some("removed" | "unauthorized" | "room_ended")
-                        ) =>
-                    {
-                        return;
-                    }
-                    Some("ended") => return,
-                    _ => {}
+                if last {
+                    return;
                 }
             }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Whether a room message is the last one the channel will carry for this participant: the
+/// room ended, or it refuses them (removed, a token it does not know).
+#[must_use]
+pub fn ends_the_channel(v: &Value) -> bool {
+    v["type"] == "ended"
+        || (v["type"] == "error"
+            && matches!(
+                v["code"].as_str(),
+                Some("removed" | "unauthorized" | "room_ended")
+            ))
 }
 
 /// A line for the terminal about a room message a host acts on (raised hands, who is on stage,

@@ -693,11 +693,7 @@ impl Overlay {
                 self.room.started = Some(now);
             }
             HostStatus::Lost(which, why) => {
-                let what = if which == Input::Game {
-                    "game audio"
-                } else {
-                    "microphone"
-                };
+                let what = input_name(which);
                 self.problem(format!(
                     "The {what} is gone ({why}). Booth goes on without it and picks it up when it is back; or pick another in Audio."
                 ));
@@ -705,11 +701,7 @@ impl Overlay {
                 slot.lost = Some(why);
             }
             HostStatus::Back(which, name) => {
-                let what = if which == Input::Game {
-                    "game audio"
-                } else {
-                    "microphone"
-                };
+                let what = input_name(which);
                 self.info(format!("The {what} is back: {name}"));
                 let slot = self.input_mut(which);
                 slot.device = Some(name);
@@ -750,6 +742,15 @@ impl Overlay {
                 self.invites.insert(role, link);
             }
         }
+    }
+}
+
+/// What the user calls an input.
+fn input_name(which: Input) -> &'static str {
+    match which {
+        Input::Game => "game audio",
+        Input::Mic => "microphone",
+        Input::Remote => "room's voices",
     }
 }
 

@@ -181,12 +181,7 @@ fn run(
         let mut ended = false;
         let running = session.tick(frame, &mut |s| {
             if let HostStatus::Room(v) = &s {
-                ended |= v["type"] == "ended"
-                    || (v["type"] == "error"
-                        && matches!(
-                            v["code"].as_str(),
-                            Some("removed" | "unauthorized" | "room_ended")
-                        ));
+                ended |= crate::live::ends_the_channel(v);
                 // Levels come five times a second; only a change of who speaks is drawn.
                 if v["type"] == "levels" {
                     speaking.update(v, Instant::now());
