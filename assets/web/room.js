@@ -315,7 +315,29 @@ function button(label, onClick, extra) {
   return b;
 }
 
+// The stage and moderation lists are rebuilt only when what they list changes: voice levels
+// arrive five times a second, and rebuilding on each would pull buttons out from under a click.
+let stageKey = "";
+let moderationKey = "";
+
+function paintLevels() {
+  for (const li of $("stage").children) {
+    const m = state.stage.find((s) => String(s.id) === li.dataset.id);
+    if (!m) continue;
+    const level = state.levels.get(m.id) || 0;
+    const speaking = level > 0.45 && !m.muted;
+    li.classList.toggle("speaking", speaking);
+    const avatar = li.querySelector(".avatar");
+    if (avatar) avatar.style.setProperty("--level", m.muted ? 0 : Math.max(0, (level - 0.3) / 0.7).toFixed(2));
+    const role = li.querySelector(".role");
+    if (role) role.textContent = roleLabel(m.role) + (speaking ? " · speaking" : "");
+  }
+}
+
 function renderStage() {
+  const key = JSON.stringify([state.stage, isModerator(), myRole(), state.me && state.me.id]);
+  if (key === stageKey) { paintLevels(); return; }
+  stageKey = key;
   const list = $("stage");
   list.replaceChildren();
   const mod = isModerator();
@@ -324,11 +346,8 @@ function renderStage() {
     const li = document.createElement("li");
     li.className = "member";
     li.dataset.id = m.id;
-    const level = state.levels.get(m.id) || 0;
-    if (level > 0.45 && !m.muted) li.classList.add("speaking");
     const avatar = document.createElement("div");
     avatar.className = "avatar";
-    avatar.style.setProperty("--level", m.muted ? 0 : Math.max(0, (level - 0.3) / 0.7).toFixed(2));
     avatar.textContent = initials(m.name);
     avatar.setAttribute("aria-hidden", "true");
     const name = document.createElement("div");
@@ -336,7 +355,7 @@ function renderStage() {
     name.textContent = m.name;
     const role = document.createElement("div");
     role.className = "role";
-    role.textContent = roleLabel(m.role) + (li.classList.contains("speaking") ? " · speaking" : "");
+    role.textContent = roleLabel(m.role);
     li.append(avatar, name, role);
     if (m.muted) {
       const mu = document.createElement("div");
@@ -357,12 +376,16 @@ function renderStage() {
     }
     list.append(li);
   }
+  paintLevels();
 }
 
 function renderModeration() {
   const mod = isModerator();
   $("mod").hidden = !mod || state.ended;
   if (!mod) return;
+  const key = JSON.stringify([state.hands, [...state.audience], myRole(), state.me && state.me.id]);
+  if (key === moderationKey) return;
+  moderationKey = key;
   const hands = $("hands");
   hands.replaceChildren();
   for (const h of state.hands) {
