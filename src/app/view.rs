@@ -96,6 +96,13 @@ fn clock(d: Duration) -> String {
     }
 }
 
+/// The expanded window's size: as the user left it, or the usual one.
+fn expanded_size(o: &Overlay) -> Vec2 {
+    o.settings
+        .window_size
+        .map_or(EXPANDED_SIZE, |[w, h]| Vec2::new(w, h))
+}
+
 /// The header both modes start with: status, time, listeners, mic. Dragging it moves the
 /// window.
 fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
@@ -160,9 +167,7 @@ fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                 o.settings.expanded = !o.settings.expanded;
                 o.changed();
                 let size = if o.settings.expanded {
-                    o.settings
-                        .window_size
-                        .map_or(EXPANDED_SIZE, |[w, h]| Vec2::new(w, h))
+                    expanded_size(o)
                 } else {
                     COMPACT_SIZE
                 };
@@ -183,7 +188,7 @@ fn status_row(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                     o.changed();
                     v.tab = Tab::Room;
                     ui.ctx()
-                        .send_viewport_cmd(ViewportCommand::InnerSize(EXPANDED_SIZE));
+                        .send_viewport_cmd(ViewportCommand::InnerSize(expanded_size(o)));
                 }
             }
         });
