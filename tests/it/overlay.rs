@@ -302,15 +302,32 @@ fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
     // A title typed in the Room tab, and the depth, are there after a restart.
     click(&h, "Room");
     h.run_steps(2);
-    h.state_mut().overlay.settings.title = "Raid night".into();
-    h.state_mut().overlay.changed();
+    let field = h.get(
+        egui_kittest::kittest::By::new()
+            .role(Role::TextInput)
+            .value("Overlay test"),
+    );
+    field.focus();
+    field.type_text(" - raid night");
+    h.run_steps(3);
+    assert_eq!(
+        h.state().overlay.settings.title,
+        "Overlay test - raid night"
+    );
     drop(h);
     let saved = Settings::load(&dir.path().join("settings.toml")).unwrap();
     assert!((saved.duck_depth_db - after).abs() < 1e-3);
     let mut h = harness(launch(dir.path(), true));
     ready(&mut h);
-    assert_eq!(h.state().overlay.settings.title, "Raid night");
-    assert!(h.query_all_by_value("Raid night").next().is_some());
+    assert_eq!(
+        h.state().overlay.settings.title,
+        "Overlay test - raid night"
+    );
+    assert!(
+        h.query_all_by_value("Overlay test - raid night")
+            .next()
+            .is_some()
+    );
     assert!((h.state().overlay.settings.duck_depth_db - after).abs() < 1e-3);
     wait_for(&mut h, "the engine started with the saved depth", |w| {
         w.overlay.meters().is_some()
