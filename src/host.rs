@@ -188,7 +188,8 @@ pub enum Missing {
 pub struct HostSession {
     game: Feeder,
     mic: Feeder,
-    _remote: Option<Feeder>,
+    /// A rig's file of the room's voices, held while it plays.
+    remote: Option<Feeder>,
     /// Whether the room's voices come from the room (not from a rig's file).
     remote_from_room: bool,
     playback: Option<Playback>,
@@ -277,7 +278,7 @@ impl HostSession {
             game: game_feeder,
             mic: mic_feeder,
             remote_from_room: remote_feeder.is_none(),
-            _remote: remote_feeder,
+            remote: remote_feeder,
             playback,
             engine,
             meters,
@@ -381,7 +382,7 @@ impl HostSession {
         match which {
             Input::Game => self.game = feeder,
             Input::Mic => self.mic = feeder,
-            Input::Remote => self._remote = Some(feeder),
+            Input::Remote => self.remote = Some(feeder),
         }
         Ok(name)
     }

@@ -681,6 +681,24 @@ fn device_picker(
     picked
 }
 
+/// A labelled slider with its unit; true when the user moved it.
+fn fader(
+    ui: &mut Ui,
+    value: &mut f32,
+    range: std::ops::RangeInclusive<f32>,
+    step: f64,
+    unit: &str,
+    label: &str,
+) -> bool {
+    ui.add(
+        Slider::new(value, range)
+            .step_by(step)
+            .suffix(format!(" {unit}"))
+            .text(label),
+    )
+    .changed()
+}
+
 fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Sources");
     let name = |d: &crate::audio::DeviceInfo| {
@@ -770,62 +788,43 @@ fn audio_tab(ui: &mut Ui, o: &mut Overlay) {
     ui.spacing_mut().slider_width = 200.0;
     let s = &mut o.settings;
     let mut moved = false;
-    moved |= ui
-        .add(
-            Slider::new(&mut s.game_gain_db, -30.0..=12.0)
-                .step_by(0.5)
-                .suffix(" dB")
-                .text("Game level"),
-        )
-        .changed();
-    moved |= ui
-        .add(
-            Slider::new(&mut s.mic_gain_db, -30.0..=20.0)
-                .step_by(0.5)
-                .suffix(" dB")
-                .text("Mic level"),
-        )
-        .changed();
-    heading(ui, "Ducking");
-    moved |= ui
-        .add(
-            Slider::new(&mut s.duck_depth_db, 0.0..=40.0)
-                .step_by(1.0)
-                .suffix(" dB")
-                .text("Duck depth"),
-        )
-        .changed();
-    moved |= ui
-        .add(
-            Slider::new(&mut s.duck_attack_ms, 1.0..=200.0)
-                .step_by(1.0)
-                .suffix(" ms")
-                .text("Attack"),
-        )
-        .changed();
-    moved |= ui
-        .add(
-            Slider::new(&mut s.duck_hold_ms, 0.0..=2000.0)
-                .step_by(10.0)
-                .suffix(" ms")
-                .text("Hold"),
-        )
-        .changed();
-    moved |= ui
-        .add(
-            Slider::new(&mut s.duck_release_ms, 10.0..=3000.0)
-                .step_by(10.0)
-                .suffix(" ms")
-                .text("Release"),
-        )
-        .changed();
-    let lookahead = ui.add(
-        Slider::new(&mut s.duck_lookahead_ms, 0.0..=50.0)
-            .step_by(1.0)
-            .suffix(" ms")
-            .text("Lookahead"),
+    moved |= fader(
+        ui,
+        &mut s.game_gain_db,
+        -30.0..=12.0,
+        0.5,
+        "dB",
+        "Game level",
     );
-    if lookahead.changed() {
+    moved |= fader(ui, &mut s.mic_gain_db, -30.0..=20.0, 0.5, "dB", "Mic level");
+    heading(ui, "Ducking");
+    moved |= fader(
+        ui,
+        &mut s.duck_depth_db,
+        0.0..=40.0,
+        1.0,
+        "dB",
+        "Duck depth",
+    );
+    moved |= fader(ui, &mut s.duck_attack_ms, 1.0..=200.0, 1.0, "ms", "Attack");
+    moved |= fader(ui, &mut s.duck_hold_ms, 0.0..=2000.0, 10.0, "ms", "Hold");
+    moved |= fader(
+        ui,
+        &mut s.duck_release_ms,
+        10.0..=3000.0,
+        10.0,
+        "ms",
+        "Release",
+    );
+    let lookahead = fader(
+        ui,
+        &mut s.duck_lookahead_ms,
+        0.0..=50.0,
+        1.0,
+        "ms",
+        "Lookahead",
+    );
+    if lookahead {
         o.changed();
     }
     if o.lookahead_pending() {
