@@ -145,10 +145,15 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
     }
 }
 
+/// Frames per capture callback: 20 ms at 48 kHz, one Opus frame. A shorter period would not
+/// lower the latency (the engine waits for a whole 20 ms frame either way) but would wake the
+/// capture thread more often.
+const CAPTURE_PERIOD_FRAMES: u32 = 960;
+
 fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostError> {
     let (device, info) = open_input(selector).map_err(|e| HostError(e.to_string()))?;
-    let (capture, ring) =
-        start_capture(&device, info, 480, 2.0).map_err(|e| HostError(e.to_string()))?;
+    let (capture, ring) = start_capture(&device, info, CAPTURE_PERIOD_FRAMES, 2.0)
+        .map_err(|e| HostError(e.to_string()))?;
     let channels = usize::from(capture.channels);
     let ring = InputRing {
         ring,

@@ -17,7 +17,8 @@
 //! - [`live`]: going live from `booth host`: the in-process server or a remote one, WHIP out.
 //! - [`listen`]: `booth listen`: a WHEP client that plays or records a room.
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: one module (`audio::pulse`) argues for the one `unsafe` call it makes.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "gui")]
 pub mod app;

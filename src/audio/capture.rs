@@ -66,6 +66,9 @@ pub struct Capture {
     pub channels: u16,
     /// What the callback has counted so far.
     pub stats: Arc<CaptureStats>,
+    /// The stream itself reports a device that went away (Booth's PulseAudio streams do), so
+    /// [`check`](Self::check) need not ask the sound server.
+    reports_loss: bool,
 }
 
 impl std::fmt::Debug for Capture {
@@ -105,6 +108,9 @@ impl Capture {
     /// [`DeviceError::Stream`] (see [`gone_error`](Self::gone_error)) when the stream failed
     /// or its device is gone; the sound system's own error when it cannot be asked.
     pub fn check(&self) -> Result<(), DeviceError> {
+        if self.is_alive() && self.reports_loss {
+            return Ok(());
+        }
         if self.is_alive() {
             match still_present(&self.info) {
                 Ok(true) => return Ok(()),
@@ -219,9 +225,20 @@ pub fn start_capture(
             sample_rate,
             channels,
             stats,
+            reports_loss: reports_loss(device),
         },
         consumer,
     ))
+}
+
+fn reports_loss(device: &cpal::Device) -> bool {
+    #[cfg(target_os = "linux")]
+    return super::pulse::is_lean(device);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = device;
+        false
+    }
 }
 
 fn build<T>(

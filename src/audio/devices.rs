@@ -210,11 +210,26 @@ pub fn open_input(selector: &DeviceSelector) -> Result<(cpal::Device, DeviceInfo
         .unzip();
     let index = pick(&infos, selector)?;
     match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
-        (Some(device), Some(info)) => Ok((device, info)),
+        (Some(device), Some(info)) => Ok((lean(device, &info), info)),
         _ => Err(DeviceError::Backend(
             "the device list changed while reading it".to_owned(),
         )),
     }
+}
+
+/// A PulseAudio source is recorded on Booth's own lean connection (see `pulse.rs`); any other
+/// device as cpal opens it.
+fn lean(device: cpal::Device, info: &DeviceInfo) -> cpal::Device {
+    #[cfg(target_os = "linux")]
+    if info.host == "PulseAudio"
+        && info.direction == Direction::Input
+        && std::env::var_os("BOOTH_CPAL_PULSE_STREAMS").is_none()
+        && let Ok(source) = super::pulse::PulseSource::new(&device, &info.id, &info.name)
+    {
+        return source.into_cpal();
+    }
+    let _ = info;
+    device
 }
 
 /// Whether the sound system Booth uses still has the device `info` describes. Blocks for a

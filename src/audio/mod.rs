@@ -10,6 +10,8 @@ mod capture;
 mod devices;
 mod file;
 mod playback;
+#[cfg(target_os = "linux")]
+mod pulse;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{

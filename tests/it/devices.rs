@@ -358,8 +358,20 @@ fn a_device_that_goes_away_marks_the_capture_dead() {
 
     module.unload();
     let unplugged = Instant::now();
-    // PulseAudio moves the recording to the default source (the mic) and cpal does not say
-    // so: `check`, polled off the audio thread, notices that the device itself is gone.
+    // Booth records PulseAudio sources with "don't move": the server ends the recording
+    // instead of moving it to the default source (the mic), and the stream says so itself,
+    // without anyone polling the device list.
+    while capture.is_alive() {
+        assert!(
+            unplugged.elapsed() < Duration::from_secs(3),
+            "the stream did not report its source gone within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "the stream reported the loss after {:?}",
+        unplugged.elapsed()
+    );
     let err = loop {
         match capture.check() {
             Err(e) => break e,

@@ -1,0 +1,751 @@
+//! PulseAudio capture on a lean connection of Booth's own, handed to the rest of Booth as a
+//! cpal device (cpal's `custom` host), so capture code is the same for every sound system.
+//!
+//! Why: cpal 0.18's PulseAudio host runs every stream through the `pulseaudio` crate's client,
+//! whose reactor zeroes a 1 MiB buffer on every socket read, and polls the stream's latency
+//! after every packet (another two reads). With two 10 ms streams that is about 700 reads and
+//! 1.4 GB of `memset` a second: most of Booth's CPU. Here each capture stream has its own
+//! connection and a thread that blocks in `read` on it: one read per packet into a buffer that
+//! is reused, nothing else. Messages are encoded and decoded with that crate's `protocol`
+//! module, so the wire format is not Booth's to get wrong.
+//!
+//! Devices are still listed (and picked) through cpal's PulseAudio host; only the stream is
+//! ours. The stream is created with PulseAudio's "don't move" flag: when its source goes away
+//! the server ends the stream (instead of quietly moving it to the default source), and the
+//! error callback says so at once, without polling the device list.
+//!
+//! The reader thread is the "device callback" thread: it calls the data callback with each
+//! packet and does nothing else per packet (no allocation once its buffer has grown to the
+//! packet size, no lock, no log).
+//!
+//! `unsafe` is allowed here for one call: cpal's `Data::from_parts`, the only way a custom
+//! device can hand samples to cpal's callback. The samples are a plain `Vec<f32>` this module
+//! owns; the block says why the pointer and length are sound.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io::{BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cpal::traits::DeviceTrait;
+use cpal::{
+    Data, DeviceDescription, DeviceDescriptionBuilder, DeviceDirection, DeviceId, Error, ErrorKind,
+    FrameCount, InputCallbackInfo, InputStreamTimestamp, OutputCallbackInfo, SampleFormat,
+    StreamConfig, StreamInstant, SupportedBufferSize, SupportedStreamConfig,
+    SupportedStreamConfigRange,
+};
+use pulseaudio::protocol;
+
+/// How long connecting and creating a stream may take when the caller gives no timeout.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest period Booth asks for: two seconds at 48 kHz.
+const MAX_PERIOD_FRAMES: FrameCount = 96_000;
+
+/// A PulseAudio source (a microphone, or the `*.monitor` of an output), captured as `f32`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PulseSource {
+    /// The source's PulseAudio name (`game.monitor`), as cpal's host lists it.
+    id: String,
+    /// What people see.
+    name: String,
+    /// At most two: the server downmixes anything wider (game audio is stereo).
+    channels: u16,
+    /// The source's own rate: no resampling on the server.
+    sample_rate: u32,
+}
+
+impl PulseSource {
+    /// The source cpal's PulseAudio host lists as `device`, named `id`, in the channel count
+    /// (at most two) and rate it has.
+    ///
+    /// # Errors
+    /// The source cannot say its format (it went away while being asked).
+    pub fn new(device: &cpal::Device, id: &str, name: &str) -> Result<Self, Error> {
+        let own = device.default_input_config()?;
+        Ok(Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            channels: own.channels().clamp(1, 2),
+            sample_rate: own.sample_rate(),
+        })
+    }
+
+    /// As a cpal device.
+    pub fn into_cpal(self) -> cpal::Device {
+        cpal::Device::from(cpal::platform::CustomDevice::from_device(self))
+    }
+
+    fn config(&self) -> SupportedStreamConfig {
+        SupportedStreamConfig::new(
+            self.channels,
+            self.sample_rate,
+            SupportedBufferSize::Range {
+                min: 1,
+                max: MAX_PERIOD_FRAMES,
+            },
+            SampleFormat::F32,
+        )
+    }
+}
+
+impl std::fmt::Display for PulseSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Whether `device` is a [`PulseSource`]: its stream reports a vanished source itself.
+pub fn is_lean(device: &cpal::Device) -> bool {
+    device
+        .id()
+        .is_ok_and(|id| id.host() == cpal::HostId::Custom && id.id().starts_with("pulse:"))
+}
+
+impl DeviceTrait for PulseSource {
+    type SupportedInputConfigs = std::vec::IntoIter<SupportedStreamConfigRange>;
+    type SupportedOutputConfigs = std::vec::IntoIter<SupportedStreamConfigRange>;
+    type Stream = PulseStream;
+
+    fn description(&self) -> Result<DeviceDescription, Error> {
+        Ok(DeviceDescriptionBuilder::new(&self.name)
+            .driver("PulseAudio")
+            .direction(DeviceDirection::Input)
+            .build())
+    }
+
+    fn id(&self) -> Result<DeviceId, Error> {
+        Ok(DeviceId::new(
+            cpal::HostId::Custom,
+            format!("pulse:{}", self.id),
+        ))
+    }
+
+    fn supported_input_configs(&self) -> Result<Self::SupportedInputConfigs, Error> {
+        Ok(vec![SupportedStreamConfigRange::new(
+            self.channels,
+            self.sample_rate,
+            self.sample_rate,
+            SupportedBufferSize::Range {
+                min: 1,
+                max: MAX_PERIOD_FRAMES,
+            },
+            SampleFormat::F32,
+        )]
+        .into_iter())
+    }
+
+    fn supported_output_configs(&self) -> Result<Self::SupportedOutputConfigs, Error> {
+        Ok(Vec::new().into_iter())
+    }
+
+    fn default_input_config(&self) -> Result<SupportedStreamConfig, Error> {
+        Ok(self.config())
+    }
+
+    fn default_output_config(&self) -> Result<SupportedStreamConfig, Error> {
+        Err(Error::with_message(
+            ErrorKind::UnsupportedOperation,
+            "a PulseAudio source does not play",
+        ))
+    }
+
+    fn build_input_stream_raw<D, E>(
+        &self,
+        config: StreamConfig,
+        sample_format: SampleFormat,
+        data_callback: D,
+        error_callback: E,
+        timeout: Option<Duration>,
+    ) -> Result<Self::Stream, Error>
+    where
+        D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
+        E: FnMut(Error) + Send + 'static,
+    {
+        if sample_format != SampleFormat::F32 || config.channels == 0 || config.channels > 2 {
+            return Err(Error::with_message(
+                ErrorKind::UnsupportedConfig,
+                format!(
+                    "a PulseAudio source is captured as 1 or 2 channels of f32, not {} of \
+                     {sample_format}",
+                    config.channels
+                ),
+            ));
+        }
+        PulseStream::open(
+            &self.id,
+            &config,
+            timeout.unwrap_or(SETUP_TIMEOUT),
+            data_callback,
+            error_callback,
+        )
+    }
+
+    fn build_output_stream_raw<D, E>(
+        &self,
+        _config: StreamConfig,
+        _sample_format: SampleFormat,
+        _data_callback: D,
+        _error_callback: E,
+        _timeout: Option<Duration>,
+    ) -> Result<Self::Stream, Error>
+    where
+        D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
+        E: FnMut(Error) + Send + 'static,
+    {
+        Err(Error::with_message(
+            ErrorKind::UnsupportedOperation,
+            "a PulseAudio source does not play",
+        ))
+    }
+}
+
+/// A running record stream on its own connection. Dropping it closes the connection and joins
+/// the reader thread.
+pub struct PulseStream {
+    writer: Mutex<UnixStream>,
+    version: u16,
+    channel: u32,
+    seq: AtomicU32,
+    period_frames: FrameCount,
+    start: Instant,
+    closing: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl PulseStream {
+    fn open<D, E>(
+        source: &str,
+        config: &StreamConfig,
+        timeout: Duration,
+        data_callback: D,
+        error_callback: E,
+    ) -> Result<Self, Error>
+    where
+        D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
+        E: FnMut(Error) + Send + 'static,
+    {
+        let (socket, version) = connect(timeout)?;
+        let mut reader = BufReader::new(socket.try_clone().map_err(io_error)?);
+        let mut writer = socket;
+
+        let frame_bytes = 4 * u32::from(config.channels);
+        let fragment = match config.buffer_size {
+            cpal::BufferSize::Fixed(frames) => frames.clamp(1, MAX_PERIOD_FRAMES) * frame_bytes,
+            // PulseAudio's own default is about two seconds; 20 ms suits a live mix.
+            cpal::BufferSize::Default => config.sample_rate / 50 * frame_bytes,
+        };
+        let channel_map = if config.channels == 1 {
+            protocol::ChannelMap::mono()
+        } else {
+            protocol::ChannelMap::stereo()
+        };
+        let mut props = protocol::Props::new();
+        props.set(protocol::Prop::MediaName, c"Booth capture");
+        let name = CString::new(source).map_err(|_| {
+            Error::with_message(ErrorKind::InvalidInput, "a source name holds a NUL byte")
+        })?;
+        let params = protocol::RecordStreamParams {
+            sample_spec: protocol::SampleSpec {
+                format: if cfg!(target_endian = "little") {
+                    protocol::SampleFormat::Float32Le
+                } else {
+                    protocol::SampleFormat::Float32Be
+                },
+                channels: config.channels as u8,
+                sample_rate: config.sample_rate,
+            },
+            channel_map,
+            source_name: Some(name),
+            buffer_attr: protocol::stream::BufferAttr {
+                fragment_size: fragment,
+                ..Default::default()
+            },
+            flags: protocol::stream::StreamFlags {
+                start_corked: true,
+                adjust_latency: true,
+                no_move: true,
+                ..Default::default()
+            },
+            props,
+            ..Default::default()
+        };
+        protocol::write_command_message(
+            &mut writer,
+            2,
+            &protocol::Command::CreateRecordStream(params),
+            version,
+        )
+        .map_err(|e| protocol_error("asking for a record stream", &e))?;
+        let (_, created) =
+            protocol::read_reply_message::<protocol::CreateRecordStreamReply>(&mut reader, version)
+                .map_err(|e| match e {
+                    protocol::ProtocolError::ServerError(code) => Error::with_message(
+                        ErrorKind::DeviceNotAvailable,
+                        format!("PulseAudio refused to record from '{source}': {code:?}"),
+                    ),
+                    other => protocol_error("creating the record stream", &other),
+                })?;
+        // From here the reader thread reads what has come, once a period, without waiting.
+        let inbox = reader.buffer().to_vec();
+        let socket = reader.into_inner();
+        socket.set_nonblocking(true).map_err(io_error)?;
+
+        let period_frames = created.buffer_attr.fragment_size / frame_bytes;
+        let closing = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let thread = {
+            let closing = Arc::clone(&closing);
+            let read = ReadLoop {
+                socket,
+                inbox,
+                version,
+                channel: created.channel,
+                stream_index: created.stream_index,
+                frame_bytes: frame_bytes as usize,
+                period: Duration::from_secs_f64(
+                    f64::from(period_frames.max(1)) / f64::from(config.sample_rate.max(1)),
+                ),
+                start,
+                latency: Duration::from_micros(created.stream_latency),
+            };
+            std::thread::Builder::new()
+                .name("booth-pulse".to_owned())
+                .spawn(move || read.run(data_callback, error_callback, &closing))
+                .map_err(io_error)?
+        };
+        Ok(Self {
+            writer: Mutex::new(writer),
+            version,
+            channel: created.channel,
+            seq: AtomicU32::new(3),
+            period_frames,
+            start,
+            closing,
+            reader: Some(thread),
+        })
+    }
+
+    fn cork(&self, cork: bool) -> Result<(), Error> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let command = protocol::Command::CorkRecordStream(protocol::stream::CorkStreamParams {
+            channel: self.channel,
+            cork,
+        });
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        protocol::write_command_message(&mut *writer, seq, &command, self.version)
+            .map_err(|e| protocol_error("starting or pausing the stream", &e))
+    }
+}
+
+impl cpal::traits::StreamTrait for PulseStream {
+    fn play(&self) -> Result<(), Error> {
+        self.cork(false)
+    }
+
+    fn pause(&self) -> Result<(), Error> {
+        self.cork(true)
+    }
+
+    fn now(&self) -> StreamInstant {
+        instant(self.start.elapsed())
+    }
+
+    fn buffer_size(&self) -> Result<FrameCount, Error> {
+        Ok(self.period_frames)
+    }
+}
+
+impl Drop for PulseStream {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        if let Ok(writer) = self.writer.get_mut() {
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(thread) = self.reader.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The reader thread's state.
+struct ReadLoop {
+    socket: UnixStream,
+    /// Bytes read and not yet handled: whole messages are taken from the front.
+    inbox: Vec<u8>,
+    version: u16,
+    channel: u32,
+    stream_index: u32,
+    frame_bytes: usize,
+    /// How often the thread wakes to hand over what has come: the period asked for.
+    period: Duration,
+    start: Instant,
+    latency: Duration,
+}
+
+/// What reading found.
+enum Drained {
+    /// Everything the socket had was read (possibly nothing).
+    Empty,
+    /// The connection closed or failed.
+    Closed(Error),
+}
+
+impl ReadLoop {
+    /// Wakes once a period, reads everything the server sent meanwhile, and hands the samples
+    /// to the callback in one call, as a device with that period would. The server sends as
+    /// often as its source renders (every 5 ms on a busy low-latency sink); waking for each
+    /// packet would cost a context switch each, more than the copying itself.
+    fn run<D, E>(mut self, mut data_callback: D, mut error_callback: E, closing: &AtomicBool)
+    where
+        D: FnMut(&Data, &InputCallbackInfo),
+        E: FnMut(Error),
+    {
+        // Samples waiting for the callback: grows to the largest period's worth, then stays.
+        let mut samples: Vec<f32> = Vec::new();
+        let mut read_buf = vec![0u8; 64 * 1024];
+        let mut next = Instant::now();
+        let why = loop {
+            if closing.load(Ordering::Relaxed) {
+                break None;
+            }
+            let drained = self.drain(&mut read_buf);
+            let ended = match self.take_messages(&mut samples) {
+                Some(why) => Some(why),
+                None => match drained {
+                    Drained::Empty => None,
+                    Drained::Closed(why) => Some(why),
+                },
+            };
+            let whole = samples.len() - samples.len() % (self.frame_bytes / 4);
+            if whole > 0 {
+                let now = self.start.elapsed();
+                let info = InputCallbackInfo::new(InputStreamTimestamp {
+                    callback: instant(now),
+                    capture: instant(now.saturating_sub(self.latency)),
+                });
+                // SAFETY: cpal's only way to make `Data`; `whole` initialised f32 samples
+                // start at the pointer, and `samples` is neither moved nor touched until the
+                // callback (which only reads through `Data`) returns.
+                let data = unsafe {
+                    Data::from_parts(samples.as_mut_ptr().cast(), whole, SampleFormat::F32)
+                };
+                data_callback(&data, &info);
+                samples.drain(..whole);
+            }
+            if ended.is_some() {
+                break ended;
+            }
+            // Deadline-paced; after a stall (a suspended machine) start afresh from now.
+            next += self.period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+        };
+        if let Some(why) = why
+            && !closing.load(Ordering::Relaxed)
+        {
+            error_callback(why);
+        }
+    }
+
+    /// Reads everything the socket holds now into the inbox.
+    fn drain(&mut self, read_buf: &mut [u8]) -> Drained {
+        loop {
+            match self.socket.read(read_buf) {
+                Ok(0) => {
+                    return Drained::Closed(lost_connection(&"the server closed it"));
+                }
+                Ok(n) => self.inbox.extend_from_slice(&read_buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Empty,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Drained::Closed(lost_connection(&e)),
+            }
+        }
+    }
+
+    /// Takes the whole messages from the front of the inbox: samples of this stream are
+    /// appended to `samples`; `Some` when a message ends the stream.
+    fn take_messages(&mut self, samples: &mut Vec<f32>) -> Option<Error> {
+        let mut at = 0;
+        let mut ended = None;
+        while self.inbox.len() - at >= protocol::DESCRIPTOR_SIZE {
+            let desc = match protocol::read_descriptor(&mut &self.inbox[at..]) {
+                Ok(desc) => desc,
+                Err(e) => {
+                    ended = Some(lost_connection(&e));
+                    break;
+                }
+            };
+            if desc.length as usize > protocol::MAX_MEMBLOCKQ_LENGTH {
+                ended = Some(lost_connection(&format!(
+                    "a message of {} bytes, more than the protocol allows",
+                    desc.length
+                )));
+                break;
+            }
+            let body = at + protocol::DESCRIPTOR_SIZE;
+            let end = body + desc.length as usize;
+            if self.inbox.len() < end {
+                break;
+            }
+            if desc.channel == u32::MAX {
+                if let Some(why) = self.command(&self.inbox[body..end]) {
+                    ended = Some(why);
+                    at = end;
+                    break;
+                }
+            } else if desc.channel == self.channel {
+                // PulseAudio sends whole frames; whole samples are all this relies on.
+                samples.extend(
+                    self.inbox[body..end]
+                        .chunks_exact(4)
+                        .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+                );
+            }
+            at = end;
+        }
+        self.inbox.drain(..at);
+        ended
+    }
+
+    /// A message from the server; `Some` when it ends the stream.
+    fn command(&self, message: &[u8]) -> Option<Error> {
+        let mut cursor = std::io::Cursor::new(message);
+        let Ok((_, command)) = protocol::Command::read_tag_prefixed(&mut cursor, self.version)
+        else {
+            // A message this client does not know: not about the data, so not fatal.
+            return None;
+        };
+        match command {
+            protocol::Command::RecordStreamKilled(channel) if channel == self.channel => {
+                Some(Error::with_message(
+                    ErrorKind::DeviceNotAvailable,
+                    "PulseAudio ended the recording: its source was removed",
+                ))
+            }
+            protocol::Command::RecordStreamMoved(params)
+                if params.stream_index == self.stream_index =>
+            {
+                Some(Error::with_message(
+                    ErrorKind::DeviceNotAvailable,
+                    "PulseAudio moved the recording to another source",
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Connects and authenticates; the socket has `timeout` on reads and writes until the stream
+/// is set up.
+fn connect(timeout: Duration) -> Result<(UnixStream, u16), Error> {
+    let path = pulseaudio::socket_path_from_env().ok_or_else(|| {
+        Error::with_message(
+            ErrorKind::HostUnavailable,
+            "no PulseAudio server socket (PULSE_SERVER, XDG_RUNTIME_DIR/pulse/native)",
+        )
+    })?;
+    let socket = UnixStream::connect(&path).map_err(|e| {
+        Error::with_message(
+            ErrorKind::HostUnavailable,
+            format!("cannot connect to PulseAudio at {}: {e}", path.display()),
+        )
+    })?;
+    socket.set_read_timeout(Some(timeout)).map_err(io_error)?;
+    socket.set_write_timeout(Some(timeout)).map_err(io_error)?;
+    let mut reader = BufReader::new(socket.try_clone().map_err(io_error)?);
+    let mut writer = socket;
+
+    let cookie = pulseaudio::cookie_path_from_env()
+        .and_then(|p| std::fs::read(p).ok())
+        .unwrap_or_default();
+    let auth = protocol::AuthParams {
+        version: protocol::MAX_VERSION,
+        supports_shm: false,
+        supports_memfd: false,
+        cookie,
+    };
+    protocol::write_command_message(
+        &mut writer,
+        0,
+        &protocol::Command::Auth(auth),
+        protocol::MAX_VERSION,
+    )
+    .map_err(|e| protocol_error("authenticating", &e))?;
+    let (_, reply) =
+        protocol::read_reply_message::<protocol::AuthReply>(&mut reader, protocol::MAX_VERSION)
+            .map_err(|e| match e {
+                protocol::ProtocolError::ServerError(code) => Error::with_message(
+                    ErrorKind::PermissionDenied,
+                    format!("PulseAudio refused Booth's connection: {code:?}"),
+                ),
+                other => protocol_error("authenticating", &other),
+            })?;
+    let version = reply.version.min(protocol::MAX_VERSION);
+
+    let mut props = protocol::Props::new();
+    props.set(protocol::Prop::ApplicationName, c"Booth");
+    protocol::write_command_message(
+        &mut writer,
+        1,
+        &protocol::Command::SetClientName(props),
+        version,
+    )
+    .map_err(|e| protocol_error("naming the client", &e))?;
+    protocol::read_reply_message::<protocol::SetClientNameReply>(&mut reader, version)
+        .map_err(|e| protocol_error("naming the client", &e))?;
+    // Nothing is buffered past the replies: the server says nothing unasked before a stream.
+    Ok((writer, version))
+}
+
+fn instant(d: Duration) -> StreamInstant {
+    StreamInstant::new(d.as_secs(), d.subsec_nanos())
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::with_message(
+        ErrorKind::BackendError,
+        format!("PulseAudio connection: {e}"),
+    )
+}
+
+fn protocol_error(doing: &str, e: &protocol::ProtocolError) -> Error {
+    Error::with_message(
+        ErrorKind::DeviceNotAvailable,
+        format!("PulseAudio failed while {doing}: {e}"),
+    )
+}
+
+fn lost_connection(e: &dyn std::fmt::Display) -> Error {
+    Error::with_message(
+        ErrorKind::HostUnavailable,
+        format!("the PulseAudio connection closed: {e}"),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn read_loop() -> ReadLoop {
+        let (socket, _other) = UnixStream::pair().unwrap();
+        ReadLoop {
+            socket,
+            inbox: Vec::new(),
+            version: protocol::MAX_VERSION,
+            channel: 7,
+            stream_index: 70,
+            frame_bytes: 8,
+            period: Duration::from_millis(20),
+            start: Instant::now(),
+            latency: Duration::ZERO,
+        }
+    }
+
+    fn data_message(channel: u32, samples: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let desc = protocol::Descriptor {
+            length: (samples.len() * 4) as u32,
+            channel,
+            offset: 0,
+            flags: protocol::DescriptorFlags::empty(),
+        };
+        protocol::write_descriptor(&mut out, &desc).unwrap();
+        for s in samples {
+            out.extend_from_slice(&s.to_ne_bytes());
+        }
+        out
+    }
+
+    fn command_message(command: &protocol::Command) -> Vec<u8> {
+        let mut out = Vec::new();
+        protocol::write_command_message(&mut out, u32::MAX, command, protocol::MAX_VERSION)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn samples_of_this_stream_are_taken_across_split_reads() {
+        let mut r = read_loop();
+        let mut bytes = data_message(7, &[0.5, -0.5, 0.25, -0.25]);
+        bytes.extend(data_message(8, &[9.0, 9.0]));
+        bytes.extend(command_message(&protocol::Command::Overflow(7)));
+        bytes.extend(data_message(7, &[1.0, -1.0]));
+        let mut samples = Vec::new();
+        // Fed a few bytes at a time, as reads may split messages anywhere.
+        for chunk in bytes.chunks(5) {
+            r.inbox.extend_from_slice(chunk);
+            assert!(r.take_messages(&mut samples).is_none());
+        }
+        assert_eq!(samples, [0.5, -0.5, 0.25, -0.25, 1.0, -1.0]);
+        assert!(r.inbox.is_empty());
+    }
+
+    #[test]
+    fn a_killed_or_moved_stream_ends_and_others_do_not() {
+        let mut r = read_loop();
+        let mut samples = Vec::new();
+        r.inbox = command_message(&protocol::Command::RecordStreamKilled(8));
+        assert!(r.take_messages(&mut samples).is_none());
+        r.inbox = command_message(&protocol::Command::RecordStreamKilled(7));
+        let why = r.take_messages(&mut samples).unwrap();
+        assert_eq!(why.kind(), ErrorKind::DeviceNotAvailable);
+        assert!(why.to_string().contains("removed"), "{why}");
+
+        let moved = |stream_index| {
+            command_message(&protocol::Command::RecordStreamMoved(
+                protocol::RecordStreamMovedParams {
+                    stream_index,
+                    device_index: 3,
+                    device_name: c"mic".to_owned(),
+                    device_suspended: false,
+                    buffer_attr: protocol::stream::BufferAttr::default(),
+                    configured_source_latency: 0,
+                },
+            ))
+        };
+        r.inbox = moved(71);
+        assert!(r.take_messages(&mut samples).is_none());
+        r.inbox = moved(70);
+        assert!(r.take_messages(&mut samples).is_some());
+    }
+
+    #[test]
+    fn junk_from_the_server_is_an_error_not_a_panic() {
+        let mut r = read_loop();
+        let mut samples = Vec::new();
+        // A command message whose body is not a command: ignored.
+        let mut junk = Vec::new();
+        let desc = protocol::Descriptor {
+            length: 3,
+            channel: u32::MAX,
+            offset: 0,
+            flags: protocol::DescriptorFlags::empty(),
+        };
+        protocol::write_descriptor(&mut junk, &desc).unwrap();
+        junk.extend_from_slice(&[0xff, 0x00, 0x13]);
+        r.inbox = junk;
+        assert!(r.take_messages(&mut samples).is_none());
+        // A data message whose length is not whole samples: the whole samples are kept.
+        let mut odd = data_message(7, &[0.5]);
+        odd[3] = 6;
+        odd.extend_from_slice(&[1, 2]);
+        r.inbox = odd;
+        assert!(r.take_messages(&mut samples).is_none());
+        assert_eq!(samples, [0.5]);
+        // A length no server sends: the connection is given up, nothing is waited for.
+        let mut huge = data_message(7, &[]);
+        huge[0] = 0x7f;
+        r.inbox = huge;
+        assert!(r.take_messages(&mut samples).is_some());
+    }
+}
