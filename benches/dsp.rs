@@ -34,6 +34,22 @@ fn stages(c: &mut Criterion) {
         });
     });
 
+    // The engine's live lane on a 48 kHz stereo device: the drift-steered resampler, pulled in
+    // 20 ms blocks (five per 100 ms, to count the same samples as the other stages).
+    let (mut feed, ring) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
+    let mut lane =
+        booth::engine::Lane::new(ring, 48_000, 2, 2, 960, 0.02).unwrap_or_else(|e| panic!("{e}"));
+    let device = noise(960 * 2, 4);
+    let mut block = vec![0.0; 960 * 2];
+    g.bench_function("live lane 48k stereo (drift-steered resampler)", |b| {
+        b.iter(|| {
+            for _ in 0..5 {
+                let _ = feed.push_partial_slice(&device);
+                lane.pull(black_box(&mut block));
+            }
+        });
+    });
+
     let game = noise(FRAMES * 2, 2);
     let voice = noise(FRAMES, 3);
     let mut ducker = Ducker::new(DuckerParams::default(), 1).unwrap_or_else(|e| panic!("{e}"));

@@ -1,10 +1,12 @@
 //! Latency of the live engine: from an impulse entering the capture ring (where a device
 //! callback puts it) to the encoded Opus frame that carries it being handed to consumers.
 //!
-//! A feeder thread plays the part of a 48 kHz stereo capture device with 10 ms periods,
-//! putting a single full-scale sample into the game input every 500 ms and noting when. The
-//! engine runs as in `booth host`; the frames it hands out are decoded to find each impulse.
-//! Prints the median and p99 over the run.  `cargo bench --bench latency [-- SECONDS]`
+//! A feeder thread plays the part of a 48 kHz stereo capture device with PERIOD_MS periods
+//! (10 by default, as Booth opens devices), putting a single full-scale sample into the game
+//! input every 500 ms and noting when. The engine runs as in `booth host`; the frames it hands
+//! out are decoded to find each impulse. Prints the median and p99 over the run. An impulse at
+//! the device itself waits up to one period more (in the device) before it reaches the ring.
+//! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`
 
 use std::time::{Duration, Instant};
 
@@ -13,10 +15,12 @@ use booth::codec::{OpusDecoder, OpusEncoder};
 use booth::engine::{self, EngineConfig, InputRing};
 
 fn main() {
-    let seconds: u64 = std::env::args()
+    let numbers: Vec<u64> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let seconds = numbers.first().copied().unwrap_or(20);
+    let period_ms = numbers.get(1).copied().unwrap_or(10).clamp(1, 100);
     let (mut game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
     let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
     let ring = |ring, channels| InputRing {
@@ -40,18 +44,19 @@ fn main() {
     let engine =
         engine::start(config, inputs, vec![frames_tx]).unwrap_or_else(|e| panic!("engine: {e}"));
 
-    // The "device": 10 ms periods, an impulse every 50 periods, paced by the clock.
+    // The "device": periods of `period_ms`, an impulse every 500 ms, paced by the clock.
     let feeder = std::thread::spawn(move || {
         let start = Instant::now();
         let mut pushes = Vec::new();
-        let mut period = [0.0f32; 960];
-        for n in 0..seconds * 100 {
-            let due = start + Duration::from_millis(10 * n);
+        let mut period = vec![0.0f32; 96 * period_ms as usize];
+        let every = (500 / period_ms).max(2);
+        for n in 0..seconds * 1000 / period_ms {
+            let due = start + Duration::from_millis(period_ms * n);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
             period.fill(0.0);
-            let impulse = n % 50 == 25;
+            let impulse = n % every == every / 2;
             if impulse {
                 period[0] = 0.9;
                 period[1] = 0.9;
@@ -107,7 +112,8 @@ fn main() {
     }
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     println!(
-        "impulse -> encoded frame: {} impulses, median {:.1} ms, p99 {:.1} ms, min {:.1} ms, max {:.1} ms",
+        "{period_ms} ms periods, impulse -> encoded frame: {} impulses, median {:.1} ms, p99 {:.1} \
+         ms, min {:.1} ms, max {:.1} ms",
         latencies.len(),
         pick(0.5),
         pick(0.99),

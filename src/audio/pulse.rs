@@ -27,8 +27,8 @@ use std::ffi::CString;
 use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, SendError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cpal::traits::DeviceTrait;
@@ -213,8 +213,7 @@ pub struct PulseStream {
     seq: AtomicU32,
     period_frames: FrameCount,
     start: Instant,
-    closing: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
+    flags: Arc<Flags>,
 }
 
 impl PulseStream {
@@ -296,28 +295,28 @@ impl PulseStream {
         socket.set_nonblocking(true).map_err(io_error)?;
 
         let period_frames = created.buffer_attr.fragment_size / frame_bytes;
-        let closing = Arc::new(AtomicBool::new(false));
+        let flags = Arc::new(Flags::default());
         let start = Instant::now();
-        let thread = {
-            let closing = Arc::clone(&closing);
-            let read = ReadLoop {
-                socket,
-                inbox,
-                version,
-                channel: created.channel,
-                stream_index: created.stream_index,
-                frame_bytes: frame_bytes as usize,
-                period: Duration::from_secs_f64(
-                    f64::from(period_frames.max(1)) / f64::from(config.sample_rate.max(1)),
-                ),
-                start,
-                latency: Duration::from_micros(created.stream_latency),
-            };
-            std::thread::Builder::new()
-                .name("booth-pulse".to_owned())
-                .spawn(move || read.run(data_callback, error_callback, &closing))
-                .map_err(io_error)?
+        let read = ReadLoop {
+            socket,
+            inbox,
+            version,
+            channel: created.channel,
+            stream_index: created.stream_index,
+            frame_bytes: frame_bytes as usize,
+            period: Duration::from_secs_f64(
+                f64::from(period_frames.max(1)) / f64::from(config.sample_rate.max(1)),
+            ),
+            start,
+            latency: Duration::from_micros(created.stream_latency),
         };
+        pump(Pumped {
+            read,
+            data: Box::new(data_callback),
+            error: Box::new(error_callback),
+            samples: Vec::new(),
+            flags: Arc::clone(&flags),
+        })?;
         Ok(Self {
             writer: Mutex::new(writer),
             version,
@@ -325,8 +324,7 @@ impl PulseStream {
             seq: AtomicU32::new(3),
             period_frames,
             start,
-            closing,
-            reader: Some(thread),
+            flags,
         })
     }
 
@@ -362,17 +360,157 @@ impl cpal::traits::StreamTrait for PulseStream {
 
 impl Drop for PulseStream {
     fn drop(&mut self) {
-        self.closing.store(true, Ordering::Relaxed);
+        self.flags.closing.store(true, Ordering::Relaxed);
         if let Ok(writer) = self.writer.get_mut() {
             let _ = writer.shutdown(std::net::Shutdown::Both);
         }
-        if let Some(thread) = self.reader.take() {
-            let _ = thread.join();
+        // The callbacks may be running on the pump thread now: once it has let the stream go
+        // they never run again, as with any cpal stream that is dropped.
+        let asked = Instant::now();
+        while !self.flags.done.load(Ordering::Acquire) && asked.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
 
-/// The reader thread's state.
+/// A stream's shared state with the pump thread.
+#[derive(Default)]
+struct Flags {
+    /// Set by the stream when it is dropped.
+    closing: AtomicBool,
+    /// Set by the pump once it has let the stream go.
+    done: AtomicBool,
+}
+
+/// A stream's data callback, boxed so one thread can serve callbacks of any type.
+type DataCallback = Box<dyn FnMut(&Data, &InputCallbackInfo) + Send>;
+
+/// One stream, as the pump thread serves it.
+struct Pumped {
+    read: ReadLoop,
+    data: DataCallback,
+    error: Box<dyn FnMut(Error) + Send>,
+    /// Samples waiting for the callback: grows to the largest period's worth, then stays.
+    samples: Vec<f32>,
+    flags: Arc<Flags>,
+}
+
+/// The way to the pump thread, started with the first stream.
+static PUMP: Mutex<Option<Sender<Pumped>>> = Mutex::new(None);
+
+/// Hands a stream to the pump thread: one thread serves every PulseAudio source, so two
+/// captures wake once a period, not twice.
+fn pump(stream: Pumped) -> Result<(), Error> {
+    let mut pump = PUMP.lock().unwrap_or_else(|e| e.into_inner());
+    let stream = match pump.as_ref() {
+        Some(tx) => match tx.send(stream) {
+            Ok(()) => return Ok(()),
+            Err(SendError(stream)) => stream,
+        },
+        None => stream,
+    };
+    // No pump yet (or it ended): start one.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = tx.send(stream);
+    std::thread::Builder::new()
+        .name("booth-pulse".to_owned())
+        .spawn(move || run_pump(&rx))
+        .map_err(io_error)?;
+    *pump = Some(tx);
+    Ok(())
+}
+
+/// Wakes once a period (the shortest asked for), reads everything each server sent
+/// meanwhile, and hands each stream's samples to its callback in one call, as a device with
+/// that period would. The server sends as often as its source renders (every 5 ms on a busy
+/// low-latency sink); waking for each packet would cost a context switch each, more than the
+/// copying itself. With no streams it sleeps until one comes.
+fn run_pump(incoming: &Receiver<Pumped>) {
+    let mut streams: Vec<Pumped> = Vec::new();
+    let mut read_buf = vec![0u8; 64 * 1024];
+    let mut next = Instant::now();
+    loop {
+        if streams.is_empty() {
+            match incoming.recv() {
+                Ok(stream) => streams.push(stream),
+                Err(_) => return,
+            }
+            next = Instant::now();
+        }
+        while let Ok(stream) = incoming.try_recv() {
+            streams.push(stream);
+        }
+        let mut i = 0;
+        while i < streams.len() {
+            if streams[i].serve(&mut read_buf) {
+                i += 1;
+            } else {
+                let gone = streams.swap_remove(i);
+                let flags = Arc::clone(&gone.flags);
+                drop(gone);
+                flags.done.store(true, Ordering::Release);
+            }
+        }
+        let period = streams
+            .iter()
+            .map(|s| s.read.period)
+            .min()
+            .unwrap_or(Duration::from_millis(10));
+        // Deadline-paced; after a stall (a suspended machine) start afresh from now.
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
+
+impl Pumped {
+    /// Reads what has come and hands it over; false once the stream has ended (closed by its
+    /// owner, or by the server, which the error callback is told).
+    fn serve(&mut self, read_buf: &mut [u8]) -> bool {
+        if self.flags.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let drained = self.read.drain(read_buf);
+        let ended = match self.read.take_messages(&mut self.samples) {
+            Some(why) => Some(why),
+            None => match drained {
+                Drained::Empty => None,
+                Drained::Closed(why) => Some(why),
+            },
+        };
+        let whole = self.samples.len() - self.samples.len() % (self.read.frame_bytes / 4);
+        if whole > 0 {
+            let now = self.read.start.elapsed();
+            let info = InputCallbackInfo::new(InputStreamTimestamp {
+                callback: instant(now),
+                capture: instant(now.saturating_sub(self.read.latency)),
+            });
+            // SAFETY: cpal's only way to make `Data`; `whole` initialised f32 samples start
+            // at the pointer, and `samples` is neither moved nor touched until the callback
+            // (which only reads through `Data`) returns.
+            let data = unsafe {
+                Data::from_parts(self.samples.as_mut_ptr().cast(), whole, SampleFormat::F32)
+            };
+            (self.data)(&data, &info);
+            self.samples.drain(..whole);
+        }
+        match ended {
+            Some(why) => {
+                if !self.flags.closing.load(Ordering::Relaxed) {
+                    (self.error)(why);
+                }
+                false
+            }
+            None => true,
+        }
+    }
+}
+
+/// A stream's connection and what the pump knows of it.
 struct ReadLoop {
     socket: UnixStream,
     /// Bytes read and not yet handled: whole messages are taken from the front.
@@ -381,7 +519,7 @@ struct ReadLoop {
     channel: u32,
     stream_index: u32,
     frame_bytes: usize,
-    /// How often the thread wakes to hand over what has come: the period asked for.
+    /// How often the pump should wake to hand over what has come: the period asked for.
     period: Duration,
     start: Instant,
     latency: Duration,
@@ -396,66 +534,6 @@ enum Drained {
 }
 
 impl ReadLoop {
-    /// Wakes once a period, reads everything the server sent meanwhile, and hands the samples
-    /// to the callback in one call, as a device with that period would. The server sends as
-    /// often as its source renders (every 5 ms on a busy low-latency sink); waking for each
-    /// packet would cost a context switch each, more than the copying itself.
-    fn run<D, E>(mut self, mut data_callback: D, mut error_callback: E, closing: &AtomicBool)
-    where
-        D: FnMut(&Data, &InputCallbackInfo),
-        E: FnMut(Error),
-    {
-        // Samples waiting for the callback: grows to the largest period's worth, then stays.
-        let mut samples: Vec<f32> = Vec::new();
-        let mut read_buf = vec![0u8; 64 * 1024];
-        let mut next = Instant::now();
-        let why = loop {
-            if closing.load(Ordering::Relaxed) {
-                break None;
-            }
-            let drained = self.drain(&mut read_buf);
-            let ended = match self.take_messages(&mut samples) {
-                Some(why) => Some(why),
-                None => match drained {
-                    Drained::Empty => None,
-                    Drained::Closed(why) => Some(why),
-                },
-            };
-            let whole = samples.len() - samples.len() % (self.frame_bytes / 4);
-            if whole > 0 {
-                let now = self.start.elapsed();
-                let info = InputCallbackInfo::new(InputStreamTimestamp {
-                    callback: instant(now),
-                    capture: instant(now.saturating_sub(self.latency)),
-                });
-                // SAFETY: cpal's only way to make `Data`; `whole` initialised f32 samples
-                // start at the pointer, and `samples` is neither moved nor touched until the
-                // callback (which only reads through `Data`) returns.
-                let data = unsafe {
-                    Data::from_parts(samples.as_mut_ptr().cast(), whole, SampleFormat::F32)
-                };
-                data_callback(&data, &info);
-                samples.drain(..whole);
-            }
-            if ended.is_some() {
-                break ended;
-            }
-            // Deadline-paced; after a stall (a suspended machine) start afresh from now.
-            next += self.period;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                next = now;
-            }
-        };
-        if let Some(why) = why
-            && !closing.load(Ordering::Relaxed)
-        {
-            error_callback(why);
-        }
-    }
-
     /// Reads everything the socket holds now into the inbox.
     fn drain(&mut self, read_buf: &mut [u8]) -> Drained {
         loop {
