@@ -16,14 +16,8 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
-if [ -z "${PULSE_SERVER:-}" ]; then
-    export SOUND_DIR="$work/sound"
-    set --
-    # shellcheck source=tests/sound-server.sh
-    . tests/sound-server.sh
-    # shellcheck disable=SC2206
-    pids+=($BOOTH_SOUND_PIDS)
-fi
+# shellcheck source=benches/cpu_common.sh
+. benches/cpu_common.sh
 if [ -z "${DISPLAY:-}" ]; then
     n=120
     while [ -e "/tmp/.X11-unix/X$n" ]; do n=$((n + 1)); done
@@ -33,35 +27,6 @@ if [ -z "${DISPLAY:-}" ]; then
     sleep 1
 fi
 export LIBGL_ALWAYS_SOFTWARE=1
-
-sox -n -r 48000 -c 2 -b 16 "$work/tone.wav" synth 3600 sine 440 vol 0.3
-espeak-ng -s 150 -w "$work/words.wav" "Welcome back to the raid review. Tonight we look at the new boss fight, and what it does to the game."
-paplay --device=game "$work/tone.wav" &
-pids+=($!)
-( while true; do paplay --device=mic_feed "$work/words.wav"; sleep 1; done ) &
-pids+=($!)
-
-tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
-# measure NAME COMMAND...: starts it, lets it settle 5 s, returns CPU % of one core over $secs.
-measure() {
-    local name=$1
-    shift
-    "$@" >"$work/$name.out" 2>"$work/$name.err" &
-    local pid=$!
-    sleep 5
-    kill -0 "$pid" 2>/dev/null || { cat "$work/$name.err" >&2; return 1; }
-    local t0 c0 t1 c1
-    t0=$(date +%s.%N)
-    c0=$(cpu_ticks "$pid")
-    sleep "$secs"
-    c1=$(cpu_ticks "$pid")
-    t1=$(date +%s.%N)
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    awk -v c="$((c1 - c0))" -v t="$tck" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", 100 * c / t / (b - a) }'
-}
 
 cat >"$work/settings.toml" <<TOML
 bind = "127.0.0.1:0"
@@ -80,7 +45,6 @@ for r in $(seq "$rounds"); do
     engine+=("$e")
     overlay+=("$o")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 me=$(median "${engine[@]}")
 mo=$(median "${overlay[@]}")
 echo "median over $rounds rounds of ${secs} s: engine alone ${me}%, overlay ${mo}%, the window's share $(awk -v a="$mo" -v b="$me" 'BEGIN { printf "%.2f", a - b }')% of one core"

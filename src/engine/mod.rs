@@ -544,14 +544,15 @@ impl EngineCore {
             &meters.duck_reduction_db,
             self.program.ducker().reduction_db(),
         );
-        // Peaks every block; loudness less often, as each reading sums seconds of audio:
-        // momentary ten times a second, short-term and integrated twice.
+        // Peaks every block; loudness less often, as each reading sums the window's audio
+        // again (0.4 s momentary, 3 s short-term): momentary twice a second, short-term and
+        // integrated once, which is as often as anything shows them.
         let m = self.program.meters();
         store(&meters.program_peak_dbfs, m.read_levels().peak_dbfs);
-        if self.frames.is_multiple_of(5) {
+        if self.frames.is_multiple_of(25) {
             store(&meters.program_momentary_lufs, m.momentary_lufs());
         }
-        if self.frames.is_multiple_of(25) {
+        if self.frames.is_multiple_of(50) {
             store(&meters.program_short_term_lufs, m.short_term_lufs());
             store(&meters.program_integrated_lufs, m.integrated_lufs());
         }

@@ -1,0 +1,43 @@
+# Shared by the CPU comparison scripts (benches/*_cpu.sh); sourced, not run. Expects `secs`,
+# `work` (a temporary directory) and the `pids` array; starts the test sound server when none
+# is set, and a 440 Hz tone into the game and words into the mic, so meters and ducking move.
+
+if [ -z "${PULSE_SERVER:-}" ]; then
+    export SOUND_DIR="$work/sound"
+    set --
+    # shellcheck source=tests/sound-server.sh
+    . tests/sound-server.sh
+    # shellcheck disable=SC2206
+    pids+=($BOOTH_SOUND_PIDS)
+fi
+
+sox -n -r 48000 -c 2 -b 16 "$work/tone.wav" synth 3600 sine 440 vol 0.3
+espeak-ng -s 150 -w "$work/words.wav" "Welcome back to the raid review. Tonight we look at the new boss fight, and what it does to the game."
+paplay --device=game "$work/tone.wav" &
+pids+=($!)
+( while true; do paplay --device=mic_feed "$work/words.wav"; sleep 1; done ) &
+pids+=($!)
+
+tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# measure NAME COMMAND...: starts it, lets it settle 5 s, prints CPU % of one core over $secs.
+measure() {
+    local name=$1
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    local pid=$!
+    sleep 5
+    kill -0 "$pid" 2>/dev/null || { cat "$work/$name.err" >&2; return 1; }
+    local t0 c0 t1 c1
+    t0=$(date +%s.%N)
+    c0=$(cpu_ticks "$pid")
+    sleep "$secs"
+    c1=$(cpu_ticks "$pid")
+    t1=$(date +%s.%N)
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    awk -v c="$((c1 - c0))" -v t="$tck" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", 100 * c / t / (b - a) }'
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# CPU of `booth host --headless` with both PulseAudio devices live (the test sound server's
+# game.monitor and mic, a tone in the game and words in the mic), in one run, side by side:
+#   booth   Booth's own PulseAudio record streams (what `booth host` uses)
+#   cpal    cpal 0.18's PulseAudio streams (BOOTH_CPAL_PULSE_STREAMS=1), for comparison
+#   live    Booth's streams, live in a room (in-process server, WHIP out)
+# Rounds alternate; medians are printed, as % of one core.
+#
+#   benches/host_cpu.sh [SECONDS=60] [ROUNDS=3]
+# Needs a release build (cargo build --release) and the test tools (tests/run installs them).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+secs=${1:-60}
+rounds=${2:-3}
+booth=${CARGO_TARGET_DIR:-target}/release/booth
+[ -x "$booth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+# shellcheck source=benches/cpu_common.sh
+. benches/cpu_common.sh
+
+devices=(--game-device game.monitor --mic-device mic)
+ours=()
+theirs=()
+live=()
+for r in $(seq "$rounds"); do
+    b=$(measure booth "$booth" host --headless --offline "${devices[@]}")
+    c=$(BOOTH_CPAL_PULSE_STREAMS=1 measure cpal "$booth" host --headless --offline "${devices[@]}")
+    l=$(measure live "$booth" host --headless "${devices[@]}" --bind 127.0.0.1:0 \
+        --data "$work/data")
+    echo "round $r: booth ${b}%  cpal ${c}%  live ${l}%"
+    ours+=("$b")
+    theirs+=("$c")
+    live+=("$l")
+done
+mb=$(median "${ours[@]}")
+mc=$(median "${theirs[@]}")
+ml=$(median "${live[@]}")
+echo "median over $rounds rounds of ${secs} s: booth ${mb}%, cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% of one core"
