@@ -1,6 +1,13 @@
-# Shared by the CPU comparison scripts (benches/*_cpu.sh); sourced, not run. Expects `secs`,
-# `work` (a temporary directory) and the `pids` array; starts the test sound server when none
-# is set, and a 440 Hz tone into the game and words into the mic, so meters and ducking move.
+# Shared by the CPU comparison scripts (benches/*_cpu.sh); sourced, not run, from the checkout's
+# top with `secs` set. Sets `booth` (the release build), `work` (a temporary directory, removed
+# on exit) and `pids` (stopped on exit); starts the test sound server when none is set, and a
+# 440 Hz tone into the game and words into the mic, so meters and ducking move.
+
+booth=${CARGO_TARGET_DIR:-target}/release/booth
+[ -x "$booth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 if [ -z "${PULSE_SERVER:-}" ]; then
     export SOUND_DIR="$work/sound"

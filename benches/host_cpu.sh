@@ -12,12 +12,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${1:-60}
 rounds=${2:-3}
-booth=${CARGO_TARGET_DIR:-target}/release/booth
-[ -x "$booth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-
 # shellcheck source=benches/cpu_common.sh
 . benches/cpu_common.sh
 

@@ -97,8 +97,10 @@ impl Capture {
     /// marks it dead) when the device is gone.
     ///
     /// Needed because a stream error is not the only way a device goes away: when a PulseAudio
-    /// source disappears, the server moves its recordings to the default source, and cpal 0.18
-    /// does not report the move. The game capture would quietly become the microphone.
+    /// source disappears, the server moves its recordings to the default source, and cpal 0.18's
+    /// streams do not report the move. The game capture would quietly become the microphone.
+    /// Booth's own PulseAudio streams (see `pulse.rs`) report it themselves, so for them this
+    /// asks nothing of the server.
     ///
     /// Blocks for a round trip to the sound server (milliseconds): call it from a control
     /// thread about once a second, never from an audio callback or the engine's block loop.

@@ -3,20 +3,21 @@
 //!
 //! Why: cpal 0.18's PulseAudio host runs every stream through the `pulseaudio` crate's client,
 //! whose reactor zeroes a 1 MiB buffer on every socket read, and polls the stream's latency
-//! after every packet (another two reads). With two 10 ms streams that is about 700 reads and
-//! 1.4 GB of `memset` a second: most of Booth's CPU. Here each capture stream has its own
-//! connection and a thread that blocks in `read` on it: one read per packet into a buffer that
-//! is reused, nothing else. Messages are encoded and decoded with that crate's `protocol`
-//! module, so the wire format is not Booth's to get wrong.
+//! after every packet (another two reads). With two streams on a sink that renders every 5 ms
+//! that is about 700 reads and 1.4 GB of `memset` a second: most of Booth's CPU. Here each
+//! capture stream has its own connection, and one pump thread serves them all: once a period
+//! it reads whatever each server connection holds into buffers that are reused, and hands
+//! each stream's samples to its callback in one call. Messages are encoded and decoded with
+//! that crate's `protocol` module, so the wire format is not Booth's to get wrong.
 //!
 //! Devices are still listed (and picked) through cpal's PulseAudio host; only the stream is
 //! ours. The stream is created with PulseAudio's "don't move" flag: when its source goes away
 //! the server ends the stream (instead of quietly moving it to the default source), and the
 //! error callback says so at once, without polling the device list.
 //!
-//! The reader thread is the "device callback" thread: it calls the data callback with each
-//! packet and does nothing else per packet (no allocation once its buffer has grown to the
-//! packet size, no lock, no log).
+//! The pump thread is the "device callback" thread: per period it reads, converts and calls
+//! the callbacks, nothing else (no allocation once its buffers have grown to a period's
+//! worth, no lock, no log).
 //!
 //! `unsafe` is allowed here for one call: cpal's `Data::from_parts`, the only way a custom
 //! device can hand samples to cpal's callback. The samples are a plain `Vec<f32>` this module
@@ -297,7 +298,7 @@ impl PulseStream {
         let period_frames = created.buffer_attr.fragment_size / frame_bytes;
         let flags = Arc::new(Flags::default());
         let start = Instant::now();
-        let read = ReadLoop {
+        let read = Connection {
             socket,
             inbox,
             version,
@@ -387,7 +388,7 @@ type DataCallback = Box<dyn FnMut(&Data, &InputCallbackInfo) + Send>;
 
 /// One stream, as the pump thread serves it.
 struct Pumped {
-    read: ReadLoop,
+    read: Connection,
     data: DataCallback,
     error: Box<dyn FnMut(Error) + Send>,
     /// Samples waiting for the callback: grows to the largest period's worth, then stays.
@@ -511,7 +512,7 @@ impl Pumped {
 }
 
 /// A stream's connection and what the pump knows of it.
-struct ReadLoop {
+struct Connection {
     socket: UnixStream,
     /// Bytes read and not yet handled: whole messages are taken from the front.
     inbox: Vec<u8>,
@@ -533,7 +534,7 @@ enum Drained {
     Closed(Error),
 }
 
-impl ReadLoop {
+impl Connection {
     /// Reads everything the socket holds now into the inbox.
     fn drain(&mut self, read_buf: &mut [u8]) -> Drained {
         loop {
@@ -714,9 +715,9 @@ fn lost_connection(e: &dyn std::fmt::Display) -> Error {
 mod tests {
     use super::*;
 
-    fn read_loop() -> ReadLoop {
+    fn connection() -> Connection {
         let (socket, _other) = UnixStream::pair().unwrap();
-        ReadLoop {
+        Connection {
             socket,
             inbox: Vec::new(),
             version: protocol::MAX_VERSION,
@@ -753,7 +754,7 @@ mod tests {
 
     #[test]
     fn samples_of_this_stream_are_taken_across_split_reads() {
-        let mut r = read_loop();
+        let mut r = connection();
         let mut bytes = data_message(7, &[0.5, -0.5, 0.25, -0.25]);
         bytes.extend(data_message(8, &[9.0, 9.0]));
         bytes.extend(command_message(&protocol::Command::Overflow(7)));
@@ -770,7 +771,7 @@ mod tests {
 
     #[test]
     fn a_killed_or_moved_stream_ends_and_others_do_not() {
-        let mut r = read_loop();
+        let mut r = connection();
         let mut samples = Vec::new();
         r.inbox = command_message(&protocol::Command::RecordStreamKilled(8));
         assert!(r.take_messages(&mut samples).is_none());
@@ -799,7 +800,7 @@ mod tests {
 
     #[test]
     fn junk_from_the_server_is_an_error_not_a_panic() {
-        let mut r = read_loop();
+        let mut r = connection();
         let mut samples = Vec::new();
         // A command message whose body is not a command: ignored.
         let mut junk = Vec::new();
