@@ -205,8 +205,8 @@ impl DeviceTrait for PulseSource {
     }
 }
 
-/// A running record stream on its own connection. Dropping it closes the connection and joins
-/// the reader thread.
+/// A running record stream on its own connection. Dropping it closes the connection and waits
+/// until the pump thread has let it go: its callbacks never run after that.
 pub struct PulseStream {
     writer: Mutex<UnixStream>,
     version: u16,
@@ -290,7 +290,9 @@ impl PulseStream {
                     ),
                     other => protocol_error("creating the record stream", &other),
                 })?;
-        // From here the reader thread reads what has come, once a period, without waiting.
+        // From here the pump reads what has come, once a period, without waiting. The writer
+        // shares the socket and so its non-blocking mode: its cork commands are a few dozen
+        // bytes into an otherwise idle send buffer.
         let inbox = reader.buffer().to_vec();
         let socket = reader.into_inner();
         socket.set_nonblocking(true).map_err(io_error)?;
