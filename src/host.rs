@@ -145,8 +145,7 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
     }
 }
 
-/// Frames per capture callback: 10 ms at 48 kHz, so the lanes' fill moves in half-frame
-/// steps and a period that comes a little late never leaves the engine's 20 ms pull short.
+/// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
 const CAPTURE_PERIOD_FRAMES: u32 = 480;
 
 fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostError> {
