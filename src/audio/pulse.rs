@@ -274,22 +274,19 @@ impl PulseStream {
             props,
             ..Default::default()
         };
-        protocol::write_command_message(
+        let created: protocol::CreateRecordStreamReply = request(
             &mut writer,
-            2,
+            &mut reader,
+            (2, version),
             &protocol::Command::CreateRecordStream(params),
-            version,
-        )
-        .map_err(|e| protocol_error("asking for a record stream", &e))?;
-        let (_, created) =
-            protocol::read_reply_message::<protocol::CreateRecordStreamReply>(&mut reader, version)
-                .map_err(|e| match e {
-                    protocol::ProtocolError::ServerError(code) => Error::with_message(
-                        ErrorKind::DeviceNotAvailable,
-                        format!("PulseAudio refused to record from '{source}': {code:?}"),
-                    ),
-                    other => protocol_error("creating the record stream", &other),
-                })?;
+            "creating the record stream",
+            || {
+                (
+                    ErrorKind::DeviceNotAvailable,
+                    format!("PulseAudio refused to record from '{source}'"),
+                )
+            },
+        )?;
         // From here the pump reads what has come, once a period, without waiting. The writer
         // shares the socket and so its non-blocking mode: its cork commands are a few dozen
         // bytes into an otherwise idle send buffer.
@@ -654,37 +651,60 @@ fn connect(timeout: Duration) -> Result<(UnixStream, u16), Error> {
         supports_memfd: false,
         cookie,
     };
-    protocol::write_command_message(
+    let reply: protocol::AuthReply = request(
         &mut writer,
-        0,
+        &mut reader,
+        (0, protocol::MAX_VERSION),
         &protocol::Command::Auth(auth),
-        protocol::MAX_VERSION,
-    )
-    .map_err(|e| protocol_error("authenticating", &e))?;
-    let (_, reply) =
-        protocol::read_reply_message::<protocol::AuthReply>(&mut reader, protocol::MAX_VERSION)
-            .map_err(|e| match e {
-                protocol::ProtocolError::ServerError(code) => Error::with_message(
-                    ErrorKind::PermissionDenied,
-                    format!("PulseAudio refused Booth's connection: {code:?}"),
-                ),
-                other => protocol_error("authenticating", &other),
-            })?;
+        "authenticating",
+        || {
+            (
+                ErrorKind::PermissionDenied,
+                "PulseAudio refused Booth's connection".to_owned(),
+            )
+        },
+    )?;
     let version = reply.version.min(protocol::MAX_VERSION);
 
     let mut props = protocol::Props::new();
     props.set(protocol::Prop::ApplicationName, c"Booth");
-    protocol::write_command_message(
+    let _: protocol::SetClientNameReply = request(
         &mut writer,
-        1,
+        &mut reader,
+        (1, version),
         &protocol::Command::SetClientName(props),
-        version,
-    )
-    .map_err(|e| protocol_error("naming the client", &e))?;
-    protocol::read_reply_message::<protocol::SetClientNameReply>(&mut reader, version)
-        .map_err(|e| protocol_error("naming the client", &e))?;
+        "naming the client",
+        || {
+            (
+                ErrorKind::DeviceNotAvailable,
+                "PulseAudio refused Booth's name".to_owned(),
+            )
+        },
+    )?;
     // Nothing is buffered past the replies: the server says nothing unasked before a stream.
     Ok((writer, version))
+}
+
+/// Sends `command` (sequence number and protocol version in `seq_version`) and reads its reply.
+/// A refusal from the server becomes the error `refused` describes, with the server's code.
+fn request<R: protocol::CommandReply>(
+    writer: &mut UnixStream,
+    reader: &mut BufReader<UnixStream>,
+    (seq, version): (u32, u16),
+    command: &protocol::Command,
+    doing: &str,
+    refused: impl FnOnce() -> (ErrorKind, String),
+) -> Result<R, Error> {
+    protocol::write_command_message(writer, seq, command, version)
+        .map_err(|e| protocol_error(doing, &e))?;
+    match protocol::read_reply_message::<R>(reader, version) {
+        Ok((_, reply)) => Ok(reply),
+        Err(protocol::ProtocolError::ServerError(code)) => {
+            let (kind, what) = refused();
+            Err(Error::with_message(kind, format!("{what}: {code:?}")))
+        }
+        Err(other) => Err(protocol_error(doing, &other)),
+    }
 }
 
 fn instant(d: Duration) -> StreamInstant {
