@@ -27,6 +27,8 @@ fn main() {
         ring,
         rate: 48_000,
         channels,
+        // A device delivers a period at a time on its own thread.
+        burst_frames: 48 * period_ms as usize,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);
     let config = EngineConfig {
@@ -88,20 +90,20 @@ fn main() {
         decoded.extend(pcm[..n * 2].iter().step_by(2));
         frames.push(f);
     }
+    // Each peak belongs to the last impulse pushed before its frame was encoded (impulses are
+    // 500 ms apart; a device lane starts after measuring its fill, so the first may be unheard).
     let mut latencies = Vec::new();
     let mut i = pre_skip;
-    for push in &pushes {
-        // Next peak after the previous one.
-        let Some(off) = decoded[i.min(decoded.len())..]
-            .iter()
-            .position(|x| x.abs() > 0.2)
-        else {
-            break;
-        };
+    while let Some(off) = decoded[i.min(decoded.len())..]
+        .iter()
+        .position(|x| x.abs() > 0.2)
+    {
         let at = i + off;
         i = at + 4_800;
-        let frame = (at - pre_skip) / FRAME_SAMPLES;
-        if let Some(f) = frames.get(frame).filter(|f| f.at >= *push) {
+        let Some(f) = frames.get((at - pre_skip) / FRAME_SAMPLES) else {
+            break;
+        };
+        if let Some(push) = pushes.iter().rev().find(|p| **p <= f.at) {
             latencies.push((f.at - *push).as_secs_f64() * 1000.0);
         }
     }

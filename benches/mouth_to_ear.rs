@@ -125,6 +125,8 @@ fn main() {
         ring,
         rate: 48_000,
         channels,
+        // The "device" below delivers 10 ms periods on its own thread.
+        burst_frames: 480,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(100);
     let config = EngineConfig {

@@ -157,6 +157,8 @@ fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostEr
         ring,
         rate: capture.sample_rate,
         channels,
+        // Where the sound system does not say, assume a 20 ms period.
+        burst_frames: capture.period_frames().unwrap_or(capture.sample_rate / 50) as usize,
     };
     Ok((capture, ring))
 }
@@ -333,6 +335,7 @@ impl HostSession {
                     ring,
                     rate: 48_000,
                     channels: 2,
+                    burst_frames: 0,
                 }),
             )
         } else {

@@ -104,12 +104,18 @@ impl GoLive {
         let voice_level = Arc::new(AtomicU32::new(0));
         let (messages_tx, messages) = mpsc::channel();
         let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (joined_tx, joined) = tokio::sync::oneshot::channel();
         let channel = rt.spawn(stay_in_the_room(
             room.clone(),
             Arc::clone(&voice_level),
             messages_tx.clone(),
             actions_rx,
+            joined_tx,
         ));
+        // Live means the room knows the host is there: until its channel is welcomed, a host
+        // that went away would leave the room waiting for a host it never saw. A room slow to
+        // answer does not stop the program; the channel keeps trying.
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), joined).await });
         let voices = room_voices.map(|producer| {
             let whep = format!("{}/whep/{}", room.server, room.room);
             rt.spawn(hear_the_room(whep, room.token.clone(), producer))
@@ -230,7 +236,9 @@ async fn stay_in_the_room(
     voice_level: Arc<AtomicU32>,
     messages: mpsc::Sender<Value>,
     mut actions: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    joined: tokio::sync::oneshot::Sender<()>,
 ) {
+    let mut joined = Some(joined);
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let url = format!(
@@ -281,6 +289,10 @@ async fn stay_in_the_room(
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
                     continue;
                 };
+                // The first answer (a welcome, or why not) says the room has heard the hello.
+                if let Some(joined) = joined.take() {
+                    let _ = joined.send(());
+                }
                 let last = ends_the_channel(&v);
                 let _ = messages.send(v);
                 if last {

@@ -25,6 +25,8 @@ const KP: f64 = 0.1;
 /// Integral gain (per second of error, per second): with KP, a damped (zeta 0.5) loop that
 /// settles in about a minute and leaves no standing error.
 const KI: f64 = 0.01;
+/// Pulls after priming that only measure the fill (half a second).
+const SETTLE_PULLS: u32 = 25;
 /// Smoothing of the fill measurement (per 20 ms tick): about one second.
 const FILL_SMOOTHING: f64 = 0.02;
 
@@ -63,6 +65,14 @@ pub struct Lane {
     input: Vec<f32>,
     staged: Vec<f32>,
     target_fill: f64,
+    /// Frames kept in hand beyond one pull (see [`Lane::with_headroom`]).
+    headroom: usize,
+    /// Silence owed to the next pulls, ahead of the ring (start-up alignment).
+    pad: usize,
+    /// While a lane with headroom measures: the fill as it would be with room for every pull.
+    virtual_fill: f64,
+    /// While a lane with headroom measures: the fill after the last pull.
+    last_fill: usize,
     smoothed_fill: f64,
     integral: f64,
     correction: f64,
@@ -147,6 +157,10 @@ impl Lane {
             staged: vec![0.0; frames_out * in_channels],
             resampler,
             target_fill,
+            headroom: 0,
+            pad: 0,
+            virtual_fill: 0.0,
+            last_fill: 0,
             smoothed_fill: target_fill,
             integral: 0.0,
             correction: 1.0,
@@ -156,6 +170,17 @@ impl Lane {
             settling: 0,
             settle_sum: 0.0,
         })
+    }
+
+    /// Keeps `frames` in the ring beyond what one pull takes: a device that delivers a period
+    /// at a time, on its own thread, may land a period just after a pull (its phase against
+    /// the engine's drifts with the clocks), and the next pull must still find a whole block.
+    /// With headroom the lane measures for 0.6 s before it starts (see `measure`) and then
+    /// holds the fill there. Sources in step with the engine (paced files) need none.
+    #[must_use]
+    pub fn with_headroom(mut self, frames: usize) -> Self {
+        self.headroom = frames;
+        self
     }
 
     /// Input rate.
@@ -184,9 +209,11 @@ impl Lane {
     /// Produces one block of `frames_out` frames (interleaved, `out_channels`) into `out`.
     pub fn pull(&mut self, out: &mut [f32]) -> PullReport {
         let ch = self.in_channels;
-        let ring_ch = self.ring_channels;
-        let available = self.ring.slots() / ring_ch;
+        let available = self.ring.slots() / self.ring_channels;
         if !self.primed {
+            if self.headroom > 0 {
+                return self.measure(out, available);
+            }
             if (available as f64) < self.target_fill {
                 out[..self.frames_out * self.out_channels].fill(0.0);
                 return PullReport {
@@ -197,21 +224,13 @@ impl Lane {
             self.primed = true;
         }
         let need = self.resampler.input_frames_next();
-        let take = need.min(available);
-        let got = if ring_ch == ch {
-            let dst = &mut self.input[..need * ch];
-            let (got, _) = self.ring.pop_partial_slice(&mut dst[..take * ch]);
-            got.len() / ch
-        } else {
-            let raw = &mut self.raw[..take * ring_ch];
-            let (got, _) = self.ring.pop_partial_slice(raw);
-            let frames = got.len() / ring_ch;
-            let dst = &mut self.input[..frames * ch];
-            fold_channels(&self.raw[..frames * ring_ch], ring_ch, dst, ch);
-            frames
-        };
-        self.input[got * ch..need * ch].fill(0.0);
-        let missing = need - got;
+        // Silence the start-up alignment owes comes before what the ring holds.
+        let pad = self.pad.min(need);
+        self.pad -= pad;
+        self.input[..pad * ch].fill(0.0);
+        let got = self.read_ring(pad, need - pad);
+        self.input[(pad + got) * ch..need * ch].fill(0.0);
+        let missing = need - pad - got;
         if missing > 0 {
             self.underruns += 1;
         }
@@ -229,11 +248,91 @@ impl Lane {
         self.staged[produced * ch..].fill(0.0);
         fold_channels(&self.staged, ch, out, self.out_channels);
 
-        let fill = self.ring.slots() / ring_ch;
+        let fill = self.ring.slots() / self.ring_channels + self.pad;
         self.steer(fill);
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
+        }
+    }
+
+    /// Pops up to `frames` from the ring into the resampler's input at frame `at`, folding a
+    /// wide device; returns the frames it got.
+    fn read_ring(&mut self, at: usize, frames: usize) -> usize {
+        let ch = self.in_channels;
+        let ring_ch = self.ring_channels;
+        let take = frames.min(self.ring.slots() / ring_ch);
+        if ring_ch == ch {
+            let dst = &mut self.input[at * ch..(at + take) * ch];
+            let (got, _) = self.ring.pop_partial_slice(dst);
+            got.len() / ch
+        } else {
+            let raw = &mut self.raw[..take * ring_ch];
+            let (got, _) = self.ring.pop_partial_slice(raw);
+            let got = got.len() / ring_ch;
+            fold_channels(
+                &self.raw[..got * ring_ch],
+                ring_ch,
+                &mut self.input[at * ch..(at + got) * ch],
+                ch,
+            );
+            got
+        }
+    }
+
+    /// Before a lane with headroom starts: gives silence while it drains the ring as pulls
+    /// would, and learns where the fill sits between the device's periods. Then it pads or drops
+    /// what nobody has heard yet so that the fill sits at the headroom from the first pull:
+    /// waiting for a fill would overshoot by up to a period, and aiming at whatever the start
+    /// happened to give would leave a period landing just after a pull short.
+    fn measure(&mut self, out: &mut [f32], available: usize) -> PullReport {
+        /// Pulls ignored while the device starts (its first deliveries may come in a burst).
+        const WARM_UP: u32 = 5;
+        /// Pulls measured after that: half a second.
+        const MEASURED: u32 = 25;
+        out[..self.frames_out * self.out_channels].fill(0.0);
+        if self.settling == 0 && available == 0 {
+            return PullReport::default();
+        }
+        let need = self.resampler.input_frames_next();
+        let arrived = available.saturating_sub(self.last_fill);
+        // Where the fill would be with room for every pull, short ones included.
+        self.virtual_fill = if self.settling == 0 {
+            available as f64 - need as f64
+        } else {
+            self.virtual_fill + arrived as f64 - need as f64
+        };
+        let take = need.min(available) * self.ring_channels;
+        if let Ok(chunk) = self.ring.read_chunk(take) {
+            chunk.commit_all();
+        }
+        self.last_fill = self.ring.slots() / self.ring_channels;
+        self.settling += 1;
+        if self.settling > WARM_UP {
+            self.settle_sum += self.virtual_fill;
+        }
+        if self.settling == WARM_UP + MEASURED {
+            let mean = self.settle_sum / f64::from(MEASURED);
+            let target = self.headroom as f64;
+            // Real fill follows the virtual one at a fixed offset: move it to where the mean
+            // lands on the target.
+            let shift = (self.virtual_fill + target - mean - self.last_fill as f64).round();
+            if shift >= 0.0 {
+                self.pad = shift as usize;
+            } else {
+                let drop = ((-shift) as usize).min(self.last_fill) * self.ring_channels;
+                if let Ok(chunk) = self.ring.read_chunk(drop) {
+                    chunk.commit_all();
+                }
+            }
+            self.target_fill = target;
+            self.smoothed_fill = target;
+            self.settling = SETTLE_PULLS;
+            self.primed = true;
+        }
+        PullReport {
+            missing_frames: 0,
+            fill_frames: self.ring.slots() / self.ring_channels + self.pad,
         }
     }
 
@@ -243,7 +342,6 @@ impl Lane {
     /// target, so the controller corrects drift rather than chasing a latency the device's period
     /// does not allow, and the pitch never bends at start-up.
     fn steer(&mut self, fill: usize) {
-        const SETTLE_PULLS: u32 = 25;
         if self.settling < SETTLE_PULLS {
             self.settling += 1;
             self.settle_sum += fill as f64;
@@ -325,6 +423,60 @@ mod tests {
             }
         }
         (max_fill, min_fill, lane.stats().underruns, overruns, worst)
+    }
+
+    /// A device on its own thread: 10 ms periods of 480 frames at `actual` Hz, each landing
+    /// up to 1.5 ms either side of an engine pull (the worst phase), pulled every 20 ms for
+    /// `minutes`, into a lane with `headroom`. Returns (underruns, lowest fill, highest fill)
+    /// once started.
+    fn jittery_device(actual: f64, headroom: usize, minutes: f64) -> (u64, usize, usize) {
+        let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000);
+        let mut lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02)
+            .unwrap()
+            .with_headroom(headroom);
+        let mut out = vec![0.0f32; 960];
+        let period = [0.1f32; 480];
+        let mut seed = 0x2545_f491_u32;
+        let mut jitter = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (f64::from(seed) / f64::from(u32::MAX) - 0.5) * 0.003
+        };
+        let mut next_period = 0.0f64;
+        let mut landing = next_period + jitter();
+        let (mut low, mut high) = (usize::MAX, 0);
+        for tick in 0..(minutes * 60.0 * 50.0) as usize {
+            let pull_at = tick as f64 * 0.02;
+            while landing <= pull_at {
+                let _ = prod.push_partial_slice(&period);
+                next_period += 480.0 / actual;
+                landing = next_period + jitter();
+            }
+            let report = lane.pull(&mut out);
+            if lane.is_primed() && tick > 100 {
+                low = low.min(report.fill_frames);
+                high = high.max(report.fill_frames);
+            }
+        }
+        (lane.stats().underruns, low, high)
+    }
+
+    #[test]
+    fn a_device_period_landing_at_a_pull_never_leaves_it_short() {
+        // Without headroom the same device underruns: the case is a real one.
+        let (underruns, ..) = jittery_device(48_000.0, 0, 1.0);
+        assert!(underruns > 100, "{underruns}");
+        for actual in [48_000.0, 48_010.0, 47_990.0] {
+            let (underruns, low, high) = jittery_device(actual, 576, 10.0);
+            eprintln!("{actual} Hz: fill {low}..{high}");
+            assert_eq!(underruns, 0, "{actual} Hz");
+            // The headroom, and not a period more: latency stays bounded.
+            assert!(
+                low >= 48 && high <= 576 + 480 + 48,
+                "{actual} Hz: {low}..{high}"
+            );
+        }
     }
 
     #[test]

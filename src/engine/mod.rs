@@ -72,6 +72,10 @@ pub struct InputRing {
     /// Its channels, as the device delivers them (wider than stereo is folded on the engine
     /// thread).
     pub channels: usize,
+    /// The most frames the source delivers at once (a device's period), 0 for a source that
+    /// keeps pace with the engine. The lane keeps this much in hand beyond one pull, so a period
+    /// that lands just after a pull does not leave the next one short.
+    pub burst_frames: usize,
 }
 
 /// Controls, sent to the running engine.
@@ -363,7 +367,13 @@ fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspEr
             out_channels,
             FRAME_SAMPLES,
             LANE_LATENCY_S,
-        )?,
+        )?
+        // A period may also come a little late: allow 2 ms of scheduling on top.
+        .with_headroom(if ring.burst_frames == 0 {
+            0
+        } else {
+            ring.burst_frames + ring.rate as usize / 500
+        }),
     })
 }
 

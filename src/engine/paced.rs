@@ -80,6 +80,8 @@ impl PacedFile {
                 ring: consumer,
                 rate,
                 channels: out_ch,
+                // The feeding thread keeps 10 ms periods on the clock, as the engine does.
+                burst_frames: 0,
             },
         ))
     }
