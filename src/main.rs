@@ -491,16 +491,39 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.record {
         eprintln!("booth: live, recording to {}", path.display());
     }
+    // A peak level, six wide; below -90 dB (a gated mic's residue) is silence.
+    let level = |db: f32| {
+        if db.is_finite() && db > -90.0 {
+            format!("{db:>6.1}")
+        } else {
+            "  -inf".to_owned()
+        }
+    };
+    // Underruns so far (game, mic): a second with new ones says so on its line.
+    let mut short = (0u64, 0u64);
     let summary = booth::host::run_headless(&opts, &mut |s| match s {
-        HostStatus::Meters(m) => eprintln!(
-            "{:>6.1} s  program {:>6.1} dBFS {:>6.1} LUFS  game {:>6.1} dBFS  mic {:>6.1} dBFS  duck -{:.1} dB",
-            m.frames as f64 / 50.0,
-            m.program_peak_dbfs,
-            m.program_short_term_lufs,
-            m.game_peak_dbfs,
-            m.mic_peak_dbfs,
-            m.duck_reduction_db
-        ),
+        HostStatus::Meters(m) => {
+            let now = (m.underruns_game, m.underruns_mic);
+            let note = if now == short {
+                String::new()
+            } else {
+                format!(
+                    "  short: game {} mic {}",
+                    now.0.saturating_sub(short.0),
+                    now.1.saturating_sub(short.1)
+                )
+            };
+            short = now;
+            eprintln!(
+                "{:>6.1} s  program {} dBFS {:>6.1} LUFS  game {} dBFS  mic {} dBFS  duck -{:.1} dB{note}",
+                m.frames as f64 / 50.0,
+                level(m.program_peak_dbfs),
+                m.program_short_term_lufs,
+                level(m.game_peak_dbfs),
+                level(m.mic_peak_dbfs),
+                m.duck_reduction_db
+            );
+        }
         HostStatus::Lost(which, why) => {
             eprintln!("booth: {which:?} input lost, carrying on without it: {why}");
         }
