@@ -4,22 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    booth, channel, ffmpeg_decode, have_tool, rms_of, run, tempdir, to_db, write_wav,
+    booth, channel, ffmpeg_decode, have_tool, rms_of, run, tempdir, to_db, tone_db, write_wav,
 };
-
-/// Level of `freq` in `x` (48 kHz), dB, by correlating with a sine and cosine.
-fn tone_db(x: &[f32], freq: f32) -> f32 {
-    let w = 2.0 * std::f32::consts::PI * freq / 48_000.0;
-    let (mut s, mut c) = (0.0f64, 0.0f64);
-    for (n, &v) in x.iter().enumerate() {
-        let (sn, cs) = (w * n as f32).sin_cos();
-        s += f64::from(v * sn);
-        c += f64::from(v * cs);
-    }
-    let amp = 2.0 * (s * s + c * c).sqrt() / x.len() as f64;
-    // As the RMS of a sine of that amplitude.
-    to_db((amp / std::f64::consts::SQRT_2) as f32)
-}
 
 /// Writes a stereo game tone of `seconds` at `rate`, 0.5 amplitude on both sides.
 fn write_game_tone(path: &std::path::Path, seconds: usize, rate: u32, freq: f32) {

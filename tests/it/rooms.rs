@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{booth, channel, read_wav, tempdir, to_db, write_wav};
+use crate::support::{booth, channel, read_wav, tempdir, tone_db, write_wav};
 
 /// A child process killed when the test ends, unless waited for.
 pub struct Proc {
@@ -121,33 +121,6 @@ pub fn serve(data: &Path) -> (Proc, String) {
     ]);
     let url = p.line("booth: serving rooms on ", Duration::from_secs(20));
     (p, url)
-}
-
-/// Level of `freq` in `x` (48 kHz mono), dB RMS: measured per half second and averaged as
-/// power, so a stretch that crossed a network and a few clocks (whose phase may step where a
-/// packet was concealed or a clock steered) reads what a listener hears, not how well its phase
-/// lines up over seconds. A tone on a multiple of 2 Hz is orthogonal to any other in a block.
-pub fn tone_db(x: &[f32], freq: f32) -> f32 {
-    const BLOCK: usize = 24_000;
-    let block_power = |b: &[f32]| {
-        let w = 2.0 * std::f32::consts::PI * freq / 48_000.0;
-        let (mut s, mut c) = (0.0f64, 0.0f64);
-        for (n, &v) in b.iter().enumerate() {
-            let (sn, cs) = (w * n as f32).sin_cos();
-            s += f64::from(v * sn);
-            c += f64::from(v * cs);
-        }
-        let amp = 2.0 * (s * s + c * c).sqrt() / b.len().max(1) as f64;
-        amp * amp / 2.0
-    };
-    let power = if x.len() < 2 * BLOCK {
-        block_power(x)
-    } else {
-        let blocks = x.chunks_exact(BLOCK);
-        let n = blocks.len() as f64;
-        blocks.map(block_power).sum::<f64>() / n
-    };
-    to_db(power.sqrt() as f32)
 }
 
 /// Per 100 ms window of the left channel: the level of `freq`, dB.

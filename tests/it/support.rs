@@ -66,6 +66,33 @@ pub fn to_db(x: f32) -> f32 {
     20.0 * x.max(1e-12).log10()
 }
 
+/// Level of `freq` in `x` (48 kHz mono), dB RMS: measured per half second and averaged as
+/// power, so a stretch that crossed a network and a few clocks (whose phase may step where a
+/// packet was concealed or a clock steered) reads what a listener hears, not how well its phase
+/// lines up over seconds. A tone on a multiple of 2 Hz is orthogonal to any other in a block.
+pub fn tone_db(x: &[f32], freq: f32) -> f32 {
+    const BLOCK: usize = 24_000;
+    let block_power = |b: &[f32]| {
+        let w = 2.0 * std::f32::consts::PI * freq / 48_000.0;
+        let (mut s, mut c) = (0.0f64, 0.0f64);
+        for (n, &v) in b.iter().enumerate() {
+            let (sn, cs) = (w * n as f32).sin_cos();
+            s += f64::from(v * sn);
+            c += f64::from(v * cs);
+        }
+        let amp = 2.0 * (s * s + c * c).sqrt() / b.len().max(1) as f64;
+        amp * amp / 2.0
+    };
+    let power = if x.len() < 2 * BLOCK {
+        block_power(x)
+    } else {
+        let blocks = x.chunks_exact(BLOCK);
+        let n = blocks.len() as f64;
+        blocks.map(block_power).sum::<f64>() / n
+    };
+    to_db(power.sqrt() as f32)
+}
+
 /// Interleaves two mono signals.
 pub fn interleave(l: &[f32], r: &[f32]) -> Vec<f32> {
     l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
