@@ -4,6 +4,8 @@
 #   booth   Booth's own PulseAudio record streams (what `booth host` uses)
 #   cpal    cpal 0.18's PulseAudio streams (BOOTH_CPAL_PULSE_STREAMS=1), for comparison
 #   live    Booth's streams, live in a room (in-process server, WHIP out)
+#   monitor Booth's streams, hearing the room on an output (--monitor-device phones: cpal's
+#           PulseAudio output stream)
 # Rounds alternate; medians are printed, as % of one core.
 #
 #   benches/host_cpu.sh [SECONDS=60] [ROUNDS=3]
@@ -19,17 +21,21 @@ devices=(--game-device game.monitor --mic-device mic)
 ours=()
 theirs=()
 live=()
+monitor=()
 for r in $(seq "$rounds"); do
     b=$(measure booth "$booth" host --headless --offline "${devices[@]}")
     c=$(BOOTH_CPAL_PULSE_STREAMS=1 measure cpal "$booth" host --headless --offline "${devices[@]}")
     l=$(measure live "$booth" host --headless "${devices[@]}" --bind 127.0.0.1:0 \
         --data "$work/data")
-    echo "round $r: booth ${b}%  cpal ${c}%  live ${l}%"
+    m=$(measure monitor "$booth" host --headless --offline "${devices[@]}" --monitor-device phones)
+    echo "round $r: booth ${b}%  cpal ${c}%  live ${l}%  monitor ${m}%"
     ours+=("$b")
     theirs+=("$c")
     live+=("$l")
+    monitor+=("$m")
 done
 mb=$(median "${ours[@]}")
 mc=$(median "${theirs[@]}")
 ml=$(median "${live[@]}")
-echo "median over $rounds rounds of ${secs} s: booth ${mb}%, cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% of one core"
+mm=$(median "${monitor[@]}")
+echo "median over $rounds rounds of ${secs} s: booth ${mb}%, cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}%, hearing the room on an output ${mm}% of one core"
