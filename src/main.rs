@@ -491,14 +491,7 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.record {
         eprintln!("booth: live, recording to {}", path.display());
     }
-    // A peak level, six wide; below -90 dB (a gated mic's residue) is silence.
-    let level = |db: f32| {
-        if db.is_finite() && db > -90.0 {
-            format!("{db:>6.1}")
-        } else {
-            "  -inf".to_owned()
-        }
-    };
+    let level = |db: f32| booth::dsp::meter_text(db, 6);
     // Underruns so far (game, mic): a second with new ones says so on its line.
     let mut short = (0u64, 0u64);
     let summary = booth::host::run_headless(&opts, &mut |s| match s {

@@ -620,7 +620,11 @@ fn meter(ui: &mut Ui, label: &str, dbfs: f32, text: &str) {
             ui.allocate_exact_size(Vec2::new(ui.available_width() - 90.0, 10.0), Sense::hover());
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, CornerRadius::same(3), Color32::from_gray(45));
-        let db = if dbfs.is_finite() { dbfs } else { -90.0 };
+        let db = if dbfs.is_finite() {
+            dbfs
+        } else {
+            crate::dsp::METER_FLOOR_DB
+        };
         let frac = ((db + 60.0) / 60.0).clamp(0.0, 1.0);
         let color = if db > -3.0 {
             LIVE_RED
@@ -637,11 +641,7 @@ fn meter(ui: &mut Ui, label: &str, dbfs: f32, text: &str) {
 }
 
 fn fmt_db(v: f32, unit: &str) -> String {
-    if v.is_finite() && v > -90.0 {
-        format!("{v:>5.1} {unit}")
-    } else {
-        format!("  -inf {unit}")
-    }
+    format!("{} {unit}", crate::dsp::meter_text(v, 6))
 }
 
 fn device_picker(

@@ -111,11 +111,8 @@ impl Drop for HostWorker {
 /// status row shows it.
 fn drawn(m: &Meters, meters_on_screen: bool) -> [i32; 5] {
     let q = |v: f32| {
-        if v.is_finite() {
-            v.max(-90.0) as i32
-        } else {
-            -90
-        }
+        let floor = crate::dsp::METER_FLOOR_DB;
+        (if v.is_finite() { v.max(floor) } else { floor }) as i32
     };
     let duck = super::model::duck_readout(m.duck_reduction_db).unwrap_or(0);
     if !meters_on_screen {

@@ -79,6 +79,20 @@ pub fn db_to_gain(db: f32) -> f32 {
     10f32.powf(db / 20.0)
 }
 
+/// The lowest level a meter shows: below it (a gated mic's residue, a denormal) is silence.
+pub const METER_FLOOR_DB: f32 = -90.0;
+
+/// A peak or level for a meter readout, `width` wide with one decimal; at or below
+/// [`METER_FLOOR_DB`] it reads `-inf`.
+#[must_use]
+pub fn meter_text(db: f32, width: usize) -> String {
+    if db.is_finite() && db > METER_FLOOR_DB {
+        format!("{db:>width$.1}")
+    } else {
+        format!("{:>width$}", "-inf")
+    }
+}
+
 /// A linear amplitude to decibels (full scale 1.0 = 0 dB); silence is -inf.
 #[must_use]
 pub fn gain_to_db(gain: f32) -> f32 {
@@ -112,5 +126,20 @@ pub fn check_range(
         Ok(value)
     } else {
         Err(DspError::OutOfRange { name, value, range })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_meter_reads_silence_below_its_floor() {
+        assert_eq!(meter_text(-12.34, 6), " -12.3");
+        assert_eq!(meter_text(0.0, 6), "   0.0");
+        // A gated mic's residue and true silence both read as silence, the same width.
+        assert_eq!(meter_text(-467.0, 6), "  -inf");
+        assert_eq!(meter_text(f32::NEG_INFINITY, 6), "  -inf");
+        assert_eq!(meter_text(f32::NAN, 6), "  -inf");
     }
 }

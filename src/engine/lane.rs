@@ -237,7 +237,7 @@ impl Lane {
             // The device came later than the headroom allows. What it owes still comes, a
             // little later, so the fill now sits higher by what was missing: keep it there,
             // and a millisecond more, rather than steer it back down into the next late
-            // period. A device lane's headroom grows so at most to twice what it started with.
+            // period. A device lane's headroom grows to at most twice what it started with.
             if self.headroom > 0 {
                 let most = 2.0 * self.headroom as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
