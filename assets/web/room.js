@@ -213,21 +213,26 @@ async function startListening() {
 }
 
 // A session can die without the browser saying so for many seconds (the server ended it, the
-// network went away): when no audio packet has arrived for a second, start a new one.
-let lastPackets = -1;
+// network went away): when no audio packet has arrived for a second, start a new one. A new
+// session gets longer to bring its first packet (ICE and DTLS take a moment on a busy link):
+// counting that as a stall would end every session before it could connect.
+const STALL_MS = 1000;
+const FIRST_PACKET_MS = 5000;
+let watchedPc = null;
+let lastPackets = 0;
 let stalledSince = 0;
 setInterval(async () => {
   const pc = listenPc;
-  if (!pc || !listenWanted || state.ended || pc.connectionState === "new") return;
+  if (!pc || !listenWanted || state.ended) return;
+  if (pc !== watchedPc) { watchedPc = pc; lastPackets = 0; stalledSince = Date.now(); return; }
   let packets = 0;
   try {
     (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "audio") packets = r.packetsReceived; });
   } catch { return; }
   if (pc !== listenPc) return;
   if (packets !== lastPackets) { lastPackets = packets; stalledSince = Date.now(); return; }
-  if (Date.now() - stalledSince > 1000) {
+  if (Date.now() - stalledSince > (packets > 0 ? STALL_MS : FIRST_PACKET_MS)) {
     notice("Reconnecting…");
-    stalledSince = Date.now();
     startListening();
   }
 }, 500);

@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    booth, channel, ffmpeg_decode, have_tool, rms_of, run, tempdir, to_db, tone_db, write_wav,
+    booth, channel, ffmpeg_decode, have_tool, rms_of, run, steady_tone_db, tempdir, to_db, tone_db,
+    write_wav,
 };
 
 /// Writes a stereo game tone of `seconds` at `rate`, 0.5 amplitude on both sides.
@@ -350,8 +351,8 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
     assert_eq!(left.len(), 200 * 960);
     let window = |from_ms: usize| &left[from_ms * 48..(from_ms + 400) * 48];
     // Latency moves things by tens of ms; these windows sit well inside each part.
-    let full = tone_db(window(700), 440.0);
-    let ducked = tone_db(window(2_300), 440.0);
+    let full = steady_tone_db(window(700), 440.0);
+    let ducked = steady_tone_db(window(2_300), 440.0);
     assert!(full > -10.0, "game {full:.1} dB");
     assert!(
         (full - ducked - 12.0).abs() <= 1.0,
@@ -420,8 +421,8 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
     // The program: the game ducked while the guest spoke, and no guest in it.
     let decoded = ffmpeg_decode(&out);
     let l = channel(&decoded, 0);
-    let full = tone_db(&l[700 * 48..1_100 * 48], 440.0);
-    let ducked = tone_db(&l[2_200 * 48..2_600 * 48], 440.0);
+    let full = steady_tone_db(&l[700 * 48..1_100 * 48], 440.0);
+    let ducked = steady_tone_db(&l[2_200 * 48..2_600 * 48], 440.0);
     assert!(
         (full - ducked - 12.0).abs() <= 1.5,
         "ducked {:.1} dB",

@@ -93,6 +93,19 @@ pub fn tone_db(x: &[f32], freq: f32) -> f32 {
     to_db(power.sqrt() as f32)
 }
 
+/// The level of a steady tone at `freq` over `x`, dB: the median of its level in each 100 ms
+/// (a whole number of cycles of any tone on a 10 Hz grid). A phase step or a short gap (a
+/// late period on a busy machine) spoils one block of many instead of the whole reading, so
+/// a ducking depth read this way is the ducker's, not the scheduler's.
+pub fn steady_tone_db(x: &[f32], freq: f32) -> f32 {
+    let mut levels: Vec<f32> = x.chunks_exact(4_800).map(|b| tone_db(b, freq)).collect();
+    if levels.is_empty() {
+        return tone_db(x, freq);
+    }
+    levels.sort_by(f32::total_cmp);
+    levels[levels.len() / 2]
+}
+
 /// Interleaves two mono signals.
 pub fn interleave(l: &[f32], r: &[f32]) -> Vec<f32> {
     l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
