@@ -2,7 +2,10 @@
 
 use std::hint::black_box;
 
-use booth::dsp::{Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, mix_into};
+use booth::codec::{Application, EncoderSettings, OpusEncoder};
+use booth::dsp::{
+    Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, VoiceActivity, mix_into,
+};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const FRAMES: usize = 4_800; // 100 ms blocks
@@ -69,6 +72,48 @@ fn stages(c: &mut Criterion) {
         });
     });
 
+    // The voice detector alone, on a voice and on the silence after it (a quiet mic, a key
+    // with no guests): silence must cost next to nothing.
+    let mut vad = VoiceActivity::new();
+    g.bench_function("voice activity, voice", |b| {
+        b.iter(|| {
+            for block in black_box(&voice).chunks(24) {
+                vad.push_block(block);
+            }
+        });
+    });
+    let silence = vec![0.0f32; FRAMES];
+    let mut quiet = VoiceActivity::new();
+    for block in voice.chunks(24) {
+        quiet.push_block(block);
+    }
+    g.bench_function("voice activity, silence after a voice", |b| {
+        b.iter(|| {
+            for block in black_box(&silence).chunks(24) {
+                quiet.push_block(block);
+            }
+        });
+    });
+
+    // Noise suppression (nnnoiseless, 10 ms frames), on a voice and on the silence after it.
+    let mut denoise = nnnoiseless::DenoiseState::new();
+    let mut denoised = [0.0f32; nnnoiseless::DenoiseState::FRAME_SIZE];
+    let loud: Vec<f32> = voice.iter().map(|v| v * 32_768.0).collect();
+    g.bench_function("noise suppression, voice", |b| {
+        b.iter(|| {
+            for frame in black_box(&loud).chunks_exact(nnnoiseless::DenoiseState::FRAME_SIZE) {
+                denoise.process_frame(&mut denoised, frame);
+            }
+        });
+    });
+    g.bench_function("noise suppression, silence after a voice", |b| {
+        b.iter(|| {
+            for frame in black_box(&silence).chunks_exact(nnnoiseless::DenoiseState::FRAME_SIZE) {
+                denoise.process_frame(&mut denoised, frame);
+            }
+        });
+    });
+
     let mut mixed = vec![0.0; FRAMES * 2];
     g.bench_function("mixer", |b| {
         b.iter(|| mix_into(black_box(&game), &gains, 1.0, &voice, 1.0, &mut mixed));
@@ -88,6 +133,33 @@ fn stages(c: &mut Criterion) {
     g.bench_function("meters (peak, RMS, EBU R128 M/S/I)", |b| {
         b.iter(|| meters.process(black_box(&game)));
     });
+    g.finish();
+
+    // The program's encoder, 20 ms stereo frames at 128 kbit/s, complexity 10: the general
+    // audio application (with libopus's signal analysis) and the restricted low-delay one
+    // (CELT only, no analysis, 4 ms less look-ahead).
+    let mut g = c.benchmark_group("opus");
+    g.throughput(Throughput::Elements((960 * 2) as u64));
+    let program: Vec<f32> = game
+        .iter()
+        .zip(voice.iter().cycle().flat_map(|v| [*v, *v]))
+        .map(|(g, v)| g * 0.5 + v * 0.5)
+        .collect();
+    let mut packet = vec![0u8; 4_000];
+    for application in [Application::Music, Application::LowDelay] {
+        let settings = EncoderSettings {
+            application,
+            ..EncoderSettings::music_stereo(128_000)
+        };
+        let mut enc = OpusEncoder::new(&settings).unwrap_or_else(|e| panic!("{e}"));
+        let mut frames = program.chunks_exact(960 * 2).cycle();
+        g.bench_function(format!("encode 20 ms stereo 128k, {application:?}"), |b| {
+            b.iter(|| {
+                let frame = frames.next().unwrap_or(&[]);
+                enc.encode_frame(black_box(frame), &mut packet).unwrap_or(0)
+            });
+        });
+    }
     g.finish();
 }
 

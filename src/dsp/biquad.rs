@@ -62,6 +62,27 @@ impl Biquad {
         y
     }
 
+    /// Drops a history too small to matter (below -400 dBFS) to exact zero. Run once per
+    /// block: a filter left to ring down in silence otherwise spends seconds on subnormal
+    /// numbers, which cost the processor up to a hundred times more per operation (the voice
+    /// detector on a silent key took 2.5% of a core that way, against 0.03% on a voice).
+    #[inline]
+    pub fn flush_tiny(&mut self) {
+        const TINY: f32 = 1e-20;
+        if self.z1.abs() < TINY {
+            self.z1 = 0.0;
+        }
+        if self.z2.abs() < TINY {
+            self.z2 = 0.0;
+        }
+    }
+
+    /// Whether the filter holds no history: silence in is exact silence out.
+    #[must_use]
+    pub fn at_rest(&self) -> bool {
+        self.z1 == 0.0 && self.z2 == 0.0
+    }
+
     /// Forgets the signal history.
     pub fn reset(&mut self) {
         self.z1 = 0.0;

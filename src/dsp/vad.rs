@@ -100,11 +100,19 @@ impl VoiceActivity {
     pub fn push_block(&mut self, x: &[f32]) -> bool {
         let n = x.len().min(BLOCK - self.filled);
         let (mut band_sum, mut low_sum) = (0.0f32, 0.0f32);
-        for &v in &x[..n] {
-            let band = self.lp.process(self.hp.process(v));
-            let low = self.low.process(band);
-            band_sum += band * band;
-            low_sum += low * low;
+        let resting = self.hp.at_rest() && self.lp.at_rest() && self.low.at_rest();
+        // Silence into filters at rest is silence out: nothing to filter (a key with no one on
+        // it, a muted or quiet mic).
+        if !(resting && x[..n].iter().all(|&v| v == 0.0)) {
+            for &v in &x[..n] {
+                let band = self.lp.process(self.hp.process(v));
+                let low = self.low.process(band);
+                band_sum += band * band;
+                low_sum += low * low;
+            }
+            self.hp.flush_tiny();
+            self.lp.flush_tiny();
+            self.low.flush_tiny();
         }
         self.acc_band += band_sum;
         self.acc_low += low_sum;
@@ -220,5 +228,58 @@ impl VoiceActivity {
     /// Forgets everything (a muted or removed voice).
     pub fn reset(&mut self) {
         *self = Self::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states(v: &VoiceActivity) -> [f32; 6] {
+        let z = |b: &Biquad| {
+            let mut probe = b.clone();
+            // The state is private to the biquad: read it as its response to silence.
+            [probe.process(0.0), probe.process(0.0)]
+        };
+        let [a, b] = z(&v.hp);
+        let [c, d] = z(&v.lp);
+        let [e, f] = z(&v.low);
+        [a, b, c, d, e, f]
+    }
+
+    #[test]
+    fn silence_after_a_voice_brings_the_filters_to_rest_without_subnormals() {
+        let mut v = VoiceActivity::new();
+        let voice: Vec<f32> = (0..24_000)
+            .map(|n| {
+                let t = n as f32 / 48_000.0;
+                0.1 * (2.0 * std::f32::consts::PI * 180.0 * t).sin()
+                    + 0.05 * (2.0 * std::f32::consts::PI * 900.0 * t).sin()
+            })
+            .collect();
+        for block in voice.chunks(BLOCK) {
+            v.push_block(block);
+        }
+        // Two seconds of digital silence: the filters ring down to exact zero, never through
+        // the subnormal range, where every operation costs many times more.
+        let mut rest_after = None;
+        for i in 0..4_000 {
+            v.push_silence(BLOCK);
+            for s in states(&v) {
+                assert!(
+                    !s.is_subnormal(),
+                    "a subnormal state after {i} blocks: {s:e}"
+                );
+            }
+            if rest_after.is_none() && v.hp.at_rest() && v.lp.at_rest() && v.low.at_rest() {
+                rest_after = Some(i);
+            }
+        }
+        let rest_after = rest_after.unwrap_or(usize::MAX);
+        assert!(
+            rest_after < 400,
+            "filters at rest after {rest_after} blocks"
+        );
+        assert!(!v.is_sound());
     }
 }

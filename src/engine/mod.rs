@@ -576,6 +576,7 @@ impl EngineCore {
         for s in &mut self.mic_buf {
             *s = self.mic_hp.process(*s);
         }
+        self.mic_hp.flush_tiny();
         if !self.noise_suppression {
             return;
         }
