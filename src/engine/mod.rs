@@ -353,6 +353,11 @@ struct EngineCore {
     remote_buf: Vec<f32>,
     denoise_in: Vec<f32>,
     denoise_out: Vec<f32>,
+    /// The denoiser skipped frames (muted mic, digital silence): its overlap still holds the
+    /// voice from before, to be flushed with a frame of silence before it runs again.
+    denoise_stale: bool,
+    /// Frames the denoiser ran (for tests).
+    denoised_frames: u64,
     out: Vec<f32>,
     packet: Vec<u8>,
     frames: u64,
@@ -410,6 +415,8 @@ impl EngineCore {
             remote_buf: vec![0.0; FRAME_SAMPLES],
             denoise_in: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
             denoise_out: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
+            denoise_stale: false,
+            denoised_frames: 0,
             out: vec![0.0; FRAME_SAMPLES * 2],
             packet: vec![0; MAX_PACKET],
             frames: 0,
@@ -527,10 +534,10 @@ impl EngineCore {
             crate::dsp::fold_channels(&self.remote_buf, 1, &mut self.monitor_buf, 2);
             let _ = monitor.push_partial_slice(&self.monitor_buf);
         }
-        self.mic_chain();
-
         let mut settings = self.settings;
         settings.voice_muted |= self.ptt_enabled && !self.ptt_held;
+        self.mic_chain(settings.voice_muted);
+
         if settings != self.program.settings() {
             let _ = self.program.set_settings(settings);
         }
@@ -572,13 +579,29 @@ impl EngineCore {
 
     /// High-pass (rumble, desk thumps), then noise suppression when on. Voice only: the game
     /// is never processed this way.
-    fn mic_chain(&mut self) {
+    ///
+    /// The denoiser is the costliest stage after Opus, so it does not run where its output
+    /// cannot be heard: while the mic is muted (or push-to-talk is up), and on digital silence
+    /// (a muted or unplugged mic, a null source), which it would only turn into silence.
+    fn mic_chain(&mut self, muted: bool) {
         for s in &mut self.mic_buf {
             *s = self.mic_hp.process(*s);
         }
         self.mic_hp.flush_tiny();
         if !self.noise_suppression {
             return;
+        }
+        if muted || self.mic_buf.iter().all(|&s| s == 0.0) {
+            self.denoise_stale = true;
+            return;
+        }
+        if self.denoise_stale {
+            // Its window still overlaps the voice from before the pause: a frame of silence
+            // clears it, so nothing from then is heard now.
+            self.denoise_in.fill(0.0);
+            self.denoise
+                .process_frame(&mut self.denoise_out, &self.denoise_in);
+            self.denoise_stale = false;
         }
         // nnnoiseless works on 10 ms frames at 48 kHz, in 16-bit sample units.
         for chunk in self
@@ -590,9 +613,91 @@ impl EngineCore {
             }
             self.denoise
                 .process_frame(&mut self.denoise_out, &self.denoise_in);
+            self.denoised_frames += 1;
             for (s, &d) in chunk.iter_mut().zip(self.denoise_out.iter()) {
                 *s = d / 32_768.0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// An engine on a 48 kHz mic ring, and the ring's producer.
+    fn engine() -> (EngineCore, rtrb::Producer<f32>) {
+        let (tx, rx) = rtrb::RingBuffer::new(48_000);
+        let inputs = Inputs {
+            mic: Some(InputRing {
+                ring: rx,
+                rate: 48_000,
+                channels: 1,
+                burst_frames: 0,
+            }),
+            ..Inputs::default()
+        };
+        (
+            EngineCore::new(&EngineConfig::default(), inputs).unwrap(),
+            tx,
+        )
+    }
+
+    fn voice_block(n: usize) -> Vec<f32> {
+        (0..FRAME_SAMPLES)
+            .map(|i| {
+                let t = (n * FRAME_SAMPLES + i) as f32 / 48_000.0;
+                0.2 * (2.0 * std::f32::consts::PI * 220.0 * t).sin()
+            })
+            .collect()
+    }
+
+    /// Runs `blocks` blocks, feeding each from `feed(n)`; returns how many frames the
+    /// denoiser ran.
+    fn run(
+        core: &mut EngineCore,
+        tx: &mut rtrb::Producer<f32>,
+        blocks: usize,
+        feed: impl Fn(usize) -> Vec<f32>,
+    ) -> u64 {
+        let meters = MeterReadout::default();
+        let before = core.denoised_frames;
+        for n in 0..blocks {
+            let _ = tx.push_partial_slice(&feed(n));
+            core.block(&meters);
+        }
+        core.denoised_frames - before
+    }
+
+    #[test]
+    fn the_denoiser_rests_while_the_mic_is_muted_or_silent_and_comes_back_clean() {
+        let (mut core, mut tx) = engine();
+        // Prime the lane, then speak: the denoiser runs on every 10 ms.
+        run(&mut core, &mut tx, 5, voice_block);
+        assert_eq!(run(&mut core, &mut tx, 50, voice_block), 100);
+
+        // Muted: nothing to hear, nothing to denoise.
+        core.settings.voice_muted = true;
+        assert_eq!(run(&mut core, &mut tx, 50, voice_block), 0);
+        core.settings.voice_muted = false;
+        // Push-to-talk up: the same.
+        core.ptt_enabled = true;
+        assert_eq!(run(&mut core, &mut tx, 50, voice_block), 0);
+        core.ptt_held = true;
+        assert!(run(&mut core, &mut tx, 50, voice_block) >= 98);
+        core.ptt_enabled = false;
+
+        // Digital silence (once the lane and the high-pass have drained): skipped, and the
+        // mic stays silent, with nothing of the voice before it.
+        let silence = |_| vec![0.0; FRAME_SAMPLES];
+        run(&mut core, &mut tx, 10, silence);
+        assert_eq!(run(&mut core, &mut tx, 50, silence), 0);
+        assert!(core.mic_buf.iter().all(|&s| s == 0.0));
+
+        // The voice again: denoised from the first block after the pause.
+        assert!(run(&mut core, &mut tx, 50, voice_block) >= 98);
+        let peak = core.mic_buf.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!(peak > 0.01, "the voice is not back: peak {peak}");
     }
 }
