@@ -360,31 +360,70 @@ fn devices(a: DevicesArgs) -> anyhow::Result<()> {
     if list.is_empty() {
         println!("no audio devices found");
     }
-    for d in &list {
-        let mut marks = Vec::new();
-        if d.is_default {
-            marks.push("default");
-        }
-        if d.is_monitor {
-            marks.push("loopback: game audio");
-        }
-        let rates: Vec<String> = d.sample_rates.iter().map(u32::to_string).collect();
-        let channels: Vec<String> = d.channels.iter().map(u16::to_string).collect();
-        println!(
-            "{:<7} {:<40} {} ch, {} Hz, {}{}",
-            format!("{:?}", d.direction).to_lowercase(),
-            d.id,
-            channels.join("/"),
-            rates.join("/"),
-            d.host,
-            if marks.is_empty() {
-                String::new()
-            } else {
-                format!("  [{}]", marks.join(", "))
-            }
-        );
-    }
+    print!("{}", devices_table(&list));
     Ok(())
+}
+
+/// `booth devices` as a table: what to pass to `--*-device`, the name people see, the sound
+/// system, the format the device runs at and what else it takes, and what Booth uses it for.
+fn devices_table(list: &[booth::audio::DeviceInfo]) -> String {
+    use booth::audio::spans_text;
+    let rows: Vec<[String; 6]> = list
+        .iter()
+        .map(|d| {
+            let mut marks = Vec::new();
+            match (d.direction, d.is_default) {
+                (booth::audio::Direction::Input, true) => marks.push("default mic"),
+                (booth::audio::Direction::Output, true) => marks.push("default output"),
+                _ => {}
+            }
+            if d.is_default_game_audio {
+                marks.push("default game audio");
+            } else if d.is_monitor {
+                marks.push("loopback");
+            }
+            let takes = format!(
+                "takes {} ch, {} Hz",
+                spans_text(&d.channels),
+                spans_text(&d.sample_rates)
+            );
+            [
+                d.direction.word().to_owned(),
+                d.id.clone(),
+                d.name.clone(),
+                d.host.clone(),
+                d.native
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+                if marks.is_empty() {
+                    takes
+                } else {
+                    format!("{takes}  [{}]", marks.join(", "))
+                },
+            ]
+        })
+        .collect();
+    let header = ["", "ID", "NAME", "SYSTEM", "RUNS AT", ""].map(str::to_owned);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -55,11 +55,87 @@ pub struct DeviceInfo {
     /// A loopback input: what an output plays (a PulseAudio/PipeWire `*.monitor` source, or
     /// WASAPI loopback of an output). This is where game audio comes from.
     pub is_monitor: bool,
-    /// Channel counts the device opens with, ascending.
-    pub channels: Vec<u16>,
-    /// Sample rates, compactly: the ends of each supported range, plus 44100 and 48000 where a
-    /// range holds them; ascending.
-    pub sample_rates: Vec<u32>,
+    /// The input for game audio Booth takes when none is named: the loopback of the default
+    /// output.
+    pub is_default_game_audio: bool,
+    /// The format the device itself runs at (a PulseAudio source's sample spec), which Booth
+    /// opens it with; `None` when the sound system does not say.
+    pub native: Option<NativeFormat>,
+    /// Channel counts the device opens with: ascending, non-overlapping spans.
+    pub channels: Vec<Span<u16>>,
+    /// Sample rates the device opens with: ascending, non-overlapping spans (a span of one
+    /// rate where the device takes only listed rates).
+    pub sample_rates: Vec<Span<u32>>,
+}
+
+impl DeviceInfo {
+    /// Whether the device opens with `channels` channels.
+    #[must_use]
+    pub fn takes_channels(&self, channels: u16) -> bool {
+        self.channels.iter().any(|s| s.holds(channels))
+    }
+
+    /// Whether the device opens at `rate` Hz.
+    #[must_use]
+    pub fn takes_rate(&self, rate: u32) -> bool {
+        self.sample_rates.iter().any(|s| s.holds(rate))
+    }
+}
+
+/// The format a device runs at.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NativeFormat {
+    /// Channels per frame.
+    pub channels: u16,
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// The sample type, as cpal names it: `i16`, `f32`...
+    pub sample_format: String,
+}
+
+impl std::fmt::Display for NativeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ch {} Hz {}",
+            self.channels, self.sample_rate, self.sample_format
+        )
+    }
+}
+
+/// Every value from `min` to `max`, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Span<T> {
+    /// The smallest value.
+    pub min: T,
+    /// The largest value.
+    pub max: T,
+}
+
+impl<T: Copy + Ord> Span<T> {
+    fn holds(&self, v: T) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
+
+impl<T: std::fmt::Display + PartialEq> std::fmt::Display for Span<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.min == self.max {
+            write!(f, "{}", self.min)
+        } else {
+            write!(f, "{}-{}", self.min, self.max)
+        }
+    }
+}
+
+/// Spans as people read them: `1-31`, `44100/48000`.
+#[must_use]
+pub fn spans_text<T: std::fmt::Display + PartialEq>(spans: &[Span<T>]) -> String {
+    spans
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Which input device to open.
@@ -371,6 +447,9 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
     let id_of = |d: &cpal::Device| d.id().ok().map(|id| id.id().to_owned());
     let default_in = host.default_input_device().as_ref().and_then(id_of);
     let default_out = host.default_output_device().as_ref().and_then(id_of);
+    let default_game = default_out
+        .as_ref()
+        .map(|out| [format!("{out}.monitor"), format!("loopback:{out}")]);
     let devices: Vec<cpal::Device> = host
         .devices()
         .map_err(|e| DeviceError::Backend(e.to_string()))?
@@ -383,20 +462,32 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
             continue;
         };
         let name = description.name().to_owned();
-        let info =
-            |direction, is_default, is_monitor, ranges: Vec<cpal::SupportedStreamConfigRange>| {
-                let (channels, sample_rates) = compact(&ranges);
-                DeviceInfo {
-                    id: id.clone(),
-                    name: name.clone(),
-                    host: host_name.to_owned(),
-                    direction,
+        let native = |config: Result<cpal::SupportedStreamConfig, _>| {
+            config.ok().map(|c| NativeFormat {
+                channels: c.channels(),
+                sample_rate: c.sample_rate(),
+                sample_format: c.sample_format().to_string(),
+            })
+        };
+        let info = |direction,
                     is_default,
                     is_monitor,
-                    channels,
-                    sample_rates,
-                }
-            };
+                    native: Option<NativeFormat>,
+                    ranges: Vec<cpal::SupportedStreamConfigRange>| {
+            let (channels, sample_rates) = compact(&ranges);
+            DeviceInfo {
+                id: id.clone(),
+                name: name.clone(),
+                host: host_name.to_owned(),
+                direction,
+                is_default,
+                is_monitor,
+                is_default_game_audio: false,
+                native,
+                channels,
+                sample_rates,
+            }
+        };
         // A device that cannot say what it supports cannot be opened either (on ALSA: a
         // plugin with nothing behind it, such as `jack` with no JACK server): leave it out.
         let input_ranges: Vec<_> = if device.supports_input() {
@@ -411,9 +502,18 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
             let ranges = input_ranges;
             let monitor = id.ends_with(".monitor");
             let is_default = default_in.as_deref() == Some(id.as_str());
+            let mut found = info(
+                Direction::Input,
+                is_default,
+                monitor,
+                native(device.default_input_config()),
+                ranges,
+            );
+            found.is_default_game_audio =
+                monitor && default_game.as_ref().is_some_and(|g| g.contains(&id));
             inputs.push(Found {
                 device: device.clone(),
-                info: info(Direction::Input, is_default, monitor, ranges),
+                info: found,
             });
         }
         let output_ranges: Vec<_> = if device.supports_output() {
@@ -427,10 +527,18 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
         if !output_ranges.is_empty() {
             let ranges = output_ranges;
             let is_default = default_out.as_deref() == Some(id.as_str());
+            let format = native(device.default_output_config());
             if loopback_outputs {
-                let mut loopback = info(Direction::Input, false, true, ranges.clone());
+                let mut loopback = info(
+                    Direction::Input,
+                    false,
+                    true,
+                    format.clone(),
+                    ranges.clone(),
+                );
                 loopback.id = format!("loopback:{id}");
                 loopback.name = format!("{name} (loopback)");
+                loopback.is_default_game_audio = is_default;
                 inputs.push(Found {
                     device: device.clone(),
                     info: loopback,
@@ -438,7 +546,7 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
             }
             outputs.push(Found {
                 device,
-                info: info(Direction::Output, is_default, false, ranges),
+                info: info(Direction::Output, is_default, false, format, ranges),
             });
         }
     }
@@ -446,24 +554,38 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
     Ok(inputs)
 }
 
-/// Channel counts and a compact list of sample rates over all supported ranges.
-fn compact(ranges: &[cpal::SupportedStreamConfigRange]) -> (Vec<u16>, Vec<u32>) {
-    let mut channels: Vec<u16> = ranges.iter().map(|r| r.channels()).collect();
-    let mut rates = Vec::new();
-    for r in ranges {
-        let (lo, hi) = (r.min_sample_rate(), r.max_sample_rate());
-        rates.extend([lo, hi]);
-        rates.extend(
-            [44_100, 48_000]
-                .into_iter()
-                .filter(|x| (lo..=hi).contains(x)),
-        );
-    }
-    channels.sort_unstable();
-    channels.dedup();
-    rates.sort_unstable();
-    rates.dedup();
+/// The channel counts and sample rates of all supported ranges, each merged into spans.
+fn compact(ranges: &[cpal::SupportedStreamConfigRange]) -> (Vec<Span<u16>>, Vec<Span<u32>>) {
+    let channels = merge(ranges.iter().map(|r| Span {
+        min: u32::from(r.channels()),
+        max: u32::from(r.channels()),
+    }))
+    .into_iter()
+    .map(|s| Span {
+        min: u16::try_from(s.min).unwrap_or(u16::MAX),
+        max: u16::try_from(s.max).unwrap_or(u16::MAX),
+    })
+    .collect();
+    let rates = merge(ranges.iter().map(|r| Span {
+        min: r.min_sample_rate(),
+        max: r.max_sample_rate(),
+    }));
     (channels, rates)
+}
+
+/// The union of `spans` as ascending spans that neither overlap nor touch (`1-2` and `3-3`
+/// are `1-3`).
+fn merge(spans: impl Iterator<Item = Span<u32>>) -> Vec<Span<u32>> {
+    let mut spans: Vec<Span<u32>> = spans.filter(|s| s.min <= s.max).collect();
+    spans.sort_unstable_by_key(|s| s.min);
+    let mut merged: Vec<Span<u32>> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match merged.last_mut() {
+            Some(last) if s.min <= last.max.saturating_add(1) => last.max = last.max.max(s.max),
+            _ => merged.push(s),
+        }
+    }
+    merged
 }
 
 #[cfg(test)]
@@ -495,8 +617,26 @@ mod tests {
             )
         };
         let (ch, rates) = compact(&[range(1, 384_000, 2), range(8_000, 44_100, 1)]);
-        assert_eq!(ch, vec![1, 2]);
-        assert_eq!(rates, vec![1, 8_000, 44_100, 48_000, 384_000]);
+        assert_eq!(spans_text(&ch), "1-2");
+        assert_eq!(spans_text(&rates), "1-384000");
+        // An ALSA card that takes listed rates, at 2 or 8 channels.
+        let (ch, rates) = compact(&[
+            range(48_000, 48_000, 2),
+            range(44_100, 44_100, 2),
+            range(96_000, 96_000, 8),
+            range(48_000, 48_000, 8),
+            range(32_000, 32_000, 4),
+        ]);
+        assert_eq!(spans_text(&ch), "2/4/8");
+        assert_eq!(spans_text(&rates), "32000/44100/48000/96000");
+        let (ch, _) = compact(&[range(8_000, 8_000, u16::MAX), range(1, 1, u16::MAX - 1)]);
+        assert_eq!(
+            ch,
+            vec![Span {
+                min: u16::MAX - 1,
+                max: u16::MAX
+            }]
+        );
     }
 
     fn dev(id: &str, name: &str, direction: Direction, default: bool) -> DeviceInfo {
@@ -507,8 +647,13 @@ mod tests {
             direction,
             is_default: default,
             is_monitor: id.ends_with(".monitor"),
-            channels: vec![2],
-            sample_rates: vec![48_000],
+            is_default_game_audio: id == "game.monitor",
+            native: None,
+            channels: vec![Span { min: 2, max: 2 }],
+            sample_rates: vec![Span {
+                min: 48_000,
+                max: 48_000,
+            }],
         }
     }
 

@@ -15,7 +15,8 @@ mod pulse;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{
-    DeviceError, DeviceInfo, DeviceSelector, Direction, list_devices, open_input, open_output,
+    DeviceError, DeviceInfo, DeviceSelector, Direction, NativeFormat, Span, list_devices,
+    open_input, open_output, spans_text,
 };
 pub use file::{AudioError, FileSource};
 pub use playback::{Playback, PlaybackStats, pull_interleaved, start_playback};

@@ -143,11 +143,23 @@ fn listing_marks_the_game_monitor_and_the_mic() {
     assert_eq!(monitor.direction, Direction::Input);
     assert!(monitor.is_monitor);
     assert_eq!(monitor.host, "PulseAudio");
-    assert!(monitor.sample_rates.contains(&48_000), "{monitor:?}");
-    assert!(monitor.channels.contains(&2), "{monitor:?}");
+    assert!(monitor.takes_rate(48_000), "{monitor:?}");
+    assert!(monitor.takes_channels(2), "{monitor:?}");
+    assert!(monitor.is_default_game_audio, "{monitor:?}");
+    // The test server's sinks run at 48 kHz, 16-bit stereo: that is what the device runs at.
+    let native = monitor.native.as_ref().unwrap();
+    assert_eq!(
+        (
+            native.channels,
+            native.sample_rate,
+            native.sample_format.as_str()
+        ),
+        (2, 48_000, "i16")
+    );
+    assert!(!by_id("mic_feed.monitor").is_default_game_audio);
     let mic = by_id("mic");
     assert_eq!(mic.direction, Direction::Input);
-    assert!(!mic.is_monitor);
+    assert!(!mic.is_monitor && !mic.is_default_game_audio);
     assert!(mic.is_default);
     let game = by_id("game");
     assert_eq!(game.direction, Direction::Output);
@@ -156,6 +168,8 @@ fn listing_marks_the_game_monitor_and_the_mic() {
     let json = serde_json::to_value(monitor).unwrap();
     assert_eq!(json["direction"], "input");
     assert_eq!(json["is_monitor"], true);
+    assert_eq!(json["native"]["sample_rate"], 48_000);
+    assert!(json["sample_rates"][0]["min"].as_u64().unwrap() <= 48_000);
 
     let (_, info) = open_input(&DeviceSelector::DefaultGameMonitor).unwrap();
     assert_eq!(info.id, "game.monitor");
@@ -163,6 +177,40 @@ fn listing_marks_the_game_monitor_and_the_mic() {
     assert_eq!(info.id, "mic");
     let (_, info) = open_input(&DeviceSelector::Named("Mic".into())).unwrap();
     assert_eq!(info.id, "mic");
+}
+
+#[test]
+fn booth_devices_shows_what_each_device_runs_at_and_what_booth_takes_it_for() {
+    if !sound_server() {
+        return;
+    }
+    let out =
+        crate::support::run(std::process::Command::new(crate::support::booth()).arg("devices"));
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(id))
+            .unwrap_or_else(|| panic!("no line for '{id}' in\n{text}"))
+            .to_owned()
+    };
+    let game = line("game.monitor");
+    assert!(game.starts_with("input "), "{game}");
+    assert!(game.contains("Monitor of Game"), "{game}");
+    assert!(game.contains("2 ch 48000 Hz i16"), "{game}");
+    assert!(game.ends_with("[default game audio]"), "{game}");
+    assert!(line("mic_feed.monitor").ends_with("[loopback]"), "{text}");
+    assert!(line("mic").ends_with("[default mic]"), "{text}");
+    let sink = line("game");
+    assert!(
+        sink.starts_with("output ") && sink.ends_with("[default output]"),
+        "{sink}"
+    );
+    // One column per field, so scripts can cut it: the header names them.
+    let header = text.lines().next().unwrap();
+    for column in ["ID", "NAME", "SYSTEM", "RUNS AT"] {
+        assert!(header.contains(column), "{header}");
+    }
 }
 
 #[test]
