@@ -84,8 +84,10 @@ pub enum HostStatus {
     Meters(Meters),
     /// An input is gone; the program goes on without it.
     Lost(Input, String),
-    /// An input is back (the same device, or the new default).
+    /// An input is back (the same device, or the new default): its device's name.
     Back(Input, String),
+    /// An input opened at the start: what plays into it.
+    Opened(Input, Source),
     /// Something else the engine reported.
     Engine(EngineEvent),
     /// The program is live in a room.
@@ -95,6 +97,53 @@ pub enum HostStatus {
     /// A message from the room's channel (`welcome`, `hand_queue`, `stage_changed`, ...; see the
     /// room protocol), or the answer to an invitation request.
     Room(serde_json::Value),
+}
+
+/// What an input plays from, as people read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// The device's name (as the sound settings show it), or the file's path.
+    pub name: String,
+    /// The rest: the device's id, its format and period (`game.monitor, 2 ch 48000 Hz, 10 ms
+    /// periods`), or `file, paced in real time`.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.detail)
+    }
+}
+
+impl Feeder {
+    /// What plays into the input; `None` while its device is lost.
+    fn source(&self, file: Option<&std::path::Path>) -> Option<Source> {
+        match self {
+            Feeder::Device { capture, .. } => {
+                let period = capture
+                    .period_frames()
+                    .map(|p| {
+                        format!(
+                            ", {} ms periods",
+                            f64::from(p) * 1000.0 / f64::from(capture.sample_rate.max(1))
+                        )
+                    })
+                    .unwrap_or_default();
+                Some(Source {
+                    name: capture.info.name.clone(),
+                    detail: format!(
+                        "{}, {} ch {} Hz{period}",
+                        capture.info.id, capture.channels, capture.sample_rate
+                    ),
+                })
+            }
+            Feeder::File(_) => Some(Source {
+                name: file.map_or_else(String::new, |f| f.display().to_string()),
+                detail: "a file, paced in real time".to_owned(),
+            }),
+            Feeder::Lost { .. } => None,
+        }
+    }
 }
 
 /// The end of a run.
@@ -238,6 +287,18 @@ impl HostSession {
         };
         let (game_feeder, game) = open_or_wait(Input::Game, &opts.game, 2)?;
         let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic, 1)?;
+        let file = |choice: &InputChoice| match choice {
+            InputChoice::File(path) => Some(path.clone()),
+            InputChoice::Device(_) => None,
+        };
+        for (which, feeder, choice) in [
+            (Input::Game, &game_feeder, &opts.game),
+            (Input::Mic, &mic_feeder, &opts.mic),
+        ] {
+            if let Some(source) = feeder.source(file(choice).as_deref()) {
+                status(HostStatus::Opened(which, source));
+            }
+        }
         let (remote_feeder, remote) = match &opts.remote {
             Some(choice) => {
                 let (feeder, ring) = open(choice, 1)?;

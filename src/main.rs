@@ -165,7 +165,7 @@ struct DevicesArgs {
 
 #[derive(Args, Debug)]
 struct HostArgs {
-    /// No window: run in the terminal (the overlay comes later; this is the only mode now).
+    /// No window: run in the terminal (`booth` alone opens the overlay).
     #[arg(long)]
     headless: bool,
     /// Game audio device (id, name or a unique part of it). Default: the monitor of the default
@@ -426,6 +426,15 @@ fn devices_table(list: &[booth::audio::DeviceInfo]) -> String {
     out
 }
 
+/// An input, as the terminal names it.
+fn input_word(which: booth::engine::Input) -> &'static str {
+    match which {
+        booth::engine::Input::Game => "game audio",
+        booth::engine::Input::Mic => "mic",
+        booth::engine::Input::Remote => "room's voices",
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -528,7 +537,7 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         }),
     };
     if let Some(path) = &a.record {
-        eprintln!("booth: live, recording to {}", path.display());
+        eprintln!("booth: recording the program to {}", path.display());
     }
     let level = |db: f32| booth::dsp::meter_text(db, 6);
     // Underruns so far (game, mic): a second with new ones says so on its line.
@@ -556,11 +565,15 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
                 m.duck_reduction_db
             );
         }
+        HostStatus::Opened(which, source) => eprintln!("booth: {}: {source}", input_word(which)),
         HostStatus::Lost(which, why) => {
-            eprintln!("booth: {which:?} input lost, carrying on without it: {why}");
+            eprintln!(
+                "booth: {} lost, carrying on without it: {why}",
+                input_word(which)
+            );
         }
-        HostStatus::Back(which, name) => eprintln!("booth: {which:?} input back: {name}"),
-        HostStatus::Engine(ev) => eprintln!("booth: {ev:?}"),
+        HostStatus::Back(which, name) => eprintln!("booth: {} back: {name}", input_word(which)),
+        HostStatus::Engine(ev) => eprintln!("booth: {ev}"),
         HostStatus::Live(room) => {
             println!("listen: {}", room.listener_link);
             if let Some(link) = &room.host_link {

@@ -700,6 +700,11 @@ impl Overlay {
                 let slot = self.input_mut(which);
                 slot.lost = Some(why);
             }
+            HostStatus::Opened(which, source) => {
+                let slot = self.input_mut(which);
+                slot.device = Some(source.name);
+                slot.lost = None;
+            }
             HostStatus::Back(which, name) => {
                 let what = input_name(which);
                 self.info(format!("The {what} is back: {name}"));

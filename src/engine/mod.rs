@@ -125,6 +125,27 @@ pub enum EngineEvent {
     Stopped,
 }
 
+impl std::fmt::Display for EngineEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ConsumerBehind { dropped } => write!(
+                f,
+                "a consumer of the program is too slow: {dropped} frames missed so far"
+            ),
+            Self::Overloaded { late } => write!(
+                f,
+                "the machine is too busy: the engine fell {} ms behind and skipped ahead",
+                late.as_millis()
+            ),
+            Self::SettingsApplied(_) => f.write_str("new settings in effect"),
+            Self::SettingsRefused(why) => {
+                write!(f, "settings refused, the previous ones stay: {why}")
+            }
+            Self::Stopped => f.write_str("the engine stopped"),
+        }
+    }
+}
+
 /// One encoded 20 ms frame of the program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedFrame {

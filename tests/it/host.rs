@@ -274,9 +274,18 @@ fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
     let output = booth_run.finish();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{err}");
-    assert!(err.contains("Mic input lost"), "loss not reported: {err}");
+    // What was opened is said first, by name, id and format.
     assert!(
-        err.contains("Mic input back"),
+        err.contains("booth: game audio: Monitor of Game (game.monitor, 2 ch 48000 Hz"),
+        "{err}"
+    );
+    assert!(err.contains("booth: mic: Mic (mic, "), "{err}");
+    assert!(
+        err.contains("booth: mic lost, carrying on without it"),
+        "loss not reported: {err}"
+    );
+    assert!(
+        err.contains("booth: mic back: Mic"),
         "mic not picked up again: {err}"
     );
     // The program ran on: the recording is as long as asked.
