@@ -2,6 +2,7 @@
 # CPU of `booth host --headless` with both PulseAudio devices live (the test sound server's
 # game.monitor and mic, a tone in the game and words in the mic), in one run, side by side:
 #   booth   Booth's own PulseAudio record streams (what `booth host` uses)
+#   no-ns   Booth's streams with noise suppression off (--no-noise-suppression): its cost
 #   cpal    cpal 0.18's PulseAudio streams (BOOTH_CPAL_PULSE_STREAMS=1), for comparison
 #   live    Booth's streams, live in a room (in-process server, WHIP out)
 #   monitor Booth's streams, hearing the room on an output (--monitor-device phones: cpal's
@@ -19,23 +20,27 @@ rounds=${2:-3}
 
 devices=(--game-device game.monitor --mic-device mic)
 ours=()
+plain=()
 theirs=()
 live=()
 monitor=()
 for r in $(seq "$rounds"); do
     b=$(measure booth "$booth" host --headless --offline "${devices[@]}")
+    n=$(measure no-ns "$booth" host --headless --offline "${devices[@]}" --no-noise-suppression)
     c=$(BOOTH_CPAL_PULSE_STREAMS=1 measure cpal "$booth" host --headless --offline "${devices[@]}")
     l=$(measure live "$booth" host --headless "${devices[@]}" --bind 127.0.0.1:0 \
         --data "$work/data")
     m=$(measure monitor "$booth" host --headless --offline "${devices[@]}" --monitor-device phones)
-    echo "round $r: booth ${b}%  cpal ${c}%  live ${l}%  monitor ${m}%"
+    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  monitor ${m}%"
     ours+=("$b")
+    plain+=("$n")
     theirs+=("$c")
     live+=("$l")
     monitor+=("$m")
 done
 mb=$(median "${ours[@]}")
+mn=$(median "${plain[@]}")
 mc=$(median "${theirs[@]}")
 ml=$(median "${live[@]}")
 mm=$(median "${monitor[@]}")
-echo "median over $rounds rounds of ${secs} s: booth ${mb}%, cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}%, hearing the room on an output ${mm}% of one core"
+echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}%, hearing the room on an output ${mm}% of one core"
