@@ -68,8 +68,11 @@ impl GoLive {
         consumers: &mut Vec<SyncSender<EncodedFrame>>,
         room_voices: Option<rtrb::Producer<f32>>,
     ) -> Result<Self, LiveError> {
+        // One worker: the publisher, the room channel, hearing the room and an in-process
+        // server for a handful of guests are a few packets every 20 ms. A second worker only
+        // added wake-ups: each task woken on one worker woke the other to steal it.
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("booth-live")
             .enable_all()
             .build()

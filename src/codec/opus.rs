@@ -176,6 +176,15 @@ impl OpusEncoder {
         &self.settings
     }
 
+    /// Forgets the audio it has seen, as a new encoder would: for an encoder that paused, so
+    /// its first packet after the pause carries nothing from before it.
+    ///
+    /// # Errors
+    /// [`CodecError::Opus`] if libopus refuses.
+    pub fn reset(&mut self) -> Result<(), CodecError> {
+        Ok(self.enc.reset_state()?)
+    }
+
     /// Encodes one 20 ms frame (exactly `FRAME_SAMPLES x channels` interleaved samples) into
     /// `out` and returns the packet length. Does not allocate; size `out` with [`MAX_PACKET`].
     ///

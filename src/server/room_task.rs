@@ -312,6 +312,8 @@ struct Mixer {
     packet: Vec<u8>,
     rtp: u64,
     minus: HashMap<ParticipantId, MinusChain>,
+    /// Nobody heard the program last tick, so it was not encoded.
+    program_paused: bool,
     levels: HashMap<ParticipantId, f32>,
     ticks: u64,
 }
@@ -327,6 +329,7 @@ impl Mixer {
             packet: vec![0; MAX_PACKET],
             rtp: 0,
             minus: HashMap::new(),
+            program_paused: false,
             levels: HashMap::new(),
             ticks: 0,
         })
@@ -1158,22 +1161,56 @@ impl RoomTask {
             *l = l.max(level);
         }
 
-        // The program for the audience: limited, encoded once.
-        mixer.scratch.copy_from_slice(&mixer.program);
-        mixer.limiter.process(&mut mixer.scratch);
-        let n = match mixer
-            .encoder
-            .encode_frame(&mixer.scratch, &mut mixer.packet)
-        {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!("room {}: encoder: {e}", self.id);
-                return;
+        // Who hears what: a listener whose own voice is in the mix hears a mix-minus (everything
+        // but that voice), everyone else the program.
+        let sessions = &self.sessions;
+        let minus_for: HashSet<ParticipantId> = sessions
+            .iter()
+            .filter(|s| s.kind == Kind::Listen && s.connected)
+            .filter_map(|s| s.who)
+            .filter(|who| {
+                sessions
+                    .iter()
+                    .any(|p| p.kind == Kind::Publish && p.who == Some(*who) && p.heard)
+            })
+            .collect();
+        let program_heard = self.recording.is_some()
+            || sessions.iter().any(|s| {
+                s.kind == Kind::Listen
+                    && s.connected
+                    && !s.who.is_some_and(|w| minus_for.contains(&w))
+            });
+
+        // The program for the audience: limited, encoded once, and only while someone hears it
+        // (a host alone on stage hears only the mix-minus; the encode is the mix's largest cost).
+        let program: Option<Arc<[u8]>> = if program_heard {
+            if mixer.program_paused {
+                // Nothing from before the pause may reach the first listener after it.
+                mixer.limiter.reset();
+                if let Err(e) = mixer.encoder.reset() {
+                    tracing::error!("room {}: encoder: {e}", self.id);
+                }
+                mixer.program_paused = false;
             }
+            mixer.scratch.copy_from_slice(&mixer.program);
+            mixer.limiter.process(&mut mixer.scratch);
+            match mixer
+                .encoder
+                .encode_frame(&mixer.scratch, &mut mixer.packet)
+            {
+                Ok(n) => Some(Arc::from(&mixer.packet[..n])),
+                Err(e) => {
+                    tracing::error!("room {}: encoder: {e}", self.id);
+                    return;
+                }
+            }
+        } else {
+            mixer.program_paused = true;
+            None
         };
-        let program: Arc<[u8]> = Arc::from(&mixer.packet[..n]);
-        if let Some(w) = self.recording.as_mut()
-            && let Err(e) = w.write_packet(&program)
+        if let Some(program) = &program
+            && let Some(w) = self.recording.as_mut()
+            && let Err(e) = w.write_packet(program)
         {
             tracing::error!("room {}: recording stopped: {e}", self.id);
             self.recording = None;
@@ -1183,13 +1220,7 @@ impl RoomTask {
 
         // Mix-minus for every publisher who also listens.
         let mut minus: HashMap<ParticipantId, Arc<[u8]>> = HashMap::new();
-        let listeners_on_stage: HashSet<ParticipantId> = self
-            .sessions
-            .iter()
-            .filter(|s| s.kind == Kind::Listen && s.connected)
-            .filter_map(|s| s.who)
-            .collect();
-        for who in listeners_on_stage {
+        for who in minus_for {
             let Some(own) = self
                 .sessions
                 .iter()
@@ -1231,7 +1262,9 @@ impl RoomTask {
             let (Some(mid), Some(pt)) = (s.mid, s.pt) else {
                 continue;
             };
-            let packet = s.who.and_then(|w| minus.get(&w)).unwrap_or(&program);
+            let Some(packet) = s.who.and_then(|w| minus.get(&w)).or(program.as_ref()) else {
+                continue;
+            };
             let Some(writer) = s.rtc.writer(mid) else {
                 continue;
             };
