@@ -29,6 +29,9 @@ pub struct Metrics {
     pub mix_micros: AtomicU64,
     /// The longest tick, in microseconds.
     pub mix_micros_max: AtomicU64,
+    /// Program frames encoded: only while someone hears the program (a listener off stage,
+    /// or the recording).
+    pub program_frames: AtomicU64,
     /// HTTP/WS requests refused with a 4xx.
     pub rejected: AtomicU64,
 }
@@ -110,6 +113,12 @@ impl Metrics {
             "gauge",
             "Longest mix tick, microseconds.",
             self.mix_micros_max.load(Relaxed),
+        );
+        put(
+            "program_frames_total",
+            "counter",
+            "Program frames encoded for listeners and the recording.",
+            self.program_frames.load(Relaxed),
         );
         put(
             "rejected_total",

@@ -1161,8 +1161,9 @@ impl RoomTask {
             *l = l.max(level);
         }
 
-        // Who hears what: a listener whose own voice is in the mix hears a mix-minus (everything
-        // but that voice), everyone else the program.
+        // Who hears what: a listener who also publishes hears a mix-minus (everything but their
+        // own voice, from an encoder of their own even in a tick their voice is missing, so their
+        // stream never switches encoders), everyone else the program.
         let sessions = &self.sessions;
         let minus_for: HashSet<ParticipantId> = sessions
             .iter()
@@ -1171,7 +1172,7 @@ impl RoomTask {
             .filter(|who| {
                 sessions
                     .iter()
-                    .any(|p| p.kind == Kind::Publish && p.who == Some(*who) && p.heard)
+                    .any(|p| p.kind == Kind::Publish && p.who == Some(*who))
             })
             .collect();
         let program_heard = self.recording.is_some()
@@ -1198,7 +1199,10 @@ impl RoomTask {
                 .encoder
                 .encode_frame(&mixer.scratch, &mut mixer.packet)
             {
-                Ok(n) => Some(Arc::from(&mixer.packet[..n])),
+                Ok(n) => {
+                    self.shared.metrics.program_frames.fetch_add(1, Relaxed);
+                    Some(Arc::from(&mixer.packet[..n]))
+                }
                 Err(e) => {
                     tracing::error!("room {}: encoder: {e}", self.id);
                     return;
@@ -1221,13 +1225,10 @@ impl RoomTask {
         // Mix-minus for every publisher who also listens.
         let mut minus: HashMap<ParticipantId, Arc<[u8]>> = HashMap::new();
         for who in minus_for {
-            let Some(own) = self
+            let own = self
                 .sessions
                 .iter()
-                .find(|s| s.kind == Kind::Publish && s.who == Some(who) && s.heard)
-            else {
-                continue;
-            };
+                .find(|s| s.kind == Kind::Publish && s.who == Some(who) && s.heard);
             let chain = match mixer.minus.entry(who) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -1240,8 +1241,13 @@ impl RoomTask {
                     v.insert(MinusChain { limiter, encoder })
                 }
             };
-            for ((o, p), x) in mixer.scratch.iter_mut().zip(&mixer.program).zip(&own.pcm) {
-                *o = *p - *x;
+            match own {
+                Some(own) => {
+                    for ((o, p), x) in mixer.scratch.iter_mut().zip(&mixer.program).zip(&own.pcm) {
+                        *o = *p - *x;
+                    }
+                }
+                None => mixer.scratch.copy_from_slice(&mixer.program),
             }
             chain.limiter.process(&mut mixer.scratch);
             if let Ok(n) = chain

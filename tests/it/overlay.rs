@@ -91,18 +91,7 @@ fn go_live(h: &mut Harness<'_, Window>) -> booth::live::LiveRoom {
 }
 
 fn get_json(url: &str) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(url)
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()
-    })
+    serde_json::from_str(&crate::support::http_get(url)).unwrap()
 }
 
 #[test]

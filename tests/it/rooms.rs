@@ -194,6 +194,10 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
     ]);
     let link = host.line("listen: ", Duration::from_secs(20));
     assert!(link.starts_with(&url), "{link} is not on {url}");
+    // The host alone on stage hears only its mix-minus: no program is encoded for an audience
+    // that is not there yet.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(crate::support::metric(&url, "program_frames_total"), 0);
     let outs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("listener{i}.wav"))).collect();
     let listeners: Vec<Proc> = outs
         .iter()
@@ -222,6 +226,12 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
         l.wait_ok(Duration::from_secs(40));
     }
     let late_err = late.wait_ok(Duration::from_secs(30));
+    // Encoded once for all three (and the late one), once per 20 ms while they listened.
+    let encoded = crate::support::metric(&url, "program_frames_total");
+    assert!(
+        (450..=700).contains(&encoded),
+        "{encoded} program frames for 11 s of listening"
+    );
     host.wait_ok(Duration::from_secs(30));
 
     for out in &outs {

@@ -302,3 +302,21 @@ pub fn best_sine(x: &[f32], guess: f64, span: f64, rate: f64) -> (f64, f64) {
     let signal = amp * amp / 2.0 * x.len() as f64;
     (f, 10.0 * (signal / resid.max(1e-30)).log10())
 }
+
+/// The body of a GET, as text.
+pub fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+}
+
+/// One counter or gauge from a Booth server's `/metrics`.
+pub fn metric(server: &str, name: &str) -> u64 {
+    let text = http_get(&format!("{server}/metrics"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("booth_{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no booth_{name} in /metrics:\n{text}"))
+}
