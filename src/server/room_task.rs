@@ -1,8 +1,9 @@
 //! One task per room: it owns the room's state machine (`room::Room`), its members' capability
 //! tokens and WebSocket connections, and its media: every WHIP publisher's Opus through a jitter
-//! buffer into a decoder, a mix every 20 ms, the program encoded ONCE and the same payload
-//! written to every WHEP listener, and a mix-minus (everything but their own voice) for each
-//! publisher who also listens. All its sessions share the server's one UDP socket.
+//! buffer into a decoder, a mix every 20 ms, the program encoded ONCE (and only while someone
+//! hears it: a listener off stage, or the recording) and the same payload written to every WHEP
+//! listener, and a mix-minus (everything but their own voice) for each publisher who also
+//! listens. All its sessions share the server's one UDP socket.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
