@@ -1166,15 +1166,21 @@ impl RoomTask {
         // own voice, from an encoder of their own even in a tick their voice is missing, so their
         // stream never switches encoders), everyone else the program.
         let sessions = &self.sessions;
+        // Every publisher, with their voice in this tick's mix (None when it is missing or muted).
+        let mut own_voice: HashMap<ParticipantId, Option<&[f32]>> = HashMap::new();
+        for s in sessions.iter().filter(|s| s.kind == Kind::Publish) {
+            if let Some(who) = s.who {
+                let voice = own_voice.entry(who).or_insert(None);
+                if s.heard {
+                    *voice = Some(&s.pcm);
+                }
+            }
+        }
         let minus_for: HashSet<ParticipantId> = sessions
             .iter()
             .filter(|s| s.kind == Kind::Listen && s.connected)
             .filter_map(|s| s.who)
-            .filter(|who| {
-                sessions
-                    .iter()
-                    .any(|p| p.kind == Kind::Publish && p.who == Some(*who))
-            })
+            .filter(|who| own_voice.contains_key(who))
             .collect();
         let program_heard = self.recording.is_some()
             || sessions.iter().any(|s| {
@@ -1226,10 +1232,7 @@ impl RoomTask {
         // Mix-minus for every publisher who also listens.
         let mut minus: HashMap<ParticipantId, Arc<[u8]>> = HashMap::new();
         for who in minus_for {
-            let own = self
-                .sessions
-                .iter()
-                .find(|s| s.kind == Kind::Publish && s.who == Some(who) && s.heard);
+            let own = own_voice.get(&who).copied().flatten();
             let chain = match mixer.minus.entry(who) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -1244,7 +1247,7 @@ impl RoomTask {
             };
             match own {
                 Some(own) => {
-                    for ((o, p), x) in mixer.scratch.iter_mut().zip(&mixer.program).zip(&own.pcm) {
+                    for ((o, p), x) in mixer.scratch.iter_mut().zip(&mixer.program).zip(own) {
                         *o = *p - *x;
                     }
                 }
