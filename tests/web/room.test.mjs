@@ -77,8 +77,13 @@ async function levels(page, freqs, channel = -1) {
   return page.evaluate(async ([freqs, channel]) => {
     const audio = document.getElementById("audio");
     if (!audio.srcObject) return freqs.map(() => -999);
-    if (!window.__an) {
+    // The page starts a new session (a new stream) when it goes on stage or reconnects: the
+    // analysers follow the stream the page plays now.
+    if (!window.__an || window.__anStream !== audio.srcObject) {
+      if (window.__anCtx) window.__anCtx.close();
       const ctx = new AudioContext();
+      window.__anCtx = ctx;
+      window.__anStream = audio.srcObject;
       await ctx.resume();
       const src = ctx.createMediaStreamSource(audio.srcObject);
       const make = () => {
@@ -211,8 +216,12 @@ test("a raised hand is heard by the room, not by itself; a co-host mutes and rem
   await speaker.getByRole("button", { name: "Listen" }).click();
   await speaker.getByRole("button", { name: "✋ Raise hand" }).click();
   const speakerId = await speaker.evaluate(() => state.me.id);
-  const approved = await api(url, `/api/rooms/${room}/actions`, hostToken, { type: "approve", target: speakerId });
-  assert.equal(approved.status, 204, JSON.stringify(approved));
+  // The raised hand reaches the room over the page's WebSocket: until it has, there is no hand
+  // to approve (409).
+  await waitFor("the raised hand approved", async () => {
+    const approved = await api(url, `/api/rooms/${room}/actions`, hostToken, { type: "approve", target: speakerId });
+    return { ok: approved.status === 204, status: approved.status, body: approved.body };
+  }, 10);
   await speaker.getByRole("button", { name: "🎙 Turn on mic" }).click();
   await waitFor("the listener hears the speaker's 700 Hz", async () => {
     const [l700, l3k] = await levels(listener, [700, 3000]);
