@@ -29,6 +29,7 @@ fn main() {
         channels,
         // A device delivers a period at a time on its own thread.
         burst_frames: 48 * period_ms as usize,
+        read_now: None,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);
     let config = EngineConfig {
@@ -43,8 +44,8 @@ fn main() {
         remote: None,
         monitor: None,
     };
-    let engine =
-        engine::start(config, inputs, vec![frames_tx]).unwrap_or_else(|e| panic!("engine: {e}"));
+    let engine = engine::start(config, inputs, vec![frames_tx.into()])
+        .unwrap_or_else(|e| panic!("engine: {e}"));
 
     // The "device": periods of `period_ms`, an impulse every 500 ms, paced by the clock.
     let feeder = std::thread::spawn(move || {

@@ -127,6 +127,7 @@ fn main() {
         channels,
         // The "device" below delivers 10 ms periods on its own thread.
         burst_frames: 480,
+        read_now: None,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(100);
     let config = EngineConfig {
@@ -140,8 +141,8 @@ fn main() {
         remote: None,
         monitor: None,
     };
-    let engine =
-        engine::start(config, inputs, vec![frames_tx]).unwrap_or_else(|e| panic!("engine: {e}"));
+    let engine = engine::start(config, inputs, vec![frames_tx.into()])
+        .unwrap_or_else(|e| panic!("engine: {e}"));
     let frames = publisher.frames.clone();
     let bridge = std::thread::spawn(move || {
         while let Ok(f) = frames_rx.recv() {

@@ -8,7 +8,6 @@
 //! stops for a lost input: it goes on without it.
 
 use std::path::PathBuf;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use crate::audio::{
@@ -17,7 +16,7 @@ use crate::audio::{
 use crate::codec::EncoderSettings;
 use crate::dsp::ProgramSettings;
 use crate::engine::{
-    self, Command, EncodedFrame, EngineConfig, EngineEvent, Input, InputRing, Meters, PacedFile,
+    self, Command, EngineConfig, EngineEvent, FrameSink, Input, InputRing, Meters, PacedFile,
     Recorder,
 };
 
@@ -208,6 +207,7 @@ fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostEr
         channels,
         // Where the sound system does not say, assume a 20 ms period.
         burst_frames: capture.period_frames().unwrap_or(capture.sample_rate / 50) as usize,
+        read_now: capture.read_now(),
     };
     Ok((capture, ring))
 }
@@ -320,13 +320,13 @@ impl HostSession {
             noise_suppression: opts.noise_suppression,
             max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
         };
-        let mut consumers: Vec<SyncSender<EncodedFrame>> = Vec::new();
+        let mut consumers: Vec<FrameSink> = Vec::new();
         let recorder = match &opts.record {
             Some(path) => {
                 let (rec, tx) = Recorder::start(path, &encoder).map_err(|e| {
                     HostError(format!("cannot record to '{}': {e}", path.display()))
                 })?;
-                consumers.push(tx);
+                consumers.push(tx.into());
                 Some(rec)
             }
             None => None,
@@ -397,6 +397,7 @@ impl HostSession {
                     rate: 48_000,
                     channels: 2,
                     burst_frames: 0,
+                    read_now: None,
                 }),
             )
         } else {

@@ -1,21 +1,20 @@
 //! Going live from `booth host` (and the overlay): start the room server in this process or use
 //! a remote one, create the room (or join one with a token), and publish the engine's Opus
 //! frames by WHIP. The engine thread knows nothing of this: it hands frames to a channel like
-//! any other consumer, and a bridge thread passes them to the WebRTC task.
+//! any other consumer, whose channel wakes the WebRTC task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{self, SyncSender};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::EncodedFrame;
+use crate::engine::FrameSink;
 use crate::host::RoomTarget;
 use crate::rtc::jitter::PlayoutDecoder;
-use crate::rtc::peer::{ClientPeer, Mode, OutFrame};
+use crate::rtc::peer::{ClientPeer, Mode};
 use crate::server::{RunningServer, ServeOptions};
 
 /// The room the program is live in.
@@ -50,7 +49,6 @@ pub struct GoLive {
     channel: Option<tokio::task::JoinHandle<()>>,
     voice_level: Arc<AtomicU32>,
     room: LiveRoom,
-    bridge: Option<JoinHandle<()>>,
     reported: AtomicBool,
     actions: tokio::sync::mpsc::UnboundedSender<Value>,
     messages_tx: mpsc::Sender<Value>,
@@ -65,7 +63,7 @@ impl GoLive {
     /// not connect.
     pub fn start(
         target: &RoomTarget,
-        consumers: &mut Vec<SyncSender<EncodedFrame>>,
+        consumers: &mut Vec<FrameSink>,
         room_voices: Option<rtrb::Producer<f32>>,
     ) -> Result<Self, LiveError> {
         // One worker: the publisher, the room channel, hearing the room and an in-process
@@ -87,23 +85,8 @@ impl GoLive {
                 Duration::from_secs(10),
             ))
             .map_err(|e| LiveError(format!("cannot publish to {whip}: {e}")))?;
-        let (tx, rx) = mpsc::sync_channel::<EncodedFrame>(50);
-        let frames = peer.frames.clone();
-        let bridge = std::thread::Builder::new()
-            .name("booth-publish".into())
-            .spawn(move || {
-                while let Ok(frame) = rx.recv() {
-                    let out = OutFrame {
-                        rtp_time: frame.pts,
-                        packet: frame.packet,
-                    };
-                    if frames.blocking_send(out).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| LiveError(format!("cannot start the publisher: {e}")))?;
-        consumers.push(tx);
+        // The engine hands its frames straight to the publisher's task.
+        consumers.push(FrameSink::Publisher(peer.frames.clone()));
         let voice_level = Arc::new(AtomicU32::new(0));
         let (messages_tx, messages) = mpsc::channel();
         let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -131,7 +114,6 @@ impl GoLive {
             channel: Some(channel),
             voice_level,
             room,
-            bridge: Some(bridge),
             reported: AtomicBool::new(false),
             actions,
             messages_tx,
@@ -219,9 +201,6 @@ impl GoLive {
         }
         if let Some(mut peer) = self.peer.take() {
             self.rt.block_on(peer.close());
-        }
-        if let Some(bridge) = self.bridge.take() {
-            let _ = bridge.join();
         }
         if let Some(server) = self.server.take() {
             self.rt.block_on(server.shutdown());

@@ -69,6 +69,9 @@ pub struct Capture {
     /// The stream itself reports a device that went away (Booth's PulseAudio streams do), so
     /// [`check`](Self::check) need not ask the sound server.
     reports_loss: bool,
+    /// Reads the device on the caller's thread, for a stream read on demand (Booth's
+    /// PulseAudio streams: see [`read_now`](Self::read_now)).
+    read_now: Option<fn()>,
 }
 
 impl std::fmt::Debug for Capture {
@@ -86,6 +89,14 @@ impl Capture {
     /// Whether the stream still delivers: false after the device or the sound server went away.
     pub fn is_alive(&self) -> bool {
         self.stats.alive.load(Ordering::Relaxed)
+    }
+
+    /// For a stream that can be read on demand (Booth's PulseAudio streams): a function that
+    /// reads what the device has sent and runs the callback now, on the caller's thread, without
+    /// waiting. The engine calls it before each pull, so no capture thread wakes between its
+    /// blocks. `None` for streams the sound system drives on its own thread.
+    pub fn read_now(&self) -> Option<fn()> {
+        self.read_now
     }
 
     /// Frames per callback the sound system settled on, where it says.
@@ -228,6 +239,7 @@ pub fn start_capture(
             channels,
             stats,
             reports_loss: reports_loss(device),
+            read_now: read_now(device),
         },
         consumer,
     ))
@@ -240,6 +252,16 @@ fn reports_loss(device: &cpal::Device) -> bool {
     {
         let _ = device;
         false
+    }
+}
+
+fn read_now(device: &cpal::Device) -> Option<fn()> {
+    #[cfg(target_os = "linux")]
+    return super::pulse::is_lean(device).then_some(super::pulse::pump_now as fn());
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = device;
+        None
     }
 }
 

@@ -15,9 +15,12 @@
 //! the server ends the stream (instead of quietly moving it to the default source), and the
 //! error callback says so at once, without polling the device list.
 //!
-//! The pump thread is the "device callback" thread: per period it reads, converts and calls
-//! the callbacks, nothing else (no allocation once its buffers have grown to a period's
-//! worth, no lock, no log).
+//! The pump is the "device callback": per period it reads, converts and calls the callbacks,
+//! nothing else (no allocation once its buffers have grown to a period's worth, no waiting, no
+//! log). It runs on the engine's thread, right before the engine pulls its inputs
+//! ([`pump_now`]), so the engine finds the freshest samples and no thread wakes between its
+//! blocks; the pump thread serves the streams only while nobody else does (a capture with no
+//! engine, or an engine that stopped).
 //!
 //! `unsafe` is allowed here for one call: cpal's `Data::from_parts`, the only way a custom
 //! device can hand samples to cpal's callback. The samples are a plain `Vec<f32>` this module
@@ -27,9 +30,8 @@
 use std::ffi::CString;
 use std::io::{BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, SendError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use cpal::traits::DeviceTrait;
@@ -364,8 +366,8 @@ impl Drop for PulseStream {
         if let Ok(writer) = self.writer.get_mut() {
             let _ = writer.shutdown(std::net::Shutdown::Both);
         }
-        // The callbacks may be running on the pump thread now: once it has let the stream go
-        // they never run again, as with any cpal stream that is dropped.
+        // The callbacks may be running now (on the pump thread or the engine's): once the pump
+        // has let the stream go they never run again, as with any cpal stream that is dropped.
         let asked = Instant::now();
         while !self.flags.done.load(Ordering::Acquire) && asked.elapsed() < Duration::from_secs(1) {
             std::thread::sleep(Duration::from_millis(1));
@@ -373,7 +375,7 @@ impl Drop for PulseStream {
     }
 }
 
-/// A stream's shared state with the pump thread.
+/// A stream's shared state with the pump.
 #[derive(Default)]
 struct Flags {
     /// Set by the stream when it is dropped.
@@ -395,67 +397,156 @@ struct Pumped {
     flags: Arc<Flags>,
 }
 
-/// The way to the pump thread, started with the first stream.
-static PUMP: Mutex<Option<Sender<Pumped>>> = Mutex::new(None);
+/// Every stream, the pump thread, and when a caller last served the streams itself.
+struct Pump {
+    served: Mutex<Served>,
+    /// Microseconds since `epoch` when [`pump_now`] last served the streams; 0 for never.
+    driven_at: AtomicU64,
+    epoch: Instant,
+    thread: Mutex<Option<std::thread::Thread>>,
+}
 
-/// Hands a stream to the pump thread: one thread serves every PulseAudio source, so two
-/// captures wake once a period, not twice.
+/// What serving needs: the streams and one read buffer for all of them.
+struct Served {
+    streams: Vec<Pumped>,
+    read_buf: Vec<u8>,
+}
+
+impl Served {
+    /// Reads each stream's connection and calls its callbacks; lets ended streams go. Returns
+    /// the shortest period asked for, `None` with no streams.
+    fn serve_all(&mut self) -> Option<Duration> {
+        let mut i = 0;
+        while i < self.streams.len() {
+            if self.streams[i].serve(&mut self.read_buf) {
+                i += 1;
+            } else {
+                let gone = self.streams.swap_remove(i);
+                let flags = Arc::clone(&gone.flags);
+                drop(gone);
+                flags.done.store(true, Ordering::Release);
+            }
+        }
+        self.streams.iter().map(|s| s.read.period).min()
+    }
+}
+
+static PUMP: OnceLock<Pump> = OnceLock::new();
+
+/// While a caller serves the streams through [`pump_now`] at least this often, the pump thread
+/// stays asleep; when it stops, the thread takes over after this long.
+const DRIVEN_GRACE: Duration = Duration::from_millis(100);
+
+/// Calls within this long of the last one find nothing new and return at once (every lane of
+/// the engine calls, once a block).
+const DRIVEN_REPEAT: Duration = Duration::from_millis(1);
+
+fn the_pump() -> &'static Pump {
+    PUMP.get_or_init(|| Pump {
+        served: Mutex::new(Served {
+            streams: Vec::new(),
+            read_buf: vec![0u8; 64 * 1024],
+        }),
+        driven_at: AtomicU64::new(0),
+        epoch: Instant::now(),
+        thread: Mutex::new(None),
+    })
+}
+
+impl Pump {
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// When a caller last served the streams, if that was within `within` of `now`.
+    fn driven_within(&self, now: Instant, within: Duration) -> Option<Instant> {
+        let at = self.driven_at.load(Ordering::Relaxed);
+        if at == 0 {
+            return None;
+        }
+        let at = self.epoch + Duration::from_micros(at);
+        (now.saturating_duration_since(at) < within).then_some(at)
+    }
+}
+
+/// Hands a stream to the pump: one thread serves every PulseAudio source, so two captures wake
+/// once a period, not twice; or none does, while the engine serves them ([`pump_now`]).
 fn pump(stream: Pumped) -> Result<(), Error> {
-    let mut pump = PUMP.lock().unwrap_or_else(|e| e.into_inner());
-    let stream = match pump.as_ref() {
-        Some(tx) => match tx.send(stream) {
-            Ok(()) => return Ok(()),
-            Err(SendError(stream)) => stream,
-        },
-        None => stream,
-    };
-    // No pump yet (or it ended): start one.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let _ = tx.send(stream);
-    std::thread::Builder::new()
-        .name("booth-pulse".to_owned())
-        .spawn(move || run_pump(&rx))
-        .map_err(io_error)?;
-    *pump = Some(tx);
+    let pump = the_pump();
+    pump.served
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .streams
+        .push(stream);
+    let mut thread = pump.thread.lock().unwrap_or_else(|e| e.into_inner());
+    match thread.as_ref() {
+        Some(t) => t.unpark(),
+        None => {
+            let handle = std::thread::Builder::new()
+                .name("booth-pulse".to_owned())
+                .spawn(run_pump)
+                .map_err(io_error)?;
+            *thread = Some(handle.thread().clone());
+        }
+    }
     Ok(())
+}
+
+/// Serves every PulseAudio stream now, on the caller's thread: reads what each server sent and
+/// calls the streams' callbacks (which only copy into their rings). The engine calls it right
+/// before it pulls its inputs, once a block: the samples are as fresh as they can be, and no
+/// thread of its own wakes between the engine's blocks (the pump thread sleeps while this is
+/// called at least every [`DRIVEN_GRACE`]).
+///
+/// Never waits: while the pump thread is serving (it took over from a caller that stopped), this
+/// returns at once and the thread's serving stands for it. Allocation-free once the streams'
+/// buffers have grown to a period's worth.
+pub fn pump_now() {
+    let Some(pump) = PUMP.get() else {
+        return;
+    };
+    let now = Instant::now();
+    if pump.driven_within(now, DRIVEN_REPEAT).is_some() {
+        return;
+    }
+    let mut served = match pump.served.try_lock() {
+        Ok(served) => served,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
+    };
+    served.serve_all();
+    pump.driven_at.store(pump.micros(now), Ordering::Relaxed);
 }
 
 /// Wakes once a period (the shortest asked for), reads everything each server sent
 /// meanwhile, and hands each stream's samples to its callback in one call, as a device with
 /// that period would. The server sends as often as its source renders (every 5 ms on a busy
 /// low-latency sink); waking for each packet would cost a context switch each, more than the
-/// copying itself. With no streams it sleeps until one comes.
-fn run_pump(incoming: &Receiver<Pumped>) {
-    let mut streams: Vec<Pumped> = Vec::new();
-    let mut read_buf = vec![0u8; 64 * 1024];
+/// copying itself. With no streams it sleeps until one comes; while a caller serves the
+/// streams ([`pump_now`]) it sleeps until that caller stops.
+fn run_pump() {
+    let pump = the_pump();
     let mut next = Instant::now();
     loop {
-        if streams.is_empty() {
-            match incoming.recv() {
-                Ok(stream) => streams.push(stream),
-                Err(_) => return,
-            }
+        let now = Instant::now();
+        if let Some(at) = pump.driven_within(now, DRIVEN_GRACE) {
+            std::thread::sleep((at + DRIVEN_GRACE).saturating_duration_since(now));
             next = Instant::now();
+            continue;
         }
-        while let Ok(stream) = incoming.try_recv() {
-            streams.push(stream);
-        }
-        let mut i = 0;
-        while i < streams.len() {
-            if streams[i].serve(&mut read_buf) {
-                i += 1;
-            } else {
-                let gone = streams.swap_remove(i);
-                let flags = Arc::clone(&gone.flags);
-                drop(gone);
-                flags.done.store(true, Ordering::Release);
-            }
-        }
-        let period = streams
-            .iter()
-            .map(|s| s.read.period)
-            .min()
-            .unwrap_or(Duration::from_millis(10));
+        let period = pump
+            .served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .serve_all();
+        let Some(period) = period else {
+            // Unparked by the next stream (a wake-up for nothing only comes round again).
+            std::thread::park();
+            next = Instant::now();
+            continue;
+        };
         // Deadline-paced; after a stall (a suspended machine) start afresh from now.
         next += period;
         let now = Instant::now();
@@ -541,7 +632,14 @@ impl Connection {
                 Ok(0) => {
                     return Drained::Closed(lost_connection(&"the server closed it"));
                 }
-                Ok(n) => self.inbox.extend_from_slice(&read_buf[..n]),
+                Ok(n) => {
+                    self.inbox.extend_from_slice(&read_buf[..n]);
+                    // A stream socket's read takes everything queued up to the buffer's size:
+                    // a short one emptied it, and asking again would only hear "would block".
+                    if n < read_buf.len() {
+                        return Drained::Empty;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Drained::Empty,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Drained::Closed(lost_connection(&e)),

@@ -32,6 +32,7 @@ pub use record::Recorder;
 use crate::codec::opus::{FRAME_SAMPLES, MAX_PACKET};
 use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
 use crate::dsp::{Biquad, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
+use crate::rtc::peer::OutFrame;
 
 /// How much input the lanes keep queued: one device period of 10 ms plus jitter.
 pub const LANE_LATENCY_S: f64 = 0.02;
@@ -76,6 +77,10 @@ pub struct InputRing {
     /// keeps pace with the engine. The lane keeps this much in hand beyond one pull, so a period
     /// that lands just after a pull does not leave the next one short.
     pub burst_frames: usize,
+    /// For a source read on demand (Booth's PulseAudio streams): reads the device now, on the
+    /// engine thread, right before each pull, so the freshest samples are in the ring and no
+    /// thread of the source's own wakes between blocks. It never waits.
+    pub read_now: Option<fn()>,
 }
 
 /// Controls, sent to the running engine.
@@ -99,7 +104,7 @@ pub enum Command {
     /// stops playing them.
     Monitor(Option<rtrb::Producer<f32>>),
     /// One more consumer of the program's frames (going live while the engine runs).
-    AddConsumer(SyncSender<EncodedFrame>),
+    AddConsumer(FrameSink),
     /// Stop after the current block.
     Stop,
 }
@@ -142,6 +147,53 @@ impl std::fmt::Display for EngineEvent {
                 write!(f, "settings refused, the previous ones stay: {why}")
             }
             Self::Stopped => f.write_str("the engine stopped"),
+        }
+    }
+}
+
+/// Where the engine hands its frames. It never waits for one: a full sink misses the frame.
+#[derive(Debug, Clone)]
+pub enum FrameSink {
+    /// A thread's channel (a recorder).
+    Thread(SyncSender<EncodedFrame>),
+    /// An async task's channel (the WebRTC publisher): the task is woken straight from the
+    /// engine thread, with no thread in between.
+    Publisher(tokio::sync::mpsc::Sender<OutFrame>),
+}
+
+impl From<SyncSender<EncodedFrame>> for FrameSink {
+    fn from(tx: SyncSender<EncodedFrame>) -> Self {
+        Self::Thread(tx)
+    }
+}
+
+/// What offering a frame to a sink came to.
+enum Offered {
+    Taken,
+    Full,
+    Gone,
+}
+
+impl FrameSink {
+    fn offer(&self, pts: u64, packet: &[u8]) -> Offered {
+        match self {
+            Self::Thread(tx) => match tx.try_send(EncodedFrame {
+                pts,
+                at: Instant::now(),
+                packet: packet.to_vec(),
+            }) {
+                Ok(()) => Offered::Taken,
+                Err(TrySendError::Full(_)) => Offered::Full,
+                Err(TrySendError::Disconnected(_)) => Offered::Gone,
+            },
+            Self::Publisher(tx) => match tx.try_send(OutFrame {
+                rtp_time: pts,
+                packet: packet.to_vec(),
+            }) {
+                Ok(()) => Offered::Taken,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Offered::Full,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+            },
         }
     }
 }
@@ -327,7 +379,7 @@ pub struct Inputs {
 pub fn start(
     config: EngineConfig,
     inputs: Inputs,
-    consumers: Vec<SyncSender<EncodedFrame>>,
+    consumers: Vec<FrameSink>,
 ) -> Result<EngineHandle, EngineError> {
     let mut core = EngineCore::new(&config, inputs)?;
     let (cmd_tx, cmd_rx) = mpsc::channel();
@@ -352,6 +404,7 @@ pub fn start(
 
 struct InputState {
     lane: Lane,
+    read_now: Option<fn()>,
 }
 
 /// The engine's state, apart from the thread: one call of [`EngineCore::block`] makes one frame.
@@ -386,6 +439,7 @@ struct EngineCore {
 
 fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspError> {
     Ok(InputState {
+        read_now: ring.read_now,
         lane: Lane::new(
             ring.ring,
             ring.rate,
@@ -447,7 +501,7 @@ impl EngineCore {
     fn apply(
         &mut self,
         command: Command,
-        consumers: &mut Vec<SyncSender<EncodedFrame>>,
+        consumers: &mut Vec<FrameSink>,
         events: &Sender<EngineEvent>,
     ) -> bool {
         match command {
@@ -485,7 +539,7 @@ impl EngineCore {
         commands: &Receiver<Command>,
         events: &Sender<EngineEvent>,
         meters: &MeterReadout,
-        mut consumers: Vec<SyncSender<EncodedFrame>>,
+        mut consumers: Vec<FrameSink>,
         max_frames: Option<u64>,
     ) {
         let period = Duration::from_micros(20_000);
@@ -518,19 +572,14 @@ impl EngineCore {
             let n = self.block(meters);
             let mut i = 0;
             while let Some(c) = consumers.get(i) {
-                let frame = EncodedFrame {
-                    pts,
-                    at: Instant::now(),
-                    packet: self.packet[..n].to_vec(),
-                };
-                match c.try_send(frame) {
-                    Ok(()) => {}
+                match c.offer(pts, &self.packet[..n]) {
+                    Offered::Taken => {}
                     // A consumer that hung up (the room was left) is let go.
-                    Err(TrySendError::Disconnected(_)) => {
+                    Offered::Gone => {
                         consumers.swap_remove(i);
                         continue;
                     }
-                    Err(TrySendError::Full(_)) => {
+                    Offered::Full => {
                         dropped += 1;
                         let _ = events.send(EngineEvent::ConsumerBehind { dropped });
                     }
@@ -542,6 +591,11 @@ impl EngineCore {
 
     /// Makes one 20 ms frame: pull, mic chain, program chain, encode. Returns the packet length.
     fn block(&mut self, meters: &MeterReadout) -> usize {
+        for input in [&self.game, &self.mic, &self.remote].into_iter().flatten() {
+            if let Some(read_now) = input.read_now {
+                read_now();
+            }
+        }
         if pull_or_silence(&mut self.game, &mut self.game_buf) {
             meters.underruns_game.fetch_add(1, Ordering::Relaxed);
         }
@@ -656,6 +710,7 @@ mod tests {
                 rate: 48_000,
                 channels: 1,
                 burst_frames: 0,
+                read_now: None,
             }),
             ..Inputs::default()
         };

@@ -82,6 +82,7 @@ impl PacedFile {
                 channels: out_ch,
                 // The feeding thread keeps 10 ms periods on the clock, as the engine does.
                 burst_frames: 0,
+                read_now: None,
             },
         ))
     }

@@ -406,6 +406,82 @@ impl Drop for PulseModule {
     }
 }
 
+/// Voluntary context switches (wake-ups) so far of this process's thread named `name`.
+fn thread_wakeups(name: &str) -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
+    None
+}
+
+#[test]
+fn a_stream_read_on_demand_needs_no_wake_ups_of_its_own_and_is_read_without_one() {
+    if !sound_server() || !have_tool("sox") || !have_tool("paplay") {
+        return;
+    }
+    let _sound = sound_lock();
+    let dir = tempdir();
+    let wav = sox_tone(dir.path(), 440, 0.5, 8);
+    let (device, info) = open_input(&DeviceSelector::Named("game.monitor".into())).unwrap();
+    let (capture, mut ring) = start_capture(&device, info, 480, 2.0).unwrap();
+    // Booth's PulseAudio streams are read by whoever drains them (the engine, once a block).
+    let read_now = capture
+        .read_now()
+        .expect("a PulseAudio stream can be read on demand");
+    let channels = usize::from(capture.channels);
+    let rate = capture.sample_rate as usize;
+    let _player = play("game", &wav);
+    let mut got = Vec::new();
+
+    // Read as the engine does, every 20 ms, for 2 s: the tone comes, and the pump thread stays
+    // asleep after the first second (it wakes once per grace period, not once per 10 ms).
+    let mut wakeups_then = None;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        read_now();
+        drain(&mut ring, &mut got);
+        if wakeups_then.is_none() && started.elapsed() >= Duration::from_secs(1) {
+            wakeups_then = Some((thread_wakeups("booth-pulse").unwrap(), got.len()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (then, got_then) = wakeups_then.unwrap();
+    let pump_wakeups = thread_wakeups("booth-pulse").unwrap() - then;
+    let frames_read = (got.len() - got_then) / channels;
+    eprintln!(
+        "read on demand: {frames_read} frames in the last second, pump thread woke {pump_wakeups} times"
+    );
+    assert!(
+        pump_wakeups <= 20,
+        "the pump thread woke {pump_wakeups} times in a second the stream was read on demand"
+    );
+    assert!(
+        frames_read >= rate * 9 / 10,
+        "{frames_read} frames in a second of reading on demand"
+    );
+    let tail = &got[got.len() - rate / 10 * channels..];
+    assert!(rms(tail) > 0.1, "no tone in what was read on demand");
+
+    // Nobody reads on demand any more: the pump thread takes over within its grace period.
+    let before = got.len();
+    std::thread::sleep(Duration::from_secs(1));
+    drain(&mut ring, &mut got);
+    let frames = (got.len() - before) / channels;
+    assert!(
+        frames >= rate * 8 / 10,
+        "only {frames} frames came in the second after reading on demand stopped"
+    );
+    assert_eq!(capture.stats.overruns.load(Ordering::Relaxed), 0);
+    assert!(capture.is_alive());
+}
+
 #[test]
 fn a_device_that_goes_away_marks_the_capture_dead() {
     if !sound_server() || !have_tool("pactl") {

@@ -343,7 +343,7 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
             remote: Some(remote_ring),
             monitor: None,
         },
-        vec![tx],
+        vec![tx.into()],
     )
     .unwrap();
     while !handle.is_finished() {
