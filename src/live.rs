@@ -1,7 +1,10 @@
 //! Going live from `booth host` (and the overlay): start the room server in this process or use
 //! a remote one, create the room (or join one with a token), and publish the engine's Opus
-//! frames by WHIP. The engine thread knows nothing of this: it hands frames to a channel like
-//! any other consumer, whose channel wakes the WebRTC task.
+//! frames: by WHIP to a remote server, and straight into the room's task when the server runs in
+//! this process (WebRTC between a host and its own server would only add encryption, packets
+//! and wake-ups; guests and listeners still come over WebRTC). The host hears the room the same
+//! way. The engine thread knows nothing of this: it hands frames to a channel like any other
+//! consumer, and that channel wakes the publishing task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -45,6 +48,8 @@ pub struct GoLive {
     rt: tokio::runtime::Runtime,
     server: Option<RunningServer>,
     peer: Option<ClientPeer>,
+    /// Publishing into the server in this process.
+    here: Option<crate::server::LocalSession>,
     voices: Option<tokio::task::JoinHandle<()>>,
     channel: Option<tokio::task::JoinHandle<()>>,
     voice_level: Arc<AtomicU32>,
@@ -76,17 +81,33 @@ impl GoLive {
             .build()
             .map_err(|e| LiveError(format!("cannot start the network runtime: {e}")))?;
         let (server, room) = rt.block_on(open_room(target))?;
-        let whip = format!("{}/whip/{}", room.server, room.room);
-        let peer = rt
-            .block_on(ClientPeer::connect(
-                &whip,
-                Some(&room.token),
-                Mode::Publish,
-                Duration::from_secs(10),
-            ))
-            .map_err(|e| LiveError(format!("cannot publish to {whip}: {e}")))?;
-        // The engine hands its frames straight to the publisher's task.
-        consumers.push(FrameSink::Publisher(peer.frames.clone()));
+        // The engine hands its frames straight to the publisher's task: the room's own task
+        // when the server runs in this process (no WebRTC between a host and its own server),
+        // else a WHIP peer's.
+        let (peer, here) = match &server {
+            Some(running) => {
+                let here = rt
+                    .block_on(running.publish_here(&room.room, &room.token))
+                    .map_err(|e| LiveError(format!("cannot publish to the room: {e}")))?;
+                if let Some(frames) = &here.frames {
+                    consumers.push(FrameSink::Publisher(frames.clone()));
+                }
+                (None, Some(here))
+            }
+            None => {
+                let whip = format!("{}/whip/{}", room.server, room.room);
+                let peer = rt
+                    .block_on(ClientPeer::connect(
+                        &whip,
+                        Some(&room.token),
+                        Mode::Publish,
+                        Duration::from_secs(10),
+                    ))
+                    .map_err(|e| LiveError(format!("cannot publish to {whip}: {e}")))?;
+                consumers.push(FrameSink::Publisher(peer.frames.clone()));
+                (Some(peer), None)
+            }
+        };
         let voice_level = Arc::new(AtomicU32::new(0));
         let (messages_tx, messages) = mpsc::channel();
         let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -102,14 +123,32 @@ impl GoLive {
         // that went away would leave the room waiting for a host it never saw. A room slow to
         // answer does not stop the program; the channel keeps trying.
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), joined).await });
-        let voices = room_voices.map(|producer| {
-            let whep = format!("{}/whep/{}", room.server, room.room);
-            rt.spawn(hear_the_room(whep, room.token.clone(), producer))
+        let voices = room_voices.map(|producer| match &server {
+            Some(running) => {
+                let heard = rt.block_on(running.listen_here(&room.room, &room.token));
+                rt.spawn(async move {
+                    match heard {
+                        Ok(mut here) => {
+                            if let Some(incoming) = here.incoming.as_mut() {
+                                play_the_room(incoming, producer).await;
+                            }
+                        }
+                        Err(e) => tracing::warn!(
+                            "cannot hear the room's other voices ({e}); the program goes out anyway"
+                        ),
+                    }
+                })
+            }
+            None => {
+                let whep = format!("{}/whep/{}", room.server, room.room);
+                rt.spawn(hear_the_room(whep, room.token.clone(), producer))
+            }
         });
         Ok(Self {
             rt,
             server,
-            peer: Some(peer),
+            peer,
+            here,
             voices,
             channel: Some(channel),
             voice_level,
@@ -187,7 +226,11 @@ impl GoLive {
     /// Why the publication ended, the first time it is asked after it did.
     #[must_use]
     pub fn lost(&self) -> Option<String> {
-        let why = self.peer.as_ref()?.ended()?;
+        let why = match (&self.peer, &self.here) {
+            (Some(peer), _) => peer.ended()?,
+            (None, Some(here)) if here.ended() => "the room let the host's program go".to_owned(),
+            _ => return None,
+        };
         (!self.reported.swap(true, Ordering::Relaxed)).then_some(why)
     }
 
@@ -202,6 +245,7 @@ impl GoLive {
         if let Some(mut peer) = self.peer.take() {
             self.rt.block_on(peer.close());
         }
+        drop(self.here.take());
         if let Some(server) = self.server.take() {
             self.rt.block_on(server.shutdown());
         }
@@ -338,7 +382,7 @@ pub fn describe(v: &Value) -> Option<String> {
 /// Receives the host's mix-minus (everyone in the room but the host) and writes it, 48 kHz
 /// stereo, into the engine's ring for the room's voices, paced by a 20 ms clock behind a jitter
 /// buffer. Without it the program still goes out; the host just does not hear the guests.
-async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f32>) {
+async fn hear_the_room(whep: String, token: String, voices: rtrb::Producer<f32>) {
     let mut peer =
         match ClientPeer::connect(&whep, Some(&token), Mode::Listen, Duration::from_secs(10)).await
         {
@@ -350,6 +394,15 @@ async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f
                 return;
             }
         };
+    play_the_room(&mut peer.incoming, voices).await;
+    peer.close().await;
+}
+
+/// Plays what `incoming` brings into `voices` until it closes, behind a jitter buffer.
+async fn play_the_room(
+    incoming: &mut tokio::sync::mpsc::Receiver<crate::rtc::peer::InFrame>,
+    mut voices: rtrb::Producer<f32>,
+) {
     let Ok(mut playout) = PlayoutDecoder::new(2, 10) else {
         return;
     };
@@ -357,7 +410,7 @@ async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         tokio::select! {
-            frame = peer.incoming.recv() => match frame {
+            frame = incoming.recv() => match frame {
                 Some(f) => playout.push(f.rtp_time, f.packet),
                 None => break,
             },
@@ -373,7 +426,6 @@ async fn hear_the_room(whep: String, token: String, mut voices: rtrb::Producer<f
             }
         }
     }
-    peer.close().await;
 }
 
 async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRoom), LiveError> {

@@ -19,12 +19,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use self::error::ApiError;
 use self::media::MediaSocket;
 use self::metrics::Metrics;
-use self::room_task::{RoomHandle, Shared};
+use self::room_task::{RoomHandle, RoomMsg, Shared};
+use crate::rtc::peer::{InFrame, OutFrame};
 
 /// How the server starts.
 #[derive(Debug, Clone)]
@@ -174,6 +176,98 @@ impl RunningServer {
 ///
 /// # Errors
 /// A port cannot be bound.
+/// A session of the host in the server's own process (see [`RunningServer::publish_here`]):
+/// frames travel over channels, not WebRTC. Drop it to hang up.
+#[derive(Debug)]
+pub struct LocalSession {
+    /// Where a publishing host hands its frames.
+    pub frames: Option<mpsc::Sender<OutFrame>>,
+    /// What a listening host hears.
+    pub incoming: Option<mpsc::Receiver<InFrame>>,
+    /// Closed once the room has let the session go.
+    alive: mpsc::Receiver<()>,
+}
+
+impl LocalSession {
+    /// Whether the room has let the session go (the room ended, or the host was removed).
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.alive.is_closed()
+    }
+}
+
+impl RunningServer {
+    /// Publishes into `room` with `token` from this process: the room's rules as for WHIP, and
+    /// the frames handed to [`LocalSession::frames`] go to the room as they are, with no
+    /// WebRTC, network or encryption between the host and its own server.
+    ///
+    /// # Errors
+    /// No such room, or the room refuses the token (as WHIP would).
+    pub async fn publish_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
+        let (id, alive, handle) = self.local(room, token, None).await?;
+        let (frames, mut rx) = mpsc::channel::<OutFrame>(64);
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let frame = RoomMsg::LocalFrame {
+                    session: Arc::clone(&id),
+                    rtp_time: f.rtp_time,
+                    packet: Arc::from(f.packet),
+                };
+                if handle.tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+            // The host hung up.
+            let (reply, _) = oneshot::channel();
+            let session = id.to_string();
+            let _ = handle.tx.send(RoomMsg::Hangup { session, reply }).await;
+        });
+        Ok(LocalSession {
+            frames: Some(frames),
+            incoming: None,
+            alive,
+        })
+    }
+
+    /// Hears `room` with `token` from this process (a stage member's mix-minus), as WHEP would,
+    /// without WebRTC.
+    ///
+    /// # Errors
+    /// No such room, or the room refuses the token.
+    pub async fn listen_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
+        let (tx, incoming) = mpsc::channel(256);
+        let (_, alive, _) = self.local(room, token, Some(tx)).await?;
+        Ok(LocalSession {
+            frames: None,
+            incoming: Some(incoming),
+            alive,
+        })
+    }
+
+    async fn local(
+        &self,
+        room: &str,
+        token: &str,
+        listen: Option<mpsc::Sender<InFrame>>,
+    ) -> Result<(Arc<str>, mpsc::Receiver<()>, RoomHandle), ApiError> {
+        let handle = self
+            .state
+            .room(room)
+            .ok_or_else(|| ApiError::not_found("that room"))?;
+        let (alive_tx, alive) = mpsc::channel(1);
+        let (reply, answer) = oneshot::channel();
+        let ask = RoomMsg::Local {
+            token: token.to_owned(),
+            listen,
+            alive: alive_tx,
+            reply,
+        };
+        handle.tx.send(ask).await.map_err(|_| ApiError::gone())?;
+        let id = answer.await.map_err(|_| ApiError::gone())??;
+        Ok((id, alive, handle))
+    }
+}
+
 pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let listener = TcpListener::bind(opts.bind)
         .await

@@ -3,7 +3,9 @@
 //! buffer into a decoder, a mix every 20 ms, the program encoded ONCE (and only while someone
 //! hears it: a listener off stage, or the recording) and the same payload written to every WHEP
 //! listener, and a mix-minus (everything but their own voice) for each publisher who also
-//! listens. All its sessions share the server's one UDP socket.
+//! listens. All its WebRTC sessions share the server's one UDP socket; a host whose server runs
+//! in its own process publishes and listens through local sessions (channels, no WebRTC) under
+//! the same rules.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -35,6 +37,7 @@ use crate::room::{
     Action, MediaCommand, Output as RoomOutput, ParticipantId, Role, Room, RoomConfig, RoomError,
 };
 use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::rtc::peer::InFrame;
 use crate::rtc::{rtc_config, sdp_ice_ufrag};
 
 /// The protocol version carried as `"v"` in every WebSocket message.
@@ -183,6 +186,29 @@ pub enum RoomMsg {
     },
     /// A datagram for one of the room's sessions.
     Datagram(Datagram),
+    /// The host in the server's own process publishes (its frames follow as [`RoomMsg::LocalFrame`])
+    /// or, with `listen`, hears the room (its frames go there): the room's rules as for WHIP and
+    /// WHEP, without WebRTC in between. The answer is the session's id.
+    Local {
+        /// Bearer token.
+        token: String,
+        /// Where a listening session's frames go; `None` to publish.
+        listen: Option<mpsc::Sender<InFrame>>,
+        /// Dropped when the session ends (the room ended, or let it go); the session ends when
+        /// its receiver is dropped.
+        alive: mpsc::Sender<()>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Arc<str>, ApiError>>,
+    },
+    /// One Opus frame of a local publishing session.
+    LocalFrame {
+        /// The session.
+        session: Arc<str>,
+        /// Its RTP time (48 kHz samples).
+        rtp_time: u64,
+        /// The packet.
+        packet: Arc<[u8]>,
+    },
     /// A publisher tells how loud their own voice is (0..1).
     VoiceLevel {
         /// Who.
@@ -284,7 +310,7 @@ struct Session {
     id: String,
     kind: Kind,
     who: Option<ParticipantId>,
-    rtc: Rtc,
+    link: Link,
     ufrag: String,
     remote_ufrag: String,
     mid: Option<Mid>,
@@ -298,6 +324,27 @@ struct Session {
     pcm: Vec<f32>,
     heard: bool,
     level: f32,
+}
+
+/// How a session's media travels.
+enum Link {
+    /// WebRTC: every browser, player, guest, and a host on another machine.
+    Rtc(Box<Rtc>),
+    /// The host in the server's own process: its frames come as messages, and a listening
+    /// session's go to `out`. `alive` is dropped with the session, which tells the host.
+    Local {
+        out: Option<mpsc::Sender<InFrame>>,
+        alive: mpsc::Sender<()>,
+    },
+}
+
+impl Link {
+    fn rtc(&mut self) -> Option<&mut Rtc> {
+        match self {
+            Self::Rtc(rtc) => Some(rtc),
+            Self::Local { .. } => None,
+        }
+    }
 }
 
 struct MinusChain {
@@ -434,8 +481,10 @@ impl RoomTask {
             self.pump();
         }
         for i in 0..self.sessions.len() {
-            if self.sessions[i].deadline <= now {
-                let _ = self.sessions[i].rtc.handle_input(Input::Timeout(now));
+            if self.sessions[i].deadline <= now
+                && let Some(rtc) = self.sessions[i].link.rtc()
+            {
+                let _ = rtc.handle_input(Input::Timeout(now));
                 self.drive(i);
             }
         }
@@ -445,6 +494,27 @@ impl RoomTask {
     fn on_message(&mut self, msg: RoomMsg) {
         match msg {
             RoomMsg::Datagram(d) => self.on_datagram(d),
+            RoomMsg::LocalFrame {
+                session,
+                rtp_time,
+                packet,
+            } => {
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.kind == Kind::Publish && *s.id == *session)
+                {
+                    s.jitter.push(rtp_time, packet);
+                }
+            }
+            RoomMsg::Local {
+                token,
+                listen,
+                alive,
+                reply,
+            } => {
+                let _ = reply.send(self.local(&token, listen, alive));
+            }
             RoomMsg::VoiceLevel { who, level } => {
                 if self.room.may_publish(who) {
                     self.voice_levels
@@ -882,7 +952,7 @@ impl RoomTask {
             id: id.clone(),
             kind,
             who,
-            rtc,
+            link: Link::Rtc(Box::new(rtc)),
             ufrag,
             remote_ufrag,
             mid: Some(Mid::from(mid.as_str())),
@@ -927,6 +997,67 @@ impl RoomTask {
         self.new_session(Kind::Listen, who, offer)
     }
 
+    /// A session for the host in this process (see [`RoomMsg::Local`]): publishing with `listen`
+    /// `None`, else hearing the room (a stage member's mix-minus) through it.
+    fn local(
+        &mut self,
+        token: &str,
+        listen: Option<mpsc::Sender<InFrame>>,
+        alive: mpsc::Sender<()>,
+    ) -> Result<Arc<str>, ApiError> {
+        if self.room.is_ended() {
+            return Err(ApiError::gone());
+        }
+        let who = self.identify(Some(token))?;
+        let kind = if listen.is_some() {
+            Kind::Listen
+        } else {
+            if !self.room.may_publish(who) {
+                return Err(ApiError::forbidden(
+                    "not_on_stage",
+                    "only the host, co-hosts and speakers on stage may publish",
+                ));
+            }
+            self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
+            Kind::Publish
+        };
+        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        let now = Instant::now();
+        self.sessions.push(Session {
+            id: id.clone(),
+            kind,
+            who: Some(who),
+            link: Link::Local { out: listen, alive },
+            ufrag: String::new(),
+            remote_ufrag: String::new(),
+            mid: None,
+            pt: None,
+            created: now,
+            // Nothing to connect: frames flow from the first tick.
+            connected: true,
+            // No timers of its own.
+            deadline: now + Duration::from_secs(86_400),
+            remote: None,
+            decoder: if kind == Kind::Publish {
+                OpusDecoder::new(2).ok()
+            } else {
+                None
+            },
+            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+            pcm: vec![0.0; STEREO_FRAME],
+            heard: false,
+            level: 0.0,
+        });
+        match kind {
+            Kind::Publish => self.shared.metrics.publishers.fetch_add(1, Relaxed),
+            Kind::Listen => self.shared.metrics.listeners.fetch_add(1, Relaxed),
+        };
+        if kind == Kind::Listen {
+            self.announce_listening();
+        }
+        Ok(Arc::from(id))
+    }
+
     fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), ApiError> {
         let i = self
             .sessions
@@ -951,7 +1082,15 @@ impl RoomTask {
                 let c = Candidate::from_sdp_string(&format!("candidate:{c}")).map_err(|e| {
                     ApiError::bad_request("bad_candidate", format!("cannot read candidate: {e}"))
                 })?;
-                self.sessions[i].rtc.add_remote_candidate(c);
+                match self.sessions[i].link.rtc() {
+                    Some(rtc) => rtc.add_remote_candidate(c),
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "not_webrtc",
+                            "that session does not use WebRTC",
+                        ));
+                    }
+                }
             }
         }
         self.drive(i);
@@ -971,23 +1110,26 @@ impl RoomTask {
 
     fn close_session(&mut self, i: usize) {
         let mut s = self.sessions.swap_remove(i);
-        // A clean close (RTCP BYE, DTLS close_notify) tells the peer at once.
-        if s.rtc.close().is_ok() {
-            for _ in 0..64 {
-                match s.rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+        // A clean close (RTCP BYE, DTLS close_notify) tells the peer at once. A local session
+        // ends as it is dropped (its host sees `alive` go).
+        if let Some(rtc) = s.link.rtc() {
+            if rtc.close().is_ok() {
+                for _ in 0..64 {
+                    match rtc.poll_output() {
+                        Ok(Output::Transmit(t)) => {
+                            let _ = self.socket.try_send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(_)) => {}
+                        Ok(Output::Timeout(_)) | Err(_) => break,
                     }
-                    Ok(Output::Event(_)) => {}
-                    Ok(Output::Timeout(_)) | Err(_) => break,
-                }
-                if !s.rtc.is_alive() {
-                    break;
+                    if !rtc.is_alive() {
+                        break;
+                    }
                 }
             }
+            rtc.disconnect();
+            self.shared.media.unroute(&s.ufrag);
         }
-        s.rtc.disconnect();
-        self.shared.media.unroute(&s.ufrag);
         if s.connected {
             match s.kind {
                 Kind::Publish => self.shared.metrics.publishers.fetch_sub(1, Relaxed),
@@ -1004,8 +1146,16 @@ impl RoomTask {
         let mut i = 0;
         while i < self.sessions.len() {
             let s = &self.sessions[i];
-            let stale = !s.rtc.is_alive()
-                || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE);
+            let stale = match &s.link {
+                Link::Rtc(rtc) => {
+                    !rtc.is_alive()
+                        || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE)
+                }
+                // The host hung up (a publisher's hangup comes as a message).
+                Link::Local { out, alive } => {
+                    alive.is_closed() || out.as_ref().is_some_and(mpsc::Sender::is_closed)
+                }
+            };
             if stale {
                 self.close_session(i);
             } else {
@@ -1026,13 +1176,16 @@ impl RoomTask {
     }
 
     fn on_datagram(&mut self, d: Datagram) {
+        let webrtc = |s: &Session| matches!(s.link, Link::Rtc(_));
         let found = self
             .sessions
             .iter()
-            .position(|s| s.remote == Some(d.source))
+            .position(|s| webrtc(s) && s.remote == Some(d.source))
             .or_else(|| {
                 let ufrag = crate::rtc::stun_local_ufrag(&d.data)?;
-                self.sessions.iter().position(|s| s.ufrag == ufrag)
+                self.sessions
+                    .iter()
+                    .position(|s| webrtc(s) && s.ufrag == ufrag)
             });
         let Some(i) = found else {
             self.shared.metrics.unrouted.fetch_add(1, Relaxed);
@@ -1050,13 +1203,14 @@ impl RoomTask {
                 contents,
             },
         );
-        if self.sessions[i].rtc.accepts(&input) {
-            if self.sessions[i].remote.is_none() && crate::rtc::stun_local_ufrag(&d.data).is_none()
-            {
-                self.sessions[i].remote = Some(d.source);
-            }
-            if let Err(e) = self.sessions[i].rtc.handle_input(input) {
+        let s = &mut self.sessions[i];
+        let Some(rtc) = s.link.rtc() else { return };
+        if rtc.accepts(&input) {
+            if let Err(e) = rtc.handle_input(input) {
                 tracing::debug!("room {}: session input: {e}", self.id);
+            }
+            if s.remote.is_none() && crate::rtc::stun_local_ufrag(&d.data).is_none() {
+                s.remote = Some(d.source);
             }
             self.drive(i);
         }
@@ -1066,9 +1220,12 @@ impl RoomTask {
     fn drive(&mut self, i: usize) {
         let metrics = &self.shared.metrics;
         let s = &mut self.sessions[i];
+        let Link::Rtc(rtc) = &mut s.link else {
+            return;
+        };
         let mut newly_connected = false;
         loop {
-            match s.rtc.poll_output() {
+            match rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     s.deadline = t;
                     break;
@@ -1096,13 +1253,13 @@ impl RoomTask {
                         s.jitter.push(data.time.numer(), data.data);
                     }
                     RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                        s.rtc.disconnect();
+                        rtc.disconnect();
                     }
                     _ => {}
                 },
                 Err(e) => {
                     tracing::debug!("session {}: {e}", s.id);
-                    s.rtc.disconnect();
+                    rtc.disconnect();
                     s.deadline = Instant::now();
                     break;
                 }
@@ -1112,7 +1269,7 @@ impl RoomTask {
             && s.kind == Kind::Listen
             && s.pt.is_none()
             && let Some(mid) = s.mid
-            && let Some(w) = s.rtc.writer(mid)
+            && let Some(w) = rtc.writer(mid)
         {
             s.pt = w.payload_params().next().map(|p| p.pt());
         }
@@ -1269,19 +1426,33 @@ impl RoomTask {
             if s.kind != Kind::Listen || !s.connected {
                 continue;
             }
-            let (Some(mid), Some(pt)) = (s.mid, s.pt) else {
-                continue;
-            };
             let Some(packet) = s.who.and_then(|w| minus.get(&w)).or(program.as_ref()) else {
                 continue;
             };
-            let Some(writer) = s.rtc.writer(mid) else {
-                continue;
-            };
-            if writer.write(pt, now, time, Arc::clone(packet)).is_err() {
-                s.rtc.disconnect();
+            match &mut s.link {
+                Link::Rtc(rtc) => {
+                    let (Some(mid), Some(pt)) = (s.mid, s.pt) else {
+                        continue;
+                    };
+                    let Some(writer) = rtc.writer(mid) else {
+                        continue;
+                    };
+                    if writer.write(pt, now, time, Arc::clone(packet)).is_err() {
+                        rtc.disconnect();
+                    }
+                    self.drive(i);
+                }
+                Link::Local { out, .. } => {
+                    // A host too busy to take it misses the frame, as on a network.
+                    if let Some(out) = out {
+                        let _ = out.try_send(InFrame {
+                            rtp_time: rtp,
+                            packet: Arc::clone(packet),
+                            at: now,
+                        });
+                    }
+                }
             }
-            self.drive(i);
         }
 
         self.mixer.ticks += 1;

@@ -292,6 +292,68 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
     );
 }
 
+#[test]
+fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrtc() {
+    let dir = tempdir();
+    let d = dir.path();
+    let game = d.join("game.wav");
+    let mic = d.join("mic.wav");
+    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
+    write_tone(&mic, 14.0, 1000.0, 0.4, 1, &|t| {
+        BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
+    });
+    // No --server: the room server runs in the host's own process.
+    let host = Proc::spawn(&[
+        "host",
+        "--headless",
+        "--bind",
+        "127.0.0.1:0",
+        "--data",
+        d.join("data").to_str().unwrap(),
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        mic.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        "14",
+    ]);
+    let link = host.line("listen: ", Duration::from_secs(20));
+    let url = link.split("/r/").next().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(1));
+    // The host publishes, and hears the room, with no packet on the network: its frames go
+    // straight to the room's task (over WHIP they would be 50 packets a second).
+    assert_eq!(crate::support::metric(&url, "publishers"), 1);
+    let before = crate::support::metric(&url, "packets_in_total");
+    std::thread::sleep(Duration::from_secs(2));
+    let packets_in = crate::support::metric(&url, "packets_in_total") - before;
+    assert!(
+        packets_in <= 2,
+        "{packets_in} packets came in over 2 s with only the host in the room"
+    );
+    // And the audience hears it over WebRTC.
+    let out = d.join("listener.wav");
+    Proc::spawn(&[
+        "listen",
+        &link,
+        "--out",
+        out.to_str().unwrap(),
+        "--seconds",
+        "8",
+    ])
+    .wait_ok(Duration::from_secs(40));
+    let game = tone_track(&out, 440.0);
+    let voice = tone_track(&out, 1000.0);
+    // The game throughout, ducked or not.
+    let heard = game.iter().filter(|&&l| l > -30.0).count();
+    assert!(heard >= 75, "the game is missing: {game:?}");
+    let loud = voice.iter().filter(|&&l| l > -20.0).count();
+    assert!(loud >= 10, "the host's voice is missing: {voice:?}");
+    host.wait_ok(Duration::from_secs(30));
+}
+
 // ------------------------------------------------------------------ HTTP and WebSocket helpers
 
 pub fn rt() -> tokio::runtime::Runtime {
@@ -866,6 +928,17 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
 
 #[test]
 fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
+    speaker_ducks_the_hosts_game(false);
+}
+
+/// The same with the room server in the host's own process: the host hears the room from it
+/// directly, not over WebRTC.
+#[test]
+fn a_speakers_voice_ducks_the_game_of_a_host_running_its_own_server() {
+    speaker_ducks_the_hosts_game(true);
+}
+
+fn speaker_ducks_the_hosts_game(embedded: bool) {
     let dir = tempdir();
     let d = dir.path();
     let game = d.join("game.wav");
@@ -878,12 +951,20 @@ fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
             .iter()
             .any(|(a, b)| (*a..*b).contains(&t))
     });
-    let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        &url,
+    let data = d.join("data");
+    let (_server, server_url) = if embedded {
+        (None, String::new())
+    } else {
+        let (p, url) = serve(&data);
+        (Some(p), url)
+    };
+    let mut args = vec!["host", "--headless"];
+    if embedded {
+        args.extend(["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()]);
+    } else {
+        args.extend(["--server", &server_url]);
+    }
+    args.extend([
         "--game-file",
         game.to_str().unwrap(),
         "--mic-file",
@@ -891,7 +972,9 @@ fn a_speakers_voice_ducks_the_game_in_the_hosts_program() {
         "--seconds",
         "30",
     ]);
+    let host = Proc::spawn(&args);
     let link = host.line("listen: ", Duration::from_secs(20));
+    let url = link.split("/r/").next().unwrap().to_owned();
     let room = host.line("room:   ", Duration::from_secs(5));
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
