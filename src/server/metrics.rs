@@ -32,6 +32,9 @@ pub struct Metrics {
     /// Program frames encoded: only while someone hears the program (a listener off stage,
     /// or the recording).
     pub program_frames: AtomicU64,
+    /// Mix-minus frames encoded (one per stage member who listens, per 20 ms; none for a host
+    /// in the server's process while the room holds nothing but its own voice).
+    pub minus_frames: AtomicU64,
     /// HTTP/WS requests refused with a 4xx.
     pub rejected: AtomicU64,
 }
@@ -119,6 +122,12 @@ impl Metrics {
             "counter",
             "Program frames encoded for listeners and the recording.",
             self.program_frames.load(Relaxed),
+        );
+        put(
+            "minus_frames_total",
+            "counter",
+            "Mix-minus frames encoded for stage members who listen.",
+            self.minus_frames.load(Relaxed),
         );
         put(
             "rejected_total",

@@ -350,6 +350,9 @@ impl Link {
 struct MinusChain {
     limiter: Limiter,
     encoder: OpusEncoder,
+    /// Skipped while it was digital silence for a host in this process: the encoder and
+    /// limiter start clean when it is heard again.
+    paused: bool,
 }
 
 struct Mixer {
@@ -1388,7 +1391,7 @@ impl RoomTask {
 
         // Mix-minus for every publisher who also listens.
         let mut minus: HashMap<ParticipantId, Arc<[u8]>> = HashMap::new();
-        for who in minus_for {
+        for &who in &minus_for {
             let own = own_voice.get(&who).copied().flatten();
             let chain = match mixer.minus.entry(who) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -1399,7 +1402,11 @@ impl RoomTask {
                     ) else {
                         continue;
                     };
-                    v.insert(MinusChain { limiter, encoder })
+                    v.insert(MinusChain {
+                        limiter,
+                        encoder,
+                        paused: false,
+                    })
                 }
             };
             match own {
@@ -1410,11 +1417,30 @@ impl RoomTask {
                 }
                 None => mixer.scratch.copy_from_slice(&mixer.program),
             }
+            // A host in this process alone on stage hears nothing: its local session is sent
+            // nothing (it plays silence through a gap), rather than encoded silence to decode.
+            // Sessions over WebRTC always get packets (a browser takes a gap for a stall).
+            let local_only = sessions
+                .iter()
+                .filter(|s| s.kind == Kind::Listen && s.connected && s.who == Some(who))
+                .all(|s| matches!(s.link, Link::Local { .. }));
+            if local_only && mixer.scratch.iter().all(|&x| x == 0.0) {
+                chain.paused = true;
+                continue;
+            }
+            if chain.paused {
+                chain.limiter.reset();
+                if chain.encoder.reset().is_err() {
+                    continue;
+                }
+                chain.paused = false;
+            }
             chain.limiter.process(&mut mixer.scratch);
             if let Ok(n) = chain
                 .encoder
                 .encode_frame(&mixer.scratch, &mut mixer.packet)
             {
+                self.shared.metrics.minus_frames.fetch_add(1, Relaxed);
                 minus.insert(who, Arc::from(&mixer.packet[..n]));
             }
         }
@@ -1426,7 +1452,13 @@ impl RoomTask {
             if s.kind != Kind::Listen || !s.connected {
                 continue;
             }
-            let Some(packet) = s.who.and_then(|w| minus.get(&w)).or(program.as_ref()) else {
+            // A stage member hears their mix-minus, or nothing this tick; never the program
+            // with their own voice in it.
+            let packet = match s.who.filter(|w| minus_for.contains(w)) {
+                Some(w) => minus.get(&w),
+                None => program.as_ref(),
+            };
+            let Some(packet) = packet else {
                 continue;
             };
             match &mut s.link {

@@ -333,6 +333,8 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
         packets_in <= 2,
         "{packets_in} packets came in over 2 s with only the host in the room"
     );
+    // Alone on stage the host hears nothing, and nothing is encoded for it.
+    assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
     // And the audience hears it over WebRTC.
     let out = d.join("listener.wav");
     Proc::spawn(&[
@@ -351,6 +353,8 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
     assert!(heard >= 75, "the game is missing: {game:?}");
     let loud = voice.iter().filter(|&&l| l > -20.0).count();
     assert!(loud >= 10, "the host's voice is missing: {voice:?}");
+    // Nor while the audience listened: the host never hears the program (its own voice).
+    assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
     host.wait_ok(Duration::from_secs(30));
 }
 
