@@ -1,9 +1,10 @@
 //! Going live from `booth host` (and the overlay): start the room server in this process or use
 //! a remote one, create the room (or join one with a token), and publish the engine's Opus
-//! frames: by WHIP to a remote server, and straight into the room's task when the server runs in
-//! this process (WebRTC between a host and its own server would only add encryption, packets
-//! and wake-ups; guests and listeners still come over WebRTC). The host hears the room the same
-//! way. The engine thread knows nothing of this: it hands frames to a channel like any other
+//! frames by WHIP to a remote server. When the server runs in this process the engine hands the
+//! program to the room's task before Opus instead: the room mixes and encodes it once for
+//! everyone (one generation of Opus, not two), and no encryption, packets or wake-ups come
+//! between a host and its own server; guests and listeners still come over WebRTC. The host
+//! hears the room from it directly too. The engine thread knows nothing of this: it hands frames to a channel like any other
 //! consumer, and that channel wakes the publishing task.
 
 use std::sync::Arc;
@@ -86,11 +87,11 @@ impl GoLive {
         // else a WHIP peer's.
         let (peer, here) = match &server {
             Some(running) => {
-                let here = rt
+                let mut here = rt
                     .block_on(running.publish_here(&room.room, &room.token))
                     .map_err(|e| LiveError(format!("cannot publish to the room: {e}")))?;
-                if let Some(frames) = &here.frames {
-                    consumers.push(FrameSink::Publisher(frames.clone()));
+                if let Some(program) = here.program.take() {
+                    consumers.push(FrameSink::Program(program));
                 }
                 (None, Some(here))
             }

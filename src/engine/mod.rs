@@ -6,14 +6,16 @@
 //! chain (high-pass, optional noise suppression), the shared [`ProgramMix`] (ducker, mix, limiter,
 //! meters), encodes the program once with Opus and hands the packet to every consumer (a room, a
 //! recorder) without ever waiting for them: a consumer that falls behind loses frames, not the
-//! engine its timing.
+//! engine its timing. A room in this process takes the program before Opus instead
+//! ([`FrameSink::Program`]); with no consumer of packets (the overlay before going live, a host
+//! live in its own server) nothing is encoded.
 //!
 //! Controls arrive as [`Command`]s, meter readings leave through atomics ([`MeterReadout`]) the
 //! overlay reads once per frame, and [`EngineEvent`]s report what happened. The handle stops and
 //! joins the thread when dropped.
 //!
 //! The engine thread's buffers are sized at start; per block it allocates only the packet copy
-//! each consumer receives. Device callbacks (in `audio`) only copy into the rings.
+//! each consumer of packets receives. Device callbacks (in `audio`) only copy into the rings.
 
 pub mod lane;
 pub mod paced;
@@ -152,13 +154,25 @@ impl std::fmt::Display for EngineEvent {
 }
 
 /// Where the engine hands its frames. It never waits for one: a full sink misses the frame.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum FrameSink {
     /// A thread's channel (a recorder).
     Thread(SyncSender<EncodedFrame>),
     /// An async task's channel (the WebRTC publisher): the task is woken straight from the
     /// engine thread, with no thread in between.
     Publisher(tokio::sync::mpsc::Sender<OutFrame>),
+    /// The program itself, before Opus: 20 ms of 48 kHz interleaved stereo per block, whole
+    /// blocks only, into a ring (the room's task in this process, which mixes and encodes it
+    /// once for everyone: no second generation of Opus, no encode or decode between the host
+    /// and its own server).
+    Program(rtrb::Producer<f32>),
+}
+
+impl FrameSink {
+    /// Whether it takes Opus packets (the engine encodes only while one does).
+    fn wants_opus(&self) -> bool {
+        !matches!(self, Self::Program(_))
+    }
 }
 
 impl From<SyncSender<EncodedFrame>> for FrameSink {
@@ -175,8 +189,18 @@ enum Offered {
 }
 
 impl FrameSink {
-    fn offer(&self, pts: u64, packet: &[u8]) -> Offered {
+    fn offer(&mut self, pts: u64, packet: &[u8], program: &[f32]) -> Offered {
         match self {
+            Self::Program(ring) => {
+                if ring.is_abandoned() {
+                    Offered::Gone
+                } else if ring.slots() < program.len() {
+                    Offered::Full
+                } else {
+                    let _ = ring.push_partial_slice(program);
+                    Offered::Taken
+                }
+            }
             Self::Thread(tx) => match tx.try_send(EncodedFrame {
                 pts,
                 at: Instant::now(),
@@ -417,6 +441,8 @@ struct EngineCore {
     program: ProgramMix,
     settings: ProgramSettings,
     encoder: OpusEncoder,
+    /// No consumer took packets for a while: the encoder starts clean when one does.
+    encoder_paused: bool,
     mic_hp: Biquad,
     denoise: Box<nnnoiseless::DenoiseState<'static>>,
     noise_suppression: bool,
@@ -480,6 +506,7 @@ impl EngineCore {
             program: ProgramMix::new(config.settings, FRAME_SAMPLES)?,
             settings: config.settings,
             encoder: OpusEncoder::new(&config.encoder)?,
+            encoder_paused: false,
             mic_hp: Biquad::high_pass(80.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
             denoise: nnnoiseless::DenoiseState::new(),
             noise_suppression: config.noise_suppression,
@@ -569,10 +596,10 @@ impl EngineCore {
                 let _ = events.send(EngineEvent::Overloaded { late: now - due });
             }
             let pts = self.frames * FRAME_SAMPLES as u64;
-            let n = self.block(meters);
+            let n = self.block(meters, consumers.iter().any(FrameSink::wants_opus));
             let mut i = 0;
-            while let Some(c) = consumers.get(i) {
-                match c.offer(pts, &self.packet[..n]) {
+            while let Some(c) = consumers.get_mut(i) {
+                match c.offer(pts, &self.packet[..n], &self.out) {
                     Offered::Taken => {}
                     // A consumer that hung up (the room was left) is let go.
                     Offered::Gone => {
@@ -589,8 +616,9 @@ impl EngineCore {
         }
     }
 
-    /// Makes one 20 ms frame: pull, mic chain, program chain, encode. Returns the packet length.
-    fn block(&mut self, meters: &MeterReadout) -> usize {
+    /// Makes one 20 ms frame: pull, mic chain, program chain, and the Opus encode when `encode`
+    /// (someone takes packets: Opus is the block's largest cost). Returns the packet length.
+    fn block(&mut self, meters: &MeterReadout, encode: bool) -> usize {
         for input in [&self.game, &self.mic, &self.remote].into_iter().flatten() {
             if let Some(read_now) = input.read_now {
                 read_now();
@@ -623,10 +651,19 @@ impl EngineCore {
             &mut self.out,
         );
 
-        let n = self
-            .encoder
-            .encode_frame(&self.out, &mut self.packet)
-            .unwrap_or(0);
+        let n = if encode {
+            if self.encoder_paused {
+                // Nothing from before the pause may leak into the first packet after it.
+                let _ = self.encoder.reset();
+                self.encoder_paused = false;
+            }
+            self.encoder
+                .encode_frame(&self.out, &mut self.packet)
+                .unwrap_or(0)
+        } else {
+            self.encoder_paused = true;
+            0
+        };
         self.frames += 1;
 
         let peak = |x: &[f32]| crate::dsp::gain_to_db(x.iter().fold(0f32, |m, s| m.max(s.abs())));
@@ -741,7 +778,7 @@ mod tests {
         let before = core.denoised_frames;
         for n in 0..blocks {
             let _ = tx.push_partial_slice(&feed(n));
-            core.block(&meters);
+            core.block(&meters, true);
         }
         core.denoised_frames - before
     }

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 use self::error::ApiError;
 use self::media::MediaSocket;
 use self::metrics::Metrics;
-use self::room_task::{RoomHandle, RoomMsg, Shared};
-use crate::rtc::peer::{InFrame, OutFrame};
+use self::room_task::{LocalMedia, RoomHandle, RoomMsg, Shared};
+use crate::rtc::peer::InFrame;
 
 /// How the server starts.
 #[derive(Debug, Clone)]
@@ -180,8 +180,9 @@ impl RunningServer {
 /// frames travel over channels, not WebRTC. Drop it to hang up.
 #[derive(Debug)]
 pub struct LocalSession {
-    /// Where a publishing host hands its frames.
-    pub frames: Option<mpsc::Sender<OutFrame>>,
+    /// Where a publishing host writes its program: 48 kHz interleaved stereo, in whole 20 ms
+    /// blocks, one per 20 ms (the engine's [`crate::engine::FrameSink::Program`]).
+    pub program: Option<rtrb::Producer<f32>>,
     /// What a listening host hears.
     pub incoming: Option<mpsc::Receiver<InFrame>>,
     /// Closed once the room has let the session go.
@@ -198,32 +199,17 @@ impl LocalSession {
 
 impl RunningServer {
     /// Publishes into `room` with `token` from this process: the room's rules as for WHIP, and
-    /// the frames handed to [`LocalSession::frames`] go to the room as they are, with no
+    /// the program written to [`LocalSession::program`] is mixed as it is, with no codec,
     /// WebRTC, network or encryption between the host and its own server.
     ///
     /// # Errors
     /// No such room, or the room refuses the token (as WHIP would).
     pub async fn publish_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
-        let (id, alive, handle) = self.local(room, token, None).await?;
-        let (frames, mut rx) = mpsc::channel::<OutFrame>(64);
-        tokio::spawn(async move {
-            while let Some(f) = rx.recv().await {
-                let frame = RoomMsg::LocalFrame {
-                    session: Arc::clone(&id),
-                    rtp_time: f.rtp_time,
-                    packet: Arc::from(f.packet),
-                };
-                if handle.tx.send(frame).await.is_err() {
-                    return;
-                }
-            }
-            // The host hung up.
-            let (reply, _) = oneshot::channel();
-            let session = id.to_string();
-            let _ = handle.tx.send(RoomMsg::Hangup { session, reply }).await;
-        });
+        // Ten blocks: the room takes one per tick and keeps at most a few.
+        let (program, ring) = rtrb::RingBuffer::new(10 * 2 * crate::codec::opus::FRAME_SAMPLES);
+        let (_, alive, _) = self.local(room, token, LocalMedia::Publish(ring)).await?;
         Ok(LocalSession {
-            frames: Some(frames),
+            program: Some(program),
             incoming: None,
             alive,
         })
@@ -236,9 +222,9 @@ impl RunningServer {
     /// No such room, or the room refuses the token.
     pub async fn listen_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
         let (tx, incoming) = mpsc::channel(256);
-        let (_, alive, _) = self.local(room, token, Some(tx)).await?;
+        let (_, alive, _) = self.local(room, token, LocalMedia::Listen(tx)).await?;
         Ok(LocalSession {
-            frames: None,
+            program: None,
             incoming: Some(incoming),
             alive,
         })
@@ -248,7 +234,7 @@ impl RunningServer {
         &self,
         room: &str,
         token: &str,
-        listen: Option<mpsc::Sender<InFrame>>,
+        media: LocalMedia,
     ) -> Result<(Arc<str>, mpsc::Receiver<()>, RoomHandle), ApiError> {
         let handle = self
             .state
@@ -258,7 +244,7 @@ impl RunningServer {
         let (reply, answer) = oneshot::channel();
         let ask = RoomMsg::Local {
             token: token.to_owned(),
-            listen,
+            media,
             alive: alive_tx,
             reply,
         };

@@ -186,28 +186,19 @@ pub enum RoomMsg {
     },
     /// A datagram for one of the room's sessions.
     Datagram(Datagram),
-    /// The host in the server's own process publishes (its frames follow as [`RoomMsg::LocalFrame`])
-    /// or, with `listen`, hears the room (its frames go there): the room's rules as for WHIP and
-    /// WHEP, without WebRTC in between. The answer is the session's id.
+    /// The host in the server's own process publishes its program (before Opus) or hears the
+    /// room: the room's rules as for WHIP and WHEP, without WebRTC or a codec in between. The
+    /// answer is the session's id.
     Local {
         /// Bearer token.
         token: String,
-        /// Where a listening session's frames go; `None` to publish.
-        listen: Option<mpsc::Sender<InFrame>>,
+        /// What flows, and which way.
+        media: LocalMedia,
         /// Dropped when the session ends (the room ended, or let it go); the session ends when
         /// its receiver is dropped.
         alive: mpsc::Sender<()>,
         /// The answer.
         reply: oneshot::Sender<Result<Arc<str>, ApiError>>,
-    },
-    /// One Opus frame of a local publishing session.
-    LocalFrame {
-        /// The session.
-        session: Arc<str>,
-        /// Its RTP time (48 kHz samples).
-        rtp_time: u64,
-        /// The packet.
-        packet: Arc<[u8]>,
     },
     /// A publisher tells how loud their own voice is (0..1).
     VoiceLevel {
@@ -216,6 +207,64 @@ pub enum RoomMsg {
         /// Level.
         level: f32,
     },
+}
+
+/// A local session's media (see [`RoomMsg::Local`]).
+#[derive(Debug)]
+pub enum LocalMedia {
+    /// Publishing: the host's program, 48 kHz interleaved stereo in whole 20 ms blocks.
+    Publish(rtrb::Consumer<f32>),
+    /// Listening: the host's mix-minus goes here, as Opus frames.
+    Listen(mpsc::Sender<InFrame>),
+}
+
+/// A local publisher's program as the mix takes it: one 20 ms block per tick, with a block kept
+/// in hand against the two clocks' scheduling (the engine's and this task's), never more than a
+/// few.
+struct ProgramIn {
+    ring: rtrb::Consumer<f32>,
+    /// A block is in hand: the mix takes one per tick.
+    flowing: bool,
+}
+
+impl ProgramIn {
+    /// Blocks kept before the mix starts taking them, and after a block came late.
+    const HAND: usize = 2;
+    /// More than this queued (a tick came very late) and the oldest are dropped.
+    const MOST: usize = 4;
+
+    /// The next block into `pcm`; false when none is due (not started, or it came late).
+    fn pull(&mut self, pcm: &mut [f32]) -> bool {
+        let block = pcm.len();
+        let queued = self.ring.slots() / block;
+        if !self.flowing {
+            if queued < Self::HAND {
+                return false;
+            }
+            self.flowing = true;
+        }
+        if queued == 0 {
+            // Late: wait for a block in hand again rather than stutter block by block.
+            self.flowing = false;
+            return false;
+        }
+        if queued > Self::MOST {
+            let drop = (queued - Self::HAND) * block;
+            if let Ok(chunk) = self.ring.read_chunk(drop) {
+                chunk.commit_all();
+            }
+        }
+        match self.ring.read_chunk(block) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                pcm[..a.len()].copy_from_slice(a);
+                pcm[a.len()..].copy_from_slice(b);
+                chunk.commit_all();
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// What every room task shares.
@@ -321,6 +370,8 @@ struct Session {
     remote: Option<SocketAddr>,
     decoder: Option<OpusDecoder>,
     jitter: JitterBuffer,
+    /// A local publisher's program (in place of packets, jitter buffer and decoder).
+    program_in: Option<ProgramIn>,
     pcm: Vec<f32>,
     heard: bool,
     level: f32,
@@ -497,26 +548,13 @@ impl RoomTask {
     fn on_message(&mut self, msg: RoomMsg) {
         match msg {
             RoomMsg::Datagram(d) => self.on_datagram(d),
-            RoomMsg::LocalFrame {
-                session,
-                rtp_time,
-                packet,
-            } => {
-                if let Some(s) = self
-                    .sessions
-                    .iter_mut()
-                    .find(|s| s.kind == Kind::Publish && *s.id == *session)
-                {
-                    s.jitter.push(rtp_time, packet);
-                }
-            }
             RoomMsg::Local {
                 token,
-                listen,
+                media,
                 alive,
                 reply,
             } => {
-                let _ = reply.send(self.local(&token, listen, alive));
+                let _ = reply.send(self.local(&token, media, alive));
             }
             RoomMsg::VoiceLevel { who, level } => {
                 if self.room.may_publish(who) {
@@ -970,6 +1008,7 @@ impl RoomTask {
                 None
             },
             jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+            program_in: None,
             pcm: vec![0.0; STEREO_FRAME],
             heard: false,
             level: 0.0,
@@ -1000,18 +1039,28 @@ impl RoomTask {
         self.new_session(Kind::Listen, who, offer)
     }
 
-    /// A session for the host in this process (see [`RoomMsg::Local`]): publishing with `listen`
-    /// `None`, else hearing the room (a stage member's mix-minus) through it.
+    /// A session for the host in this process (see [`RoomMsg::Local`]): publishing its program,
+    /// or hearing the room (a stage member's mix-minus) through it.
     fn local(
         &mut self,
         token: &str,
-        listen: Option<mpsc::Sender<InFrame>>,
+        media: LocalMedia,
         alive: mpsc::Sender<()>,
     ) -> Result<Arc<str>, ApiError> {
         if self.room.is_ended() {
             return Err(ApiError::gone());
         }
         let who = self.identify(Some(token))?;
+        let (listen, program_in) = match media {
+            LocalMedia::Listen(out) => (Some(out), None),
+            LocalMedia::Publish(ring) => (
+                None,
+                Some(ProgramIn {
+                    ring,
+                    flowing: false,
+                }),
+            ),
+        };
         let kind = if listen.is_some() {
             Kind::Listen
         } else {
@@ -1041,12 +1090,9 @@ impl RoomTask {
             // No timers of its own.
             deadline: now + Duration::from_secs(86_400),
             remote: None,
-            decoder: if kind == Kind::Publish {
-                OpusDecoder::new(2).ok()
-            } else {
-                None
-            },
+            decoder: None,
             jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+            program_in,
             pcm: vec![0.0; STEREO_FRAME],
             heard: false,
             level: 0.0,
@@ -1154,9 +1200,11 @@ impl RoomTask {
                     !rtc.is_alive()
                         || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE)
                 }
-                // The host hung up (a publisher's hangup comes as a message).
+                // The host hung up.
                 Link::Local { out, alive } => {
-                    alive.is_closed() || out.as_ref().is_some_and(mpsc::Sender::is_closed)
+                    alive.is_closed()
+                        || out.as_ref().is_some_and(mpsc::Sender::is_closed)
+                        || s.program_in.as_ref().is_some_and(|p| p.ring.is_abandoned())
                 }
             };
             if stale {
@@ -1292,18 +1340,24 @@ impl RoomTask {
                 continue;
             }
             s.heard = false;
-            let Some(decoder) = s.decoder.as_mut() else {
-                continue;
-            };
-            let decoded = match s.jitter.pop() {
-                Playout::Packet(p) => decoder.decode(&p, &mut s.pcm),
-                Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut s.pcm),
-                Playout::Lost { next: None } => decoder.decode_lost(&mut s.pcm),
-                Playout::Silence => continue,
-            };
-            let Ok(frames) = decoded else { continue };
-            if frames != FRAME_SAMPLES {
-                continue;
+            if let Some(program_in) = s.program_in.as_mut() {
+                if !program_in.pull(&mut s.pcm) {
+                    continue;
+                }
+            } else {
+                let Some(decoder) = s.decoder.as_mut() else {
+                    continue;
+                };
+                let decoded = match s.jitter.pop() {
+                    Playout::Packet(p) => decoder.decode(&p, &mut s.pcm),
+                    Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut s.pcm),
+                    Playout::Lost { next: None } => decoder.decode_lost(&mut s.pcm),
+                    Playout::Silence => continue,
+                };
+                let Ok(frames) = decoded else { continue };
+                if frames != FRAME_SAMPLES {
+                    continue;
+                }
             }
             let who = s.who.unwrap_or(ParticipantId(0));
             if !self.room.may_publish(who) || self.room.is_muted(who) {
@@ -1505,5 +1559,52 @@ fn send_all(conns: &[(u64, mpsc::Sender<WsOut>)], text: &Arc<str>) {
     for (_, out) in conns {
         // A client too slow to read is closed by its WebSocket task when its queue fills.
         let _ = out.try_send(WsOut::Text(Arc::clone(text)));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn block(n: f32) -> Vec<f32> {
+        vec![n; STEREO_FRAME]
+    }
+
+    #[test]
+    fn a_local_program_starts_with_a_block_in_hand_and_recovers_from_late_and_piled_up_blocks() {
+        let (mut tx, ring) = rtrb::RingBuffer::new(10 * STEREO_FRAME);
+        let mut program = ProgramIn {
+            ring,
+            flowing: false,
+        };
+        let mut pcm = vec![0.0; STEREO_FRAME];
+        // One block is not enough to start on.
+        let _ = tx.push_partial_slice(&block(1.0));
+        assert!(!program.pull(&mut pcm));
+        // Two are: blocks come out whole and in order, one per tick.
+        let _ = tx.push_partial_slice(&block(2.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 1.0));
+        let _ = tx.push_partial_slice(&block(3.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 2.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 3.0));
+        // A late block: nothing this tick, and two in hand again before the next.
+        assert!(!program.pull(&mut pcm));
+        let _ = tx.push_partial_slice(&block(4.0));
+        assert!(!program.pull(&mut pcm));
+        let _ = tx.push_partial_slice(&block(5.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 4.0));
+        // Blocks piled up behind a stalled tick: the oldest go, two stay in hand.
+        for n in 6..=10 {
+            let _ = tx.push_partial_slice(&block(n as f32));
+        }
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 9.0), "{}", pcm[0]);
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 10.0));
     }
 }
