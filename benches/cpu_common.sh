@@ -29,6 +29,8 @@ tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # measure NAME COMMAND...: starts it, lets it settle 5 s, prints CPU % of one core over $secs.
+# With LISTEN=1 a `booth listen` joins the room the command prints ("listen: LINK") and stays
+# while it is measured (its own CPU is not counted).
 measure() {
     local name=$1
     shift
@@ -36,6 +38,15 @@ measure() {
     local pid=$!
     sleep 5
     kill -0 "$pid" 2>/dev/null || { cat "$work/$name.err" >&2; return 1; }
+    local listener=
+    if [ -n "${LISTEN:-}" ]; then
+        local link
+        link=$(sed -n 's/^listen: //p' "$work/$name.out" | head -1)
+        [ -n "$link" ] || { echo "$name: no listener link" >&2; return 1; }
+        "$booth" listen "$link" --out "$work/$name-heard.ogg" >/dev/null 2>&1 &
+        listener=$!
+        sleep 3
+    fi
     local t0 c0 t1 c1
     t0=$(date +%s.%N)
     c0=$(cpu_ticks "$pid")
@@ -44,6 +55,10 @@ measure() {
     t1=$(date +%s.%N)
     kill "$pid"
     wait "$pid" 2>/dev/null || true
+    if [ -n "$listener" ]; then
+        kill "$listener" 2>/dev/null || true
+        wait "$listener" 2>/dev/null || true
+    fi
     awk -v c="$((c1 - c0))" -v t="$tck" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", 100 * c / t / (b - a) }'
 }
 

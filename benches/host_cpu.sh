@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # CPU of `booth host --headless` with both PulseAudio devices live (the test sound server's
 # game.monitor and mic, a tone in the game and words in the mic), in one run, side by side:
-#   booth   Booth's own PulseAudio record streams (what `booth host` uses)
-#   no-ns   Booth's streams with noise suppression off (--no-noise-suppression): its cost
+#   booth   Booth's own PulseAudio record streams (what `booth host` uses), recording the
+#           program (--record: the engine's Opus encode is in)
+#   no-ns   the same with noise suppression off (--no-noise-suppression): its cost
 #   cpal    cpal 0.18's PulseAudio streams (BOOTH_CPAL_PULSE_STREAMS=1), for comparison
-#   live    Booth's streams, live in a room (in-process server, WHIP out)
-#   monitor Booth's streams, hearing the room on an output (--monitor-device phones: cpal's
+#   live    live in a room of its own server (in-process), nobody listening: nothing is encoded
+#   heard   the same with one listener (`booth listen`, not counted): the room encodes the
+#           program once and sends it over WebRTC
+#   monitor recording, and hearing the room on an output (--monitor-device phones: cpal's
 #           PulseAudio output stream)
 # Rounds alternate; medians are printed, as % of one core.
 #
@@ -23,24 +26,32 @@ ours=()
 plain=()
 theirs=()
 live=()
+heard=()
 monitor=()
 for r in $(seq "$rounds"); do
-    b=$(measure booth "$booth" host --headless --offline "${devices[@]}")
-    n=$(measure no-ns "$booth" host --headless --offline "${devices[@]}" --no-noise-suppression)
-    c=$(BOOTH_CPAL_PULSE_STREAMS=1 measure cpal "$booth" host --headless --offline "${devices[@]}")
+    b=$(measure booth "$booth" host --headless --offline "${devices[@]}" --record "$work/b.ogg")
+    n=$(measure no-ns "$booth" host --headless --offline "${devices[@]}" --record "$work/n.ogg" \
+        --no-noise-suppression)
+    c=$(BOOTH_CPAL_PULSE_STREAMS=1 measure cpal "$booth" host --headless --offline "${devices[@]}" \
+        --record "$work/c.ogg")
     l=$(measure live "$booth" host --headless "${devices[@]}" --bind 127.0.0.1:0 \
         --data "$work/data")
-    m=$(measure monitor "$booth" host --headless --offline "${devices[@]}" --monitor-device phones)
-    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  monitor ${m}%"
+    h=$(LISTEN=1 measure heard "$booth" host --headless "${devices[@]}" --bind 127.0.0.1:0 \
+        --data "$work/data")
+    m=$(measure monitor "$booth" host --headless --offline "${devices[@]}" --record "$work/m.ogg" \
+        --monitor-device phones)
+    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  heard ${h}%  monitor ${m}%"
     ours+=("$b")
     plain+=("$n")
     theirs+=("$c")
     live+=("$l")
+    heard+=("$h")
     monitor+=("$m")
 done
 mb=$(median "${ours[@]}")
 mn=$(median "${plain[@]}")
 mc=$(median "${theirs[@]}")
 ml=$(median "${live[@]}")
+mh=$(median "${heard[@]}")
 mm=$(median "${monitor[@]}")
-echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}%, hearing the room on an output ${mm}% of one core"
+echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% (${mh}% with a listener), hearing the room on an output ${mm}% of one core"
