@@ -172,10 +172,6 @@ impl RunningServer {
     }
 }
 
-/// Binds the ports and starts serving in the background.
-///
-/// # Errors
-/// A port cannot be bound.
 /// A session of the host in the server's own process (see [`RunningServer::publish_here`]):
 /// frames travel over channels, not WebRTC. Drop it to hang up.
 #[derive(Debug)]
@@ -207,7 +203,7 @@ impl RunningServer {
     pub async fn publish_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
         // Ten blocks: the room takes one per tick and keeps at most a few.
         let (program, ring) = rtrb::RingBuffer::new(10 * 2 * crate::codec::opus::FRAME_SAMPLES);
-        let (_, alive, _) = self.local(room, token, LocalMedia::Publish(ring)).await?;
+        let alive = self.local(room, token, LocalMedia::Publish(ring)).await?;
         Ok(LocalSession {
             program: Some(program),
             incoming: None,
@@ -222,7 +218,7 @@ impl RunningServer {
     /// No such room, or the room refuses the token.
     pub async fn listen_here(&self, room: &str, token: &str) -> Result<LocalSession, ApiError> {
         let (tx, incoming) = mpsc::channel(256);
-        let (_, alive, _) = self.local(room, token, LocalMedia::Listen(tx)).await?;
+        let alive = self.local(room, token, LocalMedia::Listen(tx)).await?;
         Ok(LocalSession {
             program: None,
             incoming: Some(incoming),
@@ -235,7 +231,7 @@ impl RunningServer {
         room: &str,
         token: &str,
         media: LocalMedia,
-    ) -> Result<(Arc<str>, mpsc::Receiver<()>, RoomHandle), ApiError> {
+    ) -> Result<mpsc::Receiver<()>, ApiError> {
         let handle = self
             .state
             .room(room)
@@ -249,11 +245,15 @@ impl RunningServer {
             reply,
         };
         handle.tx.send(ask).await.map_err(|_| ApiError::gone())?;
-        let id = answer.await.map_err(|_| ApiError::gone())??;
-        Ok((id, alive, handle))
+        answer.await.map_err(|_| ApiError::gone())??;
+        Ok(alive)
     }
 }
 
+/// Binds the ports and starts serving in the background.
+///
+/// # Errors
+/// A port cannot be bound.
 pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let listener = TcpListener::bind(opts.bind)
         .await

@@ -187,8 +187,7 @@ pub enum RoomMsg {
     /// A datagram for one of the room's sessions.
     Datagram(Datagram),
     /// The host in the server's own process publishes its program (before Opus) or hears the
-    /// room: the room's rules as for WHIP and WHEP, without WebRTC or a codec in between. The
-    /// answer is the session's id.
+    /// room: the room's rules as for WHIP and WHEP, without WebRTC or a codec in between.
     Local {
         /// Bearer token.
         token: String,
@@ -198,7 +197,7 @@ pub enum RoomMsg {
         /// its receiver is dropped.
         alive: mpsc::Sender<()>,
         /// The answer.
-        reply: oneshot::Sender<Result<Arc<str>, ApiError>>,
+        reply: oneshot::Sender<Result<(), ApiError>>,
     },
     /// A publisher tells how loud their own voice is (0..1).
     VoiceLevel {
@@ -1046,7 +1045,7 @@ impl RoomTask {
         token: &str,
         media: LocalMedia,
         alive: mpsc::Sender<()>,
-    ) -> Result<Arc<str>, ApiError> {
+    ) -> Result<(), ApiError> {
         if self.room.is_ended() {
             return Err(ApiError::gone());
         }
@@ -1104,7 +1103,7 @@ impl RoomTask {
         if kind == Kind::Listen {
             self.announce_listening();
         }
-        Ok(Arc::from(id))
+        Ok(())
     }
 
     fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), ApiError> {
