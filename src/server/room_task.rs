@@ -376,12 +376,39 @@ struct Session {
     level: f32,
 }
 
+impl Session {
+    /// A session that has heard nothing yet, with no WebRTC details.
+    fn new(id: String, kind: Kind, who: Option<ParticipantId>, link: Link, now: Instant) -> Self {
+        Self {
+            id,
+            kind,
+            who,
+            link,
+            ufrag: String::new(),
+            remote_ufrag: String::new(),
+            mid: None,
+            pt: None,
+            created: now,
+            connected: false,
+            deadline: now,
+            remote: None,
+            decoder: None,
+            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+            program_in: None,
+            pcm: vec![0.0; STEREO_FRAME],
+            heard: false,
+            level: 0.0,
+        }
+    }
+}
+
 /// How a session's media travels.
 enum Link {
     /// WebRTC: every browser, player, guest, and a host on another machine.
     Rtc(Box<Rtc>),
-    /// The host in the server's own process: its frames come as messages, and a listening
-    /// session's go to `out`. `alive` is dropped with the session, which tells the host.
+    /// The host in the server's own process: a publisher's program comes through the session's
+    /// `program_in`, a listener's frames go to `out`. `alive` is dropped with the session,
+    /// which tells the host.
     Local {
         out: Option<mpsc::Sender<InFrame>>,
         alive: mpsc::Sender<()>,
@@ -989,28 +1016,15 @@ impl RoomTask {
         let id = tokens::random_id(16).map_err(ApiError::internal)?;
         self.shared.media.route(&ufrag, self.tx.clone());
         self.sessions.push(Session {
-            id: id.clone(),
-            kind,
-            who,
-            link: Link::Rtc(Box::new(rtc)),
             ufrag,
             remote_ufrag,
             mid: Some(Mid::from(mid.as_str())),
-            pt: None,
-            created: now,
-            connected: false,
-            deadline: now,
-            remote: None,
             decoder: if kind == Kind::Publish {
                 OpusDecoder::new(2).ok()
             } else {
                 None
             },
-            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
-            program_in: None,
-            pcm: vec![0.0; STEREO_FRAME],
-            heard: false,
-            level: 0.0,
+            ..Session::new(id.clone(), kind, who, Link::Rtc(Box::new(rtc)), now)
         });
         let i = self.sessions.len() - 1;
         self.drive(i);
@@ -1074,27 +1088,14 @@ impl RoomTask {
         };
         let id = tokens::random_id(16).map_err(ApiError::internal)?;
         let now = Instant::now();
+        let link = Link::Local { out: listen, alive };
         self.sessions.push(Session {
-            id: id.clone(),
-            kind,
-            who: Some(who),
-            link: Link::Local { out: listen, alive },
-            ufrag: String::new(),
-            remote_ufrag: String::new(),
-            mid: None,
-            pt: None,
-            created: now,
             // Nothing to connect: frames flow from the first tick.
             connected: true,
             // No timers of its own.
             deadline: now + Duration::from_secs(86_400),
-            remote: None,
-            decoder: None,
-            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
             program_in,
-            pcm: vec![0.0; STEREO_FRAME],
-            heard: false,
-            level: 0.0,
+            ..Session::new(id, kind, Some(who), link, now)
         });
         match kind {
             Kind::Publish => self.shared.metrics.publishers.fetch_add(1, Relaxed),
