@@ -4,8 +4,8 @@
 //! program to the room's task before Opus instead: the room mixes and encodes it once for
 //! everyone (one generation of Opus, not two), and no encryption, packets or wake-ups come
 //! between a host and its own server; guests and listeners still come over WebRTC. The host
-//! hears the room from it directly too. The engine thread knows nothing of this: it hands frames to a channel like any other
-//! consumer, and that channel wakes the publishing task.
+//! hears the room from it directly too. The engine thread knows nothing of this: it hands its
+//! frames to a consumer like any other (a ring, or a channel that wakes the publishing task).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -82,9 +82,9 @@ impl GoLive {
             .build()
             .map_err(|e| LiveError(format!("cannot start the network runtime: {e}")))?;
         let (server, room) = rt.block_on(open_room(target))?;
-        // The engine hands its frames straight to the publisher's task: the room's own task
-        // when the server runs in this process (no WebRTC between a host and its own server),
-        // else a WHIP peer's.
+        // The engine hands the room's own task its program when the server runs in this
+        // process (no codec or WebRTC between a host and its own server), else its packets
+        // straight to a WHIP peer's task.
         let (peer, here) = match &server {
             Some(running) => {
                 let mut here = rt

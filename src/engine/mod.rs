@@ -168,13 +168,6 @@ pub enum FrameSink {
     Program(rtrb::Producer<f32>),
 }
 
-impl FrameSink {
-    /// Whether it takes Opus packets (the engine encodes only while one does).
-    fn wants_opus(&self) -> bool {
-        !matches!(self, Self::Program(_))
-    }
-}
-
 impl From<SyncSender<EncodedFrame>> for FrameSink {
     fn from(tx: SyncSender<EncodedFrame>) -> Self {
         Self::Thread(tx)
@@ -189,6 +182,12 @@ enum Offered {
 }
 
 impl FrameSink {
+    /// Whether it takes Opus packets (the engine encodes only while one does).
+    fn wants_opus(&self) -> bool {
+        !matches!(self, Self::Program(_))
+    }
+
+    /// Hands over this block: the packet (when it takes packets) or the program itself.
     fn offer(&mut self, pts: u64, packet: &[u8], program: &[f32]) -> Offered {
         match self {
             Self::Program(ring) => {
