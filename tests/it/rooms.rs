@@ -353,6 +353,16 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
     assert!(heard >= 75, "the game is missing: {game:?}");
     let loud = voice.iter().filter(|&&l| l > -20.0).count();
     assert!(loud >= 10, "the host's voice is missing: {voice:?}");
+    // Where nobody speaks the game is at full level: a host fed its own program back (game and
+    // voice) would duck its game all the time.
+    let clear: Vec<f32> = (10..voice.len() - 10)
+        .filter(|&i| voice[i - 10..i + 10].iter().all(|&v| v < -40.0))
+        .map(|i| game[i])
+        .collect();
+    assert!(
+        clear.len() >= 5 && clear.iter().all(|&l| l > -12.0),
+        "the game dips where nobody speaks: {clear:?} (all: {game:?})"
+    );
     // Nor while the audience listened: the host never hears the program (its own voice).
     assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
     host.wait_ok(Duration::from_secs(30));
