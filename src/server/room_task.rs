@@ -369,8 +369,6 @@ struct Session {
     remote: Option<SocketAddr>,
     decoder: Option<OpusDecoder>,
     jitter: JitterBuffer,
-    /// A local publisher's program (in place of packets, jitter buffer and decoder).
-    program_in: Option<ProgramIn>,
     pcm: Vec<f32>,
     heard: bool,
     level: f32,
@@ -394,7 +392,6 @@ impl Session {
             remote: None,
             decoder: None,
             jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
-            program_in: None,
             pcm: vec![0.0; STEREO_FRAME],
             heard: false,
             level: 0.0,
@@ -406,13 +403,20 @@ impl Session {
 enum Link {
     /// WebRTC: every browser, player, guest, and a host on another machine.
     Rtc(Box<Rtc>),
-    /// The host in the server's own process: a publisher's program comes through the session's
-    /// `program_in`, a listener's frames go to `out`. `alive` is dropped with the session,
-    /// which tells the host.
+    /// The host in the server's own process. `alive` is dropped with the session, which tells
+    /// the host.
     Local {
-        out: Option<mpsc::Sender<InFrame>>,
+        end: LocalEnd,
         alive: mpsc::Sender<()>,
     },
+}
+
+/// What a local session carries.
+enum LocalEnd {
+    /// The host's program, in place of packets, jitter buffer and decoder.
+    Program(ProgramIn),
+    /// Where the host's mix-minus goes.
+    Hears(mpsc::Sender<InFrame>),
 }
 
 impl Link {
@@ -1064,37 +1068,31 @@ impl RoomTask {
             return Err(ApiError::gone());
         }
         let who = self.identify(Some(token))?;
-        let (listen, program_in) = match media {
-            LocalMedia::Listen(out) => (Some(out), None),
-            LocalMedia::Publish(ring) => (
-                None,
-                Some(ProgramIn {
+        let (kind, end) = match media {
+            LocalMedia::Listen(out) => (Kind::Listen, LocalEnd::Hears(out)),
+            LocalMedia::Publish(ring) => {
+                if !self.room.may_publish(who) {
+                    return Err(ApiError::forbidden(
+                        "not_on_stage",
+                        "only the host, co-hosts and speakers on stage may publish",
+                    ));
+                }
+                self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
+                let program = ProgramIn {
                     ring,
                     flowing: false,
-                }),
-            ),
-        };
-        let kind = if listen.is_some() {
-            Kind::Listen
-        } else {
-            if !self.room.may_publish(who) {
-                return Err(ApiError::forbidden(
-                    "not_on_stage",
-                    "only the host, co-hosts and speakers on stage may publish",
-                ));
+                };
+                (Kind::Publish, LocalEnd::Program(program))
             }
-            self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
-            Kind::Publish
         };
         let id = tokens::random_id(16).map_err(ApiError::internal)?;
         let now = Instant::now();
-        let link = Link::Local { out: listen, alive };
+        let link = Link::Local { end, alive };
         self.sessions.push(Session {
             // Nothing to connect: frames flow from the first tick.
             connected: true,
             // No timers of its own.
             deadline: now + Duration::from_secs(86_400),
-            program_in,
             ..Session::new(id, kind, Some(who), link, now)
         });
         match kind {
@@ -1201,10 +1199,12 @@ impl RoomTask {
                         || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE)
                 }
                 // The host hung up.
-                Link::Local { out, alive } => {
+                Link::Local { end, alive } => {
                     alive.is_closed()
-                        || out.as_ref().is_some_and(mpsc::Sender::is_closed)
-                        || s.program_in.as_ref().is_some_and(|p| p.ring.is_abandoned())
+                        || match end {
+                            LocalEnd::Program(p) => p.ring.is_abandoned(),
+                            LocalEnd::Hears(out) => out.is_closed(),
+                        }
                 }
             };
             if stale {
@@ -1340,8 +1340,12 @@ impl RoomTask {
                 continue;
             }
             s.heard = false;
-            if let Some(program_in) = s.program_in.as_mut() {
-                if !program_in.pull(&mut s.pcm) {
+            if let Link::Local {
+                end: LocalEnd::Program(program),
+                ..
+            } = &mut s.link
+            {
+                if !program.pull(&mut s.pcm) {
                     continue;
                 }
             } else {
@@ -1528,9 +1532,9 @@ impl RoomTask {
                     }
                     self.drive(i);
                 }
-                Link::Local { out, .. } => {
+                Link::Local { end, .. } => {
                     // A host too busy to take it misses the frame, as on a network.
-                    if let Some(out) = out {
+                    if let LocalEnd::Hears(out) = end {
                         let _ = out.try_send(InFrame {
                             rtp_time: rtp,
                             packet: Arc::clone(packet),
