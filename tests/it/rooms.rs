@@ -161,6 +161,25 @@ fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// `booth host --headless` for 14 s on a game file and a mic file, its voice unprocessed (no
+/// noise suppression, no gate) so levels in the room match the files; `room` says where.
+fn host_from_files(room: &[&str], game: &Path, mic: &Path) -> Proc {
+    let mut args = vec!["host", "--headless"];
+    args.extend_from_slice(room);
+    args.extend([
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        mic.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        "14",
+    ]);
+    Proc::spawn(&args)
+}
+
 /// Bursts of 1 kHz in the mic file: [start, end) seconds.
 const BURSTS: [(f32, f32); 2] = [(4.0, 5.5), (8.0, 9.5)];
 
@@ -175,23 +194,7 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
         BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
     });
     let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        &url,
-        "--title",
-        "Review night",
-        "--game-file",
-        game.to_str().unwrap(),
-        "--mic-file",
-        mic.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
-        "14",
-    ]);
+    let host = host_from_files(&["--server", &url, "--title", "Review night"], &game, &mic);
     let link = host.line("listen: ", Duration::from_secs(20));
     assert!(link.starts_with(&url), "{link} is not on {url}");
     // The host alone on stage hears only its mix-minus: no program is encoded for an audience
@@ -303,23 +306,9 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
         BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
     });
     // No --server: the room server runs in the host's own process.
-    let host = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--bind",
-        "127.0.0.1:0",
-        "--data",
-        d.join("data").to_str().unwrap(),
-        "--game-file",
-        game.to_str().unwrap(),
-        "--mic-file",
-        mic.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
-        "14",
-    ]);
+    let data = d.join("data");
+    let room = ["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()];
+    let host = host_from_files(&room, &game, &mic);
     let link = host.line("listen: ", Duration::from_secs(20));
     let url = link.split("/r/").next().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(1));
