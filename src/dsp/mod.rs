@@ -5,7 +5,8 @@
 //! from the `*_max` methods), so the whole chain can run inside a real-time loop.
 //!
 //! The program chain, in order (see [`ProgramMix`]):
-//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets them there) ->
+//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there, and
+//! [`SteeredResampler`] live devices) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
 //! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
 //! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness).
@@ -21,6 +22,7 @@ mod meters;
 mod mixer;
 mod program;
 mod resampler;
+mod steered;
 mod vad;
 
 pub use biquad::Biquad;
@@ -32,6 +34,7 @@ pub use meters::{MeterReadings, Meters};
 pub use mixer::mix_into;
 pub use program::{ProgramMix, ProgramSettings};
 pub use resampler::StreamResampler;
+pub use steered::SteeredResampler;
 pub use vad::VoiceActivity;
 
 /// The rate everything inside Booth runs at.

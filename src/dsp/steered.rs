@@ -1,0 +1,478 @@
+//! A windowed-sinc resampler into 48 kHz whose ratio can be steered a little at every block:
+//! what a live lane needs to follow a device's clock.
+//!
+//! A fixed number of output frames comes out of every block; the caller asks how many input
+//! frames that takes ([`SteeredResampler::input_frames_next`]) and hands exactly those. A
+//! change of ratio ramps across the next block, so steering never steps the pitch.
+//!
+//! The filter is a Kaiser-windowed sinc cut at the Nyquist frequency of the lower rate, flat
+//! (within 0.002 dB) to 20 kHz at 48 kHz and with images of the input 80 dB down from 28 kHz:
+//! 32 taps for a source at 48 kHz or less, more for a faster one that must be filtered down.
+//! It is kept as a table of 256 fractional delays, and each output frame interpolates linearly
+//! between two neighbouring ones: one kernel per frame, shared by both channels, each channel
+//! one dot product over a planar history. Every live lane runs this for as long as the host
+//! is live, so the work per frame is kept to that.
+
+use super::{DspError, SAMPLE_RATE};
+
+/// Fractional delays in the table.
+const PHASES: usize = 256;
+/// How far images of the input are pushed down, dB.
+const STOPBAND_DB: f64 = 80.0;
+
+/// Steers `channels` (1 or 2) interleaved channels from one rate into 48 kHz.
+pub struct SteeredResampler {
+    channels: usize,
+    taps: usize,
+    /// `PHASES + 1` kernels of `taps`, for fractional delays 0, 1/256, ..., 1.
+    table: Vec<f32>,
+    /// Each channel's input, planar: history the next frame's kernel reaches back to, then new.
+    history: [Vec<f32>; 2],
+    /// Frames in `history`.
+    held: usize,
+    /// Where the next output frame falls, in input frames from the start of `history`.
+    position: f64,
+    /// Input frames per output frame now, and where the next block ramps it to.
+    step: f64,
+    target: f64,
+    /// Input frames per output frame at the nominal ratio, and the bounds steering keeps in.
+    nominal: f64,
+    lowest: f64,
+    highest: f64,
+    frames_out: usize,
+}
+
+impl std::fmt::Debug for SteeredResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteeredResampler")
+            .field("channels", &self.channels)
+            .field("taps", &self.taps)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SteeredResampler {
+    /// A resampler from `rate` Hz to 48 kHz giving `frames_out` frames a block, which steering
+    /// may speed up or slow down by at most the factor `max_relative` (above 1).
+    ///
+    /// # Errors
+    /// A rate outside 8-192 kHz, a channel count other than 1 or 2, no output frames, or a
+    /// steering range below 1 or above 2.
+    pub fn new(
+        rate: u32,
+        channels: usize,
+        frames_out: usize,
+        max_relative: f64,
+    ) -> Result<Self, DspError> {
+        if !(8_000..=192_000).contains(&rate) {
+            return Err(DspError::UnsupportedRate(rate));
+        }
+        if !(1..=2).contains(&channels) {
+            return Err(DspError::UnsupportedChannels(channels, "1 or 2"));
+        }
+        if frames_out == 0 || !(1.0..=2.0).contains(&max_relative) {
+            return Err(DspError::OutOfRange {
+                name: "steering range",
+                value: max_relative as f32,
+                range: "1 to 2, with at least one frame a block",
+            });
+        }
+        let nominal = f64::from(rate) / f64::from(SAMPLE_RATE);
+        let (taps, cutoff) = design(rate);
+        let table = kernels(taps, cutoff);
+        let highest = nominal * max_relative;
+        // The last frame of a block falls at most `highest` frames a frame past the first,
+        // which falls within `taps / 2` of the history's start; its kernel reaches `taps / 2`
+        // further.
+        let frames = taps + (highest * frames_out as f64).ceil() as usize + 2;
+        let history = [
+            vec![0.0; frames],
+            vec![0.0; if channels == 2 { frames } else { 0 }],
+        ];
+        Ok(Self {
+            channels,
+            taps,
+            table,
+            history,
+            // Silence before the first frame, as far back as the first kernel reaches.
+            held: taps / 2 - 1,
+            position: (taps / 2 - 1) as f64,
+            step: nominal,
+            target: nominal,
+            nominal,
+            lowest: nominal / max_relative,
+            highest,
+            frames_out,
+        })
+    }
+
+    /// Sets the ratio relative to the nominal one (above 1: more output per input, as
+    /// rubato's relative ratio), kept within the range given at construction. The next block
+    /// ramps to it.
+    pub fn set_relative(&mut self, relative: f64) {
+        if relative.is_finite() && relative > 0.0 {
+            self.target = (self.nominal / relative).clamp(self.lowest, self.highest);
+        }
+    }
+
+    /// Input frames the next [`process`](Self::process) takes.
+    #[must_use]
+    pub fn input_frames_next(&self) -> usize {
+        let last = self.position_of(self.frames_out - 1);
+        // The last frame's kernel reaches `taps / 2` frames past its own.
+        (last.floor() as usize + self.taps / 2 + 1).saturating_sub(self.held)
+    }
+
+    /// The most input frames a block can take.
+    #[must_use]
+    pub fn input_frames_max(&self) -> usize {
+        // What is held and what comes never exceed the history (see `new`).
+        self.history[0].len()
+    }
+
+    /// Output frames a block gives.
+    #[must_use]
+    pub fn frames_out(&self) -> usize {
+        self.frames_out
+    }
+
+    /// Resamples one block: `input` holds (interleaved) the frames
+    /// [`input_frames_next`](Self::input_frames_next) asked for, `out` receives `frames_out`
+    /// interleaved frames. Never allocates.
+    ///
+    /// # Errors
+    /// `input` not the size asked for, or `out` too small.
+    pub fn process(&mut self, input: &[f32], out: &mut [f32]) -> Result<(), DspError> {
+        let ch = self.channels;
+        let need = self.input_frames_next();
+        if input.len() != need * ch {
+            return Err(DspError::OutputTooSmall {
+                have: input.len(),
+                need: need * ch,
+            });
+        }
+        if out.len() < self.frames_out * ch {
+            return Err(DspError::OutputTooSmall {
+                have: out.len(),
+                need: self.frames_out * ch,
+            });
+        }
+        let held = self.held;
+        if ch == 1 {
+            self.history[0][held..held + need].copy_from_slice(input);
+        } else {
+            let [left, right] = &mut self.history;
+            for ((frame, l), r) in input
+                .chunks_exact(2)
+                .zip(&mut left[held..held + need])
+                .zip(&mut right[held..held + need])
+            {
+                *l = frame[0];
+                *r = frame[1];
+            }
+        }
+        self.held += need;
+
+        match (self.taps, ch) {
+            (32, 1) => self.render::<32, 1>(out),
+            (32, _) => self.render::<32, 2>(out),
+            (64, 1) => self.render::<64, 1>(out),
+            (64, _) => self.render::<64, 2>(out),
+            (_, 1) => self.render::<128, 1>(out),
+            _ => self.render::<128, 2>(out),
+        }
+
+        // Move on: the next block starts where this one ended, at the ramp's end.
+        let half = self.taps / 2;
+        let next = self.position_of(self.frames_out);
+        self.step = self.target;
+        let drop = (next.floor() as usize + 1)
+            .saturating_sub(half)
+            .min(self.held);
+        for c in 0..ch {
+            self.history[c].copy_within(drop..self.held, 0);
+        }
+        self.held -= drop;
+        self.position = next - drop as f64;
+        Ok(())
+    }
+
+    /// Writes the block's frames from the history: `T` taps and `C` channels are constants,
+    /// so that the compiler unrolls the kernel into vector instructions.
+    fn render<const T: usize, const C: usize>(&self, out: &mut [f32]) {
+        let (rows, _) = self.table.as_chunks::<T>();
+        let ramp = self.ramp();
+        let mut kernel = [0.0f32; T];
+        for (n, frame) in out.chunks_exact_mut(C).take(self.frames_out).enumerate() {
+            // In 1/PHASES of a frame; positions are never negative, so truncation is the floor.
+            let at = ramp.at(n) * PHASES as f64;
+            let fixed = at as i64;
+            let within = (at - fixed as f64) as f32;
+            let row = (fixed as usize) % PHASES;
+            let first = (fixed as usize / PHASES + 1).saturating_sub(T / 2);
+            let (Some(near), Some(far)) = (rows.get(row), rows.get(row + 1)) else {
+                return;
+            };
+            lerp(near, far, within, &mut kernel);
+            for (sample, history) in frame.iter_mut().zip(&self.history) {
+                if let Some(Ok(x)) = history.get(first..first + T).map(<&[f32; T]>::try_from) {
+                    *sample = dot(&kernel, x);
+                }
+            }
+        }
+    }
+
+    /// Where output frame `n` of the next block falls.
+    fn position_of(&self, n: usize) -> f64 {
+        self.ramp().at(n)
+    }
+
+    fn ramp(&self) -> Ramp {
+        Ramp {
+            start: self.position,
+            step: self.step,
+            rise: (self.target - self.step) / self.frames_out as f64,
+        }
+    }
+}
+
+/// The next block's positions: the step ramps linearly from its present value to the target
+/// across the block.
+#[derive(Clone, Copy)]
+struct Ramp {
+    start: f64,
+    step: f64,
+    /// Added to the step at every frame.
+    rise: f64,
+}
+
+impl Ramp {
+    fn at(self, n: usize) -> f64 {
+        let n = n as f64;
+        self.start + n * self.step + self.rise * n * (n - 1.0) / 2.0
+    }
+}
+
+/// The kernel `within` of the way from `near` to `far`. Kept out of line, as [`dot`] is: on
+/// its own each loop compiles to whole-register vector instructions.
+#[inline(never)]
+fn lerp<const T: usize>(near: &[f32; T], far: &[f32; T], within: f32, kernel: &mut [f32; T]) {
+    for ((k, a), b) in kernel.iter_mut().zip(near).zip(far) {
+        *k = a + within * (b - a);
+    }
+}
+
+/// Eight running sums, so that they stay in vector registers, added up pairwise.
+#[inline(never)]
+fn dot<const T: usize>(a: &[f32; T], b: &[f32; T]) -> f32 {
+    let mut s = [0.0f32; 8];
+    for (x, y) in a.as_chunks::<8>().0.iter().zip(b.as_chunks::<8>().0) {
+        for j in 0..8 {
+            s[j] += x[j] * y[j];
+        }
+    }
+    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+}
+
+/// Taps and cutoff (relative to the input's Nyquist frequency) for a source at `rate`: the
+/// passband reaches 20 kHz (or 5/12 of the lower rate, if that is less) and the stopband starts
+/// as far above the lower rate's Nyquist frequency; Kaiser's formula gives the taps for
+/// [`STOPBAND_DB`], rounded up to a power of two.
+fn design(rate: u32) -> (usize, f64) {
+    let rate = f64::from(rate);
+    let low = rate.min(f64::from(SAMPLE_RATE));
+    let pass = (low * 5.0 / 12.0).min(20_000.0);
+    let transition = 2.0 * std::f64::consts::PI * (low - 2.0 * pass) / rate;
+    let taps = ((STOPBAND_DB - 8.0) / (2.285 * transition)).ceil() as usize + 1;
+    // 32, 64 or 128 (a source at 192 kHz needs 124): the kernels the renderer is built for.
+    (taps.next_power_of_two().clamp(32, 128), low / rate)
+}
+
+/// The kernels for fractional delays 0..=1 in `PHASES` steps: tap `k` of delay `d` weighs the
+/// input frame `k - (taps/2 - 1)` frames from the output frame, minus `d`. Each kernel sums to
+/// one, so no delay changes the level.
+fn kernels(taps: usize, cutoff: f64) -> Vec<f32> {
+    let half = (taps / 2) as f64;
+    let beta = 0.1102 * (STOPBAND_DB - 8.7);
+    let mut table = Vec::with_capacity((PHASES + 1) * taps);
+    for p in 0..=PHASES {
+        let delay = p as f64 / PHASES as f64;
+        let row: Vec<f64> = (0..taps)
+            .map(|k| {
+                let x = k as f64 - (half - 1.0) - delay;
+                sinc(cutoff * x) * kaiser(x / half, beta)
+            })
+            .collect();
+        let sum: f64 = row.iter().sum();
+        table.extend(row.iter().map(|v| (v / sum) as f32));
+    }
+    table
+}
+
+fn sinc(x: f64) -> f64 {
+    if x.abs() < 1e-12 {
+        1.0
+    } else {
+        let px = std::f64::consts::PI * x;
+        px.sin() / px
+    }
+}
+
+/// Kaiser's window over -1..1 (zero outside).
+fn kaiser(x: f64, beta: f64) -> f64 {
+    if x.abs() >= 1.0 {
+        return 0.0;
+    }
+    bessel_i0(beta * (1.0 - x * x).sqrt()) / bessel_i0(beta)
+}
+
+/// The modified Bessel function of the first kind, order 0, by its series.
+fn bessel_i0(x: f64) -> f64 {
+    let mut sum = 1.0;
+    let mut term = 1.0;
+    let mut k = 1.0;
+    while term > 1e-15 * sum {
+        term *= (x / (2.0 * k)) * (x / (2.0 * k));
+        sum += term;
+        k += 1.0;
+    }
+    sum
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Runs a sine of `hz` at `rate` through blocks of 960 at `relative`; returns the output
+    /// and the input frames used.
+    fn run(rate: u32, channels: usize, hz: f64, relative: f64, blocks: usize) -> (Vec<f32>, usize) {
+        let mut r = SteeredResampler::new(rate, channels, 960, 1.01).unwrap();
+        r.set_relative(relative);
+        let mut fed = 0usize;
+        let mut out = vec![0.0; 960 * channels];
+        let mut all = Vec::new();
+        let mut input = vec![0.0; r.input_frames_max() * channels];
+        for _ in 0..blocks {
+            let need = r.input_frames_next();
+            for i in 0..need {
+                let v = (0.5
+                    * (2.0 * std::f64::consts::PI * hz * (fed + i) as f64 / f64::from(rate)).sin())
+                    as f32;
+                for c in 0..channels {
+                    input[i * channels + c] = if c == 0 { v } else { -v };
+                }
+            }
+            fed += need;
+            r.process(&input[..need * channels], &mut out).unwrap();
+            all.extend_from_slice(&out);
+        }
+        (all, fed)
+    }
+
+    /// The largest error of `out` (frames of 48 kHz, after the first block) against the sine
+    /// of `hz` at `rate` the input held, sampled where the steering put each output frame: the
+    /// first block ramps the step from nominal to `relative`, later ones hold it.
+    fn worst_error(out: &[f32], channels: usize, rate: u32, hz: f64, relative: f64) -> f64 {
+        let nominal = f64::from(rate) / 48_000.0;
+        let step = nominal / relative;
+        let mut worst = 0.0f64;
+        for (n, frame) in out.chunks(channels).enumerate().skip(960) {
+            let t = n as f64 * step + (nominal - step) * 961.0 / 2.0;
+            let want = 0.5 * (2.0 * std::f64::consts::PI * hz * t / f64::from(rate)).sin();
+            worst = worst.max((f64::from(frame[0]) - want).abs());
+            if channels == 2 {
+                worst = worst.max((f64::from(frame[1]) + want).abs());
+            }
+        }
+        20.0 * (worst / 0.5).log10()
+    }
+
+    #[test]
+    fn a_sine_at_48k_comes_through_clean_at_any_steering() {
+        for relative in [1.0, 1.003, 0.997] {
+            // Up to 20 kHz: the game's highs keep their level.
+            for hz in [1_000.0, 12_000.0, 16_000.0, 20_000.0] {
+                let (out, _) = run(48_000, 2, hz, relative, 20);
+                let db = worst_error(&out, 2, 48_000, hz, relative);
+                eprintln!("{hz} Hz at {relative}: error {db:.1} dB");
+                assert!(db < -70.0, "{hz} Hz at {relative}: error {db:.1} dB");
+            }
+        }
+    }
+
+    #[test]
+    fn a_slower_or_faster_source_is_resampled_clean() {
+        for (rate, hz) in [
+            (44_100, 1_000.0),
+            (44_100, 18_000.0),
+            (96_000, 19_000.0),
+            (16_000, 6_000.0),
+        ] {
+            let (out, _) = run(rate, 1, hz, 1.0, 20);
+            let db = worst_error(&out, 1, rate, hz, 1.0);
+            eprintln!("{hz} Hz at {rate} Hz: error {db:.1} dB");
+            assert!(db < -70.0, "{rate} Hz: {hz} Hz has an error of {db:.1} dB");
+        }
+    }
+
+    #[test]
+    fn steering_takes_more_or_less_input_as_asked() {
+        for (relative, rate) in [(1.0, 48_000), (1.002, 48_000), (0.998, 44_100)] {
+            let blocks = 500;
+            let (_, fed) = run(rate, 1, 440.0, relative, blocks);
+            let want = blocks as f64 * 960.0 * f64::from(rate) / 48_000.0 / relative;
+            // Within the kernel's reach (plus the first block's ramp from nominal).
+            assert!(
+                (fed as f64 - want).abs() < 32.0 + 960.0 * (1.0 - 1.0 / relative).abs(),
+                "{rate} Hz at {relative}: {fed} frames for {want:.0}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_in_the_ratio_ramps_without_a_click() {
+        let mut r = SteeredResampler::new(48_000, 1, 960, 1.01).unwrap();
+        let mut out = vec![0.0; 960];
+        let mut input = vec![0.0; r.input_frames_max()];
+        let mut fed = 0usize;
+        let mut prev = [0.0f32; 2];
+        let mut worst = 0.0f32;
+        for block in 0..100 {
+            if block % 10 == 5 {
+                r.set_relative(if block % 20 == 5 { 1.005 } else { 0.995 });
+            }
+            let need = r.input_frames_next();
+            for (i, s) in input[..need].iter_mut().enumerate() {
+                *s = (0.5
+                    * (2.0 * std::f64::consts::PI * 1_000.0 * (fed + i) as f64 / 48_000.0).sin())
+                    as f32;
+            }
+            fed += need;
+            r.process(&input[..need], &mut out).unwrap();
+            for &x in &out {
+                if block > 0 {
+                    worst = worst.max((x - 2.0 * prev[1] + prev[0]).abs());
+                }
+                prev = [prev[1], x];
+            }
+        }
+        // A 1 kHz sine at 0.5 has a second difference of at most 0.5 (2 pi 1000/48000)^2.
+        assert!(worst < 0.0092, "{worst}");
+    }
+
+    #[test]
+    fn bad_parameters_and_wrong_blocks_are_errors() {
+        assert!(SteeredResampler::new(7_000, 1, 960, 1.01).is_err());
+        assert!(SteeredResampler::new(48_000, 3, 960, 1.01).is_err());
+        assert!(SteeredResampler::new(48_000, 1, 0, 1.01).is_err());
+        assert!(SteeredResampler::new(48_000, 1, 960, 0.5).is_err());
+        let mut r = SteeredResampler::new(48_000, 2, 960, 1.01).unwrap();
+        let mut out = vec![0.0; 1_920];
+        assert!(r.process(&[0.0; 10], &mut out).is_err());
+        let need = r.input_frames_next();
+        assert!(r.process(&vec![0.0; need * 2], &mut out[..10]).is_err());
+        r.process(&vec![0.0; need * 2], &mut out).unwrap();
+    }
+}
