@@ -530,7 +530,7 @@ mod tests {
                 let _ = prod.push(v);
                 let _ = prod.push(v);
                 n += 1;
-                if n % 960 == 0 {
+                if n.is_multiple_of(960) {
                     break;
                 }
             }
