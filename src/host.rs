@@ -181,7 +181,7 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
             Ok((Feeder::File(feeder), ring))
         }
         InputChoice::Device(selector) => {
-            let (capture, ring) = open_device(selector)?;
+            let (capture, ring) = open_device(selector, channels)?;
             Ok((
                 Feeder::Device {
                     capture,
@@ -196,9 +196,14 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
 /// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
 const CAPTURE_PERIOD_FRAMES: u32 = 480;
 
-fn open_device(selector: &DeviceSelector) -> Result<(Capture, InputRing), HostError> {
+/// Opens a device for an input of `channels` (a mono voice needs no more than one).
+fn open_device(
+    selector: &DeviceSelector,
+    channels: usize,
+) -> Result<(Capture, InputRing), HostError> {
     let (device, info) = open_input(selector).map_err(|e| HostError(e.to_string()))?;
-    let (capture, ring) = start_capture(&device, info, CAPTURE_PERIOD_FRAMES, 2.0)
+    let want = u16::try_from(channels).ok();
+    let (capture, ring) = start_capture(&device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
         .map_err(|e| HostError(e.to_string()))?;
     let channels = usize::from(capture.channels);
     let ring = InputRing {
@@ -559,7 +564,8 @@ fn watch(
         }
         Feeder::Lost { selector } => {
             // The same device if it returns; for a default, whatever the new default is.
-            if let Ok((capture, ring)) = open_device(selector) {
+            let channels = if which == Input::Game { 2 } else { 1 };
+            if let Ok((capture, ring)) = open_device(selector, channels) {
                 status(HostStatus::Back(which, capture.info.name.clone()));
                 let _ = engine.send(Command::Replace(which, Some(ring)));
                 *feeder = Feeder::Device {

@@ -151,8 +151,10 @@ impl Capture {
 ///
 /// `period_frames` asks for that many frames per callback (480 = 10 ms at 48 kHz); without it
 /// PulseAudio delivers ~2 s at a time. A device that refuses a fixed period gets its default.
-/// `ring_seconds` sizes the ring (at least four periods). Samples of any format arrive in the
-/// ring as interleaved `f32` at the device's rate and channel count (see [`Capture`]).
+/// `ring_seconds` sizes the ring (at least four periods). `channels` asks for fewer channels
+/// than the device's own (1 for a voice) where the device offers that count in its own rate and
+/// format: less to carry and fold. Samples of any format arrive in the ring as interleaved
+/// `f32` at the device's rate and the channel count opened (see [`Capture`]).
 ///
 /// A Windows output device (a `loopback:` input) is opened in loopback mode with its output
 /// format.
@@ -167,9 +169,12 @@ pub fn start_capture(
     info: DeviceInfo,
     period_frames: u32,
     ring_seconds: f32,
+    channels: Option<u16>,
 ) -> Result<(Capture, rtrb::Consumer<f32>), DeviceError> {
     let supported = if device.supports_input() {
-        device.default_input_config()
+        device
+            .default_input_config()
+            .map(|own| fewer_channels(device, own, channels))
     } else {
         // WASAPI loopback: an output device opened for input records what it plays.
         device.default_output_config()
@@ -243,6 +248,28 @@ pub fn start_capture(
         },
         consumer,
     ))
+}
+
+/// `own`, or the same rate and format in `want` channels when that is fewer and the device
+/// offers it.
+fn fewer_channels(
+    device: &cpal::Device,
+    own: cpal::SupportedStreamConfig,
+    want: Option<u16>,
+) -> cpal::SupportedStreamConfig {
+    let Some(want) = want.filter(|&w| w > 0 && w < own.channels()) else {
+        return own;
+    };
+    let Ok(mut configs) = device.supported_input_configs() else {
+        return own;
+    };
+    configs
+        .find(|c| {
+            c.channels() == want
+                && c.sample_format() == own.sample_format()
+                && (c.min_sample_rate()..=c.max_sample_rate()).contains(&own.sample_rate())
+        })
+        .map_or(own, |c| c.with_sample_rate(own.sample_rate()))
 }
 
 fn reports_loss(device: &cpal::Device) -> bool {

@@ -23,8 +23,8 @@
 //! engine, or an engine that stopped).
 //!
 //! `unsafe` is allowed here for one call: cpal's `Data::from_parts`, the only way a custom
-//! device can hand samples to cpal's callback. The samples are a plain `Vec<f32>` this module
-//! owns; the block says why the pointer and length are sound.
+//! device can hand samples to cpal's callback. The samples are a plain `Vec<i16>` or
+//! `Vec<f32>` this module owns; the block says why the pointer and length are sound.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -49,7 +49,10 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest period Booth asks for: two seconds at 48 kHz.
 const MAX_PERIOD_FRAMES: FrameCount = 96_000;
 
-/// A PulseAudio source (a microphone, or the `*.monitor` of an output), captured as `f32`.
+/// A PulseAudio source (a microphone, or the `*.monitor` of an output), captured as 16-bit
+/// integers when that is the source's own format (so the server converts nothing and half the
+/// bytes cross the socket), else as `f32`; in its own channel count or, on request, in one
+/// (the server downmixes, and sends half the bytes of a stereo microphone).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PulseSource {
     /// The source's PulseAudio name (`game.monitor`), as cpal's host lists it.
@@ -60,6 +63,8 @@ pub struct PulseSource {
     channels: u16,
     /// The source's own rate: no resampling on the server.
     sample_rate: u32,
+    /// `I16` or `F32`.
+    format: SampleFormat,
 }
 
 impl PulseSource {
@@ -75,6 +80,11 @@ impl PulseSource {
             name: name.to_owned(),
             channels: own.channels().clamp(1, 2),
             sample_rate: own.sample_rate(),
+            format: if own.sample_format() == SampleFormat::I16 {
+                SampleFormat::I16
+            } else {
+                SampleFormat::F32
+            },
         })
     }
 
@@ -91,7 +101,7 @@ impl PulseSource {
                 min: 1,
                 max: MAX_PERIOD_FRAMES,
             },
-            SampleFormat::F32,
+            self.format,
         )
     }
 }
@@ -129,17 +139,26 @@ impl DeviceTrait for PulseSource {
     }
 
     fn supported_input_configs(&self) -> Result<Self::SupportedInputConfigs, Error> {
-        Ok(vec![SupportedStreamConfigRange::new(
-            self.channels,
-            self.sample_rate,
-            self.sample_rate,
-            SupportedBufferSize::Range {
-                min: 1,
-                max: MAX_PERIOD_FRAMES,
-            },
-            SampleFormat::F32,
-        )]
-        .into_iter())
+        // Its own channels, or mono; its own format, or f32.
+        let mut configs = Vec::new();
+        for channels in [self.channels, 1] {
+            for format in [self.format, SampleFormat::F32] {
+                let config = SupportedStreamConfigRange::new(
+                    channels,
+                    self.sample_rate,
+                    self.sample_rate,
+                    SupportedBufferSize::Range {
+                        min: 1,
+                        max: MAX_PERIOD_FRAMES,
+                    },
+                    format,
+                );
+                if !configs.contains(&config) {
+                    configs.push(config);
+                }
+            }
+        }
+        Ok(configs.into_iter())
     }
 
     fn supported_output_configs(&self) -> Result<Self::SupportedOutputConfigs, Error> {
@@ -169,19 +188,21 @@ impl DeviceTrait for PulseSource {
         D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
         E: FnMut(Error) + Send + 'static,
     {
-        if sample_format != SampleFormat::F32 || config.channels == 0 || config.channels > 2 {
+        let format = Format::of(sample_format);
+        let Some(format) = format.filter(|_| (1..=2).contains(&config.channels)) else {
             return Err(Error::with_message(
                 ErrorKind::UnsupportedConfig,
                 format!(
-                    "a PulseAudio source is captured as 1 or 2 channels of f32, not {} of \
+                    "a PulseAudio source is captured as 1 or 2 channels of i16 or f32, not {} of \
                      {sample_format}",
                     config.channels
                 ),
             ));
-        }
+        };
         PulseStream::open(
             &self.id,
             &config,
+            format,
             timeout.unwrap_or(SETUP_TIMEOUT),
             data_callback,
             error_callback,
@@ -223,6 +244,7 @@ impl PulseStream {
     fn open<D, E>(
         source: &str,
         config: &StreamConfig,
+        format: Format,
         timeout: Duration,
         data_callback: D,
         error_callback: E,
@@ -235,7 +257,7 @@ impl PulseStream {
         let mut reader = BufReader::new(socket.try_clone().map_err(io_error)?);
         let mut writer = socket;
 
-        let frame_bytes = 4 * u32::from(config.channels);
+        let frame_bytes = format.bytes() * u32::from(config.channels);
         let fragment = match config.buffer_size {
             cpal::BufferSize::Fixed(frames) => frames.clamp(1, MAX_PERIOD_FRAMES) * frame_bytes,
             // PulseAudio's own default is about two seconds; 20 ms suits a live mix.
@@ -253,11 +275,7 @@ impl PulseStream {
         })?;
         let params = protocol::RecordStreamParams {
             sample_spec: protocol::SampleSpec {
-                format: if cfg!(target_endian = "little") {
-                    protocol::SampleFormat::Float32Le
-                } else {
-                    protocol::SampleFormat::Float32Be
-                },
+                format: format.on_the_wire(),
                 channels: config.channels as u8,
                 sample_rate: config.sample_rate,
             },
@@ -305,7 +323,7 @@ impl PulseStream {
             version,
             channel: created.channel,
             stream_index: created.stream_index,
-            frame_bytes: frame_bytes as usize,
+            channels: usize::from(config.channels),
             period: Duration::from_secs_f64(
                 f64::from(period_frames.max(1)) / f64::from(config.sample_rate.max(1)),
             ),
@@ -316,7 +334,10 @@ impl PulseStream {
             read,
             data: Box::new(data_callback),
             error: Box::new(error_callback),
-            samples: Vec::new(),
+            samples: match format {
+                Format::I16 => Samples::I16(Vec::new()),
+                Format::F32 => Samples::F32(Vec::new()),
+            },
             flags: Arc::clone(&flags),
         })?;
         Ok(Self {
@@ -384,6 +405,80 @@ struct Flags {
     done: AtomicBool,
 }
 
+/// The sample formats a stream is captured in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    I16,
+    F32,
+}
+
+impl Format {
+    fn of(format: SampleFormat) -> Option<Self> {
+        match format {
+            SampleFormat::I16 => Some(Self::I16),
+            SampleFormat::F32 => Some(Self::F32),
+            _ => None,
+        }
+    }
+
+    fn bytes(self) -> u32 {
+        match self {
+            Self::I16 => 2,
+            Self::F32 => 4,
+        }
+    }
+
+    /// In this machine's byte order, as samples are handed on.
+    fn on_the_wire(self) -> protocol::SampleFormat {
+        let little = cfg!(target_endian = "little");
+        match (self, little) {
+            (Self::I16, true) => protocol::SampleFormat::S16Le,
+            (Self::I16, false) => protocol::SampleFormat::S16Be,
+            (Self::F32, true) => protocol::SampleFormat::Float32Le,
+            (Self::F32, false) => protocol::SampleFormat::Float32Be,
+        }
+    }
+}
+
+/// Samples waiting for a stream's callback, in the stream's format.
+enum Samples {
+    I16(Vec<i16>),
+    F32(Vec<f32>),
+}
+
+impl Samples {
+    fn len(&self) -> usize {
+        match self {
+            Self::I16(v) => v.len(),
+            Self::F32(v) => v.len(),
+        }
+    }
+
+    /// Appends the whole samples of `bytes` (in this machine's byte order).
+    fn extend_from_bytes(&mut self, bytes: &[u8]) {
+        match self {
+            Self::I16(v) => v.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_ne_bytes([b[0], b[1]])),
+            ),
+            Self::F32(v) => v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+        }
+    }
+
+    /// Drops the first `n`, handed over.
+    fn consume(&mut self, n: usize) {
+        match self {
+            Self::I16(v) => drop(v.drain(..n)),
+            Self::F32(v) => drop(v.drain(..n)),
+        }
+    }
+}
+
 /// A stream's data callback, boxed so one thread can serve callbacks of any type.
 type DataCallback = Box<dyn FnMut(&Data, &InputCallbackInfo) + Send>;
 
@@ -393,7 +488,7 @@ struct Pumped {
     data: DataCallback,
     error: Box<dyn FnMut(Error) + Send>,
     /// Samples waiting for the callback: grows to the largest period's worth, then stays.
-    samples: Vec<f32>,
+    samples: Samples,
     flags: Arc<Flags>,
 }
 
@@ -573,21 +668,29 @@ impl Pumped {
                 Drained::Closed(why) => Some(why),
             },
         };
-        let whole = self.samples.len() - self.samples.len() % (self.read.frame_bytes / 4);
+        let whole = self.samples.len() - self.samples.len() % self.read.channels;
         if whole > 0 {
             let now = self.read.start.elapsed();
             let info = InputCallbackInfo::new(InputStreamTimestamp {
                 callback: instant(now),
                 capture: instant(now.saturating_sub(self.read.latency)),
             });
-            // SAFETY: cpal's only way to make `Data`; `whole` initialised f32 samples start
-            // at the pointer, and `samples` is neither moved nor touched until the callback
-            // (which only reads through `Data`) returns.
+            // SAFETY: cpal's only way to make `Data`; `whole` initialised samples of the
+            // format named start at the pointer (a `Vec` of that very type, so aligned for
+            // it), and `samples` is neither moved nor touched until the callback (which only
+            // reads through `Data`) returns.
             let data = unsafe {
-                Data::from_parts(self.samples.as_mut_ptr().cast(), whole, SampleFormat::F32)
+                match &mut self.samples {
+                    Samples::I16(v) => {
+                        Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::I16)
+                    }
+                    Samples::F32(v) => {
+                        Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::F32)
+                    }
+                }
             };
             (self.data)(&data, &info);
-            self.samples.drain(..whole);
+            self.samples.consume(whole);
         }
         match ended {
             Some(why) => {
@@ -609,7 +712,7 @@ struct Connection {
     version: u16,
     channel: u32,
     stream_index: u32,
-    frame_bytes: usize,
+    channels: usize,
     /// How often the pump should wake to hand over what has come: the period asked for.
     period: Duration,
     start: Instant,
@@ -649,7 +752,7 @@ impl Connection {
 
     /// Takes the whole messages from the front of the inbox: samples of this stream are
     /// appended to `samples`; `Some` when a message ends the stream.
-    fn take_messages(&mut self, samples: &mut Vec<f32>) -> Option<Error> {
+    fn take_messages(&mut self, samples: &mut Samples) -> Option<Error> {
         let mut at = 0;
         let mut ended = None;
         while self.inbox.len() - at >= protocol::DESCRIPTOR_SIZE {
@@ -680,11 +783,7 @@ impl Connection {
                 }
             } else if desc.channel == self.channel {
                 // PulseAudio sends whole frames; whole samples are all this relies on.
-                samples.extend(
-                    self.inbox[body..end]
-                        .chunks_exact(4)
-                        .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
-                );
+                samples.extend_from_bytes(&self.inbox[body..end]);
             }
             at = end;
         }
@@ -843,7 +942,7 @@ mod tests {
             version: protocol::MAX_VERSION,
             channel: 7,
             stream_index: 70,
-            frame_bytes: 8,
+            channels: 2,
             period: Duration::from_millis(20),
             start: Instant::now(),
             latency: Duration::ZERO,
@@ -879,20 +978,51 @@ mod tests {
         bytes.extend(data_message(8, &[9.0, 9.0]));
         bytes.extend(command_message(&protocol::Command::Overflow(7)));
         bytes.extend(data_message(7, &[1.0, -1.0]));
-        let mut samples = Vec::new();
+        let mut samples = Samples::F32(Vec::new());
         // Fed a few bytes at a time, as reads may split messages anywhere.
         for chunk in bytes.chunks(5) {
             r.inbox.extend_from_slice(chunk);
             assert!(r.take_messages(&mut samples).is_none());
         }
+        let Samples::F32(samples) = samples else {
+            panic!("f32 samples became i16");
+        };
         assert_eq!(samples, [0.5, -0.5, 0.25, -0.25, 1.0, -1.0]);
         assert!(r.inbox.is_empty());
     }
 
     #[test]
+    fn sixteen_bit_samples_are_taken_whole() {
+        let mut r = connection();
+        let mut bytes = Vec::new();
+        let values: [i16; 4] = [16_384, -16_384, i16::MAX, i16::MIN];
+        let desc = protocol::Descriptor {
+            length: 8,
+            channel: 7,
+            offset: 0,
+            flags: protocol::DescriptorFlags::empty(),
+        };
+        protocol::write_descriptor(&mut bytes, &desc).unwrap();
+        for v in values {
+            bytes.extend_from_slice(&v.to_ne_bytes());
+        }
+        let mut samples = Samples::I16(Vec::new());
+        for chunk in bytes.chunks(3) {
+            r.inbox.extend_from_slice(chunk);
+            assert!(r.take_messages(&mut samples).is_none());
+        }
+        assert_eq!(samples.len(), 4);
+        samples.consume(2);
+        let Samples::I16(samples) = samples else {
+            panic!("i16 samples became f32");
+        };
+        assert_eq!(samples, [i16::MAX, i16::MIN]);
+    }
+
+    #[test]
     fn a_killed_or_moved_stream_ends_and_others_do_not() {
         let mut r = connection();
-        let mut samples = Vec::new();
+        let mut samples = Samples::F32(Vec::new());
         r.inbox = command_message(&protocol::Command::RecordStreamKilled(8));
         assert!(r.take_messages(&mut samples).is_none());
         r.inbox = command_message(&protocol::Command::RecordStreamKilled(7));
@@ -921,7 +1051,7 @@ mod tests {
     #[test]
     fn junk_from_the_server_is_an_error_not_a_panic() {
         let mut r = connection();
-        let mut samples = Vec::new();
+        let mut samples = Samples::F32(Vec::new());
         // A command message whose body is not a command: ignored.
         let mut junk = Vec::new();
         let desc = protocol::Descriptor {
@@ -940,7 +1070,7 @@ mod tests {
         odd.extend_from_slice(&[1, 2]);
         r.inbox = odd;
         assert!(r.take_messages(&mut samples).is_none());
-        assert_eq!(samples, [0.5]);
+        assert!(matches!(&samples, Samples::F32(v) if v == &[0.5]));
         // A length no server sends: the connection is given up, nothing is waited for.
         let mut huge = data_message(7, &[]);
         huge[0] = 0x7f;

@@ -265,7 +265,7 @@ fn hear_tone(selector: DeviceSelector, expect_id: &str, sink: &str, hz: u32) {
     let want_rms = sox_rms(&wav);
 
     let (device, info) = open_input(&selector).unwrap();
-    let (capture, mut ring) = start_capture(&device, info, 480, 2.0).unwrap();
+    let (capture, mut ring) = start_capture(&device, info, 480, 2.0, None).unwrap();
     assert_eq!(capture.info.id, expect_id);
     let rate = capture.sample_rate;
     let channels = usize::from(capture.channels);
@@ -430,7 +430,7 @@ fn a_stream_read_on_demand_needs_no_wake_ups_of_its_own_and_is_read_without_one(
     let dir = tempdir();
     let wav = sox_tone(dir.path(), 440, 0.5, 8);
     let (device, info) = open_input(&DeviceSelector::Named("game.monitor".into())).unwrap();
-    let (capture, mut ring) = start_capture(&device, info, 480, 2.0).unwrap();
+    let (capture, mut ring) = start_capture(&device, info, 480, 2.0, None).unwrap();
     // Booth's PulseAudio streams are read by whoever drains them (the engine, once a block).
     let read_now = capture
         .read_now()
@@ -494,7 +494,7 @@ fn a_device_that_goes_away_marks_the_capture_dead() {
         "rate=48000",
     ]);
     let (device, info) = open_input(&DeviceSelector::Named(format!("{sink}.monitor"))).unwrap();
-    let (capture, _ring) = start_capture(&device, info, 480, 1.0).unwrap();
+    let (capture, _ring) = start_capture(&device, info, 480, 1.0, None).unwrap();
     assert!(capture.is_alive());
     capture.check().unwrap();
 
