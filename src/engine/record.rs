@@ -1,12 +1,17 @@
 //! Recording the live program: a consumer of the engine's Opus frames that writes them, as they
 //! are, into an Ogg Opus file. Pages go out at least every second, so a crash loses at most that;
 //! the file is readable while it grows.
+//!
+//! The writer wakes five times a second and writes what has queued, rather than once a frame:
+//! a file needs no frame sooner, and the engine's thread then hands frames over without waking
+//! anyone (a wake-up per frame costs both threads a system call and a context switch).
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::codec::{CodecError, EncoderSettings, OggOpusWriter};
 use crate::dsp::SAMPLE_RATE;
@@ -15,6 +20,9 @@ use super::EncodedFrame;
 
 /// Frames the recorder may fall behind before the engine drops frames for it (2 s).
 const QUEUE: usize = 100;
+
+/// How often the writer takes what has queued: a tenth of what the queue holds.
+const POLL: Duration = Duration::from_millis(200);
 
 /// A recording in progress.
 #[derive(Debug)]
@@ -81,9 +89,15 @@ fn record(
     frames: &Receiver<EncodedFrame>,
 ) -> Result<u64, CodecError> {
     let mut n = 0;
-    while let Ok(frame) = frames.recv() {
-        writer.write_packet(&frame.packet)?;
-        n += 1;
+    loop {
+        match frames.try_recv() {
+            Ok(frame) => {
+                writer.write_packet(&frame.packet)?;
+                n += 1;
+            }
+            Err(TryRecvError::Empty) => std::thread::sleep(POLL),
+            Err(TryRecvError::Disconnected) => break,
+        }
     }
     writer.finish()?;
     Ok(n)
