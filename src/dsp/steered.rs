@@ -396,7 +396,6 @@ mod tests {
             for hz in [1_000.0, 12_000.0, 16_000.0, 20_000.0] {
                 let (out, _) = run(48_000, 2, hz, relative, 20);
                 let db = worst_error(&out, 2, 48_000, hz, relative);
-                eprintln!("{hz} Hz at {relative}: error {db:.1} dB");
                 assert!(db < -70.0, "{hz} Hz at {relative}: error {db:.1} dB");
             }
         }
@@ -412,7 +411,6 @@ mod tests {
         ] {
             let (out, _) = run(rate, 1, hz, 1.0, 20);
             let db = worst_error(&out, 1, rate, hz, 1.0);
-            eprintln!("{hz} Hz at {rate} Hz: error {db:.1} dB");
             assert!(db < -70.0, "{rate} Hz: {hz} Hz has an error of {db:.1} dB");
         }
     }
