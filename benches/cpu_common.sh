@@ -7,7 +7,7 @@ booth=${CARGO_TARGET_DIR:-target}/release/booth
 [ -x "$booth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }' EXIT
 
 if [ -z "${PULSE_SERVER:-}" ]; then
     export SOUND_DIR="$work/sound"
