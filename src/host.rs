@@ -193,6 +193,11 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
     }
 }
 
+/// What an input carries: the game in stereo, voices (the mic, the room's) in mono.
+fn channels_of(which: Input) -> usize {
+    if which == Input::Game { 2 } else { 1 }
+}
+
 /// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
 const CAPTURE_PERIOD_FRAMES: u32 = 480;
 
@@ -273,8 +278,8 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
-        let mut open_or_wait = |which: Input, choice: &InputChoice, channels: usize| match (
-            open(choice, channels),
+        let mut open_or_wait = |which: Input, choice: &InputChoice| match (
+            open(choice, channels_of(which)),
             choice,
             missing,
         ) {
@@ -290,8 +295,8 @@ impl HostSession {
             }
             (Err(e), _, _) => Err(e),
         };
-        let (game_feeder, game) = open_or_wait(Input::Game, &opts.game, 2)?;
-        let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic, 1)?;
+        let (game_feeder, game) = open_or_wait(Input::Game, &opts.game)?;
+        let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic)?;
         let file = |choice: &InputChoice| match choice {
             InputChoice::File(path) => Some(path.clone()),
             InputChoice::Device(_) => None,
@@ -306,7 +311,7 @@ impl HostSession {
         }
         let (remote_feeder, remote) = match &opts.remote {
             Some(choice) => {
-                let (feeder, ring) = open(choice, 1)?;
+                let (feeder, ring) = open(choice, channels_of(Input::Remote))?;
                 (Some(feeder), Some(ring))
             }
             None => (None, None),
@@ -442,8 +447,7 @@ impl HostSession {
         which: Input,
         choice: &InputChoice,
     ) -> Result<String, HostError> {
-        let channels = if which == Input::Game { 2 } else { 1 };
-        let (feeder, ring) = open(choice, channels)?;
+        let (feeder, ring) = open(choice, channels_of(which))?;
         let name = match &feeder {
             Feeder::Device { capture, .. } => capture.info.name.clone(),
             _ => match choice {
@@ -564,8 +568,7 @@ fn watch(
         }
         Feeder::Lost { selector } => {
             // The same device if it returns; for a default, whatever the new default is.
-            let channels = if which == Input::Game { 2 } else { 1 };
-            if let Ok((capture, ring)) = open_device(selector, channels) {
+            if let Ok((capture, ring)) = open_device(selector, channels_of(which)) {
                 status(HostStatus::Back(which, capture.info.name.clone()));
                 let _ = engine.send(Command::Replace(which, Some(ring)));
                 *feeder = Feeder::Device {
