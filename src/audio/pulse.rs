@@ -63,8 +63,8 @@ pub struct PulseSource {
     channels: u16,
     /// The source's own rate: no resampling on the server.
     sample_rate: u32,
-    /// `I16` or `F32`.
-    format: SampleFormat,
+    /// The source's own format if that is 16-bit, else f32.
+    format: Format,
 }
 
 impl PulseSource {
@@ -80,11 +80,7 @@ impl PulseSource {
             name: name.to_owned(),
             channels: own.channels().clamp(1, 2),
             sample_rate: own.sample_rate(),
-            format: if own.sample_format() == SampleFormat::I16 {
-                SampleFormat::I16
-            } else {
-                SampleFormat::F32
-            },
+            format: Format::of(own.sample_format()).unwrap_or(Format::F32),
         })
     }
 
@@ -101,7 +97,7 @@ impl PulseSource {
                 min: 1,
                 max: MAX_PERIOD_FRAMES,
             },
-            self.format,
+            self.format.sample_format(),
         )
     }
 }
@@ -142,7 +138,7 @@ impl DeviceTrait for PulseSource {
         // Its own channels, or mono; its own format, or f32.
         let mut configs = Vec::new();
         for channels in [self.channels, 1] {
-            for format in [self.format, SampleFormat::F32] {
+            for format in [self.format.sample_format(), SampleFormat::F32] {
                 let config = SupportedStreamConfigRange::new(
                     channels,
                     self.sample_rate,
@@ -406,7 +402,7 @@ struct Flags {
 }
 
 /// The sample formats a stream is captured in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Format {
     I16,
     F32,
@@ -418,6 +414,13 @@ impl Format {
             SampleFormat::I16 => Some(Self::I16),
             SampleFormat::F32 => Some(Self::F32),
             _ => None,
+        }
+    }
+
+    fn sample_format(self) -> SampleFormat {
+        match self {
+            Self::I16 => SampleFormat::I16,
+            Self::F32 => SampleFormat::F32,
         }
     }
 
