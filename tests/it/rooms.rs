@@ -183,16 +183,23 @@ fn host_from_files(room: &[&str], game: &Path, mic: &Path) -> Proc {
 /// Bursts of 1 kHz in the mic file: [start, end) seconds.
 const BURSTS: [(f32, f32); 2] = [(4.0, 5.5), (8.0, 9.5)];
 
-#[test]
-fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
-    let dir = tempdir();
-    let d = dir.path();
-    let game = d.join("game.wav");
-    let mic = d.join("mic.wav");
+/// Writes 14 s of a 440 Hz game (stereo) and a mic (mono) with 1 kHz at the [`BURSTS`] into
+/// `dir`; returns their paths.
+fn game_and_bursts(dir: &Path) -> (PathBuf, PathBuf) {
+    let game = dir.join("game.wav");
+    let mic = dir.join("mic.wav");
     write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
     write_tone(&mic, 14.0, 1000.0, 0.4, 1, &|t| {
         BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
     });
+    (game, mic)
+}
+
+#[test]
+fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
+    let dir = tempdir();
+    let d = dir.path();
+    let (game, mic) = game_and_bursts(d);
     let (_server, url) = serve(&d.join("data"));
     let host = host_from_files(&["--server", &url, "--title", "Review night"], &game, &mic);
     let link = host.line("listen: ", Duration::from_secs(20));
@@ -299,12 +306,7 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
 fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrtc() {
     let dir = tempdir();
     let d = dir.path();
-    let game = d.join("game.wav");
-    let mic = d.join("mic.wav");
-    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&mic, 14.0, 1000.0, 0.4, 1, &|t| {
-        BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
-    });
+    let (game, mic) = game_and_bursts(d);
     // No --server: the room server runs in the host's own process.
     let data = d.join("data");
     let room = ["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()];
