@@ -68,6 +68,14 @@ pub enum DspError {
         /// Samples needed.
         need: usize,
     },
+    /// A block of input of another size than the one asked for.
+    #[error("input block holds {have} samples but {need} were asked for")]
+    WrongInputSize {
+        /// Samples given.
+        have: usize,
+        /// Samples asked for.
+        need: usize,
+    },
     /// The resampler library refused its parameters.
     #[error("resampler: {0}")]
     Resampler(String),

@@ -119,9 +119,9 @@ impl SteeredResampler {
     /// Input frames the next [`process`](Self::process) takes.
     #[must_use]
     pub fn input_frames_next(&self) -> usize {
-        let last = self.position_of(self.frames_out - 1);
+        let (last, _) = split(self.position_of(self.frames_out - 1));
         // The last frame's kernel reaches `taps / 2` frames past its own.
-        (last.floor() as usize + self.taps / 2 + 1).saturating_sub(self.held)
+        (last + self.taps / 2 + 1).saturating_sub(self.held)
     }
 
     /// The most input frames a block can take.
@@ -129,12 +129,6 @@ impl SteeredResampler {
     pub fn input_frames_max(&self) -> usize {
         // What is held and what comes never exceed the history (see `new`).
         self.history[0].len()
-    }
-
-    /// Output frames a block gives.
-    #[must_use]
-    pub fn frames_out(&self) -> usize {
-        self.frames_out
     }
 
     /// Resamples one block: `input` holds (interleaved) the frames
@@ -147,7 +141,7 @@ impl SteeredResampler {
         let ch = self.channels;
         let need = self.input_frames_next();
         if input.len() != need * ch {
-            return Err(DspError::OutputTooSmall {
+            return Err(DspError::WrongInputSize {
                 have: input.len(),
                 need: need * ch,
             });
@@ -187,9 +181,7 @@ impl SteeredResampler {
         let half = self.taps / 2;
         let next = self.position_of(self.frames_out);
         self.step = self.target;
-        let drop = (next.floor() as usize + 1)
-            .saturating_sub(half)
-            .min(self.held);
+        let drop = (split(next).0 + 1).saturating_sub(half).min(self.held);
         for c in 0..ch {
             self.history[c].copy_within(drop..self.held, 0);
         }
@@ -205,12 +197,10 @@ impl SteeredResampler {
         let ramp = self.ramp();
         let mut kernel = [0.0f32; T];
         for (n, frame) in out.chunks_exact_mut(C).take(self.frames_out).enumerate() {
-            // In 1/PHASES of a frame; positions are never negative, so truncation is the floor.
-            let at = ramp.at(n) * PHASES as f64;
-            let fixed = at as i64;
-            let within = (at - fixed as f64) as f32;
-            let row = (fixed as usize) % PHASES;
-            let first = (fixed as usize / PHASES + 1).saturating_sub(T / 2);
+            let (whole, phase) = split(ramp.at(n));
+            let row = phase as usize;
+            let within = (phase - row as f64) as f32;
+            let first = (whole + 1).saturating_sub(T / 2);
             let (Some(near), Some(far)) = (rows.get(row), rows.get(row + 1)) else {
                 return;
             };
@@ -235,6 +225,16 @@ impl SteeredResampler {
             rise: (self.target - self.step) / self.frames_out as f64,
         }
     }
+}
+
+/// A position as its whole frame and the fraction past it in 1/`PHASES` of a frame (0 up to
+/// `PHASES`). Every use of a position splits it here, so that the frames a block asks for and
+/// the frames it reads always agree, however the position rounds. Positions are never
+/// negative, so truncation is the floor.
+fn split(position: f64) -> (usize, f64) {
+    let whole = position as usize;
+    let phase = ((position - whole as f64) * PHASES as f64).min((PHASES - 1) as f64 + 0.999_999);
+    (whole, phase)
 }
 
 /// The next block's positions: the step ramps linearly from its present value to the target

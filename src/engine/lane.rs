@@ -522,6 +522,7 @@ mod tests {
         lane.resampler.set_relative(1.003);
         let mut out = vec![0.0f32; 1_920];
         let mut peak = 0.0f32;
+        let (mut energy, mut samples) = (0.0f64, 0usize);
         let mut n = 0u64;
         for pull in 0..50 {
             while prod.slots() >= 2 && n < 48_000 * 2 {
@@ -537,10 +538,19 @@ mod tests {
             lane.pull(&mut out);
             if pull > 5 {
                 peak = out.iter().fold(peak, |p, x| p.max(x.abs()));
+                energy += out.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>();
+                samples += out.len();
             }
         }
         let db = 20.0 * (peak / 0.5).log10();
-        assert!(db.abs() < 0.1, "16 kHz came out at {db:.2} dB");
+        assert!(db.abs() < 0.1, "16 kHz peaked at {db:.2} dB");
+        // And it is the sine, not something else as loud: its RMS is the sine's (0.5 / sqrt 2).
+        let rms = (energy / samples as f64).sqrt();
+        let rms_db = 20.0 * (rms / (0.5 / 2f64.sqrt())).log10();
+        assert!(
+            rms_db.abs() < 0.1,
+            "16 kHz came out at an RMS of {rms_db:.2} dB"
+        );
     }
 
     #[test]
