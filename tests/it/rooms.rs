@@ -161,9 +161,9 @@ fn unix_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// `booth host --headless` for 14 s on a game file and a mic file, its voice unprocessed (no
-/// noise suppression, no gate) so levels in the room match the files; `room` says where.
-fn host_from_files(room: &[&str], game: &Path, mic: &Path) -> Proc {
+/// `booth host --headless` for `seconds` on a game file and a mic file, its voice unprocessed
+/// (no noise suppression, no gate) so levels in the room match the files; `room` says where.
+fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: &str) -> Proc {
     let mut args = vec!["host", "--headless"];
     args.extend_from_slice(room);
     args.extend([
@@ -175,22 +175,21 @@ fn host_from_files(room: &[&str], game: &Path, mic: &Path) -> Proc {
         "--voice-gate",
         "0",
         "--seconds",
-        "14",
+        seconds,
     ]);
     Proc::spawn(&args)
 }
 
-/// Bursts of 1 kHz in the mic file: [start, end) seconds.
-const BURSTS: [(f32, f32); 2] = [(4.0, 5.5), (8.0, 9.5)];
-
-/// Writes 14 s of a 440 Hz game (stereo) and a mic (mono) with 1 kHz at the [`BURSTS`] into
-/// `dir`; returns their paths.
-fn game_and_bursts(dir: &Path) -> (PathBuf, PathBuf) {
+/// Writes `seconds` of a 440 Hz game (stereo) and a mic (mono) into `dir`; returns their paths.
+/// The mic speaks 1.5 s bursts of 1 kHz every 4 s from 4 s on ([4, 5.5), [8, 9.5), ...), and is
+/// silent for the last 4.5 s at least.
+fn game_and_bursts(dir: &Path, seconds: f32) -> (PathBuf, PathBuf) {
     let game = dir.join("game.wav");
     let mic = dir.join("mic.wav");
-    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&mic, 14.0, 1000.0, 0.4, 1, &|t| {
-        BURSTS.iter().any(|(a, b)| (*a..*b).contains(&t))
+    write_tone(&game, seconds, 440.0, 0.5, 2, &|_| true);
+    write_tone(&mic, seconds, 1000.0, 0.4, 1, &|t| {
+        let start = 4.0 * (t / 4.0).floor();
+        start >= 4.0 && start + 4.5 <= seconds && t < start + 1.5
     });
     (game, mic)
 }
@@ -199,9 +198,16 @@ fn game_and_bursts(dir: &Path) -> (PathBuf, PathBuf) {
 fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
     let dir = tempdir();
     let d = dir.path();
-    let (game, mic) = game_and_bursts(d);
+    // 18 s: the files play from the engine's start, before the host is in the room, so a host
+    // slow to start on a busy machine still has 11 s left for the listeners.
+    let (game, mic) = game_and_bursts(d, 18.0);
     let (_server, url) = serve(&d.join("data"));
-    let host = host_from_files(&["--server", &url, "--title", "Review night"], &game, &mic);
+    let host = host_from_files(
+        &["--server", &url, "--title", "Review night"],
+        &game,
+        &mic,
+        "18",
+    );
     let link = host.line("listen: ", Duration::from_secs(20));
     assert!(link.starts_with(&url), "{link} is not on {url}");
     // The host alone on stage hears only its mix-minus: no program is encoded for an audience
@@ -306,11 +312,13 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
 fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrtc() {
     let dir = tempdir();
     let d = dir.path();
-    let (game, mic) = game_and_bursts(d);
+    // 20 s: as above, and this host starts its own room server and is checked for 3 s before
+    // the listener comes.
+    let (game, mic) = game_and_bursts(d, 20.0);
     // No --server: the room server runs in the host's own process.
     let data = d.join("data");
     let room = ["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()];
-    let host = host_from_files(&room, &game, &mic);
+    let host = host_from_files(&room, &game, &mic, "20");
     let link = host.line("listen: ", Duration::from_secs(20));
     let url = link.split("/r/").next().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(1));
