@@ -17,6 +17,12 @@ use super::{DspError, SAMPLE_RATE};
 
 /// Fractional delays in the table.
 const PHASES: usize = 256;
+/// Positions and steps are fixed-point numbers of input frames with this many fraction bits:
+/// a frame's position is then a shift and a mask, and a block's positions add up exactly, with
+/// no rounding to disagree between the frames a block asks for and the frames it reads.
+const FRACTION_BITS: u32 = 32;
+/// The fraction bits below the table's phase: how far between two kernels a frame falls.
+const WITHIN_BITS: u32 = FRACTION_BITS - PHASES.trailing_zeros();
 /// How far images of the input are pushed down, dB.
 const STOPBAND_DB: f64 = 80.0;
 
@@ -30,11 +36,12 @@ pub struct SteeredResampler {
     history: [Vec<f32>; 2],
     /// Frames in `history`.
     held: usize,
-    /// Where the next output frame falls, in input frames from the start of `history`.
-    position: f64,
-    /// Input frames per output frame now, and where the next block ramps it to.
-    step: f64,
-    target: f64,
+    /// Where the next output frame falls, in input frames from the start of `history`
+    /// (fixed-point, [`FRACTION_BITS`]).
+    position: i64,
+    /// Input frames per output frame now, and where the next block ramps it to (fixed-point).
+    step: i64,
+    target: i64,
     /// Input frames per output frame at the nominal ratio, and the bounds steering keeps in.
     nominal: f64,
     lowest: f64,
@@ -97,9 +104,9 @@ impl SteeredResampler {
             history,
             // Silence before the first frame, as far back as the first kernel reaches.
             held: taps / 2 - 1,
-            position: (taps / 2 - 1) as f64,
-            step: nominal,
-            target: nominal,
+            position: ((taps / 2 - 1) as i64) << FRACTION_BITS,
+            step: fixed(nominal),
+            target: fixed(nominal),
             nominal,
             lowest: nominal / max_relative,
             highest,
@@ -112,14 +119,14 @@ impl SteeredResampler {
     /// ramps to it.
     pub fn set_relative(&mut self, relative: f64) {
         if relative.is_finite() && relative > 0.0 {
-            self.target = (self.nominal / relative).clamp(self.lowest, self.highest);
+            self.target = fixed((self.nominal / relative).clamp(self.lowest, self.highest));
         }
     }
 
     /// Input frames the next [`process`](Self::process) takes.
     #[must_use]
     pub fn input_frames_next(&self) -> usize {
-        let (last, _) = split(self.position_of(self.frames_out - 1));
+        let (last, _, _) = split(self.position_of(self.frames_out - 1));
         // The last frame's kernel reaches `taps / 2` frames past its own.
         (last + self.taps / 2 + 1).saturating_sub(self.held)
     }
@@ -186,7 +193,7 @@ impl SteeredResampler {
             self.history[c].copy_within(drop..self.held, 0);
         }
         self.held -= drop;
-        self.position = next - drop as f64;
+        self.position = next - ((drop as i64) << FRACTION_BITS);
         Ok(())
     }
 
@@ -195,11 +202,13 @@ impl SteeredResampler {
     fn render<const T: usize, const C: usize>(&self, out: &mut [f32]) {
         let (rows, _) = self.table.as_chunks::<T>();
         let ramp = self.ramp();
+        let (mut position, mut step) = (ramp.start, ramp.step);
         let mut kernel = [0.0f32; T];
-        for (n, frame) in out.chunks_exact_mut(C).take(self.frames_out).enumerate() {
-            let (whole, phase) = split(ramp.at(n));
-            let row = phase as usize;
-            let within = (phase - row as f64) as f32;
+        for frame in out.chunks_exact_mut(C).take(self.frames_out) {
+            // Frame n is at start + n step + rise n (n - 1) / 2, as `Ramp::at` says.
+            let (whole, row, within) = split(position);
+            position += step;
+            step += ramp.rise;
             let first = (whole + 1).saturating_sub(T / 2);
             let (Some(near), Some(far)) = (rows.get(row), rows.get(row + 1)) else {
                 return;
@@ -214,7 +223,7 @@ impl SteeredResampler {
     }
 
     /// Where output frame `n` of the next block falls.
-    fn position_of(&self, n: usize) -> f64 {
+    fn position_of(&self, n: usize) -> i64 {
         self.ramp().at(n)
     }
 
@@ -222,35 +231,41 @@ impl SteeredResampler {
         Ramp {
             start: self.position,
             step: self.step,
-            rise: (self.target - self.step) / self.frames_out as f64,
+            rise: (self.target - self.step) / self.frames_out as i64,
         }
     }
 }
 
-/// A position as its whole frame and the fraction past it in 1/`PHASES` of a frame (0 up to
-/// `PHASES`). Every use of a position splits it here, so that the frames a block asks for and
-/// the frames it reads always agree, however the position rounds. Positions are never
-/// negative, so truncation is the floor.
-fn split(position: f64) -> (usize, f64) {
-    let whole = position as usize;
-    let phase = ((position - whole as f64) * PHASES as f64).min((PHASES - 1) as f64 + 0.999_999);
-    (whole, phase)
+/// Input frames per output frame as a fixed-point step.
+fn fixed(frames: f64) -> i64 {
+    (frames * (1u64 << FRACTION_BITS) as f64).round() as i64
 }
 
-/// The next block's positions: the step ramps linearly from its present value to the target
-/// across the block.
+/// A position as its whole frame, the table row at or below its fraction, and how far it lies
+/// towards the next row (0 up to 1). Positions are never negative.
+fn split(position: i64) -> (usize, usize, f32) {
+    let position = position.max(0) as u64;
+    let whole = (position >> FRACTION_BITS) as usize;
+    let row = ((position >> WITHIN_BITS) as usize) & (PHASES - 1);
+    let within = (position & ((1 << WITHIN_BITS) - 1)) as f32 / (1u32 << WITHIN_BITS) as f32;
+    (whole, row, within)
+}
+
+/// The next block's positions: the step ramps linearly from its present value towards the
+/// target across the block, by a whole number of fixed-point units a frame.
 #[derive(Clone, Copy)]
 struct Ramp {
-    start: f64,
-    step: f64,
+    start: i64,
+    step: i64,
     /// Added to the step at every frame.
-    rise: f64,
+    rise: i64,
 }
 
 impl Ramp {
-    fn at(self, n: usize) -> f64 {
-        let n = n as f64;
-        self.start + n * self.step + self.rise * n * (n - 1.0) / 2.0
+    /// Exactly the sum the renderer's running position makes.
+    fn at(self, n: usize) -> i64 {
+        let n = n as i64;
+        self.start + n * self.step + self.rise * (n * (n - 1) / 2)
     }
 }
 
@@ -458,6 +473,27 @@ mod tests {
         }
         // A 1 kHz sine at 0.5 has a second difference of at most 0.5 (2 pi 1000/48000)^2.
         assert!(worst < 0.0092, "{worst}");
+    }
+
+    #[test]
+    fn a_ramps_positions_are_the_running_sum_the_renderer_makes() {
+        for rise in [-7_000, -1, 0, 3, 12_345] {
+            let ramp = Ramp {
+                start: 15 << FRACTION_BITS,
+                step: fixed(0.918_75),
+                rise,
+            };
+            let (mut position, mut step) = (ramp.start, ramp.step);
+            for n in 0..2_000 {
+                assert_eq!(ramp.at(n), position, "frame {n}, rise {rise}");
+                position += step;
+                step += rise;
+            }
+        }
+        // A position splits into its frame, its row and the way to the next row.
+        let p = (7 << FRACTION_BITS) + (3 << WITHIN_BITS) + (1 << (WITHIN_BITS - 1));
+        assert_eq!(split(p), (7, 3, 0.5));
+        assert_eq!(split((1 << FRACTION_BITS) - 1).1, PHASES - 1);
     }
 
     #[test]
