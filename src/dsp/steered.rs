@@ -203,7 +203,6 @@ impl SteeredResampler {
         let (rows, _) = self.table.as_chunks::<T>();
         let ramp = self.ramp();
         let (mut position, mut step) = (ramp.start, ramp.step);
-        let mut kernel = [0.0f32; T];
         for frame in out.chunks_exact_mut(C).take(self.frames_out) {
             // Frame n is at start + n step + rise n (n - 1) / 2, as `Ramp::at` says.
             let (whole, row, within) = split(position);
@@ -213,11 +212,17 @@ impl SteeredResampler {
             let (Some(near), Some(far)) = (rows.get(row), rows.get(row + 1)) else {
                 return;
             };
-            lerp(near, far, within, &mut kernel);
-            for (sample, history) in frame.iter_mut().zip(&self.history) {
-                if let Some(Ok(x)) = history.get(first..first + T).map(<&[f32; T]>::try_from) {
-                    *sample = dot(&kernel, x);
+            let input = |c: usize| {
+                self.history[c]
+                    .get(first..first + T)
+                    .and_then(|x| <&[f32; T]>::try_from(x).ok())
+            };
+            match (C, input(0), input(1)) {
+                (1, Some(x), _) => frame[0] = filter(near, far, within, x),
+                (_, Some(left), Some(right)) => {
+                    [frame[0], frame[1]] = filter2(near, far, within, left, right);
                 }
+                _ => return,
             }
         }
     }
@@ -269,25 +274,49 @@ impl Ramp {
     }
 }
 
-/// The kernel `within` of the way from `near` to `far`. Kept out of line, as [`dot`] is: on
-/// its own each loop compiles to whole-register vector instructions.
+/// One output sample: `x` under the kernel `within` of the way from `near` to `far`, made as
+/// it is used. Products side by side, then halved and added side by side down to four, as
+/// element-wise loops compile to whole-register vector instructions where running sums do
+/// not. Kept out of line, as [`filter2`] is, so that it compiles on its own.
 #[inline(never)]
-fn lerp<const T: usize>(near: &[f32; T], far: &[f32; T], within: f32, kernel: &mut [f32; T]) {
-    for ((k, a), b) in kernel.iter_mut().zip(near).zip(far) {
-        *k = a + within * (b - a);
+fn filter<const T: usize>(near: &[f32; T], far: &[f32; T], within: f32, x: &[f32; T]) -> f32 {
+    let mut p = [0.0f32; T];
+    for i in 0..T {
+        p[i] = (near[i] + within * (far[i] - near[i])) * x[i];
     }
+    fold(&mut p)
 }
 
-/// Eight running sums, so that they stay in vector registers, added up pairwise.
+/// [`filter`] for two channels at once: the kernel is made once for both.
 #[inline(never)]
-fn dot<const T: usize>(a: &[f32; T], b: &[f32; T]) -> f32 {
-    let mut s = [0.0f32; 8];
-    for (x, y) in a.as_chunks::<8>().0.iter().zip(b.as_chunks::<8>().0) {
-        for j in 0..8 {
-            s[j] += x[j] * y[j];
-        }
+fn filter2<const T: usize>(
+    near: &[f32; T],
+    far: &[f32; T],
+    within: f32,
+    left: &[f32; T],
+    right: &[f32; T],
+) -> [f32; 2] {
+    let (mut l, mut r) = ([0.0f32; T], [0.0f32; T]);
+    for i in 0..T {
+        let k = near[i] + within * (far[i] - near[i]);
+        l[i] = k * left[i];
+        r[i] = k * right[i];
     }
-    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]))
+    [fold(&mut l), fold(&mut r)]
+}
+
+/// The sum of `p` (a power of two long, 4 or more), pairwise: the top half onto the bottom
+/// half until four are left.
+#[inline(always)]
+fn fold<const T: usize>(p: &mut [f32; T]) -> f32 {
+    let mut n = T / 2;
+    while n >= 4 {
+        for i in 0..n {
+            p[i] += p[i + n];
+        }
+        n /= 2;
+    }
+    (p[0] + p[2]) + (p[1] + p[3])
 }
 
 /// Taps and cutoff (relative to the input's Nyquist frequency) for a source at `rate`: the
