@@ -187,6 +187,8 @@ impl SteeredResampler {
         // Move on: the next block starts where this one ended, at the ramp's end.
         let half = self.taps / 2;
         let next = self.position_of(self.frames_out);
+        // The ramp's whole-unit rise ends within `frames_out` units (2e-7 of a frame) of the
+        // target: the next block goes on from the target itself.
         self.step = self.target;
         let drop = (split(next).0 + 1).saturating_sub(half).min(self.held);
         for c in 0..ch {
@@ -217,12 +219,12 @@ impl SteeredResampler {
                     .get(first..first + T)
                     .and_then(|x| <&[f32; T]>::try_from(x).ok())
             };
-            match (C, input(0), input(1)) {
-                (1, Some(x), _) => frame[0] = filter(near, far, within, x),
-                (_, Some(left), Some(right)) => {
-                    [frame[0], frame[1]] = filter2(near, far, within, left, right);
-                }
-                _ => return,
+            let Some(left) = input(0) else { return };
+            if C == 1 {
+                frame[0] = filter(near, far, within, left);
+            } else {
+                let Some(right) = input(1) else { return };
+                [frame[0], frame[1]] = filter2(near, far, within, left, right);
             }
         }
     }
