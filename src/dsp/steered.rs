@@ -289,7 +289,9 @@ fn filter<const T: usize>(near: &[f32; T], far: &[f32; T], within: f32, x: &[f32
     fold(&mut p)
 }
 
-/// [`filter`] for two channels at once: the kernel is made once for both.
+/// [`filter`] for two channels at once: the kernel is made once for both. Its own function,
+/// not `filter` generic over the channel count: written over `[[f32; T]; C]` the stereo loop
+/// spills its products to the stack and the sums go through an out-of-line call.
 #[inline(never)]
 fn filter2<const T: usize>(
     near: &[f32; T],

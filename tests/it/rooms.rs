@@ -163,7 +163,8 @@ fn unix_ms() -> u64 {
 
 /// `booth host --headless` for `seconds` on a game file and a mic file, its voice unprocessed
 /// (no noise suppression, no gate) so levels in the room match the files; `room` says where.
-fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: &str) -> Proc {
+fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: f32) -> Proc {
+    let seconds = seconds.to_string();
     let mut args = vec!["host", "--headless"];
     args.extend_from_slice(room);
     args.extend([
@@ -175,7 +176,7 @@ fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: &str) -> Pro
         "--voice-gate",
         "0",
         "--seconds",
-        seconds,
+        &seconds,
     ]);
     Proc::spawn(&args)
 }
@@ -206,7 +207,7 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
         &["--server", &url, "--title", "Review night"],
         &game,
         &mic,
-        "18",
+        18.0,
     );
     let link = host.line("listen: ", Duration::from_secs(20));
     assert!(link.starts_with(&url), "{link} is not on {url}");
@@ -318,7 +319,7 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
     // No --server: the room server runs in the host's own process.
     let data = d.join("data");
     let room = ["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()];
-    let host = host_from_files(&room, &game, &mic, "20");
+    let host = host_from_files(&room, &game, &mic, 20.0);
     let link = host.line("listen: ", Duration::from_secs(20));
     let url = link.split("/r/").next().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(1));
