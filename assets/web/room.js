@@ -64,6 +64,7 @@ function connect() {
     handle(msg);
   };
   ws.onclose = (e) => {
+    welcomed = false;
     if (e.reason && /removed/.test(e.reason)) { removed(); return; }
     if (state.ended) return;
     setTimeout(connect, wsRetry);
@@ -71,8 +72,27 @@ function connect() {
   };
 }
 
+// What the page does while its room channel is down (a network blip, a server restart) is not
+// lost: it waits here and goes out once the room has welcomed the page again. An action older
+// than OUTBOX_MS by then is dropped, with a notice, rather than acted on long after the click.
+const OUTBOX_MS = 15000;
+let welcomed = false;
+const outbox = [];
+
 function send(action) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ v: 1, ...action }));
+  const msg = JSON.stringify({ v: 1, ...action });
+  if (ws && ws.readyState === WebSocket.OPEN && welcomed) { ws.send(msg); return; }
+  outbox.push({ at: Date.now(), msg });
+  notice("Reconnecting to the room… what you just did goes out when it's back.");
+}
+
+function flushOutbox() {
+  const now = Date.now();
+  const queued = outbox.splice(0);
+  const fresh = queued.filter((q) => now - q.at <= OUTBOX_MS);
+  for (const q of fresh) ws.send(q.msg);
+  if (fresh.length < queued.length) notice("The room couldn't be reached for a while: some of what you did didn't reach it. Please try again.");
+  else if (queued.length) notice("");
 }
 
 function handle(msg) {
@@ -94,6 +114,8 @@ function handle(msg) {
       state.listening = r.listening || 0;
       state.audience = new Map((r.audience || []).map((a) => [a.id, a.name]));
       if (r.ended) ended("host_ended");
+      welcomed = true;
+      flushOutbox();
       break;
     }
     case "joined":
@@ -499,9 +521,9 @@ $("name").addEventListener("change", (e) => {
 $("volume").addEventListener("input", (e) => { $("audio").volume = Number(e.target.value); });
 $("hand").addEventListener("click", () => {
   const up = $("hand").getAttribute("aria-pressed") !== "true";
-  send({ type: up ? "raise_hand" : "lower_hand" });
   setHand(up);
   notice(up ? "Hand raised. The hosts will see it." : "");
+  send({ type: up ? "raise_hand" : "lower_hand" });
   render();
 });
 $("accept").addEventListener("click", () => { send({ type: "accept_invite" }); state.invited = false; render(); });
