@@ -79,9 +79,6 @@ pub enum DspError {
     /// The resampler library refused its parameters.
     #[error("resampler: {0}")]
     Resampler(String),
-    /// The loudness meter could not be built.
-    #[error("loudness meter: {0}")]
-    Meter(String),
 }
 
 /// Decibels to a linear amplitude factor.

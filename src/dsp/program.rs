@@ -107,7 +107,7 @@ impl ProgramMix {
             ducker,
             voice_delay,
             limiter: Limiter::new(settings.ceiling_db)?,
-            meters: Meters::new()?,
+            meters: Meters::new(),
             game: vec![0.0; max_block * 2],
             gains: vec![0.0; max_block],
             gate: vec![0.0; max_block],

@@ -672,9 +672,8 @@ impl EngineCore {
             &meters.duck_reduction_db,
             self.program.ducker().reduction_db(),
         );
-        // Peaks every block; loudness less often, as each reading sums the window's audio
-        // again (0.4 s momentary, 3 s short-term): momentary twice a second, short-term and
-        // integrated once, which is as often as anything shows them.
+        // Peaks every block; loudness as often as anything shows it: momentary twice a
+        // second, short-term and integrated (a scan of the gating histogram) once.
         let m = self.program.meters();
         store(&meters.program_peak_dbfs, m.read_levels().peak_dbfs);
         if self.frames.is_multiple_of(25) {
