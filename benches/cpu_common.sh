@@ -24,6 +24,14 @@ paplay --device=game "$work/tone.wav" &
 pids+=($!)
 ( while true; do paplay --device=mic_feed "$work/words.wav"; sleep 1; done ) &
 pids+=($!)
+# MIC_FLOOR_DB=-50 (say) adds a real microphone's noise floor under the words: pink noise
+# peaking at that level (its RMS about 12 dB lower), all the time. Without it the mic is digital
+# silence between words, where the denoiser rests, so its cost shows only while words play.
+if [ -n "${MIC_FLOOR_DB:-}" ]; then
+    sox -n -r 48000 -c 1 -b 16 "$work/floor.wav" synth 60 pinknoise norm "$MIC_FLOOR_DB"
+    ( while true; do paplay --device=mic_feed "$work/floor.wav"; done ) &
+    pids+=($!)
+fi
 
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
