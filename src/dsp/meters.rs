@@ -31,13 +31,24 @@ pub struct MeterReadings {
 }
 
 /// Stereo program meters at 48 kHz.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Meters {
     loudness: Loudness,
     peak: f32,
     sum_sq: f64,
     count: u64,
     overall_peak: f32,
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the histogram's 2,000 numbers.
+        f.debug_struct("Meters")
+            .field("momentary_lufs", &self.momentary_lufs())
+            .field("integrated_lufs", &self.integrated_lufs())
+            .field("overall_peak", &self.overall_peak)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Meters {
@@ -198,7 +209,7 @@ impl Stage {
 }
 
 /// EBU R128 loudness of 48 kHz stereo; see the module doc.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Loudness {
     shelf: Stage,
     high_pass: Stage,
