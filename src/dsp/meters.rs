@@ -142,9 +142,9 @@ impl Meters {
         gain_to_db(self.overall_peak)
     }
 
-    /// Starts over.
+    /// Starts over (in place: no allocation).
     pub fn reset(&mut self) {
-        self.loudness = Loudness::new();
+        self.loudness.reset();
         self.peak = 0.0;
         self.sum_sq = 0.0;
         self.count = 0;
@@ -241,6 +241,18 @@ impl Loudness {
             gated_count: Box::new([0; BINS]),
             gated_energy: Box::new([0.0; BINS]),
         }
+    }
+
+    fn reset(&mut self) {
+        self.shelf = Stage::default();
+        self.high_pass = Stage::default();
+        self.block_sum = 0.0;
+        self.block_frames = 0;
+        self.blocks = [0.0; SHORT_TERM_BLOCKS];
+        self.next = 0;
+        self.completed = 0;
+        self.gated_count.fill(0);
+        self.gated_energy.fill(0.0);
     }
 
     fn process(&mut self, samples: &[f32]) {
@@ -525,6 +537,14 @@ mod tests {
         assert!((r.momentary_lufs + 23.0).abs() < 0.1, "{r:?}");
         assert!(r.integrated_lufs.is_finite(), "{r:?}");
         m.reset();
+        assert_eq!(m.momentary_lufs(), f32::NEG_INFINITY);
+        assert_eq!(m.short_term_lufs(), f32::NEG_INFINITY);
         assert_eq!(m.integrated_lufs(), f32::NEG_INFINITY);
+        m.process(&sine(1000.0, -23.0, 5.0));
+        assert!(
+            (m.integrated_lufs() + 23.0).abs() < 0.1,
+            "{}",
+            m.integrated_lufs()
+        );
     }
 }
