@@ -188,7 +188,9 @@ const SHELF: [f64; 5] = [
 ];
 const HIGH_PASS: [f64; 5] = [1.0, -2.0, 1.0, -1.990_047_454_833_98, 0.990_072_250_366_21];
 
-/// One biquad's state for both channels (transposed direct form II).
+/// One biquad's state for both channels (transposed direct form II), in f64. Not the shared
+/// f32 [`Biquad`](super::Biquad): in f32 the RLB high-pass (poles 0.995 from the origin) drifts
+/// 0.007 LU from libebur128 on quiet passages, against 4e-6 LU in f64.
 #[derive(Clone, Copy, Debug, Default)]
 struct Stage {
     z1: [f64; 2],

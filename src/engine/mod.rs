@@ -672,15 +672,16 @@ impl EngineCore {
             &meters.duck_reduction_db,
             self.program.ducker().reduction_db(),
         );
-        // Peaks every block; loudness as often as anything shows it: momentary twice a
-        // second, short-term and integrated (a scan of the gating histogram) once.
+        // Peaks every frame; momentary and short-term loudness as each 100 ms block completes
+        // (ten times a second, as EBU Tech 3341 asks of a meter: a few additions each), and
+        // integrated (a scan of the gating histogram) once a second.
         let m = self.program.meters();
         store(&meters.program_peak_dbfs, m.read_levels().peak_dbfs);
-        if self.frames.is_multiple_of(25) {
+        if self.frames.is_multiple_of(5) {
             store(&meters.program_momentary_lufs, m.momentary_lufs());
+            store(&meters.program_short_term_lufs, m.short_term_lufs());
         }
         if self.frames.is_multiple_of(50) {
-            store(&meters.program_short_term_lufs, m.short_term_lufs());
             store(&meters.program_integrated_lufs, m.integrated_lufs());
         }
         meters.frames.store(self.frames, Ordering::Relaxed);
