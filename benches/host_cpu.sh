@@ -8,8 +8,9 @@
 #   live    live in a room of its own server (in-process), nobody listening: nothing is encoded
 #   heard   the same with one listener (`booth listen`, not counted): the room encodes the
 #           program once and sends it over WebRTC
-#   monitor recording, and hearing the room on an output (--monitor-device phones: cpal's
-#           PulseAudio output stream)
+#   monitor recording, and hearing the room on an output (--monitor-device phones: Booth's
+#           own PulseAudio playback stream, served with the captures)
+#   mon-cpal the same on cpal's PulseAudio output stream (BOOTH_CPAL_PULSE_STREAMS=output)
 # Rounds alternate; medians are printed, as % of one core.
 #
 #   benches/host_cpu.sh [SECONDS=60] [ROUNDS=3]
@@ -28,6 +29,7 @@ theirs=()
 live=()
 heard=()
 monitor=()
+moncpal=()
 for r in $(seq "$rounds"); do
     b=$(measure booth "$booth" host --headless --offline "${devices[@]}" --record "$work/b.ogg")
     n=$(measure no-ns "$booth" host --headless --offline "${devices[@]}" --record "$work/n.ogg" \
@@ -40,13 +42,16 @@ for r in $(seq "$rounds"); do
         --data "$work/data")
     m=$(measure monitor "$booth" host --headless --offline "${devices[@]}" --record "$work/m.ogg" \
         --monitor-device phones)
-    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  heard ${h}%  monitor ${m}%"
+    o=$(BOOTH_CPAL_PULSE_STREAMS=output measure mon-cpal "$booth" host --headless --offline \
+        "${devices[@]}" --record "$work/mc.ogg" --monitor-device phones)
+    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  heard ${h}%  monitor ${m}%  mon-cpal ${o}%"
     ours+=("$b")
     plain+=("$n")
     theirs+=("$c")
     live+=("$l")
     heard+=("$h")
     monitor+=("$m")
+    moncpal+=("$o")
 done
 mb=$(median "${ours[@]}")
 mn=$(median "${plain[@]}")
@@ -54,4 +59,5 @@ mc=$(median "${theirs[@]}")
 ml=$(median "${live[@]}")
 mh=$(median "${heard[@]}")
 mm=$(median "${monitor[@]}")
-echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% (${mh}% with a listener), hearing the room on an output ${mm}% of one core"
+mmc=$(median "${moncpal[@]}")
+echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% (${mh}% with a listener), hearing the room on an output ${mm}% (${mmc}% on cpal's output stream) of one core"

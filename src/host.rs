@@ -85,6 +85,10 @@ pub enum HostStatus {
     Lost(Input, String),
     /// An input is back (the same device, or the new default): its device's name.
     Back(Input, String),
+    /// The output the room plays on (the monitor) is gone; the room goes on unheard there.
+    MonitorLost(String),
+    /// The monitor output is back: its device's name.
+    MonitorBack(String),
     /// An input opened at the start: what plays into it.
     Opened(Input, Source),
     /// Something else the engine reported.
@@ -257,6 +261,8 @@ pub struct HostSession {
     /// Whether the room's voices come from the room (not from a rig's file).
     remote_from_room: bool,
     playback: Option<Playback>,
+    /// The output the room's voices play on, as asked for: opened again when it comes back.
+    monitor_name: Option<String>,
     engine: engine::EngineHandle,
     meters: std::sync::Arc<engine::MeterReadout>,
     live: Option<crate::live::GoLive>,
@@ -356,6 +362,7 @@ impl HostSession {
             remote_from_room: remote_feeder.is_none(),
             remote: remote_feeder,
             playback,
+            monitor_name: opts.monitor_device.clone(),
             engine,
             meters,
             live: None,
@@ -478,7 +485,34 @@ impl HostSession {
         };
         let _ = self.engine.send(Command::Monitor(producer));
         self.playback = playback;
+        self.monitor_name = name.map(str::to_owned);
         Ok(())
+    }
+
+    /// The monitor output: a lost one is let go (and said), and played to again once it
+    /// opens.
+    fn watch_monitor(&mut self, status: &mut dyn FnMut(HostStatus)) {
+        let Some(name) = &self.monitor_name else {
+            return;
+        };
+        match &self.playback {
+            Some(p) if !p.is_alive() => {
+                let gone = p.info.name.clone();
+                let _ = self.engine.send(Command::Monitor(None));
+                self.playback = None;
+                status(HostStatus::MonitorLost(format!(
+                    "'{gone}' stopped playing: its device was removed or the sound server stopped"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                if let Ok((playback, producer)) = open_monitor(name) {
+                    status(HostStatus::MonitorBack(playback.info.name.clone()));
+                    let _ = self.engine.send(Command::Monitor(Some(producer)));
+                    self.playback = Some(playback);
+                }
+            }
+        }
     }
 
     /// Waits up to `wait` for engine events, watches the devices (about once a second) and the
@@ -500,6 +534,7 @@ impl HostSession {
             self.last_check = Instant::now();
             watch(Input::Game, &mut self.game, &self.engine, status);
             watch(Input::Mic, &mut self.mic, &self.engine, status);
+            self.watch_monitor(status);
         }
         if let Some(live) = &self.live {
             live.set_voice_level(self.meters.read().mic_peak_dbfs);

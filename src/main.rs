@@ -573,6 +573,10 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             );
         }
         HostStatus::Back(which, name) => eprintln!("booth: {} back: {name}", input_word(which)),
+        HostStatus::MonitorLost(why) => {
+            eprintln!("booth: monitor output lost, the room goes on unheard there: {why}");
+        }
+        HostStatus::MonitorBack(name) => eprintln!("booth: monitor output back: {name}"),
         HostStatus::Engine(ev) => eprintln!("booth: {ev}"),
         HostStatus::Live(room) => {
             println!("listen: {}", room.listener_link);

@@ -712,6 +712,12 @@ impl Overlay {
                 slot.device = Some(name);
                 slot.lost = None;
             }
+            HostStatus::MonitorLost(why) => self.problem(format!(
+                "Where you hear the room is gone: {why}. Booth plays the room there again when it is back; or pick another in Audio."
+            )),
+            HostStatus::MonitorBack(name) => {
+                self.info(format!("You hear the room on {name} again."));
+            }
             HostStatus::Engine(EngineEvent::SettingsApplied(s)) => self.applied = Some(s),
             HostStatus::Engine(EngineEvent::SettingsRefused(why)) => {
                 self.problem(format!("the engine refused the settings: {why}"));

@@ -293,16 +293,26 @@ pub fn open_input(selector: &DeviceSelector) -> Result<(cpal::Device, DeviceInfo
     }
 }
 
-/// A PulseAudio source is recorded on Booth's own lean connection (see `pulse.rs`); any other
-/// device as cpal opens it.
+/// A PulseAudio source is recorded from, and a sink played to, on Booth's own lean connection
+/// (see `pulse.rs`); any other device as cpal opens it. `BOOTH_CPAL_PULSE_STREAMS=1` keeps
+/// cpal's own PulseAudio streams, `=input` or `=output` for that direction only (to compare).
 fn lean(device: cpal::Device, info: &DeviceInfo) -> cpal::Device {
     #[cfg(target_os = "linux")]
-    if info.host == "PulseAudio"
-        && info.direction == Direction::Input
-        && std::env::var_os("BOOTH_CPAL_PULSE_STREAMS").is_none()
-        && let Ok(source) = super::pulse::PulseSource::new(&device, &info.id, &info.name)
-    {
-        return source.into_cpal();
+    let cpal_own = match std::env::var("BOOTH_CPAL_PULSE_STREAMS").as_deref() {
+        Err(_) => false,
+        Ok("input") => info.direction == Direction::Input,
+        Ok("output") => info.direction == Direction::Output,
+        Ok(_) => true,
+    };
+    #[cfg(target_os = "linux")]
+    if info.host == "PulseAudio" && !cpal_own {
+        let own = match info.direction {
+            Direction::Input => super::pulse::PulseDevice::source(&device, &info.id, &info.name),
+            Direction::Output => super::pulse::PulseDevice::sink(&device, &info.id, &info.name),
+        };
+        if let Ok(own) = own {
+            return own.into_cpal();
+        }
     }
     let _ = info;
     device
@@ -322,7 +332,7 @@ pub fn open_output(wanted: &str) -> Result<(cpal::Device, DeviceInfo), DeviceErr
         .unzip();
     let index = pick_named(&infos, wanted, Direction::Output)?;
     match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
-        (Some(device), Some(info)) => Ok((device, info)),
+        (Some(device), Some(info)) => Ok((lean(device, &info), info)),
         _ => Err(DeviceError::Backend(
             "the device list changed while reading it".to_owned(),
         )),

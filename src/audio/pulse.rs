@@ -1,44 +1,51 @@
-//! PulseAudio capture on a lean connection of Booth's own, handed to the rest of Booth as a
-//! cpal device (cpal's `custom` host), so capture code is the same for every sound system.
+//! PulseAudio capture and playback on lean connections of Booth's own, handed to the rest of
+//! Booth as cpal devices (cpal's `custom` host), so audio code is the same for every sound
+//! system.
 //!
 //! Why: cpal 0.18's PulseAudio host runs every stream through the `pulseaudio` crate's client,
-//! whose reactor zeroes a 1 MiB buffer on every socket read, and polls the stream's latency
-//! after every packet (another two reads). With two streams on a sink that renders every 5 ms
-//! that is about 700 reads and 1.4 GB of `memset` a second: most of Booth's CPU. Here each
-//! capture stream has its own connection, and one pump thread serves them all: once a period
-//! it reads whatever each server connection holds into buffers that are reused, and hands
-//! each stream's samples to its callback in one call. Messages are encoded and decoded with
+//! whose reactor zeroes a 1 MiB buffer on every socket read (and a request's worth on every
+//! write), and polls the stream's latency after every packet (another two reads). With two
+//! streams on a sink that renders every 5 ms that is about 700 reads and 1.4 GB of `memset` a
+//! second: most of Booth's CPU. Here each stream has its own connection, and one pump serves
+//! them all: once a period it reads whatever each server connection holds into buffers that
+//! are reused, hands each record stream's samples to its callback in one call, and fills what
+//! each playback stream's server asked for in one call. Messages are encoded and decoded with
 //! that crate's `protocol` module, so the wire format is not Booth's to get wrong.
 //!
 //! Devices are still listed (and picked) through cpal's PulseAudio host; only the stream is
-//! ours. The stream is created with PulseAudio's "don't move" flag: when its source goes away
-//! the server ends the stream (instead of quietly moving it to the default source), and the
+//! ours. Streams are created with PulseAudio's "don't move" flag: when their device goes away
+//! the server ends the stream (instead of quietly moving it to the default device), and the
 //! error callback says so at once, without polling the device list.
 //!
 //! The pump is the "device callback": per period it reads, converts and calls the callbacks,
-//! nothing else (no allocation once its buffers have grown to a period's worth, no waiting, no
-//! log). It runs on the engine's thread, right before the engine pulls its inputs
-//! ([`pump_now`]), so the engine finds the freshest samples and no thread wakes between its
-//! blocks; the pump thread serves the streams only while nobody else does (a capture with no
-//! engine, or an engine that stopped).
+//! and writes what the servers asked for, nothing else (no allocation once its buffers have
+//! grown to a period's worth, no waiting: a socket that takes no more keeps the rest for the
+//! next round, no log). It runs on the engine's thread, right before the engine pulls its
+//! inputs ([`pump_now`]), so the engine finds the freshest samples and no thread wakes between
+//! its blocks; the pump thread serves the streams only while nobody else does (a capture or a
+//! playback with no engine, or an engine that stopped).
+//!
+//! A playback stream's commands (start, pause) go through the pump too, between whole
+//! messages: only the pump writes on that socket.
 //!
 //! `unsafe` is allowed here for one call: cpal's `Data::from_parts`, the only way a custom
-//! device can hand samples to cpal's callback. The samples are a plain `Vec<i16>` or
-//! `Vec<f32>` this module owns; the block says why the pointer and length are sound.
+//! device can hand samples to cpal's callback (or take them from it). The samples are a plain
+//! `Vec<i16>` or `Vec<f32>` this module owns; each block says why the pointer and length are
+//! sound.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use cpal::traits::DeviceTrait;
 use cpal::{
     Data, DeviceDescription, DeviceDescriptionBuilder, DeviceDirection, DeviceId, Error, ErrorKind,
-    FrameCount, InputCallbackInfo, InputStreamTimestamp, OutputCallbackInfo, SampleFormat,
-    StreamConfig, StreamInstant, SupportedBufferSize, SupportedStreamConfig,
+    FrameCount, InputCallbackInfo, InputStreamTimestamp, OutputCallbackInfo, OutputStreamTimestamp,
+    SampleFormat, StreamConfig, StreamInstant, SupportedBufferSize, SupportedStreamConfig,
     SupportedStreamConfigRange,
 };
 use pulseaudio::protocol;
@@ -49,35 +56,54 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest period Booth asks for: two seconds at 48 kHz.
 const MAX_PERIOD_FRAMES: FrameCount = 96_000;
 
-/// A PulseAudio source (a microphone, or the `*.monitor` of an output), captured as 16-bit
-/// integers when that is the source's own format (so the server converts nothing and half the
-/// bytes cross the socket), else as `f32`; in its own channel count or, on request, in one
-/// (the server downmixes, and sends half the bytes of a stereo microphone).
+/// A PulseAudio device on Booth's own connection.
+///
+/// A source (a microphone, or the `*.monitor` of an output) is captured as 16-bit integers
+/// when that is the source's own format (so the server converts nothing and half the bytes
+/// cross the socket), else as `f32`; in its own channel count or, on request, in one (the
+/// server downmixes, and sends half the bytes of a stereo microphone).
+///
+/// A sink (an output: headphones, speakers) is played in one or two channels at any rate, as
+/// 16-bit integers or `f32`: the server converts to what the sink runs at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PulseSource {
-    /// The source's PulseAudio name (`game.monitor`), as cpal's host lists it.
+pub struct PulseDevice {
+    /// The device's PulseAudio name (`game.monitor`, `phones`), as cpal's host lists it.
     id: String,
     /// What people see.
     name: String,
+    /// A sink (played to), not a source (recorded from).
+    output: bool,
     /// At most two: the server downmixes anything wider (game audio is stereo).
     channels: u16,
-    /// The source's own rate: no resampling on the server.
+    /// The device's own rate: no resampling on the server.
     sample_rate: u32,
-    /// The source's own format if that is 16-bit, else f32.
+    /// The device's own format if that is 16-bit, else f32.
     format: Format,
 }
 
-impl PulseSource {
+impl PulseDevice {
     /// The source cpal's PulseAudio host lists as `device`, named `id`, in the channel count
     /// (at most two) and rate it has.
     ///
     /// # Errors
     /// The source cannot say its format (it went away while being asked).
-    pub fn new(device: &cpal::Device, id: &str, name: &str) -> Result<Self, Error> {
-        let own = device.default_input_config()?;
+    pub fn source(device: &cpal::Device, id: &str, name: &str) -> Result<Self, Error> {
+        Self::of(device.default_input_config()?, id, name, false)
+    }
+
+    /// The sink cpal's PulseAudio host lists as `device`, named `id`.
+    ///
+    /// # Errors
+    /// The sink cannot say its format (it went away while being asked).
+    pub fn sink(device: &cpal::Device, id: &str, name: &str) -> Result<Self, Error> {
+        Self::of(device.default_output_config()?, id, name, true)
+    }
+
+    fn of(own: SupportedStreamConfig, id: &str, name: &str, output: bool) -> Result<Self, Error> {
         Ok(Self {
             id: id.to_owned(),
             name: name.to_owned(),
+            output,
             channels: own.channels().clamp(1, 2),
             sample_rate: own.sample_rate(),
             format: Format::of(own.sample_format()).unwrap_or(Format::F32),
@@ -100,22 +126,34 @@ impl PulseSource {
             self.format.sample_format(),
         )
     }
+
+    fn not_this_way(&self) -> Error {
+        Error::with_message(
+            ErrorKind::UnsupportedOperation,
+            if self.output {
+                "a PulseAudio sink is played to, not recorded from (record its .monitor)"
+            } else {
+                "a PulseAudio source is recorded from, not played to"
+            },
+        )
+    }
 }
 
-impl std::fmt::Display for PulseSource {
+impl std::fmt::Display for PulseDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name)
     }
 }
 
-/// Whether `device` is a [`PulseSource`]: its stream reports a vanished source itself.
+/// Whether `device` is a [`PulseDevice`]: its stream reports a vanished device itself, and is
+/// served by [`pump_now`].
 pub fn is_lean(device: &cpal::Device) -> bool {
     device
         .id()
         .is_ok_and(|id| id.host() == cpal::HostId::Custom && id.id().starts_with("pulse:"))
 }
 
-impl DeviceTrait for PulseSource {
+impl DeviceTrait for PulseDevice {
     type SupportedInputConfigs = std::vec::IntoIter<SupportedStreamConfigRange>;
     type SupportedOutputConfigs = std::vec::IntoIter<SupportedStreamConfigRange>;
     type Stream = PulseStream;
@@ -123,7 +161,11 @@ impl DeviceTrait for PulseSource {
     fn description(&self) -> Result<DeviceDescription, Error> {
         Ok(DeviceDescriptionBuilder::new(&self.name)
             .driver("PulseAudio")
-            .direction(DeviceDirection::Input)
+            .direction(if self.output {
+                DeviceDirection::Output
+            } else {
+                DeviceDirection::Input
+            })
             .build())
     }
 
@@ -135,6 +177,9 @@ impl DeviceTrait for PulseSource {
     }
 
     fn supported_input_configs(&self) -> Result<Self::SupportedInputConfigs, Error> {
+        if self.output {
+            return Ok(Vec::new().into_iter());
+        }
         // Its own channels, or mono; its own format, or f32.
         let mut configs = Vec::new();
         for channels in [self.channels, 1] {
@@ -158,18 +203,43 @@ impl DeviceTrait for PulseSource {
     }
 
     fn supported_output_configs(&self) -> Result<Self::SupportedOutputConfigs, Error> {
-        Ok(Vec::new().into_iter())
+        if !self.output {
+            return Ok(Vec::new().into_iter());
+        }
+        // Mono or stereo, in its own format or f32, at any rate: the server converts.
+        let mut configs = Vec::new();
+        for channels in [self.channels, 3 - self.channels] {
+            for format in [self.format.sample_format(), SampleFormat::F32] {
+                let config = SupportedStreamConfigRange::new(
+                    channels,
+                    PLAY_RATES.0,
+                    PLAY_RATES.1,
+                    SupportedBufferSize::Range {
+                        min: 1,
+                        max: MAX_PERIOD_FRAMES,
+                    },
+                    format,
+                );
+                if !configs.contains(&config) {
+                    configs.push(config);
+                }
+            }
+        }
+        Ok(configs.into_iter())
     }
 
     fn default_input_config(&self) -> Result<SupportedStreamConfig, Error> {
+        if self.output {
+            return Err(self.not_this_way());
+        }
         Ok(self.config())
     }
 
     fn default_output_config(&self) -> Result<SupportedStreamConfig, Error> {
-        Err(Error::with_message(
-            ErrorKind::UnsupportedOperation,
-            "a PulseAudio source does not play",
-        ))
+        if !self.output {
+            return Err(self.not_this_way());
+        }
+        Ok(self.config())
     }
 
     fn build_input_stream_raw<D, E>(
@@ -184,52 +254,92 @@ impl DeviceTrait for PulseSource {
         D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
         E: FnMut(Error) + Send + 'static,
     {
-        let format = Format::of(sample_format);
-        let Some(format) = format.filter(|_| (1..=2).contains(&config.channels)) else {
-            return Err(Error::with_message(
-                ErrorKind::UnsupportedConfig,
-                format!(
-                    "a PulseAudio source is captured as 1 or 2 channels of i16 or f32, not {} of \
-                     {sample_format}",
-                    config.channels
-                ),
-            ));
-        };
+        if self.output {
+            return Err(self.not_this_way());
+        }
+        let format = checked_format(&config, sample_format, "captured")?;
         PulseStream::open(
             &self.id,
             &config,
             format,
             timeout.unwrap_or(SETUP_TIMEOUT),
-            data_callback,
-            error_callback,
+            Way::Record {
+                data: Box::new(data_callback),
+            },
+            Box::new(error_callback),
         )
     }
 
     fn build_output_stream_raw<D, E>(
         &self,
-        _config: StreamConfig,
-        _sample_format: SampleFormat,
-        _data_callback: D,
-        _error_callback: E,
-        _timeout: Option<Duration>,
+        config: StreamConfig,
+        sample_format: SampleFormat,
+        data_callback: D,
+        error_callback: E,
+        timeout: Option<Duration>,
     ) -> Result<Self::Stream, Error>
     where
         D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
         E: FnMut(Error) + Send + 'static,
     {
-        Err(Error::with_message(
-            ErrorKind::UnsupportedOperation,
-            "a PulseAudio source does not play",
-        ))
+        if !self.output {
+            return Err(self.not_this_way());
+        }
+        let format = checked_format(&config, sample_format, "played")?;
+        if !(PLAY_RATES.0..=PLAY_RATES.1).contains(&config.sample_rate) {
+            return Err(Error::with_message(
+                ErrorKind::UnsupportedConfig,
+                format!(
+                    "a PulseAudio sink is played at {} to {} Hz, not {}",
+                    PLAY_RATES.0, PLAY_RATES.1, config.sample_rate
+                ),
+            ));
+        }
+        PulseStream::open(
+            &self.id,
+            &config,
+            format,
+            timeout.unwrap_or(SETUP_TIMEOUT),
+            Way::Play {
+                data: Box::new(data_callback),
+                outbox: Vec::new(),
+                sent: 0,
+            },
+            Box::new(error_callback),
+        )
     }
 }
 
-/// A running record stream on its own connection. Dropping it closes the connection and waits
-/// until the pump thread has let it go: its callbacks never run after that.
+/// The rates a sink is played at (the server resamples to the sink's own).
+const PLAY_RATES: (u32, u32) = (8_000, 192_000);
+
+/// The format a stream of `config` in `sample_format` is carried in, if Booth carries it.
+fn checked_format(
+    config: &StreamConfig,
+    sample_format: SampleFormat,
+    how: &str,
+) -> Result<Format, Error> {
+    Format::of(sample_format)
+        .filter(|_| (1..=2).contains(&config.channels))
+        .ok_or_else(|| {
+            Error::with_message(
+                ErrorKind::UnsupportedConfig,
+                format!(
+                    "a PulseAudio device is {how} as 1 or 2 channels of i16 or f32, not {} of \
+                     {sample_format}",
+                    config.channels
+                ),
+            )
+        })
+}
+
+/// A running record or playback stream on its own connection. Dropping it closes the
+/// connection and waits until the pump has let it go: its callbacks never run after that.
 pub struct PulseStream {
     writer: Mutex<UnixStream>,
     version: u16,
     channel: u32,
+    output: bool,
     seq: AtomicU32,
     period_frames: FrameCount,
     start: Instant,
@@ -237,27 +347,29 @@ pub struct PulseStream {
 }
 
 impl PulseStream {
-    fn open<D, E>(
-        source: &str,
+    fn open(
+        device: &str,
         config: &StreamConfig,
         format: Format,
         timeout: Duration,
-        data_callback: D,
-        error_callback: E,
-    ) -> Result<Self, Error>
-    where
-        D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
-        E: FnMut(Error) + Send + 'static,
-    {
+        way: Way,
+        error: ErrorCallback,
+    ) -> Result<Self, Error> {
         let (socket, version) = connect(timeout)?;
         let mut reader = BufReader::new(socket.try_clone().map_err(io_error)?);
         let mut writer = socket;
 
+        let output = matches!(way, Way::Play { .. });
         let frame_bytes = format.bytes() * u32::from(config.channels);
-        let fragment = match config.buffer_size {
+        let period = match config.buffer_size {
             cpal::BufferSize::Fixed(frames) => frames.clamp(1, MAX_PERIOD_FRAMES) * frame_bytes,
             // PulseAudio's own default is about two seconds; 20 ms suits a live mix.
             cpal::BufferSize::Default => config.sample_rate / 50 * frame_bytes,
+        };
+        let sample_spec = protocol::SampleSpec {
+            format: format.on_the_wire(),
+            channels: config.channels as u8,
+            sample_rate: config.sample_rate,
         };
         let channel_map = if config.channels == 1 {
             protocol::ChannelMap::mono()
@@ -265,71 +377,123 @@ impl PulseStream {
             protocol::ChannelMap::stereo()
         };
         let mut props = protocol::Props::new();
-        props.set(protocol::Prop::MediaName, c"Booth capture");
-        let name = CString::new(source).map_err(|_| {
-            Error::with_message(ErrorKind::InvalidInput, "a source name holds a NUL byte")
+        let name = CString::new(device).map_err(|_| {
+            Error::with_message(ErrorKind::InvalidInput, "a device name holds a NUL byte")
         })?;
-        let params = protocol::RecordStreamParams {
-            sample_spec: protocol::SampleSpec {
-                format: format.on_the_wire(),
-                channels: config.channels as u8,
-                sample_rate: config.sample_rate,
-            },
-            channel_map,
-            source_name: Some(name),
-            buffer_attr: protocol::stream::BufferAttr {
-                fragment_size: fragment,
-                ..Default::default()
-            },
-            flags: protocol::stream::StreamFlags {
-                start_corked: true,
-                adjust_latency: true,
-                no_move: true,
-                ..Default::default()
-            },
-            props,
+        let flags = protocol::stream::StreamFlags {
+            start_corked: true,
+            adjust_latency: true,
+            no_move: true,
             ..Default::default()
         };
-        let created: protocol::CreateRecordStreamReply = request(
-            &mut writer,
-            &mut reader,
-            (2, version),
-            &protocol::Command::CreateRecordStream(params),
-            "creating the record stream",
-            || {
-                (
-                    ErrorKind::DeviceNotAvailable,
-                    format!("PulseAudio refused to record from '{source}'"),
-                )
-            },
-        )?;
-        // From here the pump reads what has come, once a period, without waiting. The writer
-        // shares the socket and so its non-blocking mode: its cork commands are a few dozen
-        // bytes into an otherwise idle send buffer.
+        let mut requested = 0;
+        let (channel, stream_index, buffer_attr, latency) = if output {
+            props.set(protocol::Prop::MediaName, c"Booth monitor");
+            let params = protocol::PlaybackStreamParams {
+                sample_spec,
+                channel_map,
+                sink_name: Some(name),
+                // The pump comes once a period: the server holds three, and asks for one at a
+                // time, so a late pump finds two still queued rather than a sink run dry.
+                buffer_attr: protocol::stream::BufferAttr {
+                    max_length: period.saturating_mul(4),
+                    target_length: period.saturating_mul(3),
+                    minimum_request_length: period,
+                    // Plays from the first period on (the server's default waits for a full
+                    // buffer, and may ask for less than that to begin with).
+                    pre_buffering: period,
+                    ..Default::default()
+                },
+                flags,
+                props,
+                ..Default::default()
+            };
+            let created: protocol::CreatePlaybackStreamReply = request(
+                &mut writer,
+                &mut reader,
+                (2, version),
+                &protocol::Command::CreatePlaybackStream(params),
+                "creating the playback stream",
+                || {
+                    (
+                        ErrorKind::DeviceNotAvailable,
+                        format!("PulseAudio refused to play to '{device}'"),
+                    )
+                },
+            )?;
+            requested = created.requested_bytes as usize;
+            (
+                created.channel,
+                created.stream_index,
+                created.buffer_attr.minimum_request_length,
+                created.stream_latency,
+            )
+        } else {
+            props.set(protocol::Prop::MediaName, c"Booth capture");
+            let params = protocol::RecordStreamParams {
+                sample_spec,
+                channel_map,
+                source_name: Some(name),
+                buffer_attr: protocol::stream::BufferAttr {
+                    fragment_size: period,
+                    ..Default::default()
+                },
+                flags,
+                props,
+                ..Default::default()
+            };
+            let created: protocol::CreateRecordStreamReply = request(
+                &mut writer,
+                &mut reader,
+                (2, version),
+                &protocol::Command::CreateRecordStream(params),
+                "creating the record stream",
+                || {
+                    (
+                        ErrorKind::DeviceNotAvailable,
+                        format!("PulseAudio refused to record from '{device}'"),
+                    )
+                },
+            )?;
+            (
+                created.channel,
+                created.stream_index,
+                created.buffer_attr.fragment_size,
+                created.stream_latency,
+            )
+        };
+        // From here the pump reads (and writes) what it can, once a period, without waiting.
+        // The writer shares the socket and so its non-blocking mode: its cork commands are a
+        // few dozen bytes into a send buffer the pump never fills (it writes a period, when
+        // the server asks for one).
         let inbox = reader.buffer().to_vec();
         let socket = reader.into_inner();
         socket.set_nonblocking(true).map_err(io_error)?;
 
-        let period_frames = created.buffer_attr.fragment_size / frame_bytes;
+        let period_frames = (buffer_attr / frame_bytes).max(1);
         let flags = Arc::new(Flags::default());
         let start = Instant::now();
         let read = Connection {
             socket,
             inbox,
             version,
-            channel: created.channel,
-            stream_index: created.stream_index,
+            channel,
+            stream_index,
+            output,
             channels: usize::from(config.channels),
+            frame_bytes: frame_bytes as usize,
             period: Duration::from_secs_f64(
-                f64::from(period_frames.max(1)) / f64::from(config.sample_rate.max(1)),
+                f64::from(period_frames) / f64::from(config.sample_rate.max(1)),
             ),
             start,
-            latency: Duration::from_micros(created.stream_latency),
+            latency: Duration::from_micros(latency),
+            requested,
+            seq: 3,
         };
         pump(Pumped {
             read,
-            data: Box::new(data_callback),
-            error: Box::new(error_callback),
+            way,
+            error,
             samples: match format {
                 Format::I16 => Samples::I16(Vec::new()),
                 Format::F32 => Samples::F32(Vec::new()),
@@ -339,7 +503,8 @@ impl PulseStream {
         Ok(Self {
             writer: Mutex::new(writer),
             version,
-            channel: created.channel,
+            channel,
+            output,
             seq: AtomicU32::new(3),
             period_frames,
             start,
@@ -348,6 +513,14 @@ impl PulseStream {
     }
 
     fn cork(&self, cork: bool) -> Result<(), Error> {
+        if self.output {
+            // The pump writes this stream's data on the same socket: the command goes through
+            // it, between whole messages, at its next round (within a period).
+            self.flags
+                .cork
+                .store(if cork { CORK } else { UNCORK }, Ordering::Relaxed);
+            return Ok(());
+        }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let command = protocol::Command::CorkRecordStream(protocol::stream::CorkStreamParams {
             channel: self.channel,
@@ -399,7 +572,13 @@ struct Flags {
     closing: AtomicBool,
     /// Set by the pump once it has let the stream go.
     done: AtomicBool,
+    /// A playback stream's pause or start, for the pump to send: [`CORK`], [`UNCORK`], or 0
+    /// for nothing asked.
+    cork: AtomicU8,
 }
+
+const CORK: u8 = 1;
+const UNCORK: u8 = 2;
 
 /// The sample formats a stream is captured in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -473,6 +652,27 @@ impl Samples {
         }
     }
 
+    /// At least `n` long (a playback buffer), zeros where it grew.
+    fn ensure(&mut self, n: usize) {
+        match self {
+            Self::I16(v) if v.len() < n => v.resize(n, 0),
+            Self::F32(v) if v.len() < n => v.resize(n, 0.0),
+            _ => {}
+        }
+    }
+
+    /// Appends the first `n` samples to `out` as bytes, in this machine's byte order.
+    fn append_bytes(&self, n: usize, out: &mut Vec<u8>) {
+        match self {
+            Self::I16(v) => v[..n]
+                .iter()
+                .for_each(|s| out.extend_from_slice(&s.to_ne_bytes())),
+            Self::F32(v) => v[..n]
+                .iter()
+                .for_each(|s| out.extend_from_slice(&s.to_ne_bytes())),
+        }
+    }
+
     /// Drops the first `n`, handed over.
     fn consume(&mut self, n: usize) {
         match self {
@@ -482,15 +682,35 @@ impl Samples {
     }
 }
 
-/// A stream's data callback, boxed so one thread can serve callbacks of any type.
+/// A record stream's data callback, boxed so one thread can serve callbacks of any type.
 type DataCallback = Box<dyn FnMut(&Data, &InputCallbackInfo) + Send>;
+/// A playback stream's data callback.
+type PlayCallback = Box<dyn FnMut(&mut Data, &OutputCallbackInfo) + Send>;
+/// A stream's error callback.
+type ErrorCallback = Box<dyn FnMut(Error) + Send>;
 
-/// One stream, as the pump thread serves it.
+/// Which way a stream's samples go, and what the pump keeps for that.
+enum Way {
+    /// From the server to the callback.
+    Record { data: DataCallback },
+    /// From the callback to the server, as much as the server asked for.
+    Play {
+        data: PlayCallback,
+        /// The message being sent (a descriptor and the samples, or a command): reused, so it
+        /// grows to a request's worth and stays.
+        outbox: Vec<u8>,
+        /// How much of it the socket took so far.
+        sent: usize,
+    },
+}
+
+/// One stream, as the pump serves it.
 struct Pumped {
     read: Connection,
-    data: DataCallback,
-    error: Box<dyn FnMut(Error) + Send>,
-    /// Samples waiting for the callback: grows to the largest period's worth, then stays.
+    way: Way,
+    error: ErrorCallback,
+    /// Recording: samples waiting for the callback. Playing: the callback's buffer. Grows to
+    /// the largest period's worth, then stays.
     samples: Samples,
     flags: Arc<Flags>,
 }
@@ -657,43 +877,34 @@ fn run_pump() {
 }
 
 impl Pumped {
-    /// Reads what has come and hands it over; false once the stream has ended (closed by its
-    /// owner, or by the server, which the error callback is told).
+    /// Reads what has come and hands it over (recording), or writes what the server asked for
+    /// (playing); false once the stream has ended (closed by its owner, or by the server, which
+    /// the error callback is told).
     fn serve(&mut self, read_buf: &mut [u8]) -> bool {
         if self.flags.closing.load(Ordering::Relaxed) {
             return false;
         }
         let drained = self.read.drain(read_buf);
-        let ended = match self.read.take_messages(&mut self.samples) {
-            Some(why) => Some(why),
-            None => match drained {
-                Drained::Empty => None,
-                Drained::Closed(why) => Some(why),
-            },
-        };
-        let whole = self.samples.len() - self.samples.len() % self.read.channels;
-        if whole > 0 {
-            let now = self.read.start.elapsed();
-            let info = InputCallbackInfo::new(InputStreamTimestamp {
-                callback: instant(now),
-                capture: instant(now.saturating_sub(self.read.latency)),
-            });
-            // SAFETY: cpal's only way to make `Data`; `whole` initialised samples of the
-            // format named start at the pointer (a `Vec` of that very type, so aligned for
-            // it), and `samples` is neither moved nor touched until the callback (which only
-            // reads through `Data`) returns.
-            let data = unsafe {
-                match &mut self.samples {
-                    Samples::I16(v) => {
-                        Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::I16)
-                    }
-                    Samples::F32(v) => {
-                        Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::F32)
-                    }
+        let recording = matches!(self.way, Way::Record { .. });
+        let mut ended = self
+            .read
+            .take_messages(recording.then_some(&mut self.samples));
+        if ended.is_none()
+            && let Drained::Closed(why) = drained
+        {
+            ended = Some(why);
+        }
+        if ended.is_none() {
+            ended = match &mut self.way {
+                Way::Record { data } => {
+                    hand_over(&mut self.samples, &self.read, data);
+                    None
                 }
+                Way::Play { data, outbox, sent } => self
+                    .read
+                    .play(&self.flags.cork, &mut self.samples, data, outbox, sent)
+                    .err(),
             };
-            (self.data)(&data, &info);
-            self.samples.consume(whole);
         }
         match ended {
             Some(why) => {
@@ -707,6 +918,30 @@ impl Pumped {
     }
 }
 
+/// Hands the whole frames in `samples` to a record stream's callback, in one call.
+fn hand_over(samples: &mut Samples, read: &Connection, data: &mut DataCallback) {
+    let whole = samples.len() - samples.len() % read.channels;
+    if whole == 0 {
+        return;
+    }
+    let now = read.start.elapsed();
+    let info = InputCallbackInfo::new(InputStreamTimestamp {
+        callback: instant(now),
+        capture: instant(now.saturating_sub(read.latency)),
+    });
+    // SAFETY: cpal's only way to make `Data`; `whole` initialised samples of the format named
+    // start at the pointer (a `Vec` of that very type, so aligned for it), and `samples` is
+    // neither moved nor touched until the callback (which only reads through `Data`) returns.
+    let data_view = unsafe {
+        match samples {
+            Samples::I16(v) => Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::I16),
+            Samples::F32(v) => Data::from_parts(v.as_mut_ptr().cast(), whole, SampleFormat::F32),
+        }
+    };
+    data(&data_view, &info);
+    samples.consume(whole);
+}
+
 /// A stream's connection and what the pump knows of it.
 struct Connection {
     socket: UnixStream,
@@ -715,11 +950,18 @@ struct Connection {
     version: u16,
     channel: u32,
     stream_index: u32,
+    /// A playback stream (else a record stream).
+    output: bool,
     channels: usize,
+    frame_bytes: usize,
     /// How often the pump should wake to hand over what has come: the period asked for.
     period: Duration,
     start: Instant,
     latency: Duration,
+    /// Playing: the bytes the server asked for and has not been sent yet.
+    requested: usize,
+    /// The sequence number of the next command the pump sends.
+    seq: u32,
 }
 
 /// What reading found.
@@ -754,8 +996,9 @@ impl Connection {
     }
 
     /// Takes the whole messages from the front of the inbox: samples of this stream are
-    /// appended to `samples`; `Some` when a message ends the stream.
-    fn take_messages(&mut self, samples: &mut Samples) -> Option<Error> {
+    /// appended to `samples` (recording; a playback stream is sent none), requests for more
+    /// are added up (playing); `Some` when a message ends the stream.
+    fn take_messages(&mut self, mut samples: Option<&mut Samples>) -> Option<Error> {
         let mut at = 0;
         let mut ended = None;
         while self.inbox.len() - at >= protocol::DESCRIPTOR_SIZE {
@@ -779,12 +1022,20 @@ impl Connection {
                 break;
             }
             if desc.channel == u32::MAX {
-                if let Some(why) = self.command(&self.inbox[body..end]) {
-                    ended = Some(why);
-                    at = end;
-                    break;
+                match self.command(&self.inbox[body..end]) {
+                    Heard::Nothing => {}
+                    Heard::Requested(bytes) => {
+                        self.requested = self.requested.saturating_add(bytes as usize);
+                    }
+                    Heard::Ended(why) => {
+                        ended = Some(why);
+                        at = end;
+                        break;
+                    }
                 }
-            } else if desc.channel == self.channel {
+            } else if desc.channel == self.channel
+                && let Some(samples) = samples.as_deref_mut()
+            {
                 // PulseAudio sends whole frames; whole samples are all this relies on.
                 samples.extend_from_bytes(&self.inbox[body..end]);
             }
@@ -794,32 +1045,143 @@ impl Connection {
         ended
     }
 
-    /// A message from the server; `Some` when it ends the stream.
-    fn command(&self, message: &[u8]) -> Option<Error> {
+    /// A message from the server.
+    fn command(&self, message: &[u8]) -> Heard {
         let mut cursor = std::io::Cursor::new(message);
         let Ok((_, command)) = protocol::Command::read_tag_prefixed(&mut cursor, self.version)
         else {
             // A message this client does not know: not about the data, so not fatal.
-            return None;
+            return Heard::Nothing;
+        };
+        let ended = |why: &'static str| {
+            Heard::Ended(Error::with_message(ErrorKind::DeviceNotAvailable, why))
         };
         match command {
-            protocol::Command::RecordStreamKilled(channel) if channel == self.channel => {
-                Some(Error::with_message(
-                    ErrorKind::DeviceNotAvailable,
-                    "PulseAudio ended the recording: its source was removed",
-                ))
+            protocol::Command::RecordStreamKilled(channel)
+                if !self.output && channel == self.channel =>
+            {
+                ended("PulseAudio ended the recording: its source was removed")
             }
             protocol::Command::RecordStreamMoved(params)
-                if params.stream_index == self.stream_index =>
+                if !self.output && params.stream_index == self.stream_index =>
             {
-                Some(Error::with_message(
-                    ErrorKind::DeviceNotAvailable,
-                    "PulseAudio moved the recording to another source",
-                ))
+                ended("PulseAudio moved the recording to another source")
             }
-            _ => None,
+            protocol::Command::PlaybackStreamKilled(channel)
+                if self.output && channel == self.channel =>
+            {
+                ended("PulseAudio ended the playback: its output was removed")
+            }
+            protocol::Command::PlaybackStreamMoved(params)
+                if self.output && params.stream_index == self.stream_index =>
+            {
+                ended("PulseAudio moved the playback to another output")
+            }
+            protocol::Command::Request(request)
+                if self.output && request.channel == self.channel =>
+            {
+                Heard::Requested(request.length)
+            }
+            _ => Heard::Nothing,
         }
     }
+
+    /// Playing: sends what is still pending; once nothing is, the pause or start the owner
+    /// asked for (`cork`), then as many whole frames as the server asked for, filled by the
+    /// callback in one call. Never waits: what the socket does not take now goes next time.
+    fn play(
+        &mut self,
+        cork: &AtomicU8,
+        samples: &mut Samples,
+        data: &mut PlayCallback,
+        outbox: &mut Vec<u8>,
+        sent: &mut usize,
+    ) -> Result<(), Error> {
+        self.send(outbox, sent)?;
+        if *sent < outbox.len() {
+            return Ok(());
+        }
+        let asked = cork.swap(0, Ordering::Relaxed);
+        if asked != 0 {
+            outbox.clear();
+            *sent = 0;
+            let command =
+                protocol::Command::CorkPlaybackStream(protocol::stream::CorkStreamParams {
+                    channel: self.channel,
+                    cork: asked == CORK,
+                });
+            protocol::write_command_message(&mut *outbox, self.seq, &command, self.version)
+                .map_err(|e| protocol_error("starting or pausing the playback", &e))?;
+            self.seq = self.seq.wrapping_add(1);
+            self.send(outbox, sent)?;
+            if *sent < outbox.len() {
+                return Ok(());
+            }
+        }
+        // A message is at most what the protocol allows (the server never asks for more).
+        let frames = self.requested.min(protocol::MAX_MEMBLOCKQ_LENGTH) / self.frame_bytes;
+        if frames == 0 {
+            return Ok(());
+        }
+        let n = frames * self.channels;
+        samples.ensure(n);
+        let now = self.start.elapsed();
+        let info = OutputCallbackInfo::new(OutputStreamTimestamp {
+            callback: instant(now),
+            playback: instant(now + self.latency),
+        });
+        // SAFETY: cpal's only way to make `Data`; `n` initialised samples of the format named
+        // start at the pointer (a `Vec` of that very type, at least `n` long, so aligned and
+        // large enough), and `samples` is neither moved nor touched until the callback (which
+        // writes only through `Data`, within its length) returns.
+        let mut view = unsafe {
+            match samples {
+                Samples::I16(v) => Data::from_parts(v.as_mut_ptr().cast(), n, SampleFormat::I16),
+                Samples::F32(v) => Data::from_parts(v.as_mut_ptr().cast(), n, SampleFormat::F32),
+            }
+        };
+        data(&mut view, &info);
+        outbox.clear();
+        *sent = 0;
+        let bytes = frames * self.frame_bytes;
+        let mut head = [0u8; protocol::DESCRIPTOR_SIZE];
+        protocol::encode_descriptor(
+            &mut head,
+            &protocol::Descriptor {
+                length: u32::try_from(bytes).unwrap_or(u32::MAX),
+                channel: self.channel,
+                offset: 0,
+                flags: protocol::DescriptorFlags::empty(),
+            },
+        );
+        outbox.extend_from_slice(&head);
+        samples.append_bytes(n, outbox);
+        self.requested -= bytes;
+        self.send(outbox, sent)
+    }
+
+    /// Writes what the socket takes now of `outbox` past `sent`.
+    fn send(&mut self, outbox: &[u8], sent: &mut usize) -> Result<(), Error> {
+        while *sent < outbox.len() {
+            match self.socket.write(&outbox[*sent..]) {
+                Ok(0) => return Err(lost_connection(&"the server takes nothing more")),
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(lost_connection(&e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a message from the server comes to.
+enum Heard {
+    Nothing,
+    /// A playback stream's server wants this many more bytes.
+    Requested(u32),
+    /// The stream is over.
+    Ended(Error),
 }
 
 /// Connects and authenticates; the socket has `timeout` on reads and writes until the stream
@@ -938,18 +1300,29 @@ mod tests {
     use super::*;
 
     fn connection() -> Connection {
-        let (socket, _other) = UnixStream::pair().unwrap();
-        Connection {
+        playback_connection().0
+    }
+
+    /// A connection for a stereo f32 stream, and the server's end of its socket.
+    fn playback_connection() -> (Connection, UnixStream) {
+        let (socket, server) = UnixStream::pair().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let r = Connection {
             socket,
             inbox: Vec::new(),
             version: protocol::MAX_VERSION,
             channel: 7,
             stream_index: 70,
+            output: false,
             channels: 2,
+            frame_bytes: 8,
             period: Duration::from_millis(20),
             start: Instant::now(),
             latency: Duration::ZERO,
-        }
+            requested: 0,
+            seq: 3,
+        };
+        (r, server)
     }
 
     fn data_message(channel: u32, samples: &[f32]) -> Vec<u8> {
@@ -985,7 +1358,7 @@ mod tests {
         // Fed a few bytes at a time, as reads may split messages anywhere.
         for chunk in bytes.chunks(5) {
             r.inbox.extend_from_slice(chunk);
-            assert!(r.take_messages(&mut samples).is_none());
+            assert!(r.take_messages(Some(&mut samples)).is_none());
         }
         let Samples::F32(samples) = samples else {
             panic!("f32 samples became i16");
@@ -1012,7 +1385,7 @@ mod tests {
         let mut samples = Samples::I16(Vec::new());
         for chunk in bytes.chunks(3) {
             r.inbox.extend_from_slice(chunk);
-            assert!(r.take_messages(&mut samples).is_none());
+            assert!(r.take_messages(Some(&mut samples)).is_none());
         }
         assert_eq!(samples.len(), 4);
         samples.consume(2);
@@ -1027,9 +1400,9 @@ mod tests {
         let mut r = connection();
         let mut samples = Samples::F32(Vec::new());
         r.inbox = command_message(&protocol::Command::RecordStreamKilled(8));
-        assert!(r.take_messages(&mut samples).is_none());
+        assert!(r.take_messages(Some(&mut samples)).is_none());
         r.inbox = command_message(&protocol::Command::RecordStreamKilled(7));
-        let why = r.take_messages(&mut samples).unwrap();
+        let why = r.take_messages(Some(&mut samples)).unwrap();
         assert_eq!(why.kind(), ErrorKind::DeviceNotAvailable);
         assert!(why.to_string().contains("removed"), "{why}");
 
@@ -1046,9 +1419,145 @@ mod tests {
             ))
         };
         r.inbox = moved(71);
-        assert!(r.take_messages(&mut samples).is_none());
+        assert!(r.take_messages(Some(&mut samples)).is_none());
         r.inbox = moved(70);
-        assert!(r.take_messages(&mut samples).is_some());
+        assert!(r.take_messages(Some(&mut samples)).is_some());
+    }
+
+    #[test]
+    fn playback_sends_what_the_server_asked_for_in_whole_frames_and_corks_between_messages() {
+        let (mut r, mut server) = playback_connection();
+        r.output = true;
+        // Two requests, the second not a whole frame: 3 frames and a half asked for.
+        let request = |length| {
+            command_message(&protocol::Command::Request(protocol::Request {
+                channel: 7,
+                length,
+            }))
+        };
+        r.inbox = request(16);
+        r.inbox.extend(request(12));
+        // Another stream's request is not this one's.
+        r.inbox.extend(command_message(&protocol::Command::Request(
+            protocol::Request {
+                channel: 8,
+                length: 800,
+            },
+        )));
+        assert!(r.take_messages(None).is_none());
+        assert_eq!(r.requested, 28);
+
+        let mut samples = Samples::F32(Vec::new());
+        let calls = Arc::new(AtomicU32::new(0));
+        let called = Arc::clone(&calls);
+        let mut data: PlayCallback = Box::new(move |d: &mut Data, _: &OutputCallbackInfo| {
+            called.fetch_add(1, Ordering::Relaxed);
+            let out = d.as_slice_mut::<f32>().unwrap();
+            for (i, s) in out.iter_mut().enumerate() {
+                *s = i as f32;
+            }
+        });
+        let (mut outbox, mut sent) = (Vec::new(), 0);
+        let cork = AtomicU8::new(UNCORK);
+        r.play(&cork, &mut samples, &mut data, &mut outbox, &mut sent)
+            .unwrap();
+        assert_eq!(cork.load(Ordering::Relaxed), 0, "the start was sent");
+        // The half frame stays asked for.
+        assert_eq!(r.requested, 4);
+
+        let mut wire = vec![0u8; 4096];
+        let n = server.read(&mut wire).unwrap();
+        let wire = &wire[..n];
+        // First the start (a command on channel -1), then one data message of 3 frames.
+        let command = protocol::read_descriptor(&mut &wire[..]).unwrap();
+        assert_eq!(command.channel, u32::MAX);
+        let at = protocol::DESCRIPTOR_SIZE + command.length as usize;
+        let mut body = std::io::Cursor::new(&wire[protocol::DESCRIPTOR_SIZE..at]);
+        let (_, sent_command) =
+            protocol::Command::read_tag_prefixed(&mut body, protocol::MAX_VERSION).unwrap();
+        assert!(matches!(
+            sent_command,
+            protocol::Command::CorkPlaybackStream(p) if p.channel == 7 && !p.cork
+        ));
+        let desc = protocol::read_descriptor(&mut &wire[at..]).unwrap();
+        assert_eq!((desc.channel, desc.length), (7, 24));
+        let values: Vec<f32> = wire[at + protocol::DESCRIPTOR_SIZE..]
+            .chunks_exact(4)
+            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(values, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+
+        // Nothing more asked for: nothing sent, the callback not called.
+        r.play(&cork, &mut samples, &mut data, &mut outbox, &mut sent)
+            .unwrap();
+        let mut more = [0u8; 16];
+        server.set_nonblocking(true).unwrap();
+        assert!(server.read(&mut more).is_err(), "nothing was asked for");
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_removed_output_ends_the_playback() {
+        let (mut r, _server) = playback_connection();
+        r.output = true;
+        // A record stream's end on the same channel number is not this stream's.
+        r.inbox = command_message(&protocol::Command::RecordStreamKilled(7));
+        assert!(r.take_messages(None).is_none());
+        r.inbox = command_message(&protocol::Command::PlaybackStreamKilled(7));
+        let why = r.take_messages(None).unwrap();
+        assert!(why.to_string().contains("output was removed"), "{why}");
+    }
+
+    #[test]
+    fn a_server_that_stops_reading_holds_the_rest_for_later_and_the_pump_never_waits() {
+        let (mut r, mut server) = playback_connection();
+        r.output = true;
+        // Far more than a socket buffers: the write takes part, the rest waits.
+        r.requested = 2 * 1024 * 1024;
+        let mut samples = Samples::F32(Vec::new());
+        let mut data: PlayCallback = Box::new(|_: &mut Data, _: &OutputCallbackInfo| {});
+        let (mut outbox, mut sent) = (Vec::new(), 0);
+        let cork = AtomicU8::new(0);
+        let began = Instant::now();
+        r.play(&cork, &mut samples, &mut data, &mut outbox, &mut sent)
+            .unwrap();
+        assert!(began.elapsed() < Duration::from_secs(1));
+        assert!(
+            sent > 0 && sent < outbox.len(),
+            "sent {sent} of {}",
+            outbox.len()
+        );
+        // A pause asked for now waits for the message in flight to go whole.
+        cork.store(CORK, Ordering::Relaxed);
+        r.play(&cork, &mut samples, &mut data, &mut outbox, &mut sent)
+            .unwrap();
+        assert_eq!(cork.load(Ordering::Relaxed), CORK);
+        // The server reads everything: the rest goes, then the pause.
+        let total = outbox.len();
+        let reader = std::thread::spawn(move || {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            server
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            while let Ok(n) = server.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            got
+        });
+        let until = Instant::now() + Duration::from_secs(5);
+        while cork.load(Ordering::Relaxed) != 0 && Instant::now() < until {
+            r.play(&cork, &mut samples, &mut data, &mut outbox, &mut sent)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(cork.load(Ordering::Relaxed), 0, "the pause was never sent");
+        let pause = outbox.len();
+        drop(r);
+        assert_eq!(reader.join().unwrap(), total + pause);
     }
 
     #[test]
@@ -1066,18 +1575,18 @@ mod tests {
         protocol::write_descriptor(&mut junk, &desc).unwrap();
         junk.extend_from_slice(&[0xff, 0x00, 0x13]);
         r.inbox = junk;
-        assert!(r.take_messages(&mut samples).is_none());
+        assert!(r.take_messages(Some(&mut samples)).is_none());
         // A data message whose length is not whole samples: the whole samples are kept.
         let mut odd = data_message(7, &[0.5]);
         odd[3] = 6;
         odd.extend_from_slice(&[1, 2]);
         r.inbox = odd;
-        assert!(r.take_messages(&mut samples).is_none());
+        assert!(r.take_messages(Some(&mut samples)).is_none());
         assert!(matches!(&samples, Samples::F32(v) if v == &[0.5]));
         // A length no server sends: the connection is given up, nothing is waited for.
         let mut huge = data_message(7, &[]);
         huge[0] = 0x7f;
         r.inbox = huge;
-        assert!(r.take_messages(&mut samples).is_some());
+        assert!(r.take_messages(Some(&mut samples)).is_some());
     }
 }

@@ -546,6 +546,77 @@ fn a_device_that_goes_away_marks_the_capture_dead() {
     );
 }
 
+#[test]
+fn a_sink_plays_on_booths_own_connection_and_its_loss_ends_the_playback() {
+    use cpal::traits::DeviceTrait;
+    if !sound_server() || !have_tool("pactl") {
+        return;
+    }
+    let sink = format!("booth_phones_{}", std::process::id());
+    let mut module = PulseModule::load(&[
+        "module-null-sink",
+        &format!("sink_name={sink}"),
+        "rate=44100",
+    ]);
+    let (device, info) = booth::audio::open_output(&sink).unwrap();
+    assert_eq!(
+        device.id().map(|id| id.host()).ok(),
+        Some(cpal::HostId::Custom),
+        "a PulseAudio sink is played on Booth's own connection, not cpal's"
+    );
+    let (playback, mut ring) = booth::audio::start_playback(&device, info, 0.5).unwrap();
+    let frames = || playback.stats.frames.load(Ordering::Relaxed);
+    // A null sink nobody played to sleeps out its longest latency (2 s) before it notices a
+    // new stream: wait until it asks for more than the first fill.
+    let opened = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    let first = frames();
+    while frames() == first {
+        assert!(
+            opened.elapsed() < Duration::from_secs(4),
+            "the sink never asked for more than the first {first} frames"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Two seconds of a tone, pushed as the engine does: 20 ms at a time.
+    let tone: Vec<f32> = (0..96_000)
+        .flat_map(|n| {
+            let s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
+            [s, s]
+        })
+        .collect();
+    let (began, before, short_before) = (
+        Instant::now(),
+        frames(),
+        playback.stats.underruns.load(Ordering::Relaxed),
+    );
+    for (i, block) in tone.chunks(1_920).enumerate() {
+        let _ = ring.push_partial_slice(block);
+        let due = began + Duration::from_millis(20 * (i as u64 + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    let played = frames() - before;
+    let short = playback.stats.underruns.load(Ordering::Relaxed) - short_before;
+    eprintln!("played {played} frames in 2 s, {short} of them silence");
+    // The sink took the stream's 48 kHz at its pace (the server resamples to 44.1 kHz).
+    assert!(
+        (86_000..=106_000).contains(&played),
+        "{played} frames asked for in 2 s"
+    );
+    assert!(short < 2_000, "{short} frames of silence in 2 s of a tone");
+    assert!(playback.is_alive());
+
+    module.unload();
+    let unplugged = Instant::now();
+    while playback.is_alive() {
+        assert!(
+            unplugged.elapsed() < Duration::from_secs(3),
+            "the playback did not report its sink gone within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// With no sound server at all, listing falls back to ALSA or reports an error; it never
 /// panics. Runs this test binary again in a child with the PulseAudio variables removed.
 #[test]

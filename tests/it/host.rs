@@ -426,6 +426,29 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
         loudest > -16.0,
         "the guest was not heard on the headset ({loudest:.1} dB)"
     );
+    // Whole, with no hole: from the guest's first 5 ms on the headset to its last, every 5 ms
+    // holds it within 6 dB (a period the output ran dry would be a gap of silence).
+    let levels: Vec<f32> = samples
+        .chunks_exact(240)
+        .map(|w| tone_db(w, 1000.0))
+        .collect();
+    let heard_at: Vec<usize> = (0..levels.len())
+        .filter(|&i| levels[i] > loudest - 6.0)
+        .collect();
+    let (first, last) = (heard_at[0], heard_at[heard_at.len() - 1]);
+    let holes: Vec<usize> = (first..=last)
+        .filter(|&i| levels[i] <= loudest - 6.0)
+        .map(|i| i * 5)
+        .collect();
+    assert!(
+        (last - first + 1) * 5 >= 1_450,
+        "the guest played {} ms of 1,500",
+        (last - first + 1) * 5
+    );
+    assert!(
+        holes.is_empty(),
+        "gaps in the guest on the headset at {holes:?} ms"
+    );
 
     // The program: the game ducked while the guest spoke, and no guest in it.
     let decoded = ffmpeg_decode(&out);
@@ -441,4 +464,55 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
         tone_db(&l[2_200 * 48..2_600 * 48], 1000.0) < full - 50.0,
         "the guest leaked"
     );
+}
+
+#[test]
+fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back() {
+    if !crate::devices::sound_server() || !have_tool("pactl") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let dir = tempdir();
+    let game = dir.path().join("game.wav");
+    write_game_tone(&game, 9, 48_000, 440.0);
+    let remote = dir.path().join("guest.wav");
+    write_guest(&remote, 9);
+    let sink = format!("booth_headset_{}", std::process::id());
+    let load = || {
+        crate::devices::PulseModule::load(&[
+            "module-null-sink",
+            &format!("sink_name={sink}"),
+            "rate=48000",
+        ])
+    };
+    let mut headset = load();
+    let host = Command::new(booth())
+        .args(["host", "--headless", "--offline", "--seconds", "8"])
+        .args(["--monitor-device", &sink])
+        .arg("--game-file")
+        .arg(&game)
+        .arg("--remote-file")
+        .arg(&remote)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // The headset is unplugged, and plugged in again.
+    headset.unload();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let _back = load();
+    let o = host.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let lost = err.find("booth: monitor output lost");
+    let back = err.find("booth: monitor output back");
+    assert!(
+        lost.is_some() && back > lost,
+        "the loss and the return were not both said, in order:\n{err}"
+    );
+    // The program went on all the while: 8 s of frames.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("frames     400 "), "{out}");
 }
