@@ -410,6 +410,16 @@ async fn play_the_room(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
+        if playout.is_idle() {
+            // Nothing to play until a packet comes (the host alone on stage is sent nothing):
+            // wait for one without waking every 20 ms, then play out from a tick after it.
+            match incoming.recv().await {
+                Some(f) => playout.push(f.rtp_time, f.packet),
+                None => break,
+            }
+            tick.reset();
+            continue;
+        }
         tokio::select! {
             frame = incoming.recv() => match frame {
                 Some(f) => playout.push(f.rtp_time, f.packet),

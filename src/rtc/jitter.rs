@@ -85,6 +85,14 @@ impl JitterBuffer {
         self.frames.len()
     }
 
+    /// Nothing waiting and not playing (never started, or the sender went quiet and the
+    /// buffer gave up on it): every pop is silence until the next push, so a caller need not
+    /// tick until then.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.next.is_none() && self.frames.is_empty()
+    }
+
     /// The counters so far.
     #[must_use]
     pub fn stats(&self) -> JitterStats {
@@ -205,6 +213,12 @@ impl PlayoutDecoder {
         })
     }
 
+    /// Nothing to play until the next packet (see [`JitterBuffer::is_idle`]).
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.jitter.is_idle()
+    }
+
     /// Adds a received packet with RTP time `ts`.
     pub fn push(&mut self, ts: u64, packet: Arc<[u8]>) {
         self.jitter.push(ts, packet);
@@ -277,6 +291,29 @@ mod tests {
         jb.push(FRAME, pkt(1));
         assert_eq!(played(&jb.pop()), Some(2));
         assert_eq!(jb.stats().late, 1);
+    }
+
+    #[test]
+    fn idle_before_the_first_packet_and_after_the_sender_went_quiet_only() {
+        let mut jb = JitterBuffer::new(2, 8);
+        assert!(jb.is_idle());
+        jb.push(0, pkt(0));
+        assert!(!jb.is_idle(), "a packet waits");
+        jb.push(FRAME, pkt(1));
+        assert_eq!(played(&jb.pop()), Some(0));
+        assert_eq!(played(&jb.pop()), Some(1));
+        // Playing, with nothing waiting: a late packet may still come, so not idle while the
+        // buffer conceals (five frames), and idle once it has given up on the sender.
+        for _ in 0..5 {
+            assert!(!jb.is_idle());
+            assert_eq!(jb.pop(), Playout::Lost { next: None });
+        }
+        assert!(!jb.is_idle());
+        assert_eq!(jb.pop(), Playout::Silence);
+        assert!(jb.is_idle());
+        // And it starts again from the next packet.
+        jb.push(10 * FRAME, pkt(10));
+        assert!(!jb.is_idle());
     }
 
     #[test]

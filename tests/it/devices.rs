@@ -421,17 +421,7 @@ impl Drop for PulseModule {
 
 /// Voluntary context switches (wake-ups) so far of this process's thread named `name`.
 fn thread_wakeups(name: &str) -> Option<u64> {
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-            return status
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse().ok());
-        }
-    }
-    None
+    crate::support::thread_wakeups(std::process::id(), name)
 }
 
 #[test]

@@ -97,6 +97,11 @@ impl Proc {
     pub fn stderr(&self) -> String {
         self.err.lock().unwrap().clone()
     }
+
+    /// The process id (0 once waited for).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
 }
 
 impl Drop for Proc {
@@ -327,11 +332,21 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
     // straight to the room's task (over WHIP they would be 50 packets a second).
     assert_eq!(crate::support::metric(&url, "publishers"), 1);
     let before = crate::support::metric(&url, "packets_in_total");
+    let wakeups = || crate::support::thread_wakeups(host.pid(), "booth-live").unwrap_or(0);
+    let woken = wakeups();
     std::thread::sleep(Duration::from_secs(2));
     let packets_in = crate::support::metric(&url, "packets_in_total") - before;
     assert!(
         packets_in <= 2,
         "{packets_in} packets came in over 2 s with only the host in the room"
+    );
+    // Nor does the network thread wake for every 20 ms frame while nobody is there to hear
+    // it (that alone would be 50 a second; hearing the room, another 50): the room mixes a few
+    // frames at once, and the host waits for the room's voices instead of ticking for them.
+    let per_second = (wakeups() - woken) / 2;
+    assert!(
+        per_second < 40,
+        "the host's network thread woke {per_second} times a second, alone in its room"
     );
     // Alone on stage the host hears nothing, and nothing is encoded for it.
     assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
