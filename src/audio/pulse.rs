@@ -127,6 +127,29 @@ impl PulseDevice {
         )
     }
 
+    /// The configurations in `channels` and `rates`, each in the device's own format or f32.
+    fn ranges(&self, channels: [u16; 2], rates: (u32, u32)) -> Vec<SupportedStreamConfigRange> {
+        let mut configs = Vec::new();
+        for channels in channels {
+            for format in [self.format.sample_format(), SampleFormat::F32] {
+                let config = SupportedStreamConfigRange::new(
+                    channels,
+                    rates.0,
+                    rates.1,
+                    SupportedBufferSize::Range {
+                        min: 1,
+                        max: MAX_PERIOD_FRAMES,
+                    },
+                    format,
+                );
+                if !configs.contains(&config) {
+                    configs.push(config);
+                }
+            }
+        }
+        configs
+    }
+
     fn not_this_way(&self) -> Error {
         Error::with_message(
             ErrorKind::UnsupportedOperation,
@@ -180,52 +203,20 @@ impl DeviceTrait for PulseDevice {
         if self.output {
             return Ok(Vec::new().into_iter());
         }
-        // Its own channels, or mono; its own format, or f32.
-        let mut configs = Vec::new();
-        for channels in [self.channels, 1] {
-            for format in [self.format.sample_format(), SampleFormat::F32] {
-                let config = SupportedStreamConfigRange::new(
-                    channels,
-                    self.sample_rate,
-                    self.sample_rate,
-                    SupportedBufferSize::Range {
-                        min: 1,
-                        max: MAX_PERIOD_FRAMES,
-                    },
-                    format,
-                );
-                if !configs.contains(&config) {
-                    configs.push(config);
-                }
-            }
-        }
-        Ok(configs.into_iter())
+        // Its own channels, or mono, at its own rate.
+        Ok(self
+            .ranges([self.channels, 1], (self.sample_rate, self.sample_rate))
+            .into_iter())
     }
 
     fn supported_output_configs(&self) -> Result<Self::SupportedOutputConfigs, Error> {
         if !self.output {
             return Ok(Vec::new().into_iter());
         }
-        // Mono or stereo, in its own format or f32, at any rate: the server converts.
-        let mut configs = Vec::new();
-        for channels in [self.channels, 3 - self.channels] {
-            for format in [self.format.sample_format(), SampleFormat::F32] {
-                let config = SupportedStreamConfigRange::new(
-                    channels,
-                    PLAY_RATES.0,
-                    PLAY_RATES.1,
-                    SupportedBufferSize::Range {
-                        min: 1,
-                        max: MAX_PERIOD_FRAMES,
-                    },
-                    format,
-                );
-                if !configs.contains(&config) {
-                    configs.push(config);
-                }
-            }
-        }
-        Ok(configs.into_iter())
+        // Mono or stereo, at any rate: the server converts.
+        Ok(self
+            .ranges([self.channels, 3 - self.channels], PLAY_RATES)
+            .into_iter())
     }
 
     fn default_input_config(&self) -> Result<SupportedStreamConfig, Error> {
