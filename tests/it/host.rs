@@ -21,9 +21,14 @@ fn write_game_tone(path: &std::path::Path, seconds: usize, rate: u32, freq: f32)
 
 /// Writes a mono 48 kHz "guest" of `seconds`: a 1 kHz voice stand-in from 1.5 s to 3 s.
 fn write_guest(path: &std::path::Path, seconds: usize) {
+    write_guest_at(path, seconds, 72_000..144_000);
+}
+
+/// The same guest, speaking over the samples `at` (48 kHz).
+fn write_guest_at(path: &std::path::Path, seconds: usize, at: std::ops::Range<usize>) {
     let guest: Vec<f32> = (0..48_000 * seconds)
         .map(|n| {
-            if (72_000..144_000).contains(&n) {
+            if at.contains(&n) {
                 0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
             } else {
                 0.0
@@ -474,9 +479,10 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     let _sound = crate::devices::sound_lock();
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 9, 48_000, 440.0);
+    write_game_tone(&game, 11, 48_000, 440.0);
+    // The guest speaks from 7 s to 10 s: after the headset is back.
     let remote = dir.path().join("guest.wav");
-    write_guest(&remote, 9);
+    write_guest_at(&remote, 11, 7 * 48_000..10 * 48_000);
     let sink = format!("booth_headset_{}", std::process::id());
     let load = || {
         crate::devices::PulseModule::load(&[
@@ -487,7 +493,7 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     };
     let mut headset = load();
     let host = Command::new(booth())
-        .args(["host", "--headless", "--offline", "--seconds", "8"])
+        .args(["host", "--headless", "--offline", "--seconds", "10"])
         .args(["--monitor-device", &sink])
         .arg("--game-file")
         .arg(&game)
@@ -503,7 +509,14 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     headset.unload();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let _back = load();
+    let heard = dir.path().join("headset.raw");
+    let headset_ears = spawn(Command::new("sh").arg("-c").arg(format!(
+        "exec parec --device={sink}.monitor --format=float32le --channels=1 --rate=48000 \
+         --raw --latency-msec=20 > '{}'",
+        heard.display()
+    )));
     let o = host.wait_with_output().unwrap();
+    drop(headset_ears);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let lost = err.find("booth: monitor output lost");
@@ -512,7 +525,23 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
         lost.is_some() && back > lost,
         "the loss and the return were not both said, in order:\n{err}"
     );
-    // The program went on all the while: 8 s of frames.
+    // The program went on all the while: 10 s of frames.
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("frames     400 "), "{out}");
+    assert!(out.contains("frames     500 "), "{out}");
+    // And the guest who spoke after the headset came back was heard on it.
+    let bytes = std::fs::read(&heard).unwrap_or_default();
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let loudest = samples
+        .chunks(4_800)
+        .map(|w| tone_db(w, 1000.0))
+        .fold(f32::MIN, f32::max);
+    assert!(
+        loudest > -16.0,
+        "the guest was not heard on the headset once it was back ({loudest:.1} dB, {} s \
+         recorded)",
+        samples.len() / 48_000
+    );
 }
