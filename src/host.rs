@@ -236,7 +236,9 @@ pub fn run_headless(
     status: &mut dyn FnMut(HostStatus),
 ) -> Result<HostSummary, HostError> {
     let mut session = HostSession::start(opts, Missing::Fail, status)?;
-    while session.tick(Duration::from_millis(100), status) {}
+    // Engine events end the wait at once; the rest (devices, the room) is looked at twice a
+    // second: nothing here needs this thread awake more often than that.
+    while session.tick(Duration::from_millis(500), status) {}
     session.finish()
 }
 
@@ -421,8 +423,13 @@ impl HostSession {
             (None, None)
         };
         let mut consumers = Vec::new();
-        let mut live = crate::live::GoLive::start(target, &mut consumers, voices)
-            .map_err(|e| HostError(e.to_string()))?;
+        let mut live = crate::live::GoLive::start(
+            target,
+            &mut consumers,
+            voices,
+            std::sync::Arc::clone(&self.meters),
+        )
+        .map_err(|e| HostError(e.to_string()))?;
         self.room_messages = live.take_messages();
         for c in consumers {
             let _ = self.engine.send(Command::AddConsumer(c));
@@ -536,11 +543,10 @@ impl HostSession {
             watch(Input::Mic, &mut self.mic, &self.engine, status);
             self.watch_monitor(status);
         }
-        if let Some(live) = &self.live {
-            live.set_voice_level(self.meters.read().mic_peak_dbfs);
-            if let Some(why) = live.lost() {
-                status(HostStatus::RoomLost(why));
-            }
+        if let Some(live) = &self.live
+            && let Some(why) = live.lost()
+        {
+            status(HostStatus::RoomLost(why));
         }
         if let Some(messages) = &self.room_messages {
             while let Ok(m) = messages.try_recv() {

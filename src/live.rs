@@ -8,14 +8,14 @@
 //! frames to a consumer like any other (a ring, or a channel that wakes the publishing task).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::FrameSink;
+use crate::engine::{FrameSink, MeterReadout};
 use crate::host::RoomTarget;
 use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode};
@@ -53,7 +53,6 @@ pub struct GoLive {
     here: Option<crate::server::LocalSession>,
     voices: Option<tokio::task::JoinHandle<()>>,
     channel: Option<tokio::task::JoinHandle<()>>,
-    voice_level: Arc<AtomicU32>,
     room: LiveRoom,
     reported: AtomicBool,
     actions: tokio::sync::mpsc::UnboundedSender<Value>,
@@ -62,7 +61,9 @@ pub struct GoLive {
 }
 
 impl GoLive {
-    /// Goes live; adds the WHIP publisher to the engine's `consumers`.
+    /// Goes live; adds the WHIP publisher to the engine's `consumers`. The room hears how loud
+    /// the voice is from the engine's `meters` (its speaking indicator follows the voice, not
+    /// the game under it).
     ///
     /// # Errors
     /// The server cannot start or be reached, refuses the room or the token, or the media does
@@ -71,6 +72,7 @@ impl GoLive {
         target: &RoomTarget,
         consumers: &mut Vec<FrameSink>,
         room_voices: Option<rtrb::Producer<f32>>,
+        meters: Arc<MeterReadout>,
     ) -> Result<Self, LiveError> {
         // One worker: the publisher, the room channel, hearing the room and an in-process
         // server for a handful of guests are a few packets every 20 ms. A second worker only
@@ -109,13 +111,12 @@ impl GoLive {
                 (Some(peer), None)
             }
         };
-        let voice_level = Arc::new(AtomicU32::new(0));
         let (messages_tx, messages) = mpsc::channel();
         let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
         let (joined_tx, joined) = tokio::sync::oneshot::channel();
         let channel = rt.spawn(stay_in_the_room(
             room.clone(),
-            Arc::clone(&voice_level),
+            meters,
             messages_tx.clone(),
             actions_rx,
             joined_tx,
@@ -152,7 +153,6 @@ impl GoLive {
             here,
             voices,
             channel: Some(channel),
-            voice_level,
             room,
             reported: AtomicBool::new(false),
             actions,
@@ -216,14 +216,6 @@ impl GoLive {
         &self.room
     }
 
-    /// Tells the room how loud the voice is now (the mic's peak, dBFS): its speaking
-    /// indicator follows the voice, not the game under it.
-    pub fn set_voice_level(&self, peak_dbfs: f32) {
-        let level = ((peak_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
-        let level = if level.is_finite() { level } else { 0.0 };
-        self.voice_level.store(level.to_bits(), Ordering::Relaxed);
-    }
-
     /// Why the publication ended, the first time it is asked after it did.
     #[must_use]
     pub fn lost(&self) -> Option<String> {
@@ -253,6 +245,13 @@ impl GoLive {
     }
 }
 
+/// How loud the voice is for the room's speaking indicator (0 to 1) from the mic's peak
+/// after its chain (dBFS): -60 dBFS and below is silence.
+fn voice_level(peak_dbfs: f32) -> f32 {
+    let level = ((peak_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
+    if level.is_finite() { level } else { 0.0 }
+}
+
 /// Holds the room channel open while live, so the room knows the host (or speaker) is there: if
 /// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
 /// over or the room ends). Everything the room says goes to `messages`; `actions` go to the
@@ -260,7 +259,7 @@ impl GoLive {
 /// the token.
 async fn stay_in_the_room(
     room: LiveRoom,
-    voice_level: Arc<AtomicU32>,
+    meters: Arc<MeterReadout>,
     messages: mpsc::Sender<Value>,
     mut actions: tokio::sync::mpsc::UnboundedReceiver<Value>,
     joined: tokio::sync::oneshot::Sender<()>,
@@ -303,7 +302,7 @@ async fn stay_in_the_room(
                     _ = report.tick() => {
                         // Sent five times a second even when unchanged: the room takes a
                         // level older than 600 ms as gone.
-                        let level = f32::from_bits(voice_level.load(Ordering::Relaxed));
+                        let level = voice_level(meters.read().mic_peak_dbfs);
                         let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
                         if ws.send(Message::Text(m.to_string().into())).await.is_err() {
                             break;
