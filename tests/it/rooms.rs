@@ -1193,6 +1193,27 @@ fn sessions_are_resources_and_recording_writes_the_program() {
         let (s, _) = status_of(http.delete(&session)).await;
         assert_eq!(s, 404);
 
+        // A browser offers transport-wide congestion control; the room answers without it (no
+        // bit rate here follows an estimate, and with it every listener reports on the program
+        // about 20 times a second), and keeps the media id that BUNDLE needs.
+        let twcc = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+        let offer = whep_offer().replacen("a=mid:", &format!("a=extmap:3 {twcc}\r\na=mid:"), 1);
+        assert!(offer.contains(twcc), "{offer}");
+        let r = http
+            .post(format!("{url}/whep/{id}"))
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        let answer = r.text().await.unwrap();
+        assert!(!answer.contains(twcc), "{answer}");
+        assert!(answer.contains("urn:ietf:params:rtp-hdrext:sdes:mid"), "{answer}");
+        let (s, _) = status_of(http.delete(format!("{url}{location}"))).await;
+        assert_eq!(s, 200);
+
         // Recording: on for two seconds, then off: an Ogg Opus file another program accepts.
         let actions = format!("{url}/api/rooms/{id}/actions");
         let (s, _) = status_of(http.post(&actions).bearer_auth(host_token).json(&json!({"type": "start_recording"}))).await;
