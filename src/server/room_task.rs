@@ -539,10 +539,6 @@ impl RoomTask {
                 tick = tokio::time::interval_at(first, period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             }
-            // While the room ticks every 20 ms, its sessions' and its own timers are served on
-            // the tick: a WebRTC session's timer (RTCP, keepalives, retransmits) can wait that
-            // long, and a wake-up of its own between ticks cost more than the work it found.
-            let ticking = batch == 1;
             let deadline = self.next_deadline();
             tokio::select! {
                 msg = rx.recv() => {
@@ -555,11 +551,8 @@ impl RoomTask {
                             self.mix_tick();
                         }
                     }
-                    if ticking {
-                        self.on_timeouts(Instant::now());
-                    }
                 }
-                () = tokio::time::sleep_until(deadline.into()), if !ticking => {
+                () = tokio::time::sleep_until(deadline.into()) => {
                     self.on_timeouts(Instant::now());
                 }
             }
