@@ -245,13 +245,6 @@ impl GoLive {
     }
 }
 
-/// How loud the voice is for the room's speaking indicator (0 to 1) from the mic's peak
-/// after its chain (dBFS): -60 dBFS and below is silence.
-fn voice_level(peak_dbfs: f32) -> f32 {
-    let level = ((peak_dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
-    if level.is_finite() { level } else { 0.0 }
-}
-
 /// Holds the room channel open while live, so the room knows the host (or speaker) is there: if
 /// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
 /// over or the room ends). Everything the room says goes to `messages`; `actions` go to the
@@ -302,7 +295,9 @@ async fn stay_in_the_room(
                     _ = report.tick() => {
                         // Sent five times a second even when unchanged: the room takes a
                         // level older than 600 ms as gone.
-                        let level = voice_level(meters.read().mic_peak_dbfs);
+                        // The mic's peak after its chain: the light follows the voice.
+                        let level =
+                            crate::dsp::level_fraction(meters.read().mic_peak_dbfs);
                         let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
                         if ws.send(Message::Text(m.to_string().into())).await.is_err() {
                             break;

@@ -625,7 +625,7 @@ fn meter(ui: &mut Ui, label: &str, dbfs: f32, text: &str) {
         } else {
             crate::dsp::METER_FLOOR_DB
         };
-        let frac = ((db + 60.0) / 60.0).clamp(0.0, 1.0);
+        let frac = crate::dsp::level_fraction(db);
         let color = if db > -3.0 {
             LIVE_RED
         } else if db > -12.0 {

@@ -107,6 +107,14 @@ pub fn gain_to_db(gain: f32) -> f32 {
     20.0 * gain.abs().log10()
 }
 
+/// A level in dB on the 60 dB scale of Booth's meters and speaking lights: -60 dB and below
+/// is 0, 0 dB and above is 1; a NaN reads as 0.
+#[must_use]
+pub fn level_fraction(db: f32) -> f32 {
+    let fraction = ((db + 60.0) / 60.0).clamp(0.0, 1.0);
+    if fraction.is_nan() { 0.0 } else { fraction }
+}
+
 /// Milliseconds to whole frames at 48 kHz.
 #[must_use]
 pub fn ms_to_frames(ms: f32) -> usize {
@@ -140,6 +148,16 @@ pub fn check_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_span_sixty_db_and_silence_or_nan_read_zero() {
+        assert_eq!(level_fraction(0.0), 1.0);
+        assert_eq!(level_fraction(6.0), 1.0);
+        assert_eq!(level_fraction(-30.0), 0.5);
+        assert_eq!(level_fraction(-60.0), 0.0);
+        assert_eq!(level_fraction(f32::NEG_INFINITY), 0.0);
+        assert_eq!(level_fraction(f32::NAN), 0.0);
+    }
 
     #[test]
     fn a_meter_reads_silence_below_its_floor() {

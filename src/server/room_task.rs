@@ -515,8 +515,7 @@ fn message<T: Serialize>(value: &T) -> Arc<str> {
 
 fn level_of(pcm: &[f32]) -> f32 {
     let energy: f32 = pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len().max(1) as f32;
-    let db = 10.0 * energy.max(1e-10).log10();
-    ((db + 60.0) / 60.0).clamp(0.0, 1.0)
+    crate::dsp::level_fraction(10.0 * energy.max(1e-10).log10())
 }
 
 impl RoomTask {
