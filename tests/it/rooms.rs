@@ -1054,10 +1054,16 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
     listener.wait_ok(Duration::from_secs(40));
     drop(speaker);
     drop(host);
-    // Everyone in the room saw who spoke: the speaker's level went up during the bursts.
+    // Everyone in the room saw who spoke: the speaker's level went up during the bursts. The
+    // host, silent over a loud game, stayed dark: its light follows the voice it reports, not
+    // its program (a -9 dB game tone would read 0.85).
     let guest_id = rt.block_on(async {
         let mut loudest = 0.0f64;
         let mut id = Value::Null;
+        // Every levels message's other members' loudest, while the guest spoke (up to the last
+        // message with the guest loud: everyone was still there).
+        let mut others = Vec::new();
+        let mut others_while_speaking = 0.0f64;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while let Ok(Some(Ok(Message::Text(t)))) =
             tokio::time::timeout_at(deadline, ws.next()).await
@@ -1066,17 +1072,31 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
             if v["type"] == "role_changed" && v["role"] == "speaker" {
                 id = v["id"].clone();
             }
-            if v["type"] == "levels" {
+            if v["type"] == "levels" && !id.is_null() {
+                let mut guest = 0.0f64;
+                let mut other = 0.0f64;
                 for pair in v["levels"].as_array().unwrap() {
+                    let level = pair[1].as_f64().unwrap();
                     if pair[0] == id {
-                        loudest = loudest.max(pair[1].as_f64().unwrap());
+                        guest = guest.max(level);
+                    } else {
+                        other = other.max(level);
                     }
+                }
+                loudest = loudest.max(guest);
+                others.push(other);
+                if guest > 0.5 {
+                    others_while_speaking = others.iter().copied().fold(0.0, f64::max);
                 }
             }
         }
         assert!(
             loudest > 0.5,
             "the speaker's level never rose (loudest {loudest})"
+        );
+        assert!(
+            others_while_speaking < 0.3,
+            "the host's light followed its game, not its silent mic ({others_while_speaking:.2})"
         );
         id
     });
