@@ -267,7 +267,12 @@ async fn stay_in_the_room(
     );
     let mut backoff = Duration::from_millis(500);
     loop {
-        if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::server::ws::READ_BUFFER);
+        // No Nagle: the levels are small writes that should leave at once.
+        let connected =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await;
+        if let Ok((mut ws, _)) = connected {
             backoff = Duration::from_millis(500);
             let hello =
                 serde_json::json!({"v": 1, "type": "hello", "token": room.token, "name": ""});

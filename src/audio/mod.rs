@@ -19,4 +19,4 @@ pub use devices::{
     open_input, open_output, spans_text,
 };
 pub use file::{AudioError, FileSource};
-pub use playback::{Playback, PlaybackStats, pull_interleaved, start_playback};
+pub use playback::{Playback, PlaybackStats, Playout, pull_interleaved, start_playback};

@@ -5,6 +5,18 @@
 //! frames it had to fill with silence. Nothing else happens in the callback: no allocation,
 //! lock, log or system call.
 //!
+//! The two sides run on two timers (the engine's clock, the device's requests), so where the
+//! device asks falls anywhere within the engine's 20 ms, and moves when either is late. A
+//! callback that took whatever had arrived would play a few milliseconds of silence every time
+//! the engine's block landed just after the device asked: on a busy machine (a game running)
+//! that is a click now and then. So the callback keeps a margin in hand ([`Playout`]): it starts
+//! once the ring holds what the device asks for plus the margin (10 ms), and a late block then
+//! finds the device still playing what was queued. A block later than the margin leaves a gap
+//! once; the callback waits for the margin again, now 10 ms larger (up to 40 ms), so a machine
+//! that stalls that long stops glitching at the cost of that much delay. What piles up beyond
+//! the margin (the engine catching up after a stall, or a device that plays slower than the
+//! engine's clock) is dropped once it passes two blocks more, so the host's delay stays bounded.
+//!
 //! Play the room on a device other than the one whose monitor is captured as game audio (a
 //! headset, say): a monitor hears everything played to its output, and the guests would come
 //! back into the program.
@@ -125,7 +137,7 @@ pub fn start_playback(
 fn build<T>(
     device: &cpal::Device,
     config: StreamConfig,
-    mut consumer: rtrb::Consumer<f32>,
+    consumer: rtrb::Consumer<f32>,
     stats: &Arc<PlaybackStats>,
 ) -> Result<cpal::Stream, cpal::Error>
 where
@@ -133,10 +145,11 @@ where
 {
     let data_stats = Arc::clone(stats);
     let error_stats = Arc::clone(stats);
+    let mut playout = Playout::new(consumer);
     device.build_output_stream(
         config,
         move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
-            pull_interleaved(data, &mut consumer, &data_stats);
+            pull_interleaved(data, &mut playout, &data_stats);
         },
         move |error: cpal::Error| {
             if !matches!(
@@ -150,33 +163,90 @@ where
     )
 }
 
-/// The whole playback callback: fills `data` from the ring, silence where the ring runs dry
-/// (counted in `stats.underruns`, in frames). Real-time safe. Public so tests can run it
+/// The engine's block: what arrives in the ring at once.
+const BLOCK_FRAMES: usize = 960;
+/// The margin a playback starts with (10 ms), what each gap adds to it, and its most (40 ms).
+const MARGIN_FRAMES: usize = 480;
+const MAX_MARGIN_FRAMES: usize = 1_920;
+
+/// The ring a playback callback drains, and the margin it keeps in hand (see the module's
+/// doc). Built once, outside the callback.
+#[derive(Debug)]
+pub struct Playout {
+    ring: rtrb::Consumer<f32>,
+    margin: usize,
+    playing: bool,
+}
+
+impl Playout {
+    /// A playout of `ring` (48 kHz stereo, interleaved) that waits for its margin first.
+    #[must_use]
+    pub fn new(ring: rtrb::Consumer<f32>) -> Self {
+        Self {
+            ring,
+            margin: MARGIN_FRAMES,
+            playing: false,
+        }
+    }
+
+    /// Frames it waits for beyond a device's request before it plays (grows after a gap).
+    #[must_use]
+    pub fn margin_frames(&self) -> usize {
+        self.margin
+    }
+}
+
+/// The whole playback callback: fills `data` from the playout's ring once it holds the
+/// request plus the margin, silence before that and where the ring runs dry (counted in
+/// `stats.underruns`, in frames, once playing). Real-time safe. Public so tests can run it
 /// without a device.
-pub fn pull_interleaved<T>(data: &mut [T], ring: &mut rtrb::Consumer<f32>, stats: &PlaybackStats)
+pub fn pull_interleaved<T>(data: &mut [T], playout: &mut Playout, stats: &PlaybackStats)
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(PLAYBACK_CHANNELS);
-    let available = ring.slots() / channels * channels;
-    let take = available.min(data.len());
+    let wanted = data.len() / channels;
+    let mut held = playout.ring.slots() / channels;
+    // A device asking for more than the ring can hold starts once it is full.
+    let capacity = playout.ring.buffer().capacity() / channels;
+    if !playout.playing && held >= (wanted + playout.margin).min(capacity) {
+        playout.playing = true;
+    }
     let mut filled = 0;
-    if let Ok(chunk) = ring.read_chunk(take) {
-        let (a, b) = chunk.as_slices();
-        for (d, &s) in data.iter_mut().zip(a.iter().chain(b.iter())) {
-            *d = T::from_sample(s);
+    if playout.playing {
+        // More queued than the margin and two blocks of arrival jitter: the engine caught up
+        // after a stall, or the device plays slower than the engine's clock. Drop the oldest
+        // down to the margin rather than let the host hear the room later and later.
+        let most = wanted + playout.margin + 2 * BLOCK_FRAMES;
+        if held > most {
+            let drop = (held - wanted - playout.margin) * channels;
+            if let Ok(chunk) = playout.ring.read_chunk(drop) {
+                chunk.commit_all();
+            }
+            held = playout.ring.slots() / channels;
         }
-        filled = take;
-        chunk.commit_all();
+        let take = held.min(wanted) * channels;
+        if let Ok(chunk) = playout.ring.read_chunk(take) {
+            let (a, b) = chunk.as_slices();
+            for (d, &s) in data.iter_mut().zip(a.iter().chain(b.iter())) {
+                *d = T::from_sample(s);
+            }
+            filled = take;
+            chunk.commit_all();
+        }
+        if filled < wanted * channels {
+            // Later than the margin allowed: wait for a larger one before playing again.
+            playout.playing = false;
+            playout.margin = (playout.margin + MARGIN_FRAMES).min(MAX_MARGIN_FRAMES);
+            stats
+                .underruns
+                .fetch_add((wanted - filled / channels) as u64, Ordering::Relaxed);
+        }
     }
     for d in &mut data[filled..] {
         *d = T::EQUILIBRIUM;
     }
-    let frames = (data.len() / channels) as u64;
-    stats.frames.fetch_add(frames, Ordering::Relaxed);
-    stats
-        .underruns
-        .fetch_add(((data.len() - filled) / channels) as u64, Ordering::Relaxed);
+    stats.frames.fetch_add(wanted as u64, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -184,17 +254,106 @@ mod tests {
     use super::*;
     use cpal::Sample;
 
+    /// `frames` stereo frames whose left sample counts up from `first`.
+    fn frames(first: usize, frames: usize) -> Vec<f32> {
+        (first..first + frames)
+            .flat_map(|n| [n as f32 / 100_000.0, 0.0])
+            .collect()
+    }
+
     #[test]
-    fn plays_what_is_queued_then_silence() {
-        let (mut tx, mut rx) = rtrb::RingBuffer::<f32>::new(64);
-        let _ = tx.push_partial_slice(&[0.5, -0.5, 0.25, -0.25]);
+    fn waits_for_the_margin_then_plays_then_counts_a_gap_and_widens_the_margin() {
+        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(9_600 * 2);
+        let mut playout = Playout::new(rx);
         let stats = PlaybackStats::default();
-        let mut out = [1i16; 8];
-        pull_interleaved(&mut out, &mut rx, &stats);
-        assert_eq!(out[0], i16::from_sample(0.5f32));
-        assert_eq!(out[3], i16::from_sample(-0.25f32));
-        assert_eq!(&out[4..], &[0, 0, 0, 0]);
-        assert_eq!(stats.underruns.load(Ordering::Relaxed), 2);
-        assert_eq!(stats.frames.load(Ordering::Relaxed), 4);
+        let mut out = vec![1.0f32; 960 * 2];
+        // One block queued: less than a request and the margin, so silence, nothing taken.
+        let _ = tx.push_partial_slice(&frames(0, 960));
+        pull_interleaved(&mut out, &mut playout, &stats);
+        assert!(out.iter().all(|&s| s == 0.0));
+        assert_eq!(tx.slots(), (9_600 - 960) * 2, "nothing was taken");
+        assert_eq!(stats.underruns.load(Ordering::Relaxed), 0);
+        // The margin arrives: the first 960 frames play, in order.
+        let _ = tx.push_partial_slice(&frames(960, 480));
+        pull_interleaved(&mut out, &mut playout, &stats);
+        assert_eq!(out[0], 0.0);
+        assert_eq!(out[2 * 959], 959.0 / 100_000.0);
+        // Nothing more comes: the 480 in hand play, then silence, counted, and the margin grows.
+        pull_interleaved(&mut out, &mut playout, &stats);
+        assert_eq!(out[0], 960.0 / 100_000.0);
+        assert!(out[480 * 2..].iter().all(|&s| s == 0.0));
+        assert_eq!(stats.underruns.load(Ordering::Relaxed), 480);
+        assert_eq!(playout.margin_frames(), 960);
+        assert_eq!(stats.frames.load(Ordering::Relaxed), 3 * 960);
+        // Converts to the device's format.
+        let _ = tx.push_partial_slice(&[0.5, -0.5].repeat(2_000));
+        let mut ints = [1i16; 8];
+        pull_interleaved(&mut ints, &mut playout, &stats);
+        assert_eq!(ints[0], i16::from_sample(0.5f32));
+        assert_eq!(ints[1], i16::from_sample(-0.5f32));
+    }
+
+    /// Plays 4 s of the engine's 20 ms blocks, due every 20 ms from 0, to a device that asks
+    /// for 20 ms at 2 ms past each block's turn. During each of `stalls` (start, length, in
+    /// ms) the engine is stalled: the blocks due then come together at its end. Returns the
+    /// frames of silence after the playout started, and the margin at the end.
+    fn stalled(stalls: &[(usize, usize)]) -> (u64, usize) {
+        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(24_000 * 2);
+        let mut playout = Playout::new(rx);
+        let stats = PlaybackStats::default();
+        let mut out = vec![0.0f32; 960 * 2];
+        let block = frames(0, 960);
+        let arrival = |due: usize| {
+            stalls
+                .iter()
+                .find(|&&(at, len)| (at..at + len).contains(&due))
+                .map_or(due, |&(at, len)| at + len)
+        };
+        let mut due = 0;
+        for ms in 0..4_000 {
+            while arrival(due) <= ms {
+                let _ = tx.push_partial_slice(&block);
+                due += 20;
+            }
+            if ms % 20 == 2 {
+                pull_interleaved(&mut out, &mut playout, &stats);
+            }
+        }
+        (
+            stats.underruns.load(Ordering::Relaxed),
+            playout.margin_frames(),
+        )
+    }
+
+    #[test]
+    fn an_engine_stall_shorter_than_what_is_in_hand_leaves_no_gap() {
+        // Taking whatever had come, the device would have played 20 ms of silence for any
+        // stall longer than the 2 ms between a block's turn and its request.
+        assert_eq!(stalled(&[(999, 8)]), (0, 480));
+        assert_eq!(stalled(&[(999, 20)]), (0, 480));
+        // 40 ms is more than was in hand: one gap, then a wider margin, which holds through
+        // the next stall as long.
+        let (silence, margin) = stalled(&[(999, 40)]);
+        assert!(silence > 0 && silence <= 960, "{silence} frames of silence");
+        assert_eq!(margin, 960);
+        assert_eq!(stalled(&[(999, 40), (2_999, 40)]), (silence, 960));
+    }
+
+    #[test]
+    fn a_pile_up_is_dropped_down_to_the_margin() {
+        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(24_000 * 2);
+        let mut playout = Playout::new(rx);
+        let stats = PlaybackStats::default();
+        let mut out = vec![0.0f32; 960 * 2];
+        let _ = tx.push_partial_slice(&frames(0, 1_440));
+        pull_interleaved(&mut out, &mut playout, &stats);
+        // The engine catches up after a stall: 200 ms at once.
+        let _ = tx.push_partial_slice(&frames(1_440, 9_600));
+        pull_interleaved(&mut out, &mut playout, &stats);
+        // The oldest went: what plays is the newest request and margin's worth.
+        let newest = 1_440 + 9_600;
+        assert_eq!(out[0], (newest - 960 - 480) as f32 / 100_000.0);
+        assert_eq!(tx.slots(), (24_000 - 480) * 2, "the margin stays in hand");
+        assert_eq!(stats.underruns.load(Ordering::Relaxed), 0);
     }
 }

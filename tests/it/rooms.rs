@@ -805,6 +805,12 @@ fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
             let e = next_of(&mut ws, &["error", "closed"]).await;
             assert_eq!(e["code"], code, "{text}: {e}");
         }
+        // A message longer than one read of the channel (4 KiB), under its limit, is read
+        // whole across several.
+        let long = format!(r#"{{"type": "teleport", "pad": "{}"}}"#, "x".repeat(12 * 1024));
+        ws.send(Message::Text(long.into())).await.unwrap();
+        let e = next_of(&mut ws, &["error", "closed"]).await;
+        assert_eq!(e["code"], "unknown_type", "a 12 KiB message: {e}");
         ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
         assert_eq!(next_of(&mut ws, &["error"]).await["code"], "text_only");
         // A flood: rate limited, then the connection still answers.
