@@ -265,10 +265,10 @@ async fn stay_in_the_room(
         room.server.replacen("http", "ws", 1),
         room.room
     );
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(crate::server::ws::READ_BUFFER);
     let mut backoff = Duration::from_millis(500);
     loop {
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(crate::server::ws::READ_BUFFER);
         // No Nagle: the levels are small writes that should leave at once.
         let connected =
             tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await;

@@ -29,6 +29,7 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{BufferSize, FromSample, SampleFormat, SizedSample, StreamConfig};
 
 use super::{DeviceError, DeviceInfo};
+use crate::codec::opus::FRAME_SAMPLES;
 
 /// The rate and layout the ring carries (and the stream is opened at).
 pub const PLAYBACK_RATE: u32 = 48_000;
@@ -163,11 +164,9 @@ where
     )
 }
 
-/// The engine's block: what arrives in the ring at once.
-const BLOCK_FRAMES: usize = 960;
 /// The margin a playback starts with (10 ms), what each gap adds to it, and its most (40 ms).
-const MARGIN_FRAMES: usize = 480;
-const MAX_MARGIN_FRAMES: usize = 1_920;
+const MARGIN_FRAMES: usize = PLAYBACK_RATE as usize / 100;
+const MAX_MARGIN_FRAMES: usize = 4 * MARGIN_FRAMES;
 
 /// The ring a playback callback drains, and the margin it keeps in hand (see the module's
 /// doc). Built once, outside the callback.
@@ -214,10 +213,11 @@ where
     }
     let mut filled = 0;
     if playout.playing {
-        // More queued than the margin and two blocks of arrival jitter: the engine caught up
-        // after a stall, or the device plays slower than the engine's clock. Drop the oldest
-        // down to the margin rather than let the host hear the room later and later.
-        let most = wanted + playout.margin + 2 * BLOCK_FRAMES;
+        // More queued than the margin and two of the engine's 20 ms blocks of arrival jitter:
+        // the engine caught up after a stall, or the device plays slower than the engine's
+        // clock. Drop the oldest down to the margin rather than let the host hear the room
+        // later and later.
+        let most = wanted + playout.margin + 2 * FRAME_SAMPLES;
         if held > most {
             let drop = (held - wanted - playout.margin) * channels;
             if let Ok(chunk) = playout.ring.read_chunk(drop) {
@@ -261,12 +261,21 @@ mod tests {
             .collect()
     }
 
+    /// A ring of `capacity` frames: its producer, a playout of it, its counters and a
+    /// device's 20 ms request.
+    fn playout(capacity: usize) -> (rtrb::Producer<f32>, Playout, PlaybackStats, Vec<f32>) {
+        let (tx, rx) = rtrb::RingBuffer::<f32>::new(capacity * 2);
+        (
+            tx,
+            Playout::new(rx),
+            PlaybackStats::default(),
+            vec![1.0; 960 * 2],
+        )
+    }
+
     #[test]
     fn waits_for_the_margin_then_plays_then_counts_a_gap_and_widens_the_margin() {
-        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(9_600 * 2);
-        let mut playout = Playout::new(rx);
-        let stats = PlaybackStats::default();
-        let mut out = vec![1.0f32; 960 * 2];
+        let (mut tx, mut playout, stats, mut out) = playout(9_600);
         // One block queued: less than a request and the margin, so silence, nothing taken.
         let _ = tx.push_partial_slice(&frames(0, 960));
         pull_interleaved(&mut out, &mut playout, &stats);
@@ -298,10 +307,7 @@ mod tests {
     /// ms) the engine is stalled: the blocks due then come together at its end. Returns the
     /// frames of silence after the playout started, and the margin at the end.
     fn stalled(stalls: &[(usize, usize)]) -> (u64, usize) {
-        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(24_000 * 2);
-        let mut playout = Playout::new(rx);
-        let stats = PlaybackStats::default();
-        let mut out = vec![0.0f32; 960 * 2];
+        let (mut tx, mut playout, stats, mut out) = playout(24_000);
         let block = frames(0, 960);
         let arrival = |due: usize| {
             stalls
@@ -341,10 +347,7 @@ mod tests {
 
     #[test]
     fn a_pile_up_is_dropped_down_to_the_margin() {
-        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(24_000 * 2);
-        let mut playout = Playout::new(rx);
-        let stats = PlaybackStats::default();
-        let mut out = vec![0.0f32; 960 * 2];
+        let (mut tx, mut playout, stats, mut out) = playout(24_000);
         let _ = tx.push_partial_slice(&frames(0, 1_440));
         pull_interleaved(&mut out, &mut playout, &stats);
         // The engine catches up after a stall: 200 ms at once.
