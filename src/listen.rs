@@ -86,7 +86,8 @@ enum Sink {
     },
     Wav(hound::WavWriter<BufWriter<File>>),
     Play {
-        producer: rtrb::Producer<f32>,
+        /// The room into the output's ring, steered to its clock.
+        lane: crate::engine::OutputLane,
         _playback: crate::audio::Playback,
     },
 }
@@ -110,7 +111,8 @@ fn open_sink(opts: &ListenOptions) -> Result<Sink, ListenError> {
             let (playback, producer) =
                 start_playback(&device, info, 0.3).map_err(|e| ListenError(e.to_string()))?;
             Ok(Sink::Play {
-                producer,
+                lane: crate::engine::OutputLane::new(producer, 2)
+                    .map_err(|e| ListenError(e.to_string()))?,
                 _playback: playback,
             })
         }
@@ -185,11 +187,8 @@ impl Sink {
                 }
                 Ok(())
             }
-            Self::Play { producer, .. } => {
-                let n = producer.slots().min(pcm.len());
-                if let Ok(chunk) = producer.write_chunk_uninit(n) {
-                    chunk.fill_from_iter(pcm.iter().copied());
-                }
+            Self::Play { lane, .. } => {
+                lane.push(pcm);
                 Ok(())
             }
         }

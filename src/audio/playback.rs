@@ -15,7 +15,10 @@
 //! once; the callback waits for the margin again, now 10 ms larger (up to 40 ms), so a machine
 //! that stalls that long stops glitching at the cost of that much delay. What piles up beyond
 //! the margin (the engine catching up after a stall, or a device that plays slower than the
-//! engine's clock) is dropped once it passes two blocks more, so the host's delay stays bounded.
+//! engine's clock) is dropped once it passes three blocks more (the engine's side keeps a
+//! request more than the device settled on: see `engine::OutputLane`), so the host's delay
+//! stays bounded. A steered [`OutputLane`](crate::engine::OutputLane) keeps the ring where the
+//! device settled it, so the gaps and drops are for stalls, not for the two clocks' drift.
 //!
 //! Play the room on a device other than the one whose monitor is captured as game audio (a
 //! headset, say): a monitor hears everything played to its output, and the guests would come
@@ -43,6 +46,8 @@ pub struct PlaybackStats {
     pub frames: AtomicU64,
     /// Frames filled with silence because the ring was empty.
     pub underruns: AtomicU64,
+    /// Frames dropped unheard because too much had piled up in the ring.
+    pub dropped: AtomicU64,
     /// False once the stream failed for good (device gone, server stopped).
     pub alive: AtomicBool,
 }
@@ -52,6 +57,7 @@ impl Default for PlaybackStats {
         Self {
             frames: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             alive: AtomicBool::new(true),
         }
     }
@@ -213,15 +219,18 @@ where
     }
     let mut filled = 0;
     if playout.playing {
-        // More queued than the margin and two of the engine's 20 ms blocks of arrival jitter:
+        // More queued than the margin and three of the engine's 20 ms blocks of arrival jitter:
         // the engine caught up after a stall, or the device plays slower than the engine's
         // clock. Drop the oldest down to the margin rather than let the host hear the room
         // later and later.
-        let most = wanted + playout.margin + 2 * FRAME_SAMPLES;
+        let most = wanted + playout.margin + 3 * FRAME_SAMPLES;
         if held > most {
             let drop = (held - wanted - playout.margin) * channels;
             if let Ok(chunk) = playout.ring.read_chunk(drop) {
                 chunk.commit_all();
+                stats
+                    .dropped
+                    .fetch_add((drop / channels) as u64, Ordering::Relaxed);
             }
             held = playout.ring.slots() / channels;
         }
@@ -357,6 +366,11 @@ mod tests {
         let newest = 1_440 + 9_600;
         assert_eq!(out[0], (newest - 960 - 480) as f32 / 100_000.0);
         assert_eq!(tx.slots(), (24_000 - 480) * 2, "the margin stays in hand");
+        // All but a request and the margin of the 480 left and the 9,600 that came.
+        assert_eq!(
+            stats.dropped.load(Ordering::Relaxed),
+            480 + 9_600 - 960 - 480
+        );
         assert_eq!(stats.underruns.load(Ordering::Relaxed), 0);
     }
 }

@@ -59,7 +59,8 @@ pub struct Lane {
     resampler: SteeredResampler,
     input: Vec<f32>,
     staged: Vec<f32>,
-    target_fill: f64,
+    /// Keeps the ring's fill at its target.
+    steering: FillSteering,
     /// Frames kept in hand beyond one pull (see [`Lane::with_headroom`]).
     headroom: usize,
     /// Silence owed to the next pulls, ahead of the ring (start-up alignment).
@@ -68,13 +69,10 @@ pub struct Lane {
     virtual_fill: f64,
     /// While a lane with headroom measures: the fill after the last pull.
     last_fill: usize,
-    smoothed_fill: f64,
-    integral: f64,
-    correction: f64,
     underruns: u64,
     frames_out: usize,
     primed: bool,
-    /// Pulls since priming while the lane learns its natural fill (see `steer`).
+    /// While a lane with headroom measures: pulls so far, and the sum of the fills measured.
     settling: u32,
     settle_sum: f64,
 }
@@ -84,7 +82,7 @@ impl std::fmt::Debug for Lane {
         f.debug_struct("Lane")
             .field("rate", &self.rate)
             .field("in_channels", &self.in_channels)
-            .field("correction", &self.correction)
+            .field("correction", &self.steering.correction)
             .finish_non_exhaustive()
     }
 }
@@ -139,14 +137,11 @@ impl Lane {
             ring_channels,
             staged: vec![0.0; frames_out * in_channels],
             resampler,
-            target_fill,
+            steering: FillSteering::new(rate, frames_out, target_fill, 0.0),
             headroom: 0,
             pad: 0,
             virtual_fill: 0.0,
             last_fill: 0,
-            smoothed_fill: target_fill,
-            integral: 0.0,
-            correction: 1.0,
             underruns: 0,
             frames_out,
             primed: false,
@@ -178,8 +173,8 @@ impl Lane {
     pub fn stats(&self) -> LaneStats {
         LaneStats {
             underruns: self.underruns,
-            correction: self.correction,
-            smoothed_fill: self.smoothed_fill,
+            correction: self.steering.correction,
+            smoothed_fill: self.steering.smoothed,
         }
     }
 
@@ -198,7 +193,7 @@ impl Lane {
             if self.headroom > 0 {
                 return self.measure(out, available);
             }
-            if (available as f64) < self.target_fill {
+            if (available as f64) < self.steering.target {
                 out[..self.frames_out * self.out_channels].fill(0.0);
                 return PullReport {
                     missing_frames: 0,
@@ -224,8 +219,7 @@ impl Lane {
             if self.headroom > 0 {
                 let most = 2.0 * self.headroom as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                self.target_fill = (self.target_fill + lift).min(most);
-                self.smoothed_fill = (self.smoothed_fill + lift).min(most);
+                self.steering.lift(lift, most);
             }
         }
 
@@ -240,7 +234,9 @@ impl Lane {
         fold_channels(&self.staged, ch, out, self.out_channels);
 
         let fill = self.ring.slots() / self.ring_channels + self.pad;
-        self.steer(fill);
+        if let Some(relative) = self.steering.update(fill) {
+            self.resampler.set_relative(relative);
+        }
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
@@ -316,9 +312,7 @@ impl Lane {
                     chunk.commit_all();
                 }
             }
-            self.target_fill = target;
-            self.smoothed_fill = target;
-            self.settling = SETTLE_PULLS;
+            self.steering.settled_at(target);
             self.primed = true;
         }
         PullReport {
@@ -326,35 +320,89 @@ impl Lane {
             fill_frames: self.ring.slots() / self.ring_channels + self.pad,
         }
     }
+}
 
-    /// PI control of the ratio from the ring fill (seconds of error), once per pull.
-    ///
-    /// The first half second after priming only measures: the average fill then becomes the
-    /// target, so the controller corrects drift rather than chasing a latency the device's period
-    /// does not allow, and the pitch never bends at start-up.
-    fn steer(&mut self, fill: usize) {
+/// Keeps a ring's fill at a target by steering a resampler's ratio: a slow PI controller on the
+/// smoothed fill, once per 20 ms block. The side that drains the ring on its own clock may be
+/// a device (a capture lane's ring: the engine drains it) or the engine (a playback's ring: the
+/// device drains it); either way a ring fuller than its target means the resampler should make
+/// less per frame it takes.
+///
+/// The first half second only measures: the average fill then becomes the target, so the
+/// controller corrects drift rather than chasing a latency the device's period does not allow,
+/// and the pitch never bends at start-up.
+#[derive(Clone, Debug)]
+pub(crate) struct FillSteering {
+    /// The ring's rate, frames a second.
+    rate: f64,
+    /// Seconds between updates.
+    dt: f64,
+    pub(crate) target: f64,
+    pub(crate) smoothed: f64,
+    integral: f64,
+    /// The ratio relative to the nominal one (1.0 = none).
+    pub(crate) correction: f64,
+    settling: u32,
+    settle_sum: f64,
+    /// How far above the measured fill the target goes.
+    above: f64,
+}
+
+impl FillSteering {
+    /// Steering a ring at `rate` Hz, updated every `block` frames of 48 kHz, towards `target`
+    /// frames until it has measured its own; then towards what it measured, plus `above`.
+    pub(crate) fn new(rate: u32, block: usize, target: f64, above: f64) -> Self {
+        Self {
+            rate: f64::from(rate),
+            dt: block as f64 / f64::from(SAMPLE_RATE),
+            target,
+            smoothed: target,
+            integral: 0.0,
+            correction: 1.0,
+            settling: 0,
+            settle_sum: 0.0,
+            above,
+        }
+    }
+
+    /// Skips the measuring: `target` is where the fill belongs from now on.
+    pub(crate) fn settled_at(&mut self, target: f64) {
+        self.target = target;
+        self.smoothed = target;
+        self.settling = SETTLE_PULLS;
+    }
+
+    /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`.
+    pub(crate) fn lift(&mut self, by: f64, most: f64) {
+        self.target = (self.target + by).min(most);
+        self.smoothed = (self.smoothed + by).min(most);
+    }
+
+    /// Takes the fill after a block; the ratio the resampler should take now (for
+    /// [`SteeredResampler::set_relative`]), or `None` while it still measures.
+    pub(crate) fn update(&mut self, fill: usize) -> Option<f64> {
         if self.settling < SETTLE_PULLS {
             self.settling += 1;
             self.settle_sum += fill as f64;
             if self.settling == SETTLE_PULLS {
-                self.target_fill = (self.settle_sum / f64::from(SETTLE_PULLS)).max(1.0);
-                self.smoothed_fill = self.target_fill;
+                let measured = self.settle_sum / f64::from(SETTLE_PULLS);
+                self.target = measured.max(1.0) + self.above;
+                self.smoothed = measured;
             }
-            return;
+            return None;
         }
-        self.smoothed_fill += (fill as f64 - self.smoothed_fill) * FILL_SMOOTHING;
-        let rate = f64::from(self.rate);
-        let error_s = (self.smoothed_fill - self.target_fill) / rate;
-        let dt = self.frames_out as f64 / f64::from(SAMPLE_RATE);
+        self.smoothed += (fill as f64 - self.smoothed) * FILL_SMOOTHING;
+        let error_s = (self.smoothed - self.target) / self.rate;
         let correction = KP * error_s + KI * self.integral;
         // Anti-windup: integrate only while the correction is inside its limits.
         if correction.abs() < MAX_CORRECTION {
-            self.integral += error_s * dt;
+            self.integral += error_s * self.dt;
         }
         let correction = correction.clamp(-MAX_CORRECTION, MAX_CORRECTION);
-        // A full ring means the source runs fast: consume more input per output frame.
+        // A full ring: the drained side runs slow, or the filling side fast. Make less per
+        // frame taken.
         self.correction = 1.0 / (1.0 + correction);
-        self.resampler.set_relative(self.correction);
+        Some(self.correction)
     }
 }
 

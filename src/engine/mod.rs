@@ -18,6 +18,7 @@
 //! each consumer of packets receives. Device callbacks (in `audio`) only copy into the rings.
 
 pub mod lane;
+pub mod output;
 pub mod paced;
 pub mod record;
 
@@ -28,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use lane::{Lane, LaneStats, PullReport};
+pub use output::OutputLane;
 pub use paced::PacedFile;
 pub use record::Recorder;
 
@@ -435,8 +437,8 @@ struct EngineCore {
     game: Option<InputState>,
     mic: Option<InputState>,
     remote: Option<InputState>,
-    monitor: Option<rtrb::Producer<f32>>,
-    monitor_buf: Vec<f32>,
+    /// The room's voices to the host's ears, steered to the output's clock.
+    monitor: Option<OutputLane>,
     program: ProgramMix,
     settings: ProgramSettings,
     encoder: OpusEncoder,
@@ -500,8 +502,10 @@ impl EngineCore {
             game: inputs.game.map(|g| input_state(g, 2)).transpose()?,
             mic: inputs.mic.map(|m| input_state(m, 1)).transpose()?,
             remote: inputs.remote.map(|r| input_state(r, 1)).transpose()?,
-            monitor: inputs.monitor,
-            monitor_buf: vec![0.0; FRAME_SAMPLES * 2],
+            monitor: inputs
+                .monitor
+                .map(|ring| OutputLane::new(ring, 1))
+                .transpose()?,
             program: ProgramMix::new(config.settings, FRAME_SAMPLES)?,
             settings: config.settings,
             encoder: OpusEncoder::new(&config.encoder)?,
@@ -540,7 +544,9 @@ impl EngineCore {
                     let _ = events.send(EngineEvent::SettingsRefused(e.to_string()));
                 }
             },
-            Command::Monitor(producer) => self.monitor = producer,
+            Command::Monitor(ring) => {
+                self.monitor = ring.and_then(|r| OutputLane::new(r, 1).ok());
+            }
             Command::AddConsumer(c) => consumers.push(c),
             Command::NoiseSuppression(on) => self.noise_suppression = on,
             Command::PushToTalk { enabled, held } => {
@@ -633,8 +639,7 @@ impl EngineCore {
         if let Some(monitor) = &mut self.monitor {
             // The host hears the room; a stalled player loses this block rather than the engine
             // waiting for it.
-            crate::dsp::fold_channels(&self.remote_buf, 1, &mut self.monitor_buf, 2);
-            let _ = monitor.push_partial_slice(&self.monitor_buf);
+            monitor.push(&self.remote_buf);
         }
         let mut settings = self.settings;
         settings.voice_muted |= self.ptt_enabled && !self.ptt_held;
