@@ -4,18 +4,20 @@
 # words in the mic), so that both see the same machine: on shared machines a build measured
 # a minute after another can read 15% either way, while two running together move together.
 #
-#   benches/host_ab.sh OTHER_BOOTH [SECONDS=30] [ROUNDS=4] [MODE=record|live|heard]
+#   benches/host_ab.sh OTHER_BOOTH [SECONDS=30] [ROUNDS=4] [MODE=record|live|heard|monitor]
 #
 # OTHER_BOOTH is another build's binary (say, `git worktree add /tmp/base HEAD~3` and a
 # release build there); it is compared with this checkout's release build. `record` records
 # the program (--offline --record: the Opus encode is in); `live` goes live in a room of its
 # own server with nobody listening; `heard` the same with one `booth listen` of the same build
 # in each room (its own CPU is not counted: the room encodes the program and sends it over
-# WebRTC, and hears the listener's reports). Prints each round and the medians, as % of one core, and
+# WebRTC, and hears the listener's reports); `monitor` records as `record` does and plays the
+# room's voices on the headset (--monitor-device phones: Booth's PulseAudio output, fed through
+# the engine's output lane). Prints each round and the medians, as % of one core, and
 # the median ratio (this build / the other).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-other=${1:?usage: benches/host_ab.sh OTHER_BOOTH [SECONDS] [ROUNDS] [record|live|heard]}
+other=${1:?usage: benches/host_ab.sh OTHER_BOOTH [SECONDS] [ROUNDS] [record|live|heard|monitor]}
 secs=${2:-30}
 rounds=${3:-4}
 mode=${4:-record}
@@ -30,6 +32,9 @@ start() {
         extra=(--bind 127.0.0.1:0 --data "$work/data-$1")
     else
         extra=(--offline --record "$work/$1.ogg")
+    fi
+    if [ "$mode" = monitor ]; then
+        extra+=(--monitor-device phones)
     fi
     "$2" host --headless --game-device game.monitor --mic-device mic "${extra[@]}" \
         >"$work/$1.out" 2>"$work/$1.err" &

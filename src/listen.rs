@@ -87,7 +87,7 @@ enum Sink {
     Wav(hound::WavWriter<BufWriter<File>>),
     Play {
         /// The room into the output's ring, steered to its clock.
-        lane: crate::engine::OutputLane,
+        lane: Box<crate::engine::OutputLane>,
         _playback: crate::audio::Playback,
     },
 }
@@ -111,8 +111,10 @@ fn open_sink(opts: &ListenOptions) -> Result<Sink, ListenError> {
             let (playback, producer) =
                 start_playback(&device, info, 0.3).map_err(|e| ListenError(e.to_string()))?;
             Ok(Sink::Play {
-                lane: crate::engine::OutputLane::new(producer, 2)
-                    .map_err(|e| ListenError(e.to_string()))?,
+                lane: Box::new(
+                    crate::engine::OutputLane::new(producer, 2)
+                        .map_err(|e| ListenError(e.to_string()))?,
+                ),
                 _playback: playback,
             })
         }

@@ -36,6 +36,10 @@ pub struct SteeredResampler {
     history: [Vec<f32>; 2],
     /// Frames in `history`.
     held: usize,
+    /// How many of the last frames in `history` are digital silence (on every channel): when
+    /// that is all of it, the block is silence, and no kernel is run (a paused game, a muted
+    /// mic, a room where nobody speaks).
+    silent: usize,
     /// Where the next output frame falls, in input frames from the start of `history`
     /// (fixed-point, [`FRACTION_BITS`]).
     position: i64,
@@ -104,6 +108,7 @@ impl SteeredResampler {
             history,
             // Silence before the first frame, as far back as the first kernel reaches.
             held: taps / 2 - 1,
+            silent: taps / 2 - 1,
             position: ((taps / 2 - 1) as i64) << FRACTION_BITS,
             step: fixed(nominal),
             target: fixed(nominal),
@@ -174,14 +179,23 @@ impl SteeredResampler {
             }
         }
         self.held += need;
+        self.silent = if input.iter().all(|&x| x == 0.0) {
+            self.silent + need
+        } else {
+            input.iter().rev().take_while(|&&x| x == 0.0).count() / ch
+        };
 
-        match (self.taps, ch) {
-            (32, 1) => self.render::<32, 1>(out),
-            (32, _) => self.render::<32, 2>(out),
-            (64, 1) => self.render::<64, 1>(out),
-            (64, _) => self.render::<64, 2>(out),
-            (_, 1) => self.render::<128, 1>(out),
-            _ => self.render::<128, 2>(out),
+        if self.silent >= self.held {
+            out[..self.frames_out * ch].fill(0.0);
+        } else {
+            match (self.taps, ch) {
+                (32, 1) => self.render::<32, 1>(out),
+                (32, _) => self.render::<32, 2>(out),
+                (64, 1) => self.render::<64, 1>(out),
+                (64, _) => self.render::<64, 2>(out),
+                (_, 1) => self.render::<128, 1>(out),
+                _ => self.render::<128, 2>(out),
+            }
         }
 
         // Move on: the next block starts where this one ended, at the ramp's end.
@@ -195,6 +209,7 @@ impl SteeredResampler {
             self.history[c].copy_within(drop..self.held, 0);
         }
         self.held -= drop;
+        self.silent = self.silent.min(self.held);
         self.position = next - ((drop as i64) << FRACTION_BITS);
         Ok(())
     }
@@ -435,6 +450,45 @@ mod tests {
             }
         }
         20.0 * (worst / 0.5).log10()
+    }
+
+    #[test]
+    fn silence_comes_out_as_silence_and_a_sound_after_it_whole() {
+        // The same sound after a second of silence, through a resampler that skips the kernel
+        // on silence and, as a reference, one whose history never goes quiet (a 1e-30 offset,
+        // far below anything audible, keeps it running): the outputs agree.
+        for channels in [1, 2] {
+            let mut quiet = SteeredResampler::new(44_100, channels, 960, 1.01).unwrap();
+            let mut busy = SteeredResampler::new(44_100, channels, 960, 1.01).unwrap();
+            let mut out_quiet = vec![1.0; 960 * channels];
+            let mut out_busy = vec![0.0; 960 * channels];
+            let mut fed = 0usize;
+            for block in 0..100 {
+                let need = quiet.input_frames_next();
+                assert_eq!(need, busy.input_frames_next());
+                let input: Vec<f32> = (fed..fed + need)
+                    .flat_map(|n| {
+                        let v = if n < 44_100 {
+                            0.0
+                        } else {
+                            (0.5 * (2.0 * std::f64::consts::PI * 1_000.0 * n as f64 / 44_100.0)
+                                .sin()) as f32
+                        };
+                        std::iter::repeat_n(v, channels)
+                    })
+                    .collect();
+                fed += need;
+                let nudged: Vec<f32> = input.iter().map(|x| x + 1e-30).collect();
+                quiet.process(&input, &mut out_quiet).unwrap();
+                busy.process(&nudged, &mut out_busy).unwrap();
+                if block < 45 {
+                    assert!(out_quiet.iter().all(|&x| x == 0.0), "block {block}");
+                }
+                for (a, b) in out_quiet.iter().zip(&out_busy) {
+                    assert!((a - b).abs() < 1e-6, "block {block}: {a} against {b}");
+                }
+            }
+        }
     }
 
     #[test]
