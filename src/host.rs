@@ -331,7 +331,7 @@ impl HostSession {
             }
             None => (None, None),
         };
-        let encoder = EncoderSettings::music_stereo(opts.bitrate_kbps.saturating_mul(1000));
+        let encoder = EncoderSettings::program_stereo(opts.bitrate_kbps.saturating_mul(1000));
         let config = EngineConfig {
             settings: opts.settings,
             encoder: encoder.clone(),

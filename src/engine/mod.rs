@@ -319,7 +319,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             settings: ProgramSettings::default(),
-            encoder: EncoderSettings::music_stereo(128_000),
+            encoder: EncoderSettings::program_stereo(128_000),
             noise_suppression: true,
             max_frames: None,
         }

@@ -460,7 +460,7 @@ impl Mixer {
             program: vec![0.0; STEREO_FRAME],
             scratch: vec![0.0; STEREO_FRAME],
             limiter: Limiter::new(-1.0).map_err(ApiError::internal)?,
-            encoder: OpusEncoder::new(&EncoderSettings::music_stereo(PROGRAM_BITRATE))
+            encoder: OpusEncoder::new(&EncoderSettings::program_stereo(PROGRAM_BITRATE))
                 .map_err(ApiError::internal)?,
             packet: vec![0; MAX_PACKET],
             rtp: 0,
@@ -943,7 +943,7 @@ impl RoomTask {
                 .and_then(|f| {
                     OggOpusWriter::with_comments(
                         BufWriter::new(f),
-                        &EncoderSettings::music_stereo(PROGRAM_BITRATE),
+                        &EncoderSettings::program_stereo(PROGRAM_BITRATE),
                         48_000,
                         &[("ENCODER", "Booth room")],
                     )
@@ -1486,7 +1486,7 @@ impl RoomTask {
                 std::collections::hash_map::Entry::Vacant(v) => {
                     let (Ok(limiter), Ok(encoder)) = (
                         Limiter::new(-1.0),
-                        OpusEncoder::new(&EncoderSettings::music_stereo(PROGRAM_BITRATE)),
+                        OpusEncoder::new(&EncoderSettings::program_stereo(PROGRAM_BITRATE)),
                     ) else {
                         continue;
                     };
