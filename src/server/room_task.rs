@@ -937,13 +937,15 @@ impl RoomTask {
             self.recordings += 1;
             let dir = self.shared.data_dir.join("rooms").join(&self.id);
             let path = dir.join(format!("program-{}.ogg", self.recordings));
+            // The header describes the packets it will hold: the program encoder's.
+            let settings = self.mixer.encoder.settings();
             let opened = std::fs::create_dir_all(&dir)
                 .and_then(|()| File::create(&path))
                 .map_err(|e| e.to_string())
                 .and_then(|f| {
                     OggOpusWriter::with_comments(
                         BufWriter::new(f),
-                        &EncoderSettings::program_stereo(PROGRAM_BITRATE),
+                        settings,
                         48_000,
                         &[("ENCODER", "Booth room")],
                     )
