@@ -1,11 +1,11 @@
 //! Puts a WAV through one of Booth's Opus tunings and back, for `benches/opus_quality.sh`:
 //!
-//!   cargo run --release --example opus_ab -- IN.wav music|program KBIT/S OUT.wav
+//!   cargo run --release --example opus_ab -- IN.wav music|program KBIT/S OUT.wav [COMPLEXITY]
 //!
 //! IN is 48 kHz stereo 16-bit. `music` is `EncoderSettings::music_stereo` (files), `program`
 //! is `EncoderSettings::program_stereo` (the live program). OUT is the decoded audio, lined up
-//! with IN (the encoder's lookahead taken off). Prints the bitrate and the encoder's time per
-//! frame.
+//! with IN (the encoder's lookahead taken off). COMPLEXITY (0-10) replaces the tuning's 10.
+//! Prints the bitrate and the encoder's time per frame.
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -15,8 +15,10 @@ use booth::codec::opus::{
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, tuning, kbps, output] = args.as_slice() else {
-        bail!("usage: opus_ab IN.wav music|program KBIT/S OUT.wav");
+    let (input, tuning, kbps, output, complexity) = match args.as_slice() {
+        [i, t, k, o] => (i, t, k, o, None),
+        [i, t, k, o, c] => (i, t, k, o, Some(c.parse::<u8>().context("COMPLEXITY")?)),
+        _ => bail!("usage: opus_ab IN.wav music|program KBIT/S OUT.wav [COMPLEXITY]"),
     };
     let mut reader = hound::WavReader::open(input).with_context(|| format!("reading {input}"))?;
     let spec = reader.spec();
@@ -28,11 +30,14 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.map(|s| f32::from(s) / 32_768.0))
         .collect::<Result<_, _>>()?;
     let bitrate = kbps.parse::<u32>().context("KBIT/S")? * 1000;
-    let settings = match tuning.as_str() {
+    let mut settings = match tuning.as_str() {
         "music" => EncoderSettings::music_stereo(bitrate),
         "program" => EncoderSettings::program_stereo(bitrate),
         other => bail!("no tuning '{other}': music or program"),
     };
+    if let Some(c) = complexity {
+        settings.complexity = c;
+    }
     let mut encoder = OpusEncoder::new(&settings)?;
     let mut decoder = OpusDecoder::new(2)?;
     let lookahead = encoder.lookahead();
