@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         .samples::<i16>()
         .map(|s| s.map(|s| f32::from(s) / 32_768.0))
         .collect::<Result<_, _>>()?;
-    let bitrate = kbps.parse::<u32>().context("KBIT/S")? * 1000;
+    let bitrate = kbps.parse::<u32>().context("KBIT/S")?.saturating_mul(1000);
     let mut settings = match tuning.as_str() {
         "music" => EncoderSettings::music_stereo(bitrate),
         "program" => EncoderSettings::program_stereo(bitrate),
