@@ -84,6 +84,9 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
     let decoded = ffmpeg_decode(&out);
     let secs = decoded.len() as f64 / 2.0 / 48_000.0;
     assert!((secs - 4.5).abs() < 0.05, "recorded {secs} s");
+    // The live program is encoded for low delay: Opus holds back 2.5 ms, not the 6.5 ms of its
+    // music tuning.
+    assert_eq!(crate::support::opus_pre_skip(&out), 120);
     let l = channel(&decoded, 0);
     // Find the first burst in the recording (the pipeline adds some latency) and measure there.
     let burst_at = l

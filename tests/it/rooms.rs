@@ -1256,6 +1256,9 @@ fn sessions_are_resources_and_recording_writes_the_program() {
             .unwrap();
         let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0);
         assert!((1.7..2.6).contains(&secs), "{}: {secs} s", file.display());
+        // The audience's program is encoded for low delay (2.5 ms of Opus lookahead, not 6.5),
+        // and the recording's header says so.
+        assert_eq!(crate::support::opus_pre_skip(&file), 120);
         // Metrics in Prometheus text.
         let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
         for name in ["booth_rooms 1", "booth_packets_out_total", "booth_mix_ticks_total", "booth_listeners"] {

@@ -214,6 +214,15 @@ pub fn ffmpeg_decode(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// The encoder delay an Ogg Opus file declares (OpusHead's pre-skip), in 48 kHz samples: what a
+/// player drops from the start, and what the encoder held back before a sound came out.
+pub fn opus_pre_skip(path: &Path) -> u16 {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    booth::codec::ogg_opus::OggOpusReader::new(std::io::BufReader::new(file))
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+        .pre_skip()
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
 }
