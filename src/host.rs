@@ -483,14 +483,14 @@ impl HostSession {
     /// # Errors
     /// The output cannot be opened; the old one stays.
     pub fn set_monitor(&mut self, name: Option<&str>) -> Result<(), HostError> {
-        let (playback, producer) = match name {
+        let (playback, lane) = match name {
             Some(name) => {
-                let (playback, producer) = open_monitor(name)?;
-                (Some(playback), Some(producer))
+                let (playback, lane) = open_monitor_lane(name)?;
+                (Some(playback), Some(lane))
             }
             None => (None, None),
         };
-        let _ = self.engine.send(Command::Monitor(producer));
+        let _ = self.engine.send(Command::Monitor(lane));
         self.playback = playback;
         self.monitor_name = name.map(str::to_owned);
         Ok(())
@@ -513,9 +513,9 @@ impl HostSession {
             }
             Some(_) => {}
             None => {
-                if let Ok((playback, producer)) = open_monitor(name) {
+                if let Ok((playback, lane)) = open_monitor_lane(name) {
                     status(HostStatus::MonitorBack(playback.info.name.clone()));
-                    let _ = self.engine.send(Command::Monitor(Some(producer)));
+                    let _ = self.engine.send(Command::Monitor(Some(lane)));
                     self.playback = Some(playback);
                 }
             }
@@ -588,6 +588,14 @@ impl HostSession {
 fn open_monitor(name: &str) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
     let (device, info) = open_output(name).map_err(|e| HostError(e.to_string()))?;
     start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))
+}
+
+/// [`open_monitor`] for an engine already running: the room's mono voices steered onto the
+/// output's ring.
+fn open_monitor_lane(name: &str) -> Result<(Playback, Box<engine::OutputLane>), HostError> {
+    let (playback, producer) = open_monitor(name)?;
+    let lane = engine::OutputLane::new(producer, 1).map_err(|e| HostError(e.to_string()))?;
+    Ok((playback, Box::new(lane)))
 }
 
 /// Checks a device input; a lost one is retried, and handed back to the engine when it opens.

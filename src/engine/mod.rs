@@ -104,9 +104,10 @@ pub enum Command {
     /// Replace an input (a device came back, or the user picked another); `None` removes it
     /// (silence).
     Replace(Input, Option<InputRing>),
-    /// Where the host hears the room's voices from now on (a new monitor output); `None`
+    /// Where the host hears the room's voices from now on (a new monitor output: a lane onto
+    /// its ring, made by the sender, so an error reaches whoever chose the output); `None`
     /// stops playing them.
-    Monitor(Option<rtrb::Producer<f32>>),
+    Monitor(Option<Box<OutputLane>>),
     /// One more consumer of the program's frames (going live while the engine runs).
     AddConsumer(FrameSink),
     /// Stop after the current block.
@@ -544,9 +545,7 @@ impl EngineCore {
                     let _ = events.send(EngineEvent::SettingsRefused(e.to_string()));
                 }
             },
-            Command::Monitor(ring) => {
-                self.monitor = ring.and_then(|r| OutputLane::new(r, 1).ok());
-            }
+            Command::Monitor(lane) => self.monitor = lane.map(|l| *l),
             Command::AddConsumer(c) => consumers.push(c),
             Command::NoiseSuppression(on) => self.noise_suppression = on,
             Command::PushToTalk { enabled, held } => {
