@@ -18,40 +18,8 @@ done
 cargo build --release --quiet --example opus_ab
 ab=${CARGO_TARGET_DIR:-target}/release/examples/opus_ab
 
-scorer=${CARGO_TARGET_DIR:-$PWD/target}/visqol
-mkdir -p "$scorer/src"
-cat >"$scorer/Cargo.toml" <<'TOML'
-[package]
-name = "visqol-score"
-version = "0.1.0"
-edition = "2024"
-publish = false
-
-[dependencies]
-audio_samples_qoe = "=0.1.3"
-audio_samples_io = { version = "=0.3.3", features = ["wav"] }
-
-[workspace]
-TOML
-cat >"$scorer/src/main.rs" <<'RUST'
-//! visqol-score REFERENCE.wav DEGRADED.wav: prints ViSQOL's MOS-LQO (audio mode).
-use audio_samples_qoe::{AudioSamplesQoE, VisqolOptions};
-
-fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [reference, degraded] = args.as_slice() else {
-        return Err("usage: visqol-score REFERENCE.wav DEGRADED.wav".into());
-    };
-    let read = |p: &str| audio_samples_io::read::<_, f32>(p).map_err(|e| format!("{p}: {e}"));
-    let mos = read(reference)?
-        .visqol_with_options(&read(degraded)?, &VisqolOptions::audio())
-        .map_err(|e| e.to_string())?;
-    println!("{mos:.4}");
-    Ok(())
-}
-RUST
-(cd "$scorer" && cargo build --release --quiet)
-visqol=$scorer/target/release/visqol-score
+# shellcheck source=benches/visqol_common.sh
+. benches/visqol_common.sh
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

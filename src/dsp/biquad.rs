@@ -53,6 +53,13 @@ impl Biquad {
         )
     }
 
+    /// A band-pass around `freq` Hz with quality `q` (its peak at 0 dB).
+    #[must_use]
+    pub fn band_pass(freq: f32, q: f32, sample_rate: u32) -> Self {
+        let (cos, alpha, _) = Self::omega(freq, sample_rate, q);
+        Self::from_coeffs([alpha, 0.0, -alpha], [1.0 + alpha, -2.0 * cos, 1.0 - alpha])
+    }
+
     /// Filters one sample.
     #[inline]
     pub fn process(&mut self, x: f32) -> f32 {

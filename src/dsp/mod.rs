@@ -15,6 +15,7 @@
 
 mod biquad;
 mod delay;
+mod denoise;
 mod ducker;
 mod frames;
 mod limiter;
@@ -27,6 +28,7 @@ mod vad;
 
 pub use biquad::Biquad;
 pub use delay::DelayLine;
+pub use denoise::{Denoiser, REST_AFTER_FRAMES};
 pub use ducker::{Ducker, DuckerParams, Key};
 pub use frames::{downmix_to_mono, downmix_to_stereo, fold_channels};
 pub use limiter::Limiter;

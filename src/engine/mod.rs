@@ -35,7 +35,7 @@ pub use record::Recorder;
 
 use crate::codec::opus::{FRAME_SAMPLES, MAX_PACKET};
 use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
-use crate::dsp::{Biquad, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
+use crate::dsp::{Biquad, Denoiser, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
 use crate::rtc::peer::OutFrame;
 
 /// How much input the lanes keep queued: one device period of 10 ms plus jitter.
@@ -446,20 +446,16 @@ struct EngineCore {
     /// No consumer took packets for a while: the encoder starts clean when one does.
     encoder_paused: bool,
     mic_hp: Biquad,
-    denoise: Box<nnnoiseless::DenoiseState<'static>>,
+    denoiser: Denoiser,
     noise_suppression: bool,
     ptt_enabled: bool,
     ptt_held: bool,
     game_buf: Vec<f32>,
     mic_buf: Vec<f32>,
     remote_buf: Vec<f32>,
-    denoise_in: Vec<f32>,
-    denoise_out: Vec<f32>,
     /// The denoiser skipped frames (muted mic, digital silence): its overlap still holds the
     /// voice from before, to be flushed with a frame of silence before it runs again.
     denoise_stale: bool,
-    /// Frames the denoiser ran (for tests).
-    denoised_frames: u64,
     out: Vec<f32>,
     packet: Vec<u8>,
     frames: u64,
@@ -512,17 +508,14 @@ impl EngineCore {
             encoder: OpusEncoder::new(&config.encoder)?,
             encoder_paused: false,
             mic_hp: Biquad::high_pass(80.0, std::f32::consts::FRAC_1_SQRT_2, SAMPLE_RATE),
-            denoise: nnnoiseless::DenoiseState::new(),
+            denoiser: Denoiser::new(),
             noise_suppression: config.noise_suppression,
             ptt_enabled: false,
             ptt_held: false,
             game_buf: vec![0.0; FRAME_SAMPLES * 2],
             mic_buf: vec![0.0; FRAME_SAMPLES],
             remote_buf: vec![0.0; FRAME_SAMPLES],
-            denoise_in: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
-            denoise_out: vec![0.0; nnnoiseless::DenoiseState::FRAME_SIZE],
             denoise_stale: false,
-            denoised_frames: 0,
             out: vec![0.0; FRAME_SAMPLES * 2],
             packet: vec![0; MAX_PACKET],
             frames: 0,
@@ -697,7 +690,9 @@ impl EngineCore {
     ///
     /// The denoiser is the costliest stage after Opus, so it does not run where its output
     /// cannot be heard: while the mic is muted (or push-to-talk is up), and on digital silence
-    /// (a muted or unplugged mic, a null source), which it would only turn into silence.
+    /// (a muted or unplugged mic, a null source), which it would only turn into silence. On a
+    /// real microphone's noise floor it rests once it has heard no voice for half a second
+    /// ([`Denoiser`]).
     fn mic_chain(&mut self, muted: bool) {
         for s in &mut self.mic_buf {
             *s = self.mic_hp.process(*s);
@@ -711,27 +706,13 @@ impl EngineCore {
             return;
         }
         if self.denoise_stale {
-            // Its window still overlaps the voice from before the pause: a frame of silence
-            // clears it, so nothing from then is heard now.
-            self.denoise_in.fill(0.0);
-            self.denoise
-                .process_frame(&mut self.denoise_out, &self.denoise_in);
+            // Its window still overlaps the voice from before the pause: nothing from then may
+            // be heard now.
+            self.denoiser.reset_input();
             self.denoise_stale = false;
         }
-        // nnnoiseless works on 10 ms frames at 48 kHz, in 16-bit sample units.
-        for chunk in self
-            .mic_buf
-            .chunks_exact_mut(nnnoiseless::DenoiseState::FRAME_SIZE)
-        {
-            for (d, &s) in self.denoise_in.iter_mut().zip(chunk.iter()) {
-                *d = s * 32_768.0;
-            }
-            self.denoise
-                .process_frame(&mut self.denoise_out, &self.denoise_in);
-            self.denoised_frames += 1;
-            for (s, &d) in chunk.iter_mut().zip(self.denoise_out.iter()) {
-                *s = d / 32_768.0;
-            }
+        for frame in self.mic_buf.chunks_exact_mut(Denoiser::FRAME) {
+            self.denoiser.process(frame);
         }
     }
 }
@@ -778,12 +759,12 @@ mod tests {
         feed: impl Fn(usize) -> Vec<f32>,
     ) -> u64 {
         let meters = MeterReadout::default();
-        let before = core.denoised_frames;
+        let before = core.denoiser.counts().0;
         for n in 0..blocks {
             let _ = tx.push_partial_slice(&feed(n));
             core.block(&meters, true);
         }
-        core.denoised_frames - before
+        core.denoiser.counts().0 - before
     }
 
     #[test]

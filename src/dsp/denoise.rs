@@ -1,0 +1,545 @@
+//! The microphone's noise suppression: nnnoiseless (RNNoise), resting while the host is not
+//! speaking.
+//!
+//! The denoiser is the costliest stage of the live engine after Opus, and a real microphone is
+//! never silent: its noise floor keeps the network busy all the time, although a host spends
+//! much of a room listening. So once the denoiser's own voice detector has heard nothing but
+//! noise for [`REST_AFTER_FRAMES`], it rests: the noise it was turning into a faint residue is
+//! then turned down by the same amount, measured while it ran, and fades on, at no cost. The
+//! first frame that rises above the noise it learned, broadband or in any octave from 400 Hz to
+//! 6.4 kHz (where a voice's harmonics and fricatives stand out of a floor before its whole level
+//! does), wakes it: it catches up on the frames just before, so its windows and pitch history hold the
+//! present, and takes over in a crossfade. Its output is 10 ms late (one frame); resting keeps
+//! that timing, so nothing shifts.
+//!
+//! Samples are `f32`, full scale 1.0, 48 kHz mono, in frames of [`Denoiser::FRAME`].
+
+use super::Biquad;
+
+/// Frames the voice detector must call noise before the denoiser rests (0.5 s: longer than the
+/// pauses between words).
+pub const REST_AFTER_FRAMES: u32 = 50;
+/// A frame is noise when the detector gives it a voice probability below this.
+const NOISE_VAD: f32 = 0.1;
+/// Frames caught up on when it wakes (80 ms): its windows and pitch history (36 ms) come back to
+/// the present. Its recurrent layers kept what they had learned of the noise: after a rest of
+/// half a second, four frames were enough for the same output as a denoiser that never rested.
+const CATCH_UP_FRAMES: usize = 8;
+/// The frames kept: those caught up on, and the newest.
+const HISTORY_FRAMES: usize = CATCH_UP_FRAMES + 1;
+/// How far above the learned noise a frame must rise to wake it (energy ratio: 4 dB).
+const WAKE_RATIO: f32 = 2.5;
+/// The same in one octave (5 dB: an octave's level over 10 ms wavers more than the whole's).
+const BAND_WAKE_RATIO: f32 = 3.2;
+/// The octaves watched: their centre frequencies (400-800 Hz ... 3.2-6.4 kHz).
+const BANDS: [f32; 4] = [566.0, 1_131.0, 2_263.0, 4_525.0];
+/// How fast the noise estimate follows the frames called noise while it runs (per frame).
+const LEARN: f32 = 0.1;
+/// And how fast the rest gain follows what the denoiser leaves of the noise: its last few frames,
+/// the quietest it has made the noise yet.
+const LEARN_GAIN: f32 = 0.3;
+/// How fast the estimate may rise while resting (per frame: a fan spinning up, not a voice).
+const DRIFT_UP: f32 = 0.005;
+/// And how fast it may fall (per frame: the noise stopped).
+const DRIFT_DOWN: f32 = 0.05;
+/// While it rests, what is left of the noise keeps fading, as the denoiser's own residue does the
+/// longer it hears nothing but noise (per frame: about 26 dB a second).
+const REST_FADE: f32 = 0.97;
+/// It rests only once it turns the noise down this far (amplitude: 30 dB). RNNoise deepens its
+/// suppression over seconds of steady noise (from about 6 dB down after one second to 40 dB
+/// after three, on a steady floor). Resting earlier would freeze it shallow, and a wake that
+/// brings no voice (a click, a cough) would then let the floor through for a second or two,
+/// where a denoiser that never rested would have it 40 dB down. Noise it cannot turn down
+/// this far (babble, music from speakers) keeps it running.
+const REST_DEPTH: f32 = 0.03;
+/// Full scale in the 16-bit units nnnoiseless works in.
+const SCALE: f32 = 32_768.0;
+
+/// nnnoiseless with a rest while nothing but noise comes in. See the module documentation.
+pub struct Denoiser {
+    state: Box<nnnoiseless::DenoiseState<'static>>,
+    /// Whether it may rest at all (off: it runs on every frame, as nnnoiseless alone).
+    may_rest: bool,
+    resting: bool,
+    /// The last frames in (full scale), a ring of frames, for the catch-up and the 10 ms delay.
+    history: Vec<f32>,
+    /// The ring's slot of the newest frame.
+    newest: usize,
+    input: Vec<f32>,
+    output: Vec<f32>,
+    bands: [Biquad; BANDS.len()],
+    quiet_frames: u32,
+    /// Mean square of a noise frame, broadband and in each octave.
+    noise: f32,
+    band_noise: [f32; BANDS.len()],
+    /// The denoiser's output level against its input on noise (amplitude).
+    rest_gain: f32,
+    /// Frames it ran since the last reset (not counting catch-up), and frames it rested.
+    ran: u64,
+    rested: u64,
+}
+
+impl std::fmt::Debug for Denoiser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Denoiser")
+            .field("resting", &self.resting)
+            .field("ran", &self.ran)
+            .field("rested", &self.rested)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Denoiser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Denoiser {
+    /// Samples in a frame (10 ms at 48 kHz).
+    pub const FRAME: usize = nnnoiseless::DenoiseState::FRAME_SIZE;
+
+    /// A denoiser that rests on noise.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            state: nnnoiseless::DenoiseState::new(),
+            may_rest: true,
+            resting: false,
+            history: vec![0.0; HISTORY_FRAMES * Self::FRAME],
+            newest: 0,
+            input: vec![0.0; Self::FRAME],
+            output: vec![0.0; Self::FRAME],
+            bands: BANDS
+                .map(|f| Biquad::band_pass(f, std::f32::consts::SQRT_2, super::SAMPLE_RATE)),
+            quiet_frames: 0,
+            noise: 0.0,
+            band_noise: [0.0; BANDS.len()],
+            rest_gain: 0.0,
+            ran: 0,
+            rested: 0,
+        }
+    }
+
+    /// Lets it rest on noise (the default), or makes it run on every frame.
+    #[must_use]
+    pub fn with_rest(mut self, may_rest: bool) -> Self {
+        self.may_rest = may_rest;
+        self
+    }
+
+    /// Whether it is resting now.
+    #[must_use]
+    pub fn resting(&self) -> bool {
+        self.resting
+    }
+
+    /// Frames it ran and frames it rested, so far.
+    #[must_use]
+    pub fn counts(&self) -> (u64, u64) {
+        (self.ran, self.rested)
+    }
+
+    /// Forgets everything it heard: the next frame starts as after silence, with nothing of
+    /// before in its windows (a mic that was muted or digital silence).
+    pub fn reset_input(&mut self) {
+        self.history.fill(0.0);
+        self.input.fill(0.0);
+        self.state.process_frame(&mut self.output, &self.input);
+        self.bands.iter_mut().for_each(Biquad::reset);
+        self.resting = false;
+        self.quiet_frames = 0;
+    }
+
+    /// Denoises one frame of [`Denoiser::FRAME`] samples in place: its samples come out 10 ms
+    /// (one frame) later. A slice of any other length is left as it is.
+    pub fn process(&mut self, frame: &mut [f32]) {
+        if frame.len() != Self::FRAME {
+            return;
+        }
+        self.newest = (self.newest + 1) % HISTORY_FRAMES;
+        self.slot_mut(self.newest).copy_from_slice(frame);
+
+        let energy = mean_square(frame);
+        let mut band_energy = [0.0; BANDS.len()];
+        for (band, e) in self.bands.iter_mut().zip(&mut band_energy) {
+            for &s in frame.iter() {
+                let y = band.process(s);
+                *e += y * y;
+            }
+            band.flush_tiny();
+            *e /= Self::FRAME as f32;
+        }
+
+        if self.resting {
+            let wake = energy > self.noise * WAKE_RATIO
+                || band_energy
+                    .iter()
+                    .zip(&self.band_noise)
+                    .any(|(&e, &n)| e > n * BAND_WAKE_RATIO);
+            if !wake {
+                self.noise = follow_slowly(self.noise, energy);
+                for (n, &e) in self.band_noise.iter_mut().zip(&band_energy) {
+                    *n = follow_slowly(*n, e);
+                }
+                self.rest_gain *= REST_FADE;
+                // One frame late, as the denoiser's own output.
+                for (s, &p) in frame
+                    .iter_mut()
+                    .zip(self.slot(self.newest + HISTORY_FRAMES - 1))
+                {
+                    *s = p * self.rest_gain;
+                }
+                self.rested += 1;
+                return;
+            }
+            // Catch up on the frames before this one, then take over from the rest's output
+            // over this frame.
+            for k in 1..HISTORY_FRAMES {
+                let slot = (self.newest + k) % HISTORY_FRAMES;
+                let at = slot * Self::FRAME;
+                for (d, &s) in self
+                    .input
+                    .iter_mut()
+                    .zip(&self.history[at..at + Self::FRAME])
+                {
+                    *d = s * SCALE;
+                }
+                self.state.process_frame(&mut self.output, &self.input);
+            }
+            self.run(frame);
+            let previous = self.slot(self.newest + HISTORY_FRAMES - 1);
+            crossfade(frame, previous, self.rest_gain, true);
+            self.resting = false;
+            self.quiet_frames = 0;
+            return;
+        }
+
+        let vad = self.run(frame);
+        if !self.may_rest {
+            return;
+        }
+        if vad >= NOISE_VAD {
+            self.quiet_frames = 0;
+            return;
+        }
+        // Noise: learn its level, and what the denoiser leaves of it.
+        let out = mean_square(frame);
+        if self.quiet_frames == 0 {
+            self.noise = energy;
+            self.band_noise = band_energy;
+            self.rest_gain = ratio(out, energy);
+        } else {
+            self.noise += LEARN * (energy - self.noise);
+            for (n, &e) in self.band_noise.iter_mut().zip(&band_energy) {
+                *n += LEARN * (e - *n);
+            }
+            self.rest_gain += LEARN_GAIN * (ratio(out, energy) - self.rest_gain);
+        }
+        self.quiet_frames += 1;
+        if self.quiet_frames >= REST_AFTER_FRAMES && self.noise > 0.0 && self.rest_gain < REST_DEPTH
+        {
+            // From the next frame on, the rest's output: fade to it over this one.
+            let previous = self.slot(self.newest + HISTORY_FRAMES - 1);
+            crossfade(frame, previous, self.rest_gain, false);
+            self.resting = true;
+        }
+    }
+
+    /// The history's frame in `slot` (taken modulo the ring's length).
+    fn slot(&self, slot: usize) -> &[f32] {
+        let at = slot % HISTORY_FRAMES * Self::FRAME;
+        &self.history[at..at + Self::FRAME]
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> &mut [f32] {
+        let at = slot % HISTORY_FRAMES * Self::FRAME;
+        &mut self.history[at..at + Self::FRAME]
+    }
+
+    /// Runs nnnoiseless on a frame in place; its voice probability.
+    fn run(&mut self, frame: &mut [f32]) -> f32 {
+        for (d, &s) in self.input.iter_mut().zip(frame.iter()) {
+            *d = s * SCALE;
+        }
+        let vad = self.state.process_frame(&mut self.output, &self.input);
+        for (s, &d) in frame.iter_mut().zip(self.output.iter()) {
+            *s = d / SCALE;
+        }
+        self.ran += 1;
+        vad
+    }
+}
+
+fn mean_square(x: &[f32]) -> f32 {
+    x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32
+}
+
+/// Output amplitude against input amplitude, from their mean squares.
+fn ratio(out: f32, energy: f32) -> f32 {
+    if energy > 0.0 {
+        (out / energy).sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Down within a few hundred milliseconds, up ten times slower.
+fn follow_slowly(level: f32, energy: f32) -> f32 {
+    let rate = if energy < level { DRIFT_DOWN } else { DRIFT_UP };
+    level + rate * (energy - level)
+}
+
+/// Crossfades (equal gain, over the frame) between the denoiser's output in `frame` and the
+/// rest's, `previous` x `gain`: from the rest to the denoiser when `to_denoiser`, else back.
+fn crossfade(frame: &mut [f32], previous: &[f32], gain: f32, to_denoiser: bool) {
+    let n = frame.len() as f32;
+    for (i, (s, &p)) in frame.iter_mut().zip(previous).enumerate() {
+        let w = (i as f32 + 0.5) / n;
+        let d = if to_denoiser { w } else { 1.0 - w };
+        *s = d * *s + (1.0 - d) * p * gain;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::SAMPLE_RATE;
+
+    /// A steady noise floor, about -55 dBFS RMS, spectrally tilted like a room's.
+    struct Floor {
+        seed: u32,
+        low: f32,
+    }
+
+    impl Floor {
+        fn new() -> Self {
+            Self { seed: 1, low: 0.0 }
+        }
+
+        fn next(&mut self) -> f32 {
+            self.seed = self
+                .seed
+                .wrapping_mul(1_664_525)
+                .wrapping_add(1_013_904_223);
+            let white = (self.seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+            self.low += 0.2 * (white - self.low);
+            0.004 * (self.low + 0.3 * white)
+        }
+    }
+
+    /// A sung vowel: a 140 Hz glottal pulse train through two formants, rising and falling in
+    /// syllables of 250 ms.
+    struct Vowel {
+        n: usize,
+        f1: Biquad,
+        f2: Biquad,
+    }
+
+    impl Vowel {
+        fn new() -> Self {
+            Self {
+                n: 0,
+                f1: Biquad::low_pass(700.0, 4.0, SAMPLE_RATE),
+                f2: Biquad::low_pass(1_200.0, 6.0, SAMPLE_RATE),
+            }
+        }
+
+        fn next(&mut self) -> f32 {
+            let period = SAMPLE_RATE as usize / 140;
+            let pulse = if self.n.is_multiple_of(period) { 1.0 } else { 0.0 };
+            let t = self.n as f32 / SAMPLE_RATE as f32;
+            let syllable = 0.2 + 0.8 * (std::f32::consts::PI * 4.0 * t).sin().abs();
+            self.n += 1;
+            0.5 * syllable * (self.f1.process(pulse) + 0.5 * self.f2.process(pulse))
+        }
+    }
+
+    fn frame(mut f: impl FnMut() -> f32) -> Vec<f32> {
+        (0..Denoiser::FRAME).map(|_| f()).collect()
+    }
+
+    fn rms_db(x: &[f32]) -> f32 {
+        10.0 * (mean_square(x) + 1e-20).log10()
+    }
+
+    #[test]
+    fn it_rests_on_a_noise_floor_and_keeps_it_down() {
+        let mut d = Denoiser::new();
+        let mut floor = Floor::new();
+        let mut last = Vec::new();
+        let mut since = None;
+        for n in 0..400 {
+            let mut f = frame(|| floor.next());
+            d.process(&mut f);
+            if d.resting() {
+                since.get_or_insert(n);
+            } else {
+                assert!(since.is_none(), "woke at frame {n} on the floor alone");
+            }
+            last = f;
+        }
+        // A fresh denoiser takes about a second to be sure of the floor; then it rests.
+        let since = since.unwrap_or(400);
+        assert!(since < 250, "rested only from frame {since}");
+        let (ran, rested) = d.counts();
+        assert_eq!((ran, rested), (since + 1, 399 - since));
+        assert!(
+            rms_db(&last) < -90.0,
+            "the rest lets {} dB through",
+            rms_db(&last)
+        );
+
+        // The same floor, a denoiser that never rests: it never does.
+        let mut always = Denoiser::new().with_rest(false);
+        let mut floor = Floor::new();
+        for _ in 0..400 {
+            always.process(&mut frame(|| floor.next()));
+        }
+        assert_eq!(always.counts(), (400, 0));
+    }
+
+    /// A denoiser that rests and one that never does, on the same floor until the first rests,
+    /// then the vowel (at `level`) over it for two seconds: the frame the resting one woke at
+    /// (0: the vowel's first), and how far below the voice the two outputs differ, dB.
+    fn rest_against_always(level: f32) -> (usize, f32) {
+        let mut resting = Denoiser::new();
+        let mut always = Denoiser::new().with_rest(false);
+        let mut floor = Floor::new();
+        for _ in 0..300 {
+            let f = frame(|| floor.next());
+            resting.process(&mut f.clone());
+            always.process(&mut f.clone());
+        }
+        assert!(resting.resting());
+
+        let mut vowel = Vowel::new();
+        let mut woke = None;
+        let (mut signal, mut apart) = (0.0f32, 0.0f32);
+        for n in 0..200 {
+            let f = frame(|| floor.next() + level * vowel.next());
+            let (mut a, mut r) = (f.clone(), f);
+            always.process(&mut a);
+            resting.process(&mut r);
+            if !resting.resting() {
+                woke.get_or_insert(n);
+            }
+            signal += mean_square(&a);
+            apart += a
+                .iter()
+                .zip(&r)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                / Denoiser::FRAME as f32;
+        }
+        assert!(signal > 0.0, "the vowel was not heard");
+        (
+            woke.unwrap_or(200),
+            10.0 * (signal / apart.max(1e-20)).log10(),
+        )
+    }
+
+    #[test]
+    fn a_voice_wakes_it_on_its_first_frame_and_sounds_as_if_it_never_rested() {
+        // Loud (19 dB over the floor), and soft (7 dB over it, its syllables' starts under it).
+        for (level, name) in [(1.0, "loud"), (0.25, "soft")] {
+            let (woke, below) = rest_against_always(level);
+            assert_eq!(woke, 0, "a {name} voice woke it only at frame {woke}");
+            assert!(
+                below > 30.0,
+                "resting changed a {name} voice: the difference only {below:.1} dB below it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wake_without_a_voice_lets_no_more_noise_through_than_never_resting() {
+        let mut resting = Denoiser::new();
+        let mut always = Denoiser::new().with_rest(false);
+        let mut floor = Floor::new();
+        let mut both = |f: Vec<f32>| {
+            let (mut a, mut r) = (f.clone(), f);
+            always.process(&mut a);
+            resting.process(&mut r);
+            (a, r, resting.resting())
+        };
+        let mut rested = false;
+        for _ in 0..400 {
+            rested |= both(frame(|| floor.next())).2;
+        }
+        assert!(rested);
+        let mut click = frame(|| floor.next());
+        click[100] += 0.5;
+        assert!(!both(click).2, "a click did not wake it");
+        let (mut a, mut r) = (Vec::new(), Vec::new());
+        for _ in 0..100 {
+            let (x, y, _) = both(frame(|| floor.next()));
+            a.extend(x);
+            r.extend(y);
+        }
+        // A second of the floor after it: as far down as from a denoiser that never rested.
+        assert!(
+            rms_db(&r) < rms_db(&a) + 3.0,
+            "after the click the floor came through at {:.1} dB, against {:.1} dB",
+            rms_db(&r),
+            rms_db(&a)
+        );
+    }
+
+    #[test]
+    fn the_rest_is_as_late_as_the_denoiser_and_its_edges_are_smooth() {
+        let mut d = Denoiser::new();
+        let mut floor = Floor::new();
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while !d.resting() {
+            let mut f = frame(|| floor.next());
+            d.process(&mut f);
+            out.extend_from_slice(&f);
+            frames += 1;
+            assert!(frames < 500, "it never rested");
+        }
+        for _ in 0..20 {
+            let mut f = frame(|| floor.next());
+            d.process(&mut f);
+            out.extend_from_slice(&f);
+        }
+        // A click 30 dB over the floor wakes it; it comes out a frame later, as from the
+        // denoiser.
+        let mut click = vec![0.0; Denoiser::FRAME];
+        click[100] = 0.5;
+        d.process(&mut click);
+        assert!(!d.resting());
+        let mut next = frame(|| floor.next());
+        d.process(&mut next);
+        let at = next
+            .iter()
+            .enumerate()
+            .fold(
+                (0, 0f32),
+                |m, (i, s)| if s.abs() > m.1 { (i, s.abs()) } else { m },
+            )
+            .0;
+        assert!(
+            (60..140).contains(&at),
+            "the click came out at {at}, not about 100"
+        );
+        // No step anywhere along the way: neighbouring samples never jump by more than the
+        // floor itself does.
+        out.extend_from_slice(&click);
+        let jump = out
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0f32, f32::max);
+        assert!(jump < 0.02, "a step of {jump} going to rest and back");
+    }
+
+    #[test]
+    fn a_frame_of_the_wrong_length_is_left_alone() {
+        let mut d = Denoiser::new();
+        let mut short = vec![0.25; 100];
+        d.process(&mut short);
+        assert!(short.iter().all(|&s| s == 0.25));
+        assert_eq!(d.counts(), (0, 0));
+    }
+}
