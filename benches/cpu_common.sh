@@ -22,7 +22,9 @@ sox -n -r 48000 -c 2 -b 16 "$work/tone.wav" synth 3600 sine 440 vol 0.3
 espeak-ng -s 150 -w "$work/words.wav" "Welcome back to the raid review. Tonight we look at the new boss fight, and what it does to the game."
 paplay --device=game "$work/tone.wav" &
 pids+=($!)
-( while true; do paplay --device=mic_feed "$work/words.wav"; sleep 1; done ) &
+# MIC_PAUSE_S (1 unless set) is the pause after each time the words play: 20, say, for a host who
+# mostly listens to the room.
+( while true; do paplay --device=mic_feed "$work/words.wav"; sleep "${MIC_PAUSE_S:-1}"; done ) &
 pids+=($!)
 # MIC_FLOOR_DB=-50 (say) adds a real microphone's noise floor under the words: pink noise
 # peaking at that level (its RMS about 12 dB lower), all the time. Without it the mic is digital

@@ -614,5 +614,12 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         "underruns  game {}, mic {}",
         m.underruns_game, m.underruns_mic
     );
+    let denoised = m.denoiser_ran + m.denoiser_rested;
+    if denoised > 0 {
+        println!(
+            "denoiser   rested {:.0}% of the time the mic was heard (the host was not speaking)",
+            100.0 * m.denoiser_rested as f64 / denoised as f64
+        );
+    }
     Ok(())
 }

@@ -347,7 +347,11 @@ mod tests {
 
         fn next(&mut self) -> f32 {
             let period = SAMPLE_RATE as usize / 140;
-            let pulse = if self.n.is_multiple_of(period) { 1.0 } else { 0.0 };
+            let pulse = if self.n.is_multiple_of(period) {
+                1.0
+            } else {
+                0.0
+            };
             let t = self.n as f32 / SAMPLE_RATE as f32;
             let syllable = 0.2 + 0.8 * (std::f32::consts::PI * 4.0 * t).sin().abs();
             self.n += 1;

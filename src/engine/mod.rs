@@ -249,6 +249,8 @@ pub struct MeterReadout {
     frames: AtomicU64,
     underruns_game: AtomicU64,
     underruns_mic: AtomicU64,
+    denoiser_ran: AtomicU64,
+    denoiser_rested: AtomicU64,
 }
 
 /// A snapshot of [`MeterReadout`].
@@ -274,6 +276,10 @@ pub struct Meters {
     pub underruns_game: u64,
     /// Blocks the mic input came up short.
     pub underruns_mic: u64,
+    /// 10 ms frames the noise suppression ran on, so far.
+    pub denoiser_ran: u64,
+    /// 10 ms frames it rested on while the host was not speaking (see [`crate::dsp::Denoiser`]).
+    pub denoiser_rested: u64,
 }
 
 fn store(a: &AtomicU32, v: f32) {
@@ -299,6 +305,8 @@ impl MeterReadout {
             frames: self.frames.load(Ordering::Relaxed),
             underruns_game: self.underruns_game.load(Ordering::Relaxed),
             underruns_mic: self.underruns_mic.load(Ordering::Relaxed),
+            denoiser_ran: self.denoiser_ran.load(Ordering::Relaxed),
+            denoiser_rested: self.denoiser_rested.load(Ordering::Relaxed),
         }
     }
 }
@@ -681,6 +689,9 @@ impl EngineCore {
         if self.frames.is_multiple_of(50) {
             store(&meters.program_integrated_lufs, m.integrated_lufs());
         }
+        let (ran, rested) = self.denoiser.counts();
+        meters.denoiser_ran.store(ran, Ordering::Relaxed);
+        meters.denoiser_rested.store(rested, Ordering::Relaxed);
         meters.frames.store(self.frames, Ordering::Relaxed);
         n
     }

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    booth, channel, ffmpeg_decode, have_tool, rms_of, run, steady_tone_db, tempdir, to_db, tone_db,
-    write_wav,
+    booth, channel, ffmpeg_decode, have_tool, pink_noise, rms_of, run, speech, steady_tone_db,
+    tempdir, to_db, tone_db, write_wav,
 };
 
 /// Writes a stereo game tone of `seconds` at `rate`, 0.5 amplitude on both sides.
@@ -151,6 +151,85 @@ fn voice_levels(x: &[f32]) -> Vec<f32> {
     let mut b = booth::dsp::Biquad::high_pass(1500.0, 0.707, 48_000);
     let hp: Vec<f32> = x.iter().map(|&v| b.process(a.process(v))).collect();
     hp.chunks(4_800).map(|w| to_db(rms_of(w))).collect()
+}
+
+/// A real microphone is never silent. Over its noise floor the host speaks, listens for eight
+/// seconds, and speaks again: the noise suppression rests while the host listens (the summary
+/// says how much), and the words after the rest are in the recording as loud as before it.
+#[test]
+fn noise_suppression_rests_while_the_host_listens_and_wakes_for_the_voice() {
+    if !have_tool("ffmpeg") || !have_tool("espeak-ng") || !have_tool("sox") {
+        return;
+    }
+    let dir = tempdir();
+    let words = speech(
+        dir.path(),
+        "words",
+        "Hold on. Three enemies on the left side, behind the wall.",
+    );
+    let at = |s: f64| (s * 48_000.0) as usize;
+    let (first, second, end) = (at(0.5), at(11.0), at(11.0) + words.len() + at(1.0));
+    let mut mic = pink_noise(end, -60.0, 7);
+    for start in [first, second] {
+        for (m, w) in mic[start..].iter_mut().zip(&words) {
+            *m += 0.5 * w;
+        }
+    }
+    let mic_path = dir.path().join("mic.wav");
+    write_wav(&mic_path, &mic, 1, 48_000);
+    let game = dir.path().join("game.wav");
+    write_wav(&game, &vec![0.0; end * 2], 2, 48_000);
+    let out = dir.path().join("live.ogg");
+    let seconds = format!("{:.2}", end as f64 / 48_000.0);
+    let o = run(Command::new(booth())
+        .args([
+            "host",
+            "--headless",
+            "--offline",
+            "--seconds",
+            &seconds,
+            "--game-file",
+        ])
+        .arg(&game)
+        .arg("--mic-file")
+        .arg(&mic_path)
+        .arg("--record")
+        .arg(&out));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    let rested: f64 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("denoiser   rested "))
+        .and_then(|l| l.split('%').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no denoiser line: {summary}"));
+    // The floor alone from about 3.5 s to 11 s; the denoiser takes a few seconds to turn it down
+    // far enough, then rests until the words come back.
+    assert!(
+        rested >= 15.0,
+        "the denoiser rested only {rested}% of the time: {summary}"
+    );
+
+    let decoded = ffmpeg_decode(&out);
+    let l = channel(&decoded, 0);
+    // Each time the words were said, with room for the program's latency either side.
+    let span = |start: usize| {
+        &l[start.saturating_sub(at(0.2))..(start + words.len() + at(0.2)).min(l.len())]
+    };
+    let (a, b) = (to_db(rms_of(span(first))), to_db(rms_of(span(second))));
+    assert!(
+        a > -40.0,
+        "the first words are not in the recording: {a:.1} dBFS"
+    );
+    assert!(
+        (a - b).abs() < 1.5,
+        "the words after the rest came out at {b:.1} dBFS, before it {a:.1}"
+    );
+    // And the floor between them stayed down.
+    let pause = to_db(rms_of(&l[at(6.0)..at(10.5)]));
+    assert!(
+        pause < -75.0,
+        "the floor came through the pause at {pause:.1} dBFS"
+    );
 }
 
 #[test]
