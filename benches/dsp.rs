@@ -4,7 +4,7 @@ use std::hint::black_box;
 
 use booth::codec::{Application, EncoderSettings, OpusEncoder};
 use booth::dsp::{
-    Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, VoiceActivity, mix_into,
+    Denoiser, Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, VoiceActivity, mix_into,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -155,6 +155,36 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             for frame in black_box(&silence).chunks_exact(nnnoiseless::DenoiseState::FRAME_SIZE) {
                 denoise.process_frame(&mut denoised, frame);
+            }
+        });
+    });
+
+    // Booth's Denoiser around it: on the voice (awake: nnnoiseless and the watch for a voice),
+    // and resting on a mic's steady floor (about -57 dBFS), once it has turned that down.
+    let mut awake = Denoiser::new();
+    let mut frame = vec![0.0f32; Denoiser::FRAME];
+    g.bench_function("noise suppression (Denoiser), voice", |b| {
+        b.iter(|| {
+            for chunk in black_box(&voice).chunks_exact(Denoiser::FRAME) {
+                frame.copy_from_slice(chunk);
+                awake.process(&mut frame);
+            }
+        });
+    });
+    let floor: Vec<f32> = noise(FRAMES, 9).iter().map(|x| x * 0.01).collect();
+    let mut resting = Denoiser::new();
+    for _ in 0..100 {
+        for chunk in floor.chunks_exact(Denoiser::FRAME) {
+            frame.copy_from_slice(chunk);
+            resting.process(&mut frame);
+        }
+    }
+    assert!(resting.resting(), "the denoiser never rested on the floor");
+    g.bench_function("noise suppression (Denoiser), resting on a floor", |b| {
+        b.iter(|| {
+            for chunk in black_box(&floor).chunks_exact(Denoiser::FRAME) {
+                frame.copy_from_slice(chunk);
+                resting.process(&mut frame);
             }
         });
     });
