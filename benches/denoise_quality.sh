@@ -9,7 +9,7 @@
 #
 #   benches/denoise_quality.sh [FLOOR_DB...]    (default: -60 -50 -35, the floor's peak in dBFS)
 #
-# Prints, for each clip and floor, the share of frames the denoiser rested, its time per 10 ms
+# The floor is the same noise every run (sox -R), so runs compare. Prints, for each clip and floor, the share of frames the denoiser rested, its time per 10 ms
 # frame each way, and the scores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,7 +52,7 @@ printf '%-9s %6s  %-7s %-20s %-20s %s\n' clip floor rested "always (MOS, us)" "r
 for clip in talking listening; do
     seconds=$(soxi -D "$work/$clip.wav")
     for db in "${floors[@]}"; do
-        sox -n -r 48000 -c 1 -b 16 "$work/floor.wav" synth "$seconds" pinknoise norm "$db"
+        sox -R -n -r 48000 -c 1 -b 16 "$work/floor.wav" synth "$seconds" pinknoise norm "$db"
         sox -m -v 1 "$work/$clip.wav" -v 1 "$work/floor.wav" -b 16 "$work/noisy.wav"
         a=$("$ab" "$work/noisy.wav" always "$work/always.wav")
         r=$("$ab" "$work/noisy.wav" rest "$work/rest.wav")

@@ -68,6 +68,8 @@ pub struct Denoiser {
     input: Vec<f32>,
     output: Vec<f32>,
     bands: [Biquad; BANDS.len()],
+    /// The octave filters ran over the frame before this one.
+    watched_last: bool,
     quiet_frames: u32,
     /// Mean square of a noise frame, broadband and in each octave.
     noise: f32,
@@ -112,6 +114,7 @@ impl Denoiser {
             output: vec![0.0; Self::FRAME],
             bands: BANDS
                 .map(|f| Biquad::band_pass(f, std::f32::consts::SQRT_2, super::SAMPLE_RATE)),
+            watched_last: false,
             quiet_frames: 0,
             noise: 0.0,
             band_noise: [0.0; BANDS.len()],
@@ -147,6 +150,7 @@ impl Denoiser {
         self.input.fill(0.0);
         self.state.process_frame(&mut self.output, &self.input);
         self.bands.iter_mut().for_each(Biquad::reset);
+        self.watched_last = false;
         self.resting = false;
         self.quiet_frames = 0;
     }
@@ -160,18 +164,8 @@ impl Denoiser {
         self.newest = (self.newest + 1) % HISTORY_FRAMES;
         self.slot_mut(self.newest).copy_from_slice(frame);
 
-        let energy = mean_square(frame);
-        let mut band_energy = [0.0; BANDS.len()];
-        for (band, e) in self.bands.iter_mut().zip(&mut band_energy) {
-            for &s in frame.iter() {
-                let y = band.process(s);
-                *e += y * y;
-            }
-            band.flush_tiny();
-            *e /= Self::FRAME as f32;
-        }
-
         if self.resting {
+            let (energy, band_energy) = self.watch();
             let wake = energy > self.noise * WAKE_RATIO
                 || band_energy
                     .iter()
@@ -216,14 +210,13 @@ impl Denoiser {
         }
 
         let vad = self.run(frame);
-        if !self.may_rest {
-            return;
-        }
-        if vad >= NOISE_VAD {
+        if !self.may_rest || vad >= NOISE_VAD {
             self.quiet_frames = 0;
+            self.watched_last = false;
             return;
         }
         // Noise: learn its level, and what the denoiser leaves of it.
+        let (energy, band_energy) = self.watch();
         let out = mean_square(frame);
         if self.quiet_frames == 0 {
             self.noise = energy;
@@ -244,6 +237,37 @@ impl Denoiser {
             crossfade(frame, previous, self.rest_gain, false);
             self.resting = true;
         }
+    }
+
+    /// The newest frame's mean square, broadband and in each octave, for the watch while it
+    /// rests and the noise it learns while it runs: a voice costs nothing more than the
+    /// denoiser. The octave filters run in one pass, their recurrences side by side; when they
+    /// skipped the frame before (a voice), they run over it first, so nothing from long ago
+    /// rings into this one.
+    fn watch(&mut self) -> (f32, [f32; BANDS.len()]) {
+        let at = |slot: usize| slot % HISTORY_FRAMES * Self::FRAME;
+        if !self.watched_last {
+            let before = at(self.newest + HISTORY_FRAMES - 1);
+            for &s in &self.history[before..before + Self::FRAME] {
+                for band in &mut self.bands {
+                    band.process(s);
+                }
+            }
+            self.watched_last = true;
+        }
+        let newest = at(self.newest);
+        let frame = &self.history[newest..newest + Self::FRAME];
+        let mut bands = [0.0; BANDS.len()];
+        for &s in frame {
+            for (band, e) in self.bands.iter_mut().zip(&mut bands) {
+                let y = band.process(s);
+                *e += y * y;
+            }
+        }
+        for band in &mut self.bands {
+            band.flush_tiny();
+        }
+        (mean_square(frame), bands.map(|e| e / Self::FRAME as f32))
     }
 
     /// The history's frame in `slot` (taken modulo the ring's length).
