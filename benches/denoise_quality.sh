@@ -9,8 +9,9 @@
 #
 #   benches/denoise_quality.sh [FLOOR_DB...]    (default: -60 -50 -35, the floor's peak in dBFS)
 #
-# The floor is the same noise every run (sox -R), so runs compare. Prints, for each clip and floor, the share of frames the denoiser rested, its time per 10 ms
-# frame each way, and the scores.
+# The floor is the same noise every run (sox -R), so runs compare. Prints, for each clip and
+# floor, the share of frames the denoiser rested, its time per 10 ms frame each way, and the
+# scores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 for tool in sox espeak-ng; do
