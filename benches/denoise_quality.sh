@@ -14,9 +14,6 @@
 # scores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-for tool in sox espeak-ng; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (tests/run installs it)" >&2; exit 1; }
-done
 cargo build --release --quiet --example denoise_ab
 ab=${CARGO_TARGET_DIR:-target}/release/examples/denoise_ab
 # shellcheck source=benches/visqol_common.sh

@@ -12,9 +12,6 @@
 # 128 and 64 kbit/s, each tuning's score and encode time a frame, and the difference.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-for tool in sox espeak-ng; do
-    command -v "$tool" >/dev/null || { echo "needs $tool (tests/run installs it)" >&2; exit 1; }
-done
 cargo build --release --quiet --example opus_ab
 ab=${CARGO_TARGET_DIR:-target}/release/examples/opus_ab
 

@@ -1,8 +1,13 @@
 # Shared by the quality comparison scripts (benches/*_quality.sh); sourced, not run, from the
-# checkout's top. Builds ViSQOL v3 (the audio_samples_qoe crate, pinned) once into target/visqol
-# (a few minutes the first time) and sets `visqol` to it:
+# checkout's top. Checks for the tools the clips are made with, builds ViSQOL v3 (the
+# audio_samples_qoe crate, pinned) once into target/visqol (a few minutes the first time) and
+# sets `visqol` to it:
 #   "$visqol" REFERENCE.wav DEGRADED.wav          MOS-LQO in audio mode (48 kHz, music)
 #   "$visqol" --speech REFERENCE.wav DEGRADED.wav MOS-LQO in speech mode (16 kHz, voices)
+# The clips are made with these (tests/run installs them).
+for tool in sox espeak-ng; do
+    command -v "$tool" >/dev/null || { echo "needs $tool (tests/run installs it)" >&2; exit 1; }
+done
 scorer=${CARGO_TARGET_DIR:-$PWD/target}/visqol
 mkdir -p "$scorer/src"
 cat >"$scorer/Cargo.toml" <<'TOML'
