@@ -548,7 +548,11 @@ impl EngineCore {
             },
             Command::Monitor(lane) => self.monitor = lane.map(|l| *l),
             Command::AddConsumer(c) => consumers.push(c),
-            Command::NoiseSuppression(on) => self.noise_suppression = on,
+            Command::NoiseSuppression(on) => {
+                // Back on, it starts clean: its windows hold the mic from when it went off.
+                self.denoise_stale |= on && !self.noise_suppression;
+                self.noise_suppression = on;
+            }
             Command::PushToTalk { enabled, held } => {
                 self.ptt_enabled = enabled;
                 self.ptt_held = held;
@@ -807,5 +811,16 @@ mod tests {
         assert!(run(&mut core, &mut tx, 50, voice_block) >= 98);
         let peak = core.mic_buf.iter().fold(0f32, |m, s| m.max(s.abs()));
         assert!(peak > 0.01, "the voice is not back: peak {peak}");
+
+        // Switched off: it does not run. Back on, it starts clean, as after a pause.
+        let (events, _) = mpsc::channel();
+        let mut consumers = Vec::new();
+        core.apply(Command::NoiseSuppression(false), &mut consumers, &events);
+        assert_eq!(run(&mut core, &mut tx, 10, voice_block), 0);
+        assert!(!core.denoise_stale);
+        core.apply(Command::NoiseSuppression(true), &mut consumers, &events);
+        assert!(core.denoise_stale);
+        assert!(run(&mut core, &mut tx, 10, voice_block) >= 18);
+        assert!(!core.denoise_stale);
     }
 }
