@@ -197,7 +197,8 @@ struct HostArgs {
     seconds: Option<f64>,
     #[command(flatten)]
     program: ProgramArgs,
-    /// Turn off the mic's noise suppression.
+    /// Turn off the mic's noise suppression (on by default; it rests, at almost no cost, while
+    /// you are not speaking).
     #[arg(long)]
     no_noise_suppression: bool,
     /// Voice gate: turn the mic down this far between phrases, dB (0 = off).
