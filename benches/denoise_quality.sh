@@ -31,7 +31,8 @@ say() {
     sox "$work/raw.wav" -r 48000 -c 1 -b 16 "$work/$name.wav"
 }
 gap() { sox -n -r 48000 -c 1 -b 16 "$work/gap$1.wav" trim 0 "$1"; }
-say s0 "Welcome back to the raid review. Tonight we look at the new boss fight, and what it does to the game." -s 150
+say s0 "Welcome back to the raid review. Tonight we look at the new boss fight, and what it \
+does to the game." -s 150
 say s1 "Fine. So, she said the shield was far too strong." -s 140
 say s2 "Hold on, hold on. Three enemies on the left side, behind the wall." -v en-us -s 170
 say s3 "Honestly, the soundtrack is the best thing in this game." -v en+f3 -s 160

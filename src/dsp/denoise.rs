@@ -2,15 +2,16 @@
 //! speaking.
 //!
 //! The denoiser is the costliest stage of the live engine after Opus, and a real microphone is
-//! never silent: its noise floor keeps the network busy all the time, although a host spends
-//! much of a room listening. So once the denoiser's own voice detector has heard nothing but
-//! noise for [`REST_AFTER_FRAMES`], it rests: the noise it was turning into a faint residue is
-//! then turned down by the same amount, measured while it ran, and fades on, at no cost. The
-//! first frame that rises above the noise it learned, broadband or in any octave from 400 Hz to
-//! 6.4 kHz (where a voice's harmonics and fricatives stand out of a floor before its whole level
-//! does), wakes it: it catches up on the frames just before, so its windows and pitch history hold the
-//! present, and takes over in a crossfade. Its output is 10 ms late (one frame); resting keeps
-//! that timing, so nothing shifts.
+//! never silent: its noise floor kept the denoiser's network running all the time, although a
+//! host spends much of a room listening. So once the denoiser's own voice detector has heard
+//! nothing but noise for [`REST_AFTER_FRAMES`], and it has turned that noise 30 dB down, it
+//! rests: what it left of the noise is then turned down by the same amount, measured while it
+//! ran, and fades on, at almost no cost. The first frame that rises above the noise it learned,
+//! broadband or in any octave from 400 Hz to 6.4 kHz (where a voice's harmonics and fricatives
+//! stand out of a floor before its whole level does), wakes it: it catches up on the frames
+//! just before, so its windows and pitch history hold the present, and takes over in a
+//! crossfade. Its output is 10 ms late (one frame); resting keeps that timing, so nothing
+//! shifts.
 //!
 //! Samples are `f32`, full scale 1.0, 48 kHz mono, in frames of [`Denoiser::FRAME`].
 
@@ -52,6 +53,8 @@ const REST_FADE: f32 = 0.97;
 /// where a denoiser that never rested would have it 40 dB down. Noise it cannot turn down
 /// this far (babble, music from speakers) keeps it running.
 const REST_DEPTH: f32 = 0.03;
+/// A rest gain below this (-120 dB) is silence.
+const SILENT_GAIN: f32 = 1e-6;
 /// Full scale in the 16-bit units nnnoiseless works in.
 const SCALE: f32 = 32_768.0;
 
@@ -76,7 +79,7 @@ pub struct Denoiser {
     band_noise: [f32; BANDS.len()],
     /// The denoiser's output level against its input on noise (amplitude).
     rest_gain: f32,
-    /// Frames it ran since the last reset (not counting catch-up), and frames it rested.
+    /// Frames it ran (not counting catch-up) and frames it rested, since it was made.
     ran: u64,
     rested: u64,
 }
@@ -143,8 +146,9 @@ impl Denoiser {
         (self.ran, self.rested)
     }
 
-    /// Forgets everything it heard: the next frame starts as after silence, with nothing of
-    /// before in its windows (a mic that was muted or digital silence).
+    /// Clears what it holds of the mic (after a mic that was muted or digital silence): the next
+    /// frame starts as after silence, with nothing from before in its windows. What its
+    /// recurrent layers learned of the noise stays.
     pub fn reset_input(&mut self) {
         self.history.fill(0.0);
         self.input.fill(0.0);
@@ -177,12 +181,18 @@ impl Denoiser {
                     *n = follow_slowly(*n, e);
                 }
                 self.rest_gain *= REST_FADE;
-                // One frame late, as the denoiser's own output.
-                for (s, &p) in frame
-                    .iter_mut()
-                    .zip(self.slot(self.newest + HISTORY_FRAMES - 1))
-                {
-                    *s = p * self.rest_gain;
+                if self.rest_gain < SILENT_GAIN {
+                    // Faded out (and never into subnormal numbers, a hundred times slower).
+                    self.rest_gain = 0.0;
+                    frame.fill(0.0);
+                } else {
+                    // One frame late, as the denoiser's own output.
+                    for (s, &p) in frame
+                        .iter_mut()
+                        .zip(self.slot(self.newest + HISTORY_FRAMES - 1))
+                    {
+                        *s = p * self.rest_gain;
+                    }
                 }
                 self.rested += 1;
                 return;
@@ -417,6 +427,16 @@ mod tests {
             "the rest lets {} dB through",
             rms_db(&last)
         );
+        // Long at rest, what was left of the floor has faded to nothing (not to subnormal
+        // numbers, which would cost a hundred times more to multiply).
+        for _ in 0..3_000 {
+            let mut f = frame(|| floor.next());
+            d.process(&mut f);
+            last = f;
+        }
+        assert!(d.resting());
+        assert!(last.iter().all(|&s| s == 0.0));
+        assert_eq!(d.rest_gain.to_bits(), 0);
 
         // The same floor, a denoiser that never rests: it never does.
         let mut always = Denoiser::new().with_rest(false);
