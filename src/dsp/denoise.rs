@@ -4,7 +4,7 @@
 //! The denoiser is the costliest stage of the live engine after Opus, and a real microphone is
 //! never silent: its noise floor kept the denoiser's network running all the time, although a
 //! host spends much of a room listening. So once the denoiser's own voice detector has heard
-//! nothing but noise for [`REST_AFTER_FRAMES`], and it has turned that noise 30 dB down, it
+//! nothing but noise for half a second, and it has turned that noise 30 dB down, it
 //! rests: what it left of the noise is then turned down by the same amount, measured while it
 //! ran, and fades on, at almost no cost. The first frame that rises above the noise it learned,
 //! broadband or in any octave from 400 Hz to 6.4 kHz (where a voice's harmonics and fricatives
@@ -19,7 +19,7 @@ use super::Biquad;
 
 /// Frames the voice detector must call noise before the denoiser rests (0.5 s: longer than the
 /// pauses between words).
-pub const REST_AFTER_FRAMES: u32 = 50;
+const REST_AFTER_FRAMES: u32 = 50;
 /// A frame is noise when the detector gives it a voice probability below this.
 const NOISE_VAD: f32 = 0.1;
 /// Frames caught up on when it wakes (80 ms): its windows and pitch history (36 ms) come back to

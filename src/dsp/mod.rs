@@ -9,7 +9,9 @@
 //! [`SteeredResampler`] live devices) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
 //! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
-//! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness).
+//! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
+//! through the engine's mic chain: a high-pass and the [`Denoiser`] (noise suppression that
+//! rests while the host is not speaking).
 //!
 //! Samples are `f32`, interleaved, full scale 1.0.
 
@@ -28,7 +30,7 @@ mod vad;
 
 pub use biquad::Biquad;
 pub use delay::DelayLine;
-pub use denoise::{Denoiser, REST_AFTER_FRAMES};
+pub use denoise::Denoiser;
 pub use ducker::{Ducker, DuckerParams, Key};
 pub use frames::{downmix_to_mono, downmix_to_stereo, fold_channels};
 pub use limiter::Limiter;
