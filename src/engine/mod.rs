@@ -706,8 +706,8 @@ impl EngineCore {
     /// The denoiser is the costliest stage after Opus, so it does not run where its output
     /// cannot be heard: while the mic is muted (or push-to-talk is up), and on digital silence
     /// (a muted or unplugged mic, a null source), which it would only turn into silence. On a
-    /// real microphone's noise floor it rests once it has heard no voice for half a second
-    /// ([`Denoiser`]).
+    /// real microphone's noise floor it rests once it has heard no voice for half a second and
+    /// has that floor well down ([`Denoiser`]).
     fn mic_chain(&mut self, muted: bool) {
         for s in &mut self.mic_buf {
             *s = self.mic_hp.process(*s);
