@@ -633,6 +633,52 @@ mod tests {
         assert!(jump < 0.02, "a step of {jump} going to rest and back");
     }
 
+    /// On a quiet floor (so what it leaves is audible to a test, about -100 dBFS) the rest
+    /// carries on at the level the denoiser left, and plays each frame one frame late, as the
+    /// denoiser does: a mark too small to wake it comes out where it went in, a frame later.
+    #[test]
+    fn the_rest_plays_the_floor_a_frame_late_at_the_level_the_denoiser_left() {
+        let scale = 0.1;
+        let mut d = Denoiser::new();
+        let mut floor = Floor::new();
+        let mut before = Vec::new();
+        while !d.resting() {
+            let mut f = frame(|| scale * floor.next());
+            d.process(&mut f);
+            before.push(rms_db(&f));
+            assert!(before.len() < 500, "it never rested");
+        }
+        let peak_at = |f: &[f32]| {
+            f.iter()
+                .enumerate()
+                .fold(
+                    (0, 0f32),
+                    |m, (i, s)| if s.abs() > m.1 { (i, s.abs()) } else { m },
+                )
+                .0
+        };
+        let mut after = Vec::new();
+        let mut peaks = Vec::new();
+        for n in 0..4 {
+            let mut f = frame(|| scale * floor.next());
+            if n == 1 {
+                f[100] += 0.002;
+            }
+            d.process(&mut f);
+            assert!(d.resting(), "the mark woke it");
+            after.push(rms_db(&f));
+            peaks.push(peak_at(&f));
+        }
+        assert_ne!(peaks[1], 100, "the mark came out at once, not a frame late");
+        assert_eq!(peaks[2], 100, "the mark did not come out a frame late");
+        let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len() as f32;
+        let (was, is) = (mean(&before[before.len() - 3..]), mean(&after));
+        assert!(
+            (was - is).abs() < 3.0,
+            "the floor went from {was:.1} dB to {is:.1} dB as it began to rest"
+        );
+    }
+
     #[test]
     fn a_frame_of_the_wrong_length_is_left_alone() {
         let mut d = Denoiser::new();
