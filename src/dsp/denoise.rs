@@ -69,6 +69,8 @@ pub struct Denoiser {
     /// Whether it may rest at all (off: it runs on every frame, as nnnoiseless alone).
     may_rest: bool,
     resting: bool,
+    /// It skipped frames: the next one it hears starts clean.
+    missed: bool,
     /// The last frames in (full scale), a ring of frames, for the catch-up and the 10 ms delay.
     history: Vec<f32>,
     /// The ring's slot of the newest frame.
@@ -116,6 +118,7 @@ impl Denoiser {
             state: nnnoiseless::DenoiseState::new(),
             may_rest: true,
             resting: false,
+            missed: false,
             history: vec![0.0; HISTORY_FRAMES * Self::FRAME],
             newest: 0,
             input: vec![0.0; Self::FRAME],
@@ -151,10 +154,23 @@ impl Denoiser {
         (self.ran, self.rested)
     }
 
-    /// Clears what it holds of the mic (after a mic that was muted or digital silence): the next
-    /// frame starts as after silence, with nothing from before in its windows. What its
+    /// A frame it does not hear (the mic muted or digital silence, or suppression switched
+    /// off): costs nothing, and the next frame it hears starts clean, with nothing from before
+    /// the gap in its windows.
+    pub fn skip(&mut self) {
+        self.missed = true;
+    }
+
+    /// Whether it skipped frames since it last ran, so the next frame it hears starts clean.
+    #[must_use]
+    pub fn starts_clean(&self) -> bool {
+        self.missed
+    }
+
+    /// Clears what it holds of the mic: the next frame starts as after silence. What its
     /// recurrent layers learned of the noise stays.
-    pub fn reset_input(&mut self) {
+    fn start_clean(&mut self) {
+        self.missed = false;
         self.history.fill(0.0);
         self.input.fill(0.0);
         self.state.process_frame(&mut self.output, &self.input);
@@ -169,6 +185,9 @@ impl Denoiser {
     pub fn process(&mut self, frame: &mut [f32]) {
         if frame.len() != Self::FRAME {
             return;
+        }
+        if self.missed {
+            self.start_clean();
         }
         self.newest = (self.newest + 1) % HISTORY_FRAMES;
         self.slot_mut(self.newest).copy_from_slice(frame);
@@ -676,6 +695,35 @@ mod tests {
         assert!(
             (was - is).abs() < 3.0,
             "the floor went from {was:.1} dB to {is:.1} dB as it began to rest"
+        );
+    }
+
+    /// A voice, then a gap it skips (muted, say), then the floor again: the first frame after
+    /// the gap holds nothing of the voice from before it (the denoiser's output is a frame
+    /// late, so without a clean start that frame would be the voice's last).
+    #[test]
+    fn after_a_gap_nothing_from_before_it_is_heard() {
+        let mut d = Denoiser::new();
+        let mut floor = Floor::new();
+        let mut vowel = Vowel::new();
+        let mut voice = Vec::new();
+        for _ in 0..50 {
+            let mut f = frame(|| floor.next() + vowel.next());
+            d.process(&mut f);
+            voice.extend(f);
+        }
+        for _ in 0..10 {
+            d.skip();
+        }
+        assert!(d.starts_clean());
+        let mut first = frame(|| floor.next());
+        d.process(&mut first);
+        assert!(!d.starts_clean());
+        assert!(
+            rms_db(&first) < rms_db(&voice) - 30.0,
+            "the frame after the gap came out at {:.1} dB, the voice before it at {:.1} dB",
+            rms_db(&first),
+            rms_db(&voice)
         );
     }
 

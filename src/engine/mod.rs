@@ -461,9 +461,6 @@ struct EngineCore {
     game_buf: Vec<f32>,
     mic_buf: Vec<f32>,
     remote_buf: Vec<f32>,
-    /// The denoiser skipped frames (muted mic, digital silence): its overlap still holds the
-    /// voice from before, to be flushed with a frame of silence before it runs again.
-    denoise_stale: bool,
     out: Vec<f32>,
     packet: Vec<u8>,
     frames: u64,
@@ -523,7 +520,6 @@ impl EngineCore {
             game_buf: vec![0.0; FRAME_SAMPLES * 2],
             mic_buf: vec![0.0; FRAME_SAMPLES],
             remote_buf: vec![0.0; FRAME_SAMPLES],
-            denoise_stale: false,
             out: vec![0.0; FRAME_SAMPLES * 2],
             packet: vec![0; MAX_PACKET],
             frames: 0,
@@ -548,11 +544,7 @@ impl EngineCore {
             },
             Command::Monitor(lane) => self.monitor = lane.map(|l| *l),
             Command::AddConsumer(c) => consumers.push(c),
-            Command::NoiseSuppression(on) => {
-                // Back on, it starts clean: its windows hold the mic from when it went off.
-                self.denoise_stale |= on && !self.noise_suppression;
-                self.noise_suppression = on;
-            }
+            Command::NoiseSuppression(on) => self.noise_suppression = on,
             Command::PushToTalk { enabled, held } => {
                 self.ptt_enabled = enabled;
                 self.ptt_held = held;
@@ -713,18 +705,11 @@ impl EngineCore {
             *s = self.mic_hp.process(*s);
         }
         self.mic_hp.flush_tiny();
-        if !self.noise_suppression {
+        // Switched off, muted or silent, it skips the block, and starts clean after it: nothing
+        // from before the gap is heard.
+        if !self.noise_suppression || muted || self.mic_buf.iter().all(|&s| s == 0.0) {
+            self.denoiser.skip();
             return;
-        }
-        if muted || self.mic_buf.iter().all(|&s| s == 0.0) {
-            self.denoise_stale = true;
-            return;
-        }
-        if self.denoise_stale {
-            // Its window still overlaps the voice from before the pause: nothing from then may
-            // be heard now.
-            self.denoiser.reset_input();
-            self.denoise_stale = false;
         }
         for frame in self.mic_buf.chunks_exact_mut(Denoiser::FRAME) {
             self.denoiser.process(frame);
@@ -817,10 +802,10 @@ mod tests {
         let mut consumers = Vec::new();
         core.apply(Command::NoiseSuppression(false), &mut consumers, &events);
         assert_eq!(run(&mut core, &mut tx, 10, voice_block), 0);
-        assert!(!core.denoise_stale);
+        assert!(core.denoiser.starts_clean());
         core.apply(Command::NoiseSuppression(true), &mut consumers, &events);
-        assert!(core.denoise_stale);
+        assert!(core.denoiser.starts_clean());
         assert!(run(&mut core, &mut tx, 10, voice_block) >= 18);
-        assert!(!core.denoise_stale);
+        assert!(!core.denoiser.starts_clean());
     }
 }
