@@ -11,16 +11,27 @@
 #   monitor recording, and hearing the room on an output (--monitor-device phones: Booth's
 #           own PulseAudio playback stream, served with the captures)
 #   mon-cpal the same on cpal's PulseAudio output stream (BOOTH_CPAL_PULSE_STREAMS=output)
+#   opus    libopus alone, the yardstick the goal is set against ("libopus at complexity 10
+#           alone is about 1%"): the program's encoder (stereo, 128 kbit/s, complexity 10) on
+#           the tone and words mixed, one 20 ms frame at a time on the wall clock, as the
+#           engine runs it (examples/opus_paced.rs); each column is also given as a multiple
+#           of it, which carries from machine to machine better than a percentage does
 # Rounds alternate; medians are printed, as % of one core.
 #
 #   benches/host_cpu.sh [SECONDS=60] [ROUNDS=3]
-# Needs a release build (cargo build --release) and the test tools (tests/run installs them).
+# Needs a release build (cargo build --release --bin booth --example opus_paced) and the test
+# tools (tests/run installs them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${1:-60}
 rounds=${2:-3}
 # shellcheck source=benches/cpu_common.sh
 . benches/cpu_common.sh
+paced=${CARGO_TARGET_DIR:-target}/release/examples/opus_paced
+[ -x "$paced" ] || { echo "build first: cargo build --release --example opus_paced" >&2; exit 1; }
+# The program as the encoder gets it: the words over the tone, ducked.
+sox -m "|sox $work/words.wav -r 48000 -c 2 -p" \
+    "|sox -n -r 48000 -c 2 -p synth 10 sine 440 vol 0.075" -b 16 "$work/program.wav"
 
 devices=(--game-device game.monitor --mic-device mic)
 ours=()
@@ -30,6 +41,7 @@ live=()
 heard=()
 monitor=()
 moncpal=()
+alone=()
 for r in $(seq "$rounds"); do
     b=$(measure booth "$booth" host --headless --offline "${devices[@]}" --record "$work/b.ogg")
     n=$(measure no-ns "$booth" host --headless --offline "${devices[@]}" --record "$work/n.ogg" \
@@ -44,7 +56,8 @@ for r in $(seq "$rounds"); do
         --monitor-device phones)
     o=$(BOOTH_CPAL_PULSE_STREAMS=output measure mon-cpal "$booth" host --headless --offline \
         "${devices[@]}" --record "$work/mc.ogg" --monitor-device phones)
-    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  heard ${h}%  monitor ${m}%  mon-cpal ${o}%"
+    a=$(measure opus "$paced" "$work/program.wav")
+    echo "round $r: booth ${b}%  no-ns ${n}%  cpal ${c}%  live ${l}%  heard ${h}%  monitor ${m}%  mon-cpal ${o}%  opus ${a}%"
     ours+=("$b")
     plain+=("$n")
     theirs+=("$c")
@@ -52,6 +65,7 @@ for r in $(seq "$rounds"); do
     heard+=("$h")
     monitor+=("$m")
     moncpal+=("$o")
+    alone+=("$a")
 done
 mb=$(median "${ours[@]}")
 mn=$(median "${plain[@]}")
@@ -60,4 +74,7 @@ ml=$(median "${live[@]}")
 mh=$(median "${heard[@]}")
 mm=$(median "${monitor[@]}")
 mmc=$(median "${moncpal[@]}")
+ma=$(median "${alone[@]}")
+x() { awk -v a="$1" -v b="$ma" 'BEGIN { printf "%.1fx", a / b }'; }
 echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% (${mh}% with a listener), hearing the room on an output ${mm}% (${mmc}% on cpal's output stream) of one core"
+echo "against libopus alone (${ma}%): booth $(x "$mb") ($(x "$mn") without noise suppression), live $(x "$ml") ($(x "$mh") with a listener), hearing the room $(x "$mm")"

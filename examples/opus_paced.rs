@@ -1,0 +1,55 @@
+//! libopus alone, as a live host runs it: encodes a WAV with the live program's tuning one
+//! 20 ms frame at a time on the wall clock (each frame due 20 ms after the one before, sleeping
+//! in between, as the engine does), over and over until stopped. `benches/host_cpu.sh`
+//! measures it beside `booth host` in the same rounds, so the host's CPU can be read against
+//! the encoder's on the same machine in the same minute:
+//!
+//!   cargo run --release --example opus_paced -- IN.wav [KBIT/S=128] [COMPLEXITY=10]
+//!
+//! IN is 48 kHz stereo 16-bit. The file is read before the first frame; nothing is written.
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use booth::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusEncoder, SAMPLE_RATE};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (input, kbps, complexity) = match args.as_slice() {
+        [i] => (i, 128, 10),
+        [i, k] => (i, k.parse::<u32>().context("KBIT/S")?, 10),
+        [i, k, c] => (
+            i,
+            k.parse::<u32>().context("KBIT/S")?,
+            c.parse::<u8>().context("COMPLEXITY")?,
+        ),
+        _ => bail!("usage: opus_paced IN.wav [KBIT/S] [COMPLEXITY]"),
+    };
+    let mut reader = hound::WavReader::open(input).with_context(|| format!("reading {input}"))?;
+    let spec = reader.spec();
+    if spec.channels != 2 || spec.sample_rate != SAMPLE_RATE || spec.bits_per_sample != 16 {
+        bail!("{input}: 48 kHz stereo 16-bit, please (sox IN -r 48000 -c 2 -b 16 OUT.wav)");
+    }
+    let pcm: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| s.map(|s| f32::from(s) / 32_768.0))
+        .collect::<Result<_, _>>()?;
+    if pcm.len() < 2 * FRAME_SAMPLES {
+        bail!("{input}: shorter than one 20 ms frame");
+    }
+    let mut settings = EncoderSettings::program_stereo(kbps.saturating_mul(1000));
+    settings.complexity = complexity;
+    let mut encoder = OpusEncoder::new(&settings)?;
+    let mut packet = vec![0u8; MAX_PACKET];
+    let period = Duration::from_millis(20);
+    let start = Instant::now();
+    let mut due = start;
+    for frame in pcm.chunks_exact(2 * FRAME_SAMPLES).cycle() {
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        encoder.encode_frame(frame, &mut packet)?;
+        due += period;
+    }
+    Ok(())
+}
