@@ -6,10 +6,13 @@
 //!
 //!   cargo run --release --example opus_paced -- IN.wav [KBIT/S=128] [COMPLEXITY=10]
 //!
-//! IN is 48 kHz stereo 16-bit. The file is read before the first frame; nothing is written.
+//! IN is 48 kHz stereo, in any format Booth plays from a file. It is read before the first
+//! frame; nothing is written.
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use booth::audio::FileSource;
 use booth::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusEncoder, SAMPLE_RATE};
 
 fn main() -> anyhow::Result<()> {
@@ -24,15 +27,14 @@ fn main() -> anyhow::Result<()> {
         ),
         _ => bail!("usage: opus_paced IN.wav [KBIT/S] [COMPLEXITY]"),
     };
-    let mut reader = hound::WavReader::open(input).with_context(|| format!("reading {input}"))?;
-    let spec = reader.spec();
-    if spec.channels != 2 || spec.sample_rate != SAMPLE_RATE || spec.bits_per_sample != 16 {
-        bail!("{input}: 48 kHz stereo 16-bit, please (sox IN -r 48000 -c 2 -b 16 OUT.wav)");
+    let mut source = FileSource::open(Path::new(input))?;
+    if source.channels() != 2 || source.sample_rate() != SAMPLE_RATE {
+        bail!("{input}: 48 kHz stereo, please (sox IN -r 48000 -c 2 OUT.wav)");
     }
-    let pcm: Vec<f32> = reader
-        .samples::<i16>()
-        .map(|s| s.map(|s| f32::from(s) / 32_768.0))
-        .collect::<Result<_, _>>()?;
+    let mut pcm = Vec::new();
+    while let Some(block) = source.read()? {
+        pcm.extend_from_slice(block);
+    }
     if pcm.len() < 2 * FRAME_SAMPLES {
         bail!("{input}: shorter than one 20 ms frame");
     }
