@@ -1,4 +1,4 @@
-//! libopus alone, as a live host runs it: encodes a WAV with the live program's tuning one
+//! libopus alone, as a live host runs it: encodes a clip with the live program's tuning one
 //! 20 ms frame at a time on the wall clock (each frame due 20 ms after the one before, sleeping
 //! in between, as the engine does), over and over until stopped. `benches/host_cpu.sh`
 //! measures it beside `booth host` in the same rounds, so the host's CPU can be read against
@@ -43,8 +43,7 @@ fn main() -> anyhow::Result<()> {
     let mut encoder = OpusEncoder::new(&settings)?;
     let mut packet = vec![0u8; MAX_PACKET];
     let period = Duration::from_millis(20);
-    let start = Instant::now();
-    let mut due = start;
+    let mut due = Instant::now();
     for frame in pcm.chunks_exact(2 * FRAME_SAMPLES).cycle() {
         let now = Instant::now();
         if due > now {
