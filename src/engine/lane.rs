@@ -65,6 +65,13 @@ pub struct Lane {
     headroom: usize,
     /// Silence owed to the next pulls, ahead of the ring (start-up alignment).
     pad: usize,
+    /// Frames a short pull stood silence in for that the device still owes: when they come,
+    /// late, they are passed over (see `Lane::pass_over_stale`).
+    stale: usize,
+    /// Pulls since the last short one: what is still owed after a while never comes.
+    since_short: u32,
+    /// What is stale came from a stall (a pull short by more than a quarter): passing it over.
+    stalled: bool,
     /// While a lane with headroom measures: the fill as it would be with room for every pull.
     virtual_fill: f64,
     /// While a lane with headroom measures: the fill after the last pull.
@@ -140,6 +147,9 @@ impl Lane {
             steering: FillSteering::new(rate, frames_out, target_fill, 0.0),
             headroom: 0,
             pad: 0,
+            stale: 0,
+            since_short: 0,
+            stalled: false,
             virtual_fill: 0.0,
             last_fill: 0,
             underruns: 0,
@@ -203,6 +213,7 @@ impl Lane {
             self.primed = true;
         }
         let need = self.resampler.input_frames_next();
+        self.pass_over_stale(available, need);
         // Silence the start-up alignment owes comes before what the ring holds.
         let pad = self.pad.min(need);
         self.pad -= pad;
@@ -212,15 +223,26 @@ impl Lane {
         let missing = need - pad - got;
         if missing > 0 {
             self.underruns += 1;
+            self.since_short = 0;
             // The device came later than the headroom allows. What it owes still comes, a
             // little later, so the fill now sits higher by what was missing: keep it there,
             // and a millisecond more, rather than steer it back down into the next late
             // period. A device lane's headroom grows to at most twice what it started with.
+            let mut kept = 0;
             if self.headroom > 0 {
                 let most = 2.0 * self.headroom as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                self.steering.lift(lift, most);
+                kept = (self.steering.lift(lift, most).round() as usize).min(missing);
             }
+            // The rest stood in for a stall (a busy sound server, a machine that froze): it
+            // is heard as the gap it was, and what the device delivers for it, in a burst once
+            // it runs again, is passed over. Kept, it would sit in the ring as latency (the
+            // game behind the voice) that the steering drains at its slow pace, bending the
+            // pitch for half a minute after a 150 ms stall.
+            self.stale += missing - kept;
+            // A few frames short is jitter, or a clock the steering has not caught up with
+            // yet: what comes late for those is kept, as it always was.
+            self.stalled |= missing - kept > need / 4;
         }
 
         // The buffers are sized from the resampler, so this cannot fail; silence if it did.
@@ -240,6 +262,34 @@ impl Lane {
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
+        }
+    }
+
+    /// Passes over what arrives for silence already heard after a stall: at most what is
+    /// stale, and only what the ring holds beyond its target and this pull.
+    /// Half a second after the last short pull what is still owed is forgotten (the device, or
+    /// its server, dropped it).
+    fn pass_over_stale(&mut self, available: usize, need: usize) {
+        /// Pulls after the last short one that a stall's burst may take to come.
+        const WAIT: u32 = 25;
+        if self.stale == 0 {
+            return;
+        }
+        self.since_short += 1;
+        if self.stalled {
+            let expected = self.steering.target.round() as usize + need;
+            let surplus = (available + self.pad).saturating_sub(expected);
+            let skip = surplus.min(self.stale).min(available);
+            if skip > 0
+                && let Ok(chunk) = self.ring.read_chunk(skip * self.ring_channels)
+            {
+                chunk.commit_all();
+                self.stale -= skip;
+            }
+        }
+        if self.stale == 0 || self.since_short > WAIT {
+            self.stale = 0;
+            self.stalled = false;
         }
     }
 
@@ -372,10 +422,13 @@ impl FillSteering {
         self.settling = SETTLE_PULLS;
     }
 
-    /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`.
-    pub(crate) fn lift(&mut self, by: f64, most: f64) {
-        self.target = (self.target + by).min(most);
+    /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`;
+    /// returns how far the target rose.
+    pub(crate) fn lift(&mut self, by: f64, most: f64) -> f64 {
+        let before = self.target;
+        self.target = (self.target + by).min(most).max(before);
         self.smoothed = (self.smoothed + by).min(most);
+        self.target - before
     }
 
     /// Takes the fill after a block; the ratio the resampler should take now (for
@@ -462,22 +515,33 @@ mod tests {
         (max_fill, min_fill, lane.stats().underruns, overruns, worst)
     }
 
+    /// How a simulated device went, once started (from 2 s in, or after its stall).
+    #[derive(Debug)]
+    struct DeviceRun {
+        underruns: u64,
+        low: usize,
+        high: usize,
+        /// The largest ratio correction, either way.
+        bend: f64,
+    }
+
     /// A device on its own thread: 10 ms periods of 480 frames at `actual` Hz, each landing
     /// up to 1.5 ms either side of an engine pull (the worst phase), pulled every 20 ms for
-    /// `minutes`, into a lane with `headroom`. Returns (underruns, lowest fill, highest fill)
-    /// once started.
-    fn jittery_device(actual: f64, headroom: usize, minutes: f64) -> (u64, usize, usize) {
-        late_device(actual, headroom, minutes, 0)
+    /// `minutes`, into a lane with `headroom`.
+    fn jittery_device(actual: f64, headroom: usize, minutes: f64) -> DeviceRun {
+        device(actual, headroom, minutes, 0, 0.0)
     }
 
     /// As `jittery_device`, with one period in every `late_every` (0: none) landing 7 ms later
-    /// still (a busy machine's scheduler).
-    fn late_device(
+    /// still (a busy machine's scheduler), and nothing at all for `stall` seconds 5 s in, after
+    /// which every period owed lands at once (a sound server that froze and caught up).
+    fn device(
         actual: f64,
         headroom: usize,
         minutes: f64,
         late_every: u32,
-    ) -> (u64, usize, usize) {
+        stall: f64,
+    ) -> DeviceRun {
         let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000);
         let mut lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02)
             .unwrap()
@@ -491,13 +555,20 @@ mod tests {
             seed ^= seed << 5;
             (f64::from(seed) / f64::from(u32::MAX) - 0.5) * 0.003
         };
+        let frozen = 5.0..5.0 + stall;
+        let from = if stall > 0.0 { frozen.end + 0.05 } else { 2.0 };
         let mut next_period = 0.0f64;
         let mut landing = next_period + jitter();
         let mut periods = 0u32;
-        let (mut low, mut high) = (usize::MAX, 0);
+        let mut run = DeviceRun {
+            underruns: 0,
+            low: usize::MAX,
+            high: 0,
+            bend: 0.0,
+        };
         for tick in 0..(minutes * 60.0 * 50.0) as usize {
             let pull_at = tick as f64 * 0.02;
-            while landing <= pull_at {
+            while landing <= pull_at && !frozen.contains(&pull_at) {
                 let _ = prod.push_partial_slice(&period);
                 next_period += 480.0 / actual;
                 landing = next_period + jitter();
@@ -507,21 +578,28 @@ mod tests {
                 }
             }
             let report = lane.pull(&mut out);
-            if lane.is_primed() && tick > 100 {
-                low = low.min(report.fill_frames);
-                high = high.max(report.fill_frames);
+            if lane.is_primed() && pull_at > from {
+                run.low = run.low.min(report.fill_frames);
+                run.high = run.high.max(report.fill_frames);
+                run.bend = run.bend.max((lane.stats().correction - 1.0).abs());
             }
         }
-        (lane.stats().underruns, low, high)
+        run.underruns = lane.stats().underruns;
+        run
     }
 
     #[test]
     fn a_device_period_landing_at_a_pull_never_leaves_it_short() {
         // Without headroom the same device underruns: the case is a real one.
-        let (underruns, ..) = jittery_device(48_000.0, 0, 1.0);
+        let underruns = jittery_device(48_000.0, 0, 1.0).underruns;
         assert!(underruns > 100, "{underruns}");
         for actual in [48_000.0, 48_010.0, 47_990.0] {
-            let (underruns, low, high) = jittery_device(actual, 576, 10.0);
+            let DeviceRun {
+                underruns,
+                low,
+                high,
+                ..
+            } = jittery_device(actual, 576, 10.0);
             eprintln!("{actual} Hz: fill {low}..{high}");
             assert_eq!(underruns, 0, "{actual} Hz");
             // The headroom, and not a period more: latency stays bounded.
@@ -535,12 +613,34 @@ mod tests {
     #[test]
     fn a_device_late_now_and_then_is_short_once_at_most() {
         for actual in [48_000.0, 48_010.0, 47_990.0] {
-            let (underruns, low, high) = late_device(actual, 576, 10.0, 997);
+            let DeviceRun {
+                underruns,
+                low,
+                high,
+                ..
+            } = device(actual, 576, 10.0, 997, 0.0);
             eprintln!("{actual} Hz, late now and then: {underruns} short, fill {low}..{high}");
             // The first late period may find the lane short; it then keeps that much more in
             // hand, and no later one does (without that: 10 short pulls at 48,010 Hz).
             assert!(underruns <= 1, "{actual} Hz: {underruns} short pulls");
             assert!(high <= 2 * 576 + 480 + 48, "{actual} Hz: {low}..{high}");
+        }
+    }
+
+    #[test]
+    fn a_stalled_device_costs_a_gap_not_the_pitch_or_the_latency() {
+        // Drift alone: the clocks here are 200 ppm apart, and the steering finds that.
+        let calm = device(48_010.0, 576, 0.5, 0, 0.0).bend;
+        assert!(calm < 5e-4, "{calm}");
+        for stall in [0.03, 0.15, 0.5] {
+            let run = device(48_010.0, 576, 0.5, 0, stall);
+            eprintln!("{stall} s stall: {run:?} (without one: bent {calm:.5})");
+            // Back where the headroom (lifted by the stall, to at most twice) keeps it, at once:
+            // what the device sent for the gap is not queued up as latency.
+            assert!(run.high <= 2 * 576 + 480 + 48, "{stall} s stall: {run:?}");
+            // So the steering has nothing to drain, and the pitch stays put (kept, a 150 ms
+            // stall bent it by the controller's limit, 0.5%, for half a minute).
+            assert!(run.bend < calm + 1e-4, "{stall} s stall: {run:?}");
         }
     }
 

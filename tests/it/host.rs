@@ -381,6 +381,103 @@ fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
     assert!((secs - 8.0).abs() < 0.05, "recorded {secs} s");
 }
 
+/// Stops a process (SIGSTOP) until dropped (SIGCONT), even when the test fails meanwhile.
+struct Frozen(String);
+
+impl Frozen {
+    fn freeze(pid: &str) -> Self {
+        run(Command::new("kill").args(["-STOP", pid]));
+        Self(pid.to_owned())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+/// A busy desktop's sound server can stall for a moment (a game loading, a machine swapping).
+/// Here the test server freezes for 150 ms under a live host: the recording has a gap that
+/// long, and then the game plays on at its own pitch. (Booth once kept what the server sent
+/// for the gap as latency, and drained it by playing the game 0.5% sharp for half a minute.)
+#[test]
+fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
+    use crate::devices::zero_crossing_hz;
+    if !crate::devices::sound_server() || !have_tool("paplay") {
+        return;
+    }
+    let _sound = crate::devices::sound_lock();
+    let runtime = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| panic!("XDG_RUNTIME_DIR"));
+    let server = std::fs::read_to_string(std::path::Path::new(&runtime).join("pulse/pid"))
+        .unwrap_or_else(|e| panic!("the test sound server's pid: {e}"));
+    let server = server.trim();
+    let dir = tempdir();
+    let tone = dir.path().join("tone.wav");
+    write_game_tone(&tone, 12, 48_000, 440.0);
+    let out = dir.path().join("live.ogg");
+    let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let booth_run = spawn(
+        Command::new(booth())
+            .args([
+                "host",
+                "--headless",
+                "--offline",
+                "--seconds",
+                "9",
+                "--record",
+            ])
+            .arg(&out)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    {
+        let _frozen = Frozen::freeze(server);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let output = booth_run.finish();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let l = channel(&ffmpeg_decode(&out), 0);
+    // The gap: 5 ms windows without the tone, after the devices started.
+    let quiet: Vec<usize> = l
+        .chunks_exact(240)
+        .enumerate()
+        .skip(200)
+        .filter(|(_, w)| rms_of(w) < 0.02)
+        .map(|(i, _)| i)
+        .collect();
+    let (first, last) = match (quiet.first(), quiet.last()) {
+        (Some(&a), Some(&b)) => (a, b),
+        _ => panic!("no gap in the recording: did the sound server freeze?"),
+    };
+    let gap_ms = (last - first + 1) * 5;
+    assert!(
+        (100..=300).contains(&gap_ms),
+        "a {gap_ms} ms gap for a 150 ms freeze: quiet windows {quiet:?}"
+    );
+    // Before it and, from half a second after it, for three seconds: 440 Hz. (Kept as
+    // latency, the 150 ms the server sent for the gap played at 442.2 Hz all that time.)
+    let hz = |from: usize, to: usize| zero_crossing_hz(&l[from..to], 48_000.0);
+    let before = hz(48_000, first * 240);
+    let after = hz(
+        (last + 1) * 240 + 24_000,
+        (last + 1) * 240 + 24_000 + 3 * 48_000,
+    );
+    eprintln!("{gap_ms} ms gap; the game at {before:.2} Hz before it, {after:.2} Hz after");
+    assert!(
+        (before - 440.0).abs() < 0.5,
+        "{before:.2} Hz before the gap"
+    );
+    assert!((after - 440.0).abs() < 0.5, "{after:.2} Hz after the gap");
+}
+
 #[test]
 fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
     if !crate::devices::sound_server() {
