@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::audio::{
-    Capture, DeviceSelector, Playback, open_input, open_output, start_capture, start_playback,
+    Capture, DeviceSelector, Playback, open_input_on, open_output_on, start_capture, start_playback,
 };
 use crate::codec::EncoderSettings;
 use crate::dsp::ProgramSettings;
@@ -173,8 +173,12 @@ enum Feeder {
     File(
         #[expect(dead_code, reason = "held for its Drop: the file plays while it lives")] PacedFile,
     ),
-    /// A device that is gone; re-opened when it returns.
-    Lost { selector: DeviceSelector },
+    /// A device that is gone; re-opened when it returns, on the sound system it was on
+    /// (`host`; any, for one missing from the start).
+    Lost {
+        selector: DeviceSelector,
+        host: Option<String>,
+    },
 }
 
 fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), HostError> {
@@ -185,7 +189,7 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
             Ok((Feeder::File(feeder), ring))
         }
         InputChoice::Device(selector) => {
-            let (capture, ring) = open_device(selector, channels)?;
+            let (capture, ring) = open_device(selector, channels, None)?;
             Ok((
                 Feeder::Device {
                     capture,
@@ -205,12 +209,14 @@ fn channels_of(which: Input) -> usize {
 /// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
 const CAPTURE_PERIOD_FRAMES: u32 = 480;
 
-/// Opens a device for an input of `channels` (a mono voice needs no more than one).
+/// Opens a device for an input of `channels` (a mono voice needs no more than one), on the
+/// sound system called `host` (`None`: the one Booth uses).
 fn open_device(
     selector: &DeviceSelector,
     channels: usize,
+    host: Option<&str>,
 ) -> Result<(Capture, InputRing), HostError> {
-    let (device, info) = open_input(selector).map_err(|e| HostError(e.to_string()))?;
+    let (device, info) = open_input_on(selector, host).map_err(|e| HostError(e.to_string()))?;
     let want = u16::try_from(channels).ok();
     let (capture, ring) = start_capture(&device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
         .map_err(|e| HostError(e.to_string()))?;
@@ -263,8 +269,10 @@ pub struct HostSession {
     /// Whether the room's voices come from the room (not from a rig's file).
     remote_from_room: bool,
     playback: Option<Playback>,
-    /// The output the room's voices play on, as asked for: opened again when it comes back.
+    /// The output the room's voices play on, as asked for: opened again when it comes back,
+    /// on the sound system it was lost from.
     monitor_name: Option<String>,
+    monitor_host: Option<String>,
     engine: engine::EngineHandle,
     meters: std::sync::Arc<engine::MeterReadout>,
     live: Option<crate::live::GoLive>,
@@ -297,6 +305,7 @@ impl HostSession {
                 Ok((
                     Feeder::Lost {
                         selector: selector.clone(),
+                        host: None,
                     },
                     None,
                 ))
@@ -326,7 +335,7 @@ impl HostSession {
         };
         let (playback, monitor) = match &opts.monitor_device {
             Some(name) => {
-                let (playback, producer) = open_monitor(name)?;
+                let (playback, producer) = open_monitor(name, None)?;
                 (Some(playback), Some(producer))
             }
             None => (None, None),
@@ -365,6 +374,7 @@ impl HostSession {
             remote: remote_feeder,
             playback,
             monitor_name: opts.monitor_device.clone(),
+            monitor_host: None,
             engine,
             meters,
             live: None,
@@ -485,7 +495,7 @@ impl HostSession {
     pub fn set_monitor(&mut self, name: Option<&str>) -> Result<(), HostError> {
         let (playback, lane) = match name {
             Some(name) => {
-                let (playback, lane) = open_monitor_lane(name)?;
+                let (playback, lane) = open_monitor_lane(name, None)?;
                 (Some(playback), Some(lane))
             }
             None => (None, None),
@@ -493,6 +503,7 @@ impl HostSession {
         let _ = self.engine.send(Command::Monitor(lane));
         self.playback = playback;
         self.monitor_name = name.map(str::to_owned);
+        self.monitor_host = None;
         Ok(())
     }
 
@@ -505,6 +516,7 @@ impl HostSession {
         match &self.playback {
             Some(p) if !p.is_alive() => {
                 let gone = p.info.name.clone();
+                self.monitor_host = Some(p.info.host.clone());
                 let _ = self.engine.send(Command::Monitor(None));
                 self.playback = None;
                 status(HostStatus::MonitorLost(format!(
@@ -513,7 +525,8 @@ impl HostSession {
             }
             Some(_) => {}
             None => {
-                if let Ok((playback, lane)) = open_monitor_lane(name) {
+                if let Ok((playback, lane)) = open_monitor_lane(name, self.monitor_host.as_deref())
+                {
                     status(HostStatus::MonitorBack(playback.info.name.clone()));
                     let _ = self.engine.send(Command::Monitor(Some(lane)));
                     self.playback = Some(playback);
@@ -585,15 +598,22 @@ impl HostSession {
     }
 }
 
-fn open_monitor(name: &str) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
-    let (device, info) = open_output(name).map_err(|e| HostError(e.to_string()))?;
+/// Opens the output `name` on the sound system called `host` (`None`: the one Booth uses).
+fn open_monitor(
+    name: &str,
+    host: Option<&str>,
+) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
+    let (device, info) = open_output_on(name, host).map_err(|e| HostError(e.to_string()))?;
     start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))
 }
 
 /// [`open_monitor`] for an engine already running: the room's mono voices steered onto the
 /// output's ring.
-fn open_monitor_lane(name: &str) -> Result<(Playback, Box<engine::OutputLane>), HostError> {
-    let (playback, producer) = open_monitor(name)?;
+fn open_monitor_lane(
+    name: &str,
+    host: Option<&str>,
+) -> Result<(Playback, Box<engine::OutputLane>), HostError> {
+    let (playback, producer) = open_monitor(name, host)?;
     let lane = engine::OutputLane::new(producer, 1).map_err(|e| HostError(e.to_string()))?;
     Ok((playback, Box::new(lane)))
 }
@@ -610,14 +630,16 @@ fn watch(
         Feeder::Device { capture, selector } => {
             if let Err(e) = capture.check() {
                 let selector = selector.clone();
+                let host = Some(capture.info.host.clone());
                 status(HostStatus::Lost(which, e.to_string()));
                 let _ = engine.send(Command::Replace(which, None));
-                *feeder = Feeder::Lost { selector };
+                *feeder = Feeder::Lost { selector, host };
             }
         }
-        Feeder::Lost { selector } => {
+        Feeder::Lost { selector, host } => {
             // The same device if it returns; for a default, whatever the new default is.
-            if let Ok((capture, ring)) = open_device(selector, channels_of(which)) {
+            if let Ok((capture, ring)) = open_device(selector, channels_of(which), host.as_deref())
+            {
                 status(HostStatus::Back(which, capture.info.name.clone()));
                 let _ = engine.send(Command::Replace(which, Some(ring)));
                 *feeder = Feeder::Device {

@@ -189,7 +189,7 @@ struct HostArgs {
     /// room server exists). They duck the game and play on --monitor-device.
     #[arg(long, value_name = "FILE")]
     remote_file: Option<PathBuf>,
-    /// Record the live program to this Ogg Opus file.
+    /// Record the live program to this Ogg Opus file (.ogg or .opus).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
     /// Stop after this many seconds (default: run until Ctrl-C).

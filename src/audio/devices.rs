@@ -236,6 +236,22 @@ struct Found {
 /// The first sound system that answers, in cpal's order of preference for this platform
 /// (PulseAudio before ALSA on Linux). cpal's `default_host()` would panic where none answers.
 fn host() -> Result<cpal::Host, DeviceError> {
+    host_named(None)
+}
+
+/// The sound system called `name` (cpal's host name: `PulseAudio`, `ALSA`, `WASAPI`...), and
+/// no other; with `None`, the one Booth uses (see [`host`]). A device that went away is looked
+/// for again on the sound system it was opened on: while a sound server restarts, the next one
+/// down (raw ALSA under PulseAudio, say) may answer, and taking a device there would hold the
+/// hardware the server needs when it comes back.
+fn host_named(name: Option<&str>) -> Result<cpal::Host, DeviceError> {
+    if let Some(name) = name {
+        let id = cpal::available_hosts()
+            .into_iter()
+            .find(|id| id.name() == name)
+            .ok_or_else(|| DeviceError::NoHost(format!("{name}: not built into Booth")))?;
+        return cpal::host_from_id(id).map_err(|e| DeviceError::NoHost(format!("{name}: {e}")));
+    }
     let mut failures = Vec::new();
     // BOOTH_AUDIO_HOST picks a host by name (`alsa`, `pulseaudio`, ...) when several exist.
     let wanted = std::env::var("BOOTH_AUDIO_HOST")
@@ -280,7 +296,20 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
 /// [`DeviceError::Ambiguous`] for a name, [`DeviceError::NoDefault`] when the sound system has
 /// no such default, and the errors of [`list_devices`].
 pub fn open_input(selector: &DeviceSelector) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
-    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host()?)?
+    open_input_on(selector, None)
+}
+
+/// [`open_input`] on the sound system called `host` only (a [`DeviceInfo::host`]), or on the
+/// one Booth uses with `None`.
+///
+/// # Errors
+///
+/// As [`open_input`]; [`DeviceError::NoHost`] when that sound system does not answer.
+pub fn open_input_on(
+    selector: &DeviceSelector,
+    host: Option<&str>,
+) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host_named(host)?)?
         .into_iter()
         .map(|f| (f.device, f.info))
         .unzip();
@@ -318,15 +347,26 @@ fn lean(device: cpal::Device, info: &DeviceInfo) -> cpal::Device {
     device
 }
 
-/// Whether the sound system Booth uses still has the device `info` describes. Blocks for a
-/// round trip to the sound server: never call it from an audio callback.
 /// Finds an output device by id, name or a unique part of either (as [`open_input`] does for
 /// inputs), for playing the room's voices to the host.
 ///
 /// # Errors
 /// No sound system, or no output (or more than one) matches `wanted`; the error lists them.
 pub fn open_output(wanted: &str) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
-    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host()?)?
+    open_output_on(wanted, None)
+}
+
+/// [`open_output`] on the sound system called `host` only, or on the one Booth uses with
+/// `None`.
+///
+/// # Errors
+///
+/// As [`open_output`]; [`DeviceError::NoHost`] when that sound system does not answer.
+pub fn open_output_on(
+    wanted: &str,
+    host: Option<&str>,
+) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host_named(host)?)?
         .into_iter()
         .map(|f| (f.device, f.info))
         .unzip();
@@ -339,11 +379,13 @@ pub fn open_output(wanted: &str) -> Result<(cpal::Device, DeviceInfo), DeviceErr
     }
 }
 
+/// Whether the sound system the device `info` describes was opened on still has it. Blocks for
+/// a round trip to the sound server: never call it from an audio callback.
 pub(crate) fn still_present(info: &DeviceInfo) -> Result<bool, DeviceError> {
-    let host = host()?;
-    if host.id().name() != info.host {
+    // Its own sound system gone is the device gone (another answering instead says nothing).
+    let Ok(host) = host_named(Some(&info.host)) else {
         return Ok(false);
-    }
+    };
     let id = info.id.strip_prefix("loopback:").unwrap_or(&info.id);
     let mut devices = host
         .devices()

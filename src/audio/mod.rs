@@ -16,7 +16,7 @@ mod pulse;
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{
     DeviceError, DeviceInfo, DeviceSelector, Direction, NativeFormat, Span, list_devices,
-    open_input, open_output, spans_text,
+    open_input, open_input_on, open_output, open_output_on, spans_text,
 };
 pub use file::{AudioError, FileSource};
 pub use playback::{Playback, PlaybackStats, Playout, pull_interleaved, start_playback};

@@ -36,11 +36,23 @@ impl Recorder {
     /// `settings` must be the engine's encoder settings (they describe the packets).
     ///
     /// # Errors
-    /// The file cannot be created, or the header cannot be written.
+    /// A name that does not end in `.ogg` or `.opus` (nothing is created: Ogg Opus in a file
+    /// called `.wav` would play nowhere), the file cannot be created, or the header cannot be
+    /// written.
     pub fn start(
         path: &Path,
         settings: &EncoderSettings,
     ) -> Result<(Self, SyncSender<EncodedFrame>), CodecError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("ogg" | "opus")) {
+            return Err(CodecError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the live program is recorded as Ogg Opus: name the file .ogg or .opus",
+            )));
+        }
         let file = File::create(path)?;
         let writer = OggOpusWriter::with_comments(
             BufWriter::new(file),

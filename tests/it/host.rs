@@ -478,6 +478,149 @@ fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
     assert!((after - 440.0).abs() < 0.5, "{after:.2} Hz after the gap");
 }
 
+/// A sound server of a test's own (`tests/sound-server.sh` in a directory of its own), for a
+/// test that stops and restarts it: the shared one stays up for every other test. Stopped,
+/// with its keep-alive players, when dropped.
+struct OwnSoundServer {
+    dir: tempfile::TempDir,
+}
+
+impl OwnSoundServer {
+    fn start() -> Self {
+        let server = Self { dir: tempdir() };
+        server.up();
+        server
+    }
+
+    /// `cmd` as a client of this server (PulseAudio clients, and ALSA's pulse plugin).
+    fn client<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        let dir = self.dir.path();
+        cmd.env("SOUND_DIR", dir)
+            .env("XDG_RUNTIME_DIR", dir.join("run"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env(
+                "PULSE_SERVER",
+                format!("unix:{}", dir.join("pulse.sock").display()),
+            )
+            .env("PULSE_COOKIE", dir.join("cookie"))
+    }
+
+    /// Runs `tests/sound-server.sh`: sourced to start (as its users do), run to stop.
+    fn script(&self, stop: bool) -> bool {
+        let mut cmd = Command::new("sh");
+        if stop {
+            cmd.args(["tests/sound-server.sh", "stop"]);
+        } else {
+            cmd.args(["-c", ". tests/sound-server.sh"]);
+        }
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null());
+        self.client(&mut cmd).status().is_ok_and(|s| s.success())
+    }
+
+    fn up(&self) {
+        assert!(self.script(false), "tests/sound-server.sh did not start");
+    }
+
+    /// Stops the server as a crash or a restart of the desktop's sound server would.
+    fn down(&self) {
+        run(self.client(Command::new("pulseaudio").arg("--kill")));
+    }
+}
+
+impl Drop for OwnSoundServer {
+    fn drop(&mut self) {
+        self.script(true);
+    }
+}
+
+/// The desktop's sound server restarts under a live host (it crashed, or PipeWire was
+/// restarted): the devices come back on it, and only on it. While it is down, ALSA's own
+/// devices still answer, and a device taken there would hold the hardware the server needs
+/// (Booth once opened the ALSA plugin's `mic_capture` for the lost `mic`, and probing ALSA
+/// woke JACK, which filled the terminal with its errors).
+#[test]
+fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
+    if !crate::devices::sound_server() || !have_tool("paplay") || !have_tool("pulseaudio") {
+        return;
+    }
+    let server = OwnSoundServer::start();
+    let dir = tempdir();
+    let tone = dir.path().join("tone.wav");
+    write_game_tone(&tone, 12, 48_000, 440.0);
+    let play = || spawn(server.client(Command::new("paplay").args(["--device=game"]).arg(&tone)));
+    let _game = play();
+    let out = dir.path().join("live.ogg");
+    let booth_run = spawn(
+        server.client(
+            Command::new(booth())
+                .args([
+                    "host",
+                    "--headless",
+                    "--offline",
+                    "--game-device",
+                    "game.monitor",
+                    "--mic-device",
+                    "mic",
+                    "--seconds",
+                    "10",
+                    "--record",
+                ])
+                .arg(&out)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        ),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    server.down();
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    server.up();
+    let _game_again = play();
+    let output = booth_run.finish();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("booth: game audio lost"), "{err}");
+    assert!(err.contains("booth: mic lost"), "{err}");
+    // Back on the server, as the devices they were.
+    assert!(
+        err.contains("booth: game audio back: Monitor of Game\n"),
+        "{err}"
+    );
+    assert!(err.contains("booth: mic back: Mic\n"), "{err}");
+    let backs: Vec<&str> = err.lines().filter(|l| l.contains(" back: ")).collect();
+    assert_eq!(backs.len(), 2, "{err}");
+    assert!(!err.to_lowercase().contains("jack"), "{err}");
+    // And the game is in the program again, to the end.
+    let l = channel(&ffmpeg_decode(&out), 0);
+    let end = &l[l.len() - 48_000..];
+    assert!(tone_db(end, 440.0) > -12.0, "{:.1} dB", tone_db(end, 440.0));
+}
+
+#[test]
+fn a_recording_named_other_than_ogg_is_refused_and_nothing_is_written() {
+    let dir = tempdir();
+    let game = dir.path().join("game.wav");
+    write_game_tone(&game, 1, 48_000, 440.0);
+    let voice = dir.path().join("voice.wav");
+    write_guest(&voice, 1);
+    let out = dir.path().join("live.wav");
+    let o = Command::new(booth())
+        .args(["host", "--headless", "--offline", "--seconds", "1"])
+        .arg("--game-file")
+        .arg(&game)
+        .arg("--mic-file")
+        .arg(&voice)
+        .arg("--record")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("booth: {e}"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("live.wav"), "{err}");
+    assert!(err.contains(".ogg or .opus"), "{err}");
+    assert!(!out.exists(), "a file was written");
+}
+
 #[test]
 fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
     if !crate::devices::sound_server() {
