@@ -228,21 +228,21 @@ impl Lane {
             // little later, so the fill now sits higher by what was missing: keep it there,
             // and a millisecond more, rather than steer it back down into the next late
             // period. A device lane's headroom grows to at most twice what it started with.
-            let mut kept = 0;
             if self.headroom > 0 {
                 let most = 2.0 * self.headroom as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                kept = (self.steering.lift(lift, most).round() as usize).min(missing);
+                let kept = (self.steering.lift(lift, most).round() as usize).min(missing);
+                // The rest stood in for a stall (a busy sound server, a machine that froze):
+                // it is heard as the gap it was, and what the device delivers for it, in a
+                // burst once it runs again, is passed over. Kept, it would sit in the ring as
+                // latency (the game behind the voice) that the steering drains at its slow
+                // pace, bending the pitch for half a minute after a 150 ms stall. (Sources in
+                // step with the engine, with no headroom, keep what comes late, as before.)
+                self.stale += missing - kept;
+                // A few frames short is jitter, or a clock the steering has not caught up
+                // with yet: what comes late for those is kept too.
+                self.stalled |= missing - kept > need / 4;
             }
-            // The rest stood in for a stall (a busy sound server, a machine that froze): it
-            // is heard as the gap it was, and what the device delivers for it, in a burst once
-            // it runs again, is passed over. Kept, it would sit in the ring as latency (the
-            // game behind the voice) that the steering drains at its slow pace, bending the
-            // pitch for half a minute after a 150 ms stall.
-            self.stale += missing - kept;
-            // A few frames short is jitter, or a clock the steering has not caught up with
-            // yet: what comes late for those is kept, as it always was.
-            self.stalled |= missing - kept > need / 4;
         }
 
         // The buffers are sized from the resampler, so this cannot fail; silence if it did.

@@ -829,14 +829,24 @@ fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
         let e = next_of(&mut bad, &["error"]).await;
         assert_eq!(e["code"], "hello_first", "{e}");
     });
-    listener.wait_ok(Duration::from_secs(40));
+    let listened = listener.wait_ok(Duration::from_secs(40));
+    let hosted = host.stderr();
     drop(host);
     // The listener heard the program without a gap through all of it.
     let track = tone_track(&heard, 440.0);
     let quiet: Vec<usize> = (5..track.len()).filter(|&i| track[i] < -20.0).collect();
+    // Where a gap came from: the host's inputs running short, or the way to the listener.
+    let said = |err: &str, what: &str| -> String {
+        err.lines()
+            .filter(|l| l.contains(what))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert!(
         quiet.is_empty(),
-        "the program dropped out at windows {quiet:?}: {track:?}"
+        "the program dropped out at windows {quiet:?}: {track:?}\nthe host: {}\nthe listener: {}",
+        said(&hosted, "short:"),
+        said(&listened, "concealed")
     );
 }
 
