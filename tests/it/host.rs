@@ -137,6 +137,20 @@ impl Drop for Child {
     }
 }
 
+/// `booth host --headless --offline --seconds SECONDS --record OUT` (and `more`), its output
+/// piped: a host recording the live program from the sound server's devices.
+fn recording_host(seconds: u32, out: &std::path::Path, more: &[&str]) -> Command {
+    let mut cmd = Command::new(booth());
+    cmd.args(["host", "--headless", "--offline", "--seconds"])
+        .arg(seconds.to_string())
+        .args(more)
+        .arg("--record")
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
 fn spawn(cmd: &mut Command) -> Child {
     Child(Some(
         cmd.stdin(std::process::Stdio::null())
@@ -251,22 +265,7 @@ fn live_program_from_real_devices_ducks_the_game_under_the_words() {
     // The game plays all along; booth starts; the words come after two seconds.
     let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let booth_run = spawn(
-        Command::new(booth())
-            .args([
-                "host",
-                "--headless",
-                "--offline",
-                "--seconds",
-                "7",
-                "--duck-depth",
-                "12",
-                "--record",
-            ])
-            .arg(&out)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let booth_run = spawn(&mut recording_host(7, &out, &["--duck-depth", "12"]));
     std::thread::sleep(std::time::Duration::from_millis(2_500));
     run(Command::new("paplay")
         .args(["--device=mic_feed"])
@@ -325,20 +324,7 @@ fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
     let _sound = crate::devices::sound_lock();
     let dir = tempdir();
     let out = dir.path().join("live.ogg");
-    let booth_run = spawn(
-        Command::new(booth())
-            .args([
-                "host",
-                "--headless",
-                "--offline",
-                "--seconds",
-                "8",
-                "--record",
-            ])
-            .arg(&out)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let booth_run = spawn(&mut recording_host(8, &out, &[]));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     // Unplug the microphone: unload the module that makes the `mic` source.
     let modules = run(Command::new("pactl").args(["list", "short", "modules"]));
@@ -418,20 +404,7 @@ fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
     let out = dir.path().join("live.ogg");
     let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let booth_run = spawn(
-        Command::new(booth())
-            .args([
-                "host",
-                "--headless",
-                "--offline",
-                "--seconds",
-                "9",
-                "--record",
-            ])
-            .arg(&out)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    );
+    let booth_run = spawn(&mut recording_host(9, &out, &[]));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     {
         let _frozen = Frozen::freeze(server);
@@ -551,26 +524,8 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     let play = || spawn(server.client(Command::new("paplay").args(["--device=game"]).arg(&tone)));
     let _game = play();
     let out = dir.path().join("live.ogg");
-    let booth_run = spawn(
-        server.client(
-            Command::new(booth())
-                .args([
-                    "host",
-                    "--headless",
-                    "--offline",
-                    "--game-device",
-                    "game.monitor",
-                    "--mic-device",
-                    "mic",
-                    "--seconds",
-                    "10",
-                    "--record",
-                ])
-                .arg(&out)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped()),
-        ),
-    );
+    let devices = ["--game-device", "game.monitor", "--mic-device", "mic"];
+    let booth_run = spawn(server.client(&mut recording_host(10, &out, &devices)));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     server.down();
     std::thread::sleep(std::time::Duration::from_millis(2_500));
