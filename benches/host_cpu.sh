@@ -16,7 +16,8 @@
 #           the tone and words mixed, one 20 ms frame at a time on the wall clock, as the
 #           engine runs it (examples/opus_paced.rs); each column is also given as a multiple
 #           of it, which carries from machine to machine better than a percentage does
-# Rounds alternate; medians are printed, as % of one core.
+# Rounds alternate; medians are printed, as % of one core, then each mode's median over
+# libopus alone's, and the median of the per-round multiples (steadier on a noisy machine).
 #
 #   benches/host_cpu.sh [SECONDS=60] [ROUNDS=3]
 # Needs a release build (cargo build --release --bin booth --example opus_paced) and the test
@@ -76,5 +77,17 @@ mm=$(median "${monitor[@]}")
 mmc=$(median "${moncpal[@]}")
 ma=$(median "${alone[@]}")
 x() { awk -v a="$1" -v b="$ma" 'BEGIN { printf "%.1fx", a / b }'; }
+# The same, round by round: libopus alone moves with the machine (15% between rounds here), and a
+# mode measured in the same round moved with it, so the median of the per-round ratios is the
+# steadier figure.
+rx() {
+    local name=$1 i ratios=()
+    local -n col=$name
+    for i in "${!col[@]}"; do
+        ratios+=("$(awk -v a="${col[$i]}" -v b="${alone[$i]}" 'BEGIN { printf "%.3f", a / b }')")
+    done
+    awk -v m="$(median "${ratios[@]}")" 'BEGIN { printf "%.2fx", m }'
+}
 echo "median over $rounds rounds of ${secs} s: booth ${mb}% (${mn}% without noise suppression), cpal ${mc}% ($(awk -v a="$mc" -v b="$mb" 'BEGIN { printf "%.1f", a / b }')x), live in a room ${ml}% (${mh}% with a listener), hearing the room on an output ${mm}% (${mmc}% on cpal's output stream) of one core"
 echo "against libopus alone (${ma}%): booth $(x "$mb") ($(x "$mn") without noise suppression), live $(x "$ml") ($(x "$mh") with a listener), hearing the room $(x "$mm")"
+echo "median of the per-round multiples of libopus alone: booth $(rx ours) ($(rx plain) without noise suppression), live $(rx live) ($(rx heard) with a listener), hearing the room $(rx monitor)"
