@@ -125,12 +125,7 @@ impl Feeder {
             Feeder::Device { capture, .. } => {
                 let period = capture
                     .period_frames()
-                    .map(|p| {
-                        format!(
-                            ", {} ms periods",
-                            f64::from(p) * 1000.0 / f64::from(capture.sample_rate.max(1))
-                        )
-                    })
+                    .map(|p| format!(", {} ms periods", period_ms(p, capture.sample_rate)))
                     .unwrap_or_default();
                 Some(Source {
                     name: capture.info.name.clone(),
@@ -199,6 +194,13 @@ fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), Ho
             ))
         }
     }
+}
+
+/// A period of `frames` at `rate` in milliseconds, to a tenth: 10 for 480 frames at 48 kHz,
+/// 6.7 for 320 (not 6.666666666666667).
+fn period_ms(frames: u32, rate: u32) -> f64 {
+    let ms = f64::from(frames) * 1000.0 / f64::from(rate.max(1));
+    (ms * 10.0).round() / 10.0
 }
 
 /// What an input carries: the game in stereo, voices (the mic, the room's) in mono.
@@ -648,5 +650,19 @@ fn watch(
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::period_ms;
+
+    #[test]
+    fn periods_are_said_to_a_tenth_of_a_millisecond() {
+        assert_eq!(format!("{}", period_ms(480, 48_000)), "10");
+        assert_eq!(format!("{}", period_ms(320, 48_000)), "6.7");
+        assert_eq!(format!("{}", period_ms(441, 44_100)), "10");
+        assert_eq!(format!("{}", period_ms(256, 44_100)), "5.8");
+        assert_eq!(format!("{}", period_ms(480, 0)), "480000");
     }
 }
