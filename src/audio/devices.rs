@@ -309,11 +309,20 @@ pub fn open_input_on(
     selector: &DeviceSelector,
     host: Option<&str>,
 ) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
+    open_picked(host, |infos| pick(infos, selector))
+}
+
+/// The device `choose` picks from the devices of the sound system called `host` (see
+/// [`host_named`]), ready to open.
+fn open_picked(
+    host: Option<&str>,
+    choose: impl FnOnce(&[DeviceInfo]) -> Result<usize, DeviceError>,
+) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
     let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host_named(host)?)?
         .into_iter()
         .map(|f| (f.device, f.info))
         .unzip();
-    let index = pick(&infos, selector)?;
+    let index = choose(&infos)?;
     match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
         (Some(device), Some(info)) => Ok((lean(device, &info), info)),
         _ => Err(DeviceError::Backend(
@@ -366,17 +375,7 @@ pub fn open_output_on(
     wanted: &str,
     host: Option<&str>,
 ) -> Result<(cpal::Device, DeviceInfo), DeviceError> {
-    let (devices, infos): (Vec<cpal::Device>, Vec<DeviceInfo>) = found_devices(&host_named(host)?)?
-        .into_iter()
-        .map(|f| (f.device, f.info))
-        .unzip();
-    let index = pick_named(&infos, wanted, Direction::Output)?;
-    match (devices.into_iter().nth(index), infos.into_iter().nth(index)) {
-        (Some(device), Some(info)) => Ok((lean(device, &info), info)),
-        _ => Err(DeviceError::Backend(
-            "the device list changed while reading it".to_owned(),
-        )),
-    }
+    open_picked(host, |infos| pick_named(infos, wanted, Direction::Output))
 }
 
 /// Whether the sound system the device `info` describes was opened on still has it. Blocks for
