@@ -89,6 +89,8 @@ pub enum HostStatus {
     MonitorLost(String),
     /// The monitor output is back: its device's name.
     MonitorBack(String),
+    /// An input that takes the default device follows it to another: its name.
+    Followed(Input, String),
     /// An input opened at the start: what plays into it.
     Opened(Input, Source),
     /// Something else the engine reported.
@@ -282,6 +284,8 @@ pub struct HostSession {
     recorder: Option<Recorder>,
     last_check: Instant,
     last_meters: Instant,
+    /// [`crate::audio::default_changes`] when the default devices were last looked at.
+    defaults_seen: u64,
 }
 
 impl HostSession {
@@ -384,6 +388,7 @@ impl HostSession {
             recorder,
             last_check: Instant::now(),
             last_meters: Instant::now(),
+            defaults_seen: crate::audio::default_changes(),
         };
         if let Some(target) = &opts.room {
             let room = session.go_live(target)?;
@@ -554,6 +559,12 @@ impl HostSession {
         }
         if self.last_check.elapsed() >= Duration::from_secs(1) {
             self.last_check = Instant::now();
+            let changes = crate::audio::default_changes();
+            if changes != self.defaults_seen {
+                self.defaults_seen = changes;
+                follow_default(Input::Game, &mut self.game, &self.engine, status);
+                follow_default(Input::Mic, &mut self.mic, &self.engine, status);
+            }
             watch(Input::Game, &mut self.game, &self.engine, status);
             watch(Input::Mic, &mut self.mic, &self.engine, status);
             self.watch_monitor(status);
@@ -618,6 +629,42 @@ fn open_monitor_lane(
     let (playback, producer) = open_monitor(name, host)?;
     let lane = engine::OutputLane::new(producer, 1).map_err(|e| HostError(e.to_string()))?;
     Ok((playback, Box::new(lane)))
+}
+
+/// An input on the default device (the default mic, the default output's monitor) moves to the
+/// new default when the user picks another (headphones plugged in, say): the sound server
+/// sends the game there, and the monitor of the old output would carry silence. A device the
+/// user named stays.
+fn follow_default(
+    which: Input,
+    feeder: &mut Feeder,
+    engine: &engine::EngineHandle,
+    status: &mut dyn FnMut(HostStatus),
+) {
+    let Feeder::Device { capture, selector } = feeder else {
+        return;
+    };
+    if !matches!(
+        selector,
+        DeviceSelector::DefaultMic | DeviceSelector::DefaultGameMonitor
+    ) {
+        return;
+    }
+    let host = capture.info.host.clone();
+    let Ok((_, now)) = open_input_on(selector, Some(&host)) else {
+        return;
+    };
+    if now.id == capture.info.id {
+        return;
+    }
+    if let Ok((capture, ring)) = open_device(selector, channels_of(which), Some(&host)) {
+        status(HostStatus::Followed(which, capture.info.name.clone()));
+        let _ = engine.send(Command::Replace(which, Some(ring)));
+        *feeder = Feeder::Device {
+            capture,
+            selector: selector.clone(),
+        };
+    }
 }
 
 /// Checks a device input; a lost one is retried, and handed back to the engine when it opens.

@@ -578,6 +578,9 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             eprintln!("booth: monitor output lost, the room goes on unheard there: {why}");
         }
         HostStatus::MonitorBack(name) => eprintln!("booth: monitor output back: {name}"),
+        HostStatus::Followed(which, name) => {
+            eprintln!("booth: {} follows the new default: {name}", input_word(which));
+        }
         HostStatus::Engine(ev) => eprintln!("booth: {ev}"),
         HostStatus::Live(room) => {
             println!("listen: {}", room.listener_link);

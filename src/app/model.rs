@@ -718,6 +718,13 @@ impl Overlay {
             HostStatus::MonitorBack(name) => {
                 self.info(format!("You hear the room on {name} again."));
             }
+            HostStatus::Followed(which, name) => {
+                let what = input_name(which);
+                self.info(format!("The {what} follows the new default: {name}"));
+                let slot = self.input_mut(which);
+                slot.device = Some(name);
+                slot.lost = None;
+            }
             HostStatus::Engine(EngineEvent::SettingsApplied(s)) => self.applied = Some(s),
             HostStatus::Engine(EngineEvent::SettingsRefused(why)) => {
                 self.problem(format!("the engine refused the settings: {why}"));

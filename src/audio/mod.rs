@@ -20,3 +20,15 @@ pub use devices::{
 };
 pub use file::{AudioError, FileSource};
 pub use playback::{Playback, PlaybackStats, Playout, pull_interleaved, start_playback};
+
+/// A count that moves when the sound server says its defaults (or another of its settings)
+/// changed: compare it now and then to follow the default devices without asking the server.
+/// It moves only while Booth records from PulseAudio (or PipeWire's PulseAudio server) on its
+/// own streams; elsewhere it stays put, and a default device is followed only when it is lost.
+#[must_use]
+pub fn default_changes() -> u64 {
+    #[cfg(target_os = "linux")]
+    return pulse::server_changes();
+    #[cfg(not(target_os = "linux"))]
+    0
+}

@@ -453,6 +453,17 @@ impl PulseStream {
                 created.stream_latency,
             )
         };
+        if !output {
+            // Told when the server's defaults change (see `server_changes`). Its reply is not
+            // waited for: the pump passes over it with the other messages it does not need.
+            protocol::write_command_message(
+                &mut writer,
+                3,
+                &protocol::Command::Subscribe(protocol::SubscriptionMask::SERVER),
+                version,
+            )
+            .map_err(|e| protocol_error("asking to hear of the server's changes", &e))?;
+        }
         // From here the pump reads (and writes) what it can, once a period, without waiting.
         // The writer shares the socket and so its non-blocking mode: its cork commands are a
         // few dozen bytes into a send buffer the pump never fills (it writes a period, when
@@ -479,7 +490,7 @@ impl PulseStream {
             start,
             latency: Duration::from_micros(latency),
             requested,
-            seq: 3,
+            seq: 4,
         };
         pump(Pumped {
             read,
@@ -496,7 +507,7 @@ impl PulseStream {
             version,
             channel,
             output,
-            seq: AtomicU32::new(3),
+            seq: AtomicU32::new(4),
             period_frames,
             start,
             flags,
@@ -741,6 +752,17 @@ impl Served {
 }
 
 static PUMP: OnceLock<Pump> = OnceLock::new();
+
+/// How many times a sound server Booth records from said that its settings changed (its
+/// default output or input, above all): each record stream asks to be told.
+static SERVER_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times a sound server Booth records from has said that its defaults (or another of
+/// its settings) changed. The host compares it once a second, to follow a default device; it
+/// moves only while a record stream of Booth's own is open.
+pub fn server_changes() -> u64 {
+    SERVER_CHANGES.load(Ordering::Relaxed)
+}
 
 /// While a caller serves the streams through [`pump_now`] at least this often, the pump thread
 /// stays asleep; when it stops, the thread takes over after this long.
@@ -1072,6 +1094,12 @@ impl Connection {
                 if self.output && request.channel == self.channel =>
             {
                 Heard::Requested(request.length)
+            }
+            protocol::Command::SubscribeEvent(event)
+                if event.event_facility == protocol::SubscriptionEventFacility::Server =>
+            {
+                SERVER_CHANGES.fetch_add(1, Ordering::Relaxed);
+                Heard::Nothing
             }
             _ => Heard::Nothing,
         }

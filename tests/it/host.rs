@@ -551,6 +551,49 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     assert!(tone_db(end, 440.0) > -12.0, "{:.1} dB", tone_db(end, 440.0));
 }
 
+/// The user switches the computer's output (headphones plugged in): the sound server moves the
+/// game there, so a host on the default output's monitor follows it, and the game stays in the
+/// program (on the old output's monitor it would be silence from then on). A private server:
+/// the shared one's defaults stay as the other tests expect them.
+#[test]
+fn the_game_audio_follows_the_default_output_when_the_user_switches_it() {
+    if !crate::devices::sound_server() || !have_tool("paplay") || !have_tool("pactl") {
+        return;
+    }
+    let server = OwnSoundServer::start();
+    let dir = tempdir();
+    let tone = dir.path().join("game.wav");
+    write_game_tone(&tone, 12, 48_000, 440.0);
+    // The game plays on the default output, as games do.
+    let _game = spawn(server.client(Command::new("paplay").arg(&tone)));
+    let out = dir.path().join("live.ogg");
+    // No --game-device: the monitor of the default output (`game`).
+    let booth_run = spawn(server.client(&mut recording_host(8, &out, &[])));
+    std::thread::sleep(std::time::Duration::from_millis(3_000));
+    run(server.client(Command::new("pactl").args(["set-default-sink", "phones"])));
+    let output = booth_run.finish();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("booth: game audio: Monitor of Game (game.monitor"),
+        "{err}"
+    );
+    assert!(
+        err.contains("booth: game audio follows the new default: Monitor of Phones"),
+        "{err}"
+    );
+    assert!(!err.contains(" lost"), "{err}");
+    // The game before the switch and in the last second, now played on the new output.
+    let l = channel(&ffmpeg_decode(&out), 0);
+    for (when, part) in [
+        ("before", &l[48_000..96_000]),
+        ("after", &l[l.len() - 48_000..]),
+    ] {
+        let level = tone_db(part, 440.0);
+        assert!(level > -12.0, "the game {when} the switch: {level:.1} dB");
+    }
+}
+
 #[test]
 fn a_recording_named_other_than_ogg_is_refused_and_nothing_is_written() {
     let dir = tempdir();
