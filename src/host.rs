@@ -221,8 +221,17 @@ fn open_device(
     host: Option<&str>,
 ) -> Result<(Capture, InputRing), HostError> {
     let (device, info) = open_input_on(selector, host).map_err(|e| HostError(e.to_string()))?;
+    start_device(&device, info, channels)
+}
+
+/// Starts capturing `device` (found as `info`) for an input of `channels`.
+fn start_device(
+    device: &cpal::Device,
+    info: crate::audio::DeviceInfo,
+    channels: usize,
+) -> Result<(Capture, InputRing), HostError> {
     let want = u16::try_from(channels).ok();
-    let (capture, ring) = start_capture(&device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
+    let (capture, ring) = start_capture(device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
         .map_err(|e| HostError(e.to_string()))?;
     let channels = usize::from(capture.channels);
     let ring = InputRing {
@@ -650,14 +659,13 @@ fn follow_default(
     ) {
         return;
     }
-    let host = capture.info.host.clone();
-    let Ok((_, now)) = open_input_on(selector, Some(&host)) else {
+    let Ok((device, now)) = open_input_on(selector, Some(&capture.info.host)) else {
         return;
     };
     if now.id == capture.info.id {
         return;
     }
-    if let Ok((capture, ring)) = open_device(selector, channels_of(which), Some(&host)) {
+    if let Ok((capture, ring)) = start_device(&device, now, channels_of(which)) {
         status(HostStatus::Followed(which, capture.info.name.clone()));
         let _ = engine.send(Command::Replace(which, Some(ring)));
         *feeder = Feeder::Device {
