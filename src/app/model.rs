@@ -673,6 +673,13 @@ impl Overlay {
         }
     }
 
+    /// An input plays from `name` now (opened, back, or moved to a new default).
+    fn input_on(&mut self, which: Input, name: String) {
+        let slot = self.input_mut(which);
+        slot.device = Some(name);
+        slot.lost = None;
+    }
+
     fn take_status(&mut self, status: HostStatus, now: Instant) {
         match status {
             HostStatus::Live(room) => {
@@ -700,17 +707,11 @@ impl Overlay {
                 let slot = self.input_mut(which);
                 slot.lost = Some(why);
             }
-            HostStatus::Opened(which, source) => {
-                let slot = self.input_mut(which);
-                slot.device = Some(source.name);
-                slot.lost = None;
-            }
+            HostStatus::Opened(which, source) => self.input_on(which, source.name),
             HostStatus::Back(which, name) => {
                 let what = input_name(which);
                 self.info(format!("The {what} is back: {name}"));
-                let slot = self.input_mut(which);
-                slot.device = Some(name);
-                slot.lost = None;
+                self.input_on(which, name);
             }
             HostStatus::MonitorLost(why) => self.problem(format!(
                 "Where you hear the room is gone: {why}. Booth plays the room there again when it is back; or pick another in Audio."
@@ -721,9 +722,7 @@ impl Overlay {
             HostStatus::Followed(which, name) => {
                 let what = input_name(which);
                 self.info(format!("The {what} follows the new default: {name}"));
-                let slot = self.input_mut(which);
-                slot.device = Some(name);
-                slot.lost = None;
+                self.input_on(which, name);
             }
             HostStatus::Engine(EngineEvent::SettingsApplied(s)) => self.applied = Some(s),
             HostStatus::Engine(EngineEvent::SettingsRefused(why)) => {
