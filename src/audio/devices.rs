@@ -15,6 +15,7 @@
 //! sound system is missing: that is an error a user can read, naming what does exist.
 
 use cpal::traits::{DeviceTrait, HostTrait};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Whether a device records or plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -171,6 +172,11 @@ pub enum DeviceError {
          machine has a sound card"
     )]
     NoHost(String),
+    /// The sound system Booth has been using stopped answering (a sound server restarting).
+    #[error(
+        "{0}, where Booth found its devices, is not answering (restarting?); it is used again once it is back"
+    )]
+    NotAnswering(String),
     /// The sound system answered but failed to list its devices.
     #[error("the sound system could not list its devices: {0}")]
     Backend(String),
@@ -233,8 +239,15 @@ struct Found {
     info: DeviceInfo,
 }
 
+/// Where in the order of preference ([`host_named`]) the sound system that last answered
+/// stands; `usize::MAX` before any has.
+static ANSWERED: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 /// The first sound system that answers, in cpal's order of preference for this platform
-/// (PulseAudio before ALSA on Linux). cpal's `default_host()` would panic where none answers.
+/// (PulseAudio before ALSA on Linux), and never one below the one that answered before in this
+/// process: a sound server that stops answering (it restarts) is reported as such, not
+/// replaced by the raw devices under it. A preferred one that starts later is taken.
+/// cpal's `default_host()` would panic where none answers.
 fn host() -> Result<cpal::Host, DeviceError> {
     host_named(None)
 }
@@ -257,15 +270,34 @@ fn host_named(name: Option<&str>) -> Result<cpal::Host, DeviceError> {
     let wanted = std::env::var("BOOTH_AUDIO_HOST")
         .ok()
         .map(|w| w.to_lowercase());
+    // The order of preference, among every sound system built in (a server that is down is not
+    // among those cpal calls available).
+    let rank = |id: &cpal::HostId| {
+        let unwanted = wanted
+            .as_ref()
+            .is_some_and(|w| !id.name().to_lowercase().contains(w.as_str()));
+        let built = cpal::ALL_HOSTS.iter().position(|h| h == id);
+        usize::from(unwanted) * cpal::ALL_HOSTS.len() + built.unwrap_or(cpal::ALL_HOSTS.len())
+    };
     let mut hosts = cpal::available_hosts();
-    if let Some(w) = &wanted {
-        hosts.sort_by_key(|id| !id.name().to_lowercase().contains(w.as_str()));
-    }
+    hosts.sort_by_key(rank);
+    let floor = ANSWERED.load(Ordering::Relaxed);
     for id in hosts {
+        if rank(&id) > floor {
+            break;
+        }
         match cpal::host_from_id(id) {
-            Ok(host) => return Ok(host),
+            Ok(host) => {
+                ANSWERED.store(rank(&id), Ordering::Relaxed);
+                return Ok(host);
+            }
             Err(e) => failures.push(format!("{}: {e}", id.name())),
         }
+    }
+    // The one that answered before is restarting, not gone. Listing the next one down would
+    // offer devices the server needs back (and wake JACK's errors, on ALSA).
+    if let Some(before) = cpal::ALL_HOSTS.iter().find(|h| rank(h) == floor) {
+        return Err(DeviceError::NotAnswering(before.name().to_owned()));
     }
     Err(DeviceError::NoHost(if failures.is_empty() {
         "cpal found none on this platform".to_owned()

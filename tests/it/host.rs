@@ -551,6 +551,90 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     assert!(tone_db(end, 440.0) > -12.0, "{:.1} dB", tone_db(end, 440.0));
 }
 
+/// The same restart seen from a device list (the overlay's, while its host picks a device): in a
+/// process that found its devices on the sound server, a list made while the server is down
+/// says it is not answering, rather than offering ALSA's devices under it (and waking JACK's
+/// errors); the devices are listed again once it is back. The test binary runs itself as
+/// that process, listing each time it is told to.
+#[test]
+fn a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa() {
+    use std::time::{Duration, Instant};
+    let wait_for = |file: &std::path::Path| {
+        let since = Instant::now();
+        while !file.exists() {
+            assert!(since.elapsed() < Duration::from_secs(20), "{file:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    if let Some(dir) = std::env::var_os("BOOTH_LISTING_CHILD") {
+        let dir = std::path::PathBuf::from(dir);
+        for step in ["up", "down", "back"] {
+            wait_for(&dir.join(step));
+            match booth::audio::list_devices() {
+                Ok(list) => {
+                    let ids: Vec<String> = list
+                        .iter()
+                        .map(|d| format!("{}:{}", d.host, d.id))
+                        .collect();
+                    eprintln!("child {step}: {}", ids.join(" "));
+                }
+                Err(e) => eprintln!("child {step}: error: {e}"),
+            }
+            std::fs::write(dir.join(format!("{step}.done")), "").unwrap();
+        }
+        return;
+    }
+    if !crate::devices::sound_server() || !have_tool("pulseaudio") {
+        return;
+    }
+    let server = OwnSoundServer::start();
+    let steps = tempdir();
+    let child = spawn(
+        server
+            .client(&mut Command::new(std::env::current_exe().unwrap()))
+            .args([
+                "--exact",
+                "host::a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa",
+                "--nocapture",
+            ])
+            .env("BOOTH_LISTING_CHILD", steps.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let step = |name: &str| {
+        std::fs::write(steps.path().join(name), "").unwrap();
+        wait_for(&steps.path().join(format!("{name}.done")));
+    };
+    step("up");
+    server.down();
+    step("down");
+    server.up();
+    step("back");
+    let output = child.finish();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    let said = |step: &str| {
+        err.lines()
+            .find_map(|l| l.strip_prefix(&format!("child {step}: ")))
+            .unwrap_or_else(|| panic!("no list {step}:\n{err}"))
+            .to_owned()
+    };
+    for step in ["up", "back"] {
+        let list = said(step);
+        assert!(
+            list.contains("PulseAudio:game.monitor") && list.contains("PulseAudio:mic"),
+            "{step}: {list}"
+        );
+        assert!(!list.contains("ALSA:"), "{step}: {list}");
+    }
+    let down = said("down");
+    assert!(
+        down.starts_with("error: PulseAudio, where Booth found its devices, is not answering"),
+        "with the server down: {down}"
+    );
+    assert!(!err.to_lowercase().contains("jack"), "{err}");
+}
+
 /// The user switches the computer's output (headphones plugged in): the sound server moves the
 /// game there, so a host on the default output's monitor follows it, and the game stays in the
 /// program (on the old output's monitor it would be silence from then on). A private server:
