@@ -529,18 +529,20 @@ mod tests {
     /// up to 1.5 ms either side of an engine pull (the worst phase), pulled every 20 ms for
     /// `minutes`, into a lane with `headroom`.
     fn jittery_device(actual: f64, headroom: usize, minutes: f64) -> DeviceRun {
-        device(actual, headroom, minutes, 0, 0.0)
+        device(actual, headroom, minutes, 0, 0.0, 0)
     }
 
     /// As `jittery_device`, with one period in every `late_every` (0: none) landing 7 ms later
     /// still (a busy machine's scheduler), and nothing at all for `stall` seconds 5 s in, after
-    /// which every period owed lands at once (a sound server that froze and caught up).
+    /// which every period owed lands at once (a sound server that froze and caught up). `lead`
+    /// frames come with the first period (a paced file's start).
     fn device(
         actual: f64,
         headroom: usize,
         minutes: f64,
         late_every: u32,
         stall: f64,
+        lead: usize,
     ) -> DeviceRun {
         let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000);
         let mut lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02)
@@ -560,6 +562,7 @@ mod tests {
         let mut next_period = 0.0f64;
         let mut landing = next_period + jitter();
         let mut periods = 0u32;
+        let _ = prod.push_partial_slice(&vec![0.1f32; lead]);
         let mut run = DeviceRun {
             underruns: 0,
             low: usize::MAX,
@@ -610,6 +613,19 @@ mod tests {
         }
     }
 
+    /// A paced file is such a source without headroom (the engine's own clock, its periods as
+    /// close to the pulls as the worst case above): the lead it gives at its start keeps every
+    /// pull whole, for as long as it plays, at a bounded latency.
+    #[test]
+    fn a_paced_files_lead_keeps_every_pull_whole() {
+        let lead = crate::engine::paced::lead_frames(48_000);
+        let run = device(48_000.0, 0, 10.0, 0, 0.0, lead);
+        eprintln!("fill {}..{}", run.low, run.high);
+        assert_eq!(run.underruns, 0);
+        // Never emptied, and no more held than the lead and a pull's two periods.
+        assert!(run.low > 0 && run.high <= lead + 2 * 480, "{run:?}");
+    }
+
     #[test]
     fn a_device_late_now_and_then_is_short_once_at_most() {
         for actual in [48_000.0, 48_010.0, 47_990.0] {
@@ -618,7 +634,7 @@ mod tests {
                 low,
                 high,
                 ..
-            } = device(actual, 576, 10.0, 997, 0.0);
+            } = device(actual, 576, 10.0, 997, 0.0, 0);
             eprintln!("{actual} Hz, late now and then: {underruns} short, fill {low}..{high}");
             // The first late period may find the lane short; it then keeps that much more in
             // hand, and no later one does (without that: 10 short pulls at 48,010 Hz).
@@ -630,10 +646,10 @@ mod tests {
     #[test]
     fn a_stalled_device_costs_a_gap_not_the_pitch_or_the_latency() {
         // Drift alone: the clocks here are 200 ppm apart, and the steering finds that.
-        let calm = device(48_010.0, 576, 0.5, 0, 0.0).bend;
+        let calm = device(48_010.0, 576, 0.5, 0, 0.0, 0).bend;
         assert!(calm < 5e-4, "{calm}");
         for stall in [0.03, 0.15, 0.5] {
-            let run = device(48_010.0, 576, 0.5, 0, stall);
+            let run = device(48_010.0, 576, 0.5, 0, stall, 0);
             eprintln!("{stall} s stall: {run:?} (without one: bent {calm:.5})");
             // Back where the headroom (lifted by the stall, to at most twice) keeps it, at once:
             // what the device sent for the gap is not queued up as latency.
