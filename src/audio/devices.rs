@@ -14,8 +14,9 @@
 //! This module never runs on the audio thread and never panics because a device or the whole
 //! sound system is missing: that is an error a user can read, naming what does exist.
 
-use cpal::traits::{DeviceTrait, HostTrait};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cpal::traits::{DeviceTrait, HostTrait};
 
 /// Whether a device records or plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
