@@ -119,8 +119,45 @@ impl Drop for PacedFile {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::period_frames;
+    use super::{PacedFile, lead_frames, period_frames};
+
+    /// What the engine's lane finds when it first looks: the lead and the first period, in
+    /// one delivery (the lane test `a_paced_files_lead_keeps_every_pull_whole` shows what that
+    /// lead buys).
+    #[test]
+    fn a_paced_file_starts_with_its_lead_in_the_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("voice.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 22_050,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for n in 0..22_050 {
+            w.write_sample(i16::try_from(n % 1_000).unwrap()).unwrap();
+        }
+        w.finalize().unwrap();
+        let (_file, mut ring) = PacedFile::start(&path, 1).unwrap();
+        let since = std::time::Instant::now();
+        while ring.ring.slots() == 0 {
+            assert!(since.elapsed() < std::time::Duration::from_secs(5));
+            std::thread::yield_now();
+        }
+        let first = ring.ring.slots();
+        assert!(
+            first >= lead_frames(22_050) + period_frames(22_050, 0),
+            "{first} frames at the start"
+        );
+        // And it is the file, from its first sample.
+        let mut got = vec![0.0f32; 3];
+        let _ = ring.ring.pop_partial_slice(&mut got);
+        assert_eq!(got[0], 0.0);
+        assert!((got[2] - 2.0 / 32_768.0).abs() < 1e-6, "{got:?}");
+    }
 
     #[test]
     fn a_second_of_periods_holds_a_second_of_the_file_at_any_rate() {
