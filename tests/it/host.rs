@@ -451,6 +451,13 @@ fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
     assert!((after - 440.0).abs() < 0.5, "{after:.2} Hz after the gap");
 }
 
+/// A 12 s game tone (440 Hz) in `dir`, for the tests on a server of their own.
+fn game_tone(dir: &std::path::Path) -> std::path::PathBuf {
+    let tone = dir.join("game.wav");
+    write_game_tone(&tone, 12, 48_000, 440.0);
+    tone
+}
+
 /// A sound server of a test's own (`tests/sound-server.sh` in a directory of its own), for a
 /// test that stops and restarts it: the shared one stays up for every other test. Stopped,
 /// with its keep-alive players, when dropped.
@@ -491,6 +498,11 @@ impl OwnSoundServer {
         self.client(&mut cmd).status().is_ok_and(|s| s.success())
     }
 
+    /// `paplay ARGS FILE` on this server.
+    fn play(&self, file: &std::path::Path, args: &[&str]) -> Child {
+        spawn(self.client(Command::new("paplay").args(args).arg(file)))
+    }
+
     fn up(&self) {
         assert!(self.script(false), "tests/sound-server.sh did not start");
     }
@@ -519,9 +531,8 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     }
     let server = OwnSoundServer::start();
     let dir = tempdir();
-    let tone = dir.path().join("tone.wav");
-    write_game_tone(&tone, 12, 48_000, 440.0);
-    let play = || spawn(server.client(Command::new("paplay").args(["--device=game"]).arg(&tone)));
+    let tone = game_tone(dir.path());
+    let play = || server.play(&tone, &["--device=game"]);
     let _game = play();
     let out = dir.path().join("live.ogg");
     let devices = ["--game-device", "game.monitor", "--mic-device", "mic"];
@@ -646,10 +657,8 @@ fn the_game_audio_follows_the_default_output_when_the_user_switches_it() {
     }
     let server = OwnSoundServer::start();
     let dir = tempdir();
-    let tone = dir.path().join("game.wav");
-    write_game_tone(&tone, 12, 48_000, 440.0);
     // The game plays on the default output, as games do.
-    let _game = spawn(server.client(Command::new("paplay").arg(&tone)));
+    let _game = server.play(&game_tone(dir.path()), &[]);
     let out = dir.path().join("live.ogg");
     // No --game-device: the monitor of the default output (`game`).
     let booth_run = spawn(server.client(&mut recording_host(8, &out, &[])));
