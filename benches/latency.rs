@@ -29,6 +29,7 @@ fn main() {
         channels,
         // A device delivers a period at a time on its own thread.
         burst_frames: 48 * period_ms as usize,
+        rests: false,
         read_now: None,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);

@@ -127,6 +127,7 @@ fn main() {
         channels,
         // The "device" below delivers 10 ms periods on its own thread.
         burst_frames: 480,
+        rests: false,
         read_now: None,
     };
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(100);

@@ -240,6 +240,7 @@ fn start_device(
         channels,
         // Where the sound system does not say, assume a 20 ms period.
         burst_frames: capture.period_frames().unwrap_or(capture.sample_rate / 50) as usize,
+        rests: false,
         read_now: capture.read_now(),
     };
     Ok((capture, ring))
@@ -441,7 +442,10 @@ impl HostSession {
                     ring,
                     rate: 48_000,
                     channels: 2,
-                    burst_frames: 0,
+                    // Written a 20 ms frame at a time on the network's thread, and only
+                    // while someone speaks.
+                    burst_frames: 960,
+                    rests: true,
                     read_now: None,
                 }),
             )

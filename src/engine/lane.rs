@@ -63,6 +63,8 @@ pub struct Lane {
     steering: FillSteering,
     /// Frames kept in hand beyond one pull (see [`Lane::with_headroom`]).
     headroom: usize,
+    /// The source sends nothing between phrases (see [`Lane::with_rests`]).
+    rests: bool,
     /// Silence owed to the next pulls, ahead of the ring (start-up alignment).
     pad: usize,
     /// Frames a short pull stood silence in for that the device still owes: when they come,
@@ -146,6 +148,7 @@ impl Lane {
             resampler,
             steering: FillSteering::new(rate, frames_out, target_fill, 0.0),
             headroom: 0,
+            rests: false,
             pad: 0,
             stale: 0,
             since_short: 0,
@@ -169,6 +172,21 @@ impl Lane {
     #[must_use]
     pub fn with_headroom(mut self, frames: usize) -> Self {
         self.headroom = frames;
+        self
+    }
+
+    /// The source rests between phrases and sends nothing then (the room's voices: a packet
+    /// only while someone speaks, written in 20 ms blocks from the network's thread). A pull
+    /// that cannot be whole ends a phrase: the lane gives silence and the steering stands still
+    /// until the source sends again. Then, before it plays the new phrase, it pads with
+    /// silence (or passes over what piled up in a stall) so that the fill sits at the headroom
+    /// after the pull: the phrase starts that much later and is heard whole, however the
+    /// source's blocks fall against the pulls. (Steered back from wherever the phrase began,
+    /// a block landing a moment after a pull would leave it short, some seconds into a
+    /// phrase, every few phrases.) It needs a headroom of a block and a little more.
+    #[must_use]
+    pub fn with_rests(mut self) -> Self {
+        self.rests = true;
         self
     }
 
@@ -199,7 +217,13 @@ impl Lane {
     pub fn pull(&mut self, out: &mut [f32]) -> PullReport {
         let ch = self.in_channels;
         let available = self.ring.slots() / self.ring_channels;
-        if !self.primed {
+        if self.rests && !self.primed {
+            if available == 0 {
+                out[..self.frames_out * self.out_channels].fill(0.0);
+                return PullReport::default();
+            }
+            self.resume(available);
+        } else if !self.primed {
             if self.headroom > 0 {
                 return self.measure(out, available);
             }
@@ -221,7 +245,11 @@ impl Lane {
         let got = self.read_ring(pad, need - pad);
         self.input[(pad + got) * ch..need * ch].fill(0.0);
         let missing = need - pad - got;
-        if missing > 0 {
+        if missing > 0 && self.rests {
+            // The phrase ended (or the source stalled): rest until it sends again.
+            self.underruns += 1;
+            self.primed = false;
+        } else if missing > 0 {
             self.underruns += 1;
             self.since_short = 0;
             // The device came later than the headroom allows. What it owes still comes, a
@@ -256,13 +284,35 @@ impl Lane {
         fold_channels(&self.staged, ch, out, self.out_channels);
 
         let fill = self.ring.slots() / self.ring_channels + self.pad;
-        if let Some(relative) = self.steering.update(fill) {
+        if self.primed
+            && let Some(relative) = self.steering.update(fill)
+        {
             self.resampler.set_relative(relative);
         }
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
         }
+    }
+
+    /// A resting source sent again, `available` frames so far: pads ahead of them, or passes
+    /// over the oldest, so that the fill sits at the headroom after this pull.
+    fn resume(&mut self, available: usize) {
+        let need = self.resampler.input_frames_next();
+        let want = self.headroom + need;
+        if available < want {
+            self.pad = want - available;
+        } else {
+            let drop = (available - want) * self.ring_channels;
+            if let Ok(chunk) = self.ring.read_chunk(drop) {
+                chunk.commit_all();
+            }
+        }
+        // Where the fill sits after a pull depends on where the blocks land against the
+        // pulls (a moment before: the headroom; a moment after: a block less), which differs
+        // phrase to phrase: measure it again, and hold that.
+        self.steering.measure_again();
+        self.primed = true;
     }
 
     /// Passes over what arrives for silence already heard after a stall: at most what is
@@ -420,6 +470,13 @@ impl FillSteering {
         self.target = target;
         self.smoothed = target;
         self.settling = SETTLE_PULLS;
+    }
+
+    /// Measures the fill again for half a second and holds it there from then on (what the
+    /// controller learned of the clocks stays).
+    pub(crate) fn measure_again(&mut self) {
+        self.settling = 0;
+        self.settle_sum = 0.0;
     }
 
     /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`;
@@ -624,6 +681,114 @@ mod tests {
         assert_eq!(run.underruns, 0);
         // Never emptied, and no more held than the lead and a pull's two periods.
         assert!(run.low > 0 && run.high <= lead + 2 * 480, "{run:?}");
+    }
+
+    /// How the room's voices went through a lane (see `room_voices`).
+    #[derive(Debug)]
+    struct Phrases {
+        phrases: u32,
+        /// Pulls that came up short while the phrase was still being sent.
+        cut: u32,
+        /// The most in the ring after a pull, frames.
+        high: usize,
+        /// Frames sent, and frames that came out (loud).
+        sent: usize,
+        heard: usize,
+        /// The largest ratio correction, either way.
+        bend: f64,
+    }
+
+    /// The room's voices as the network's thread writes them: a 20 ms block of 960 frames at
+    /// a time, landing up to 1.5 ms either side of an engine pull (the worst phase; one block
+    /// in 97 lands 7 ms later still), and only while someone speaks: phrases of 0.3 to 6 s
+    /// with pauses of 0.1 to 2 s, for `minutes`.
+    fn room_voices(headroom: usize, rests: bool, minutes: f64) -> Phrases {
+        let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000);
+        let lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02)
+            .unwrap()
+            .with_headroom(headroom);
+        let mut lane = if rests { lane.with_rests() } else { lane };
+        let mut out = vec![0.0f32; 960];
+        let block = [0.1f32; 960];
+        let mut seed = 0x9e37_79b9_u32;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            f64::from(seed) / f64::from(u32::MAX)
+        };
+        let mut run = Phrases {
+            phrases: 0,
+            cut: 0,
+            high: 0,
+            sent: 0,
+            heard: 0,
+            bend: 0.0,
+        };
+        // Blocks still to send of the phrase being sent (0: a pause), and when the next one
+        // lands (a phrase's blocks keep the clock of its first).
+        let mut left = 0u32;
+        let mut next = 0.5f64;
+        let mut landing = next;
+        let mut blocks = 0u32;
+        for tick in 0..(minutes * 60.0 * 50.0) as usize {
+            let pull_at = tick as f64 * 0.02;
+            while landing <= pull_at {
+                if left == 0 {
+                    left = 15 + (random() * 285.0) as u32;
+                    run.phrases += 1;
+                }
+                let _ = prod.push_partial_slice(&block);
+                run.sent += block.len();
+                left -= 1;
+                blocks += 1;
+                next += 0.02;
+                if left == 0 {
+                    next += 0.1 + random() * 1.9;
+                }
+                landing = next + (random() - 0.5) * 0.003;
+                if blocks.is_multiple_of(97) {
+                    landing += 0.007;
+                }
+            }
+            let report = lane.pull(&mut out);
+            if report.missing_frames > 0 && left > 0 {
+                run.cut += 1;
+            }
+            run.high = run.high.max(report.fill_frames);
+            run.heard += out.iter().filter(|&&x| x > 0.05).count();
+            run.bend = run.bend.max((lane.stats().correction - 1.0).abs());
+        }
+        run
+    }
+
+    /// The room's voices come in 20 ms blocks on the network's thread and stop between
+    /// phrases. Every phrase is heard whole, whatever the phase of its blocks against the
+    /// pulls, at a bounded latency.
+    #[test]
+    fn the_rooms_voices_are_heard_whole_phrase_after_phrase() {
+        // As the room's ring was: no headroom, no rests. Its phrases lose 20 ms now and then.
+        let before = room_voices(0, false, 10.0);
+        assert!(before.cut > 10, "{before:?}");
+        // With a device's headroom but no rests, the same.
+        let device = room_voices(960 + 96, false, 10.0);
+        assert!(device.cut > 10, "{device:?}");
+        let run = room_voices(960 + 96, true, 10.0);
+        eprintln!("before {before:?}\ndevice {device:?}\nnow {run:?}");
+        assert_eq!(run.cut, 0, "{run:?}");
+        assert!(run.phrases > 100, "{run:?}");
+        // Nothing lost: what was sent came out, within the resampler's edges.
+        let edges = run.phrases as usize * 96;
+        assert!(
+            run.heard + edges >= run.sent && run.heard <= run.sent + edges,
+            "{run:?}"
+        );
+        // Never more in hand than the headroom and the block that just came.
+        assert!(run.high <= 960 + 96 + 960 + 48, "{run:?}");
+        // And the pitch holds: steered through the pauses, the ring empty, it bent by the
+        // controller's limit (0.5%) and the voices drifted ahead of the program.
+        assert!(before.bend > 0.004, "{before:?}");
+        assert!(run.bend < 0.001, "{run:?}");
     }
 
     #[test]

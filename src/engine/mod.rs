@@ -81,6 +81,10 @@ pub struct InputRing {
     /// keeps pace with the engine. The lane keeps this much in hand beyond one pull, so a period
     /// that lands just after a pull does not leave the next one short.
     pub burst_frames: usize,
+    /// The source sends nothing between phrases (the room's voices): an empty ring is a rest,
+    /// not a fault, and each phrase starts with the lane's headroom in hand (see
+    /// [`Lane::with_rests`]). Needs `burst_frames`.
+    pub rests: bool,
     /// For a source read on demand (Booth's PulseAudio streams): reads the device now, on the
     /// engine thread, right before each pull, so the freshest samples are in the ring and no
     /// thread of the source's own wakes between blocks. It never waits.
@@ -467,22 +471,23 @@ struct EngineCore {
 }
 
 fn input_state(ring: InputRing, out_channels: usize) -> Result<InputState, DspError> {
+    let lane = Lane::new(
+        ring.ring,
+        ring.rate,
+        ring.channels,
+        out_channels,
+        FRAME_SAMPLES,
+        LANE_LATENCY_S,
+    )?
+    // A period may also come a little late: allow 2 ms of scheduling on top.
+    .with_headroom(if ring.burst_frames == 0 {
+        0
+    } else {
+        ring.burst_frames + ring.rate as usize / 500
+    });
     Ok(InputState {
         read_now: ring.read_now,
-        lane: Lane::new(
-            ring.ring,
-            ring.rate,
-            ring.channels,
-            out_channels,
-            FRAME_SAMPLES,
-            LANE_LATENCY_S,
-        )?
-        // A period may also come a little late: allow 2 ms of scheduling on top.
-        .with_headroom(if ring.burst_frames == 0 {
-            0
-        } else {
-            ring.burst_frames + ring.rate as usize / 500
-        }),
+        lane: if ring.rests { lane.with_rests() } else { lane },
     })
 }
 
@@ -731,6 +736,7 @@ mod tests {
                 rate: 48_000,
                 channels: 1,
                 burst_frames: 0,
+                rests: false,
                 read_now: None,
             }),
             ..Inputs::default()

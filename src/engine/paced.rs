@@ -85,6 +85,7 @@ impl PacedFile {
                 // The feeding thread keeps 10 ms periods on the clock, as the engine does (with
                 // a lead that keeps its periods clear of the engine's pulls: `lead_frames`).
                 burst_frames: 0,
+                rests: false,
                 read_now: None,
             },
         ))
