@@ -1367,8 +1367,8 @@ fn when_the_host_process_goes_away_the_room_says_so() {
 /// first 5 ms to its last, over the room the host's own process runs (as the overlay does).
 /// The room sends the host its guests only while they speak, a 20 ms frame at a time; each
 /// phrase must start with enough in hand that a frame landing a moment after the engine's pull
-/// is still in time (without that, some phrases lost 20 ms a few seconds in: 3 holes in 15
-/// runs of 18 s of speech).
+/// is still in time (without that, the host's ring for them ran short, a click, as each
+/// stream started, in 8 runs of 8 on a busy machine, and 164 times more in 28 s in one).
 #[test]
 fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     if !crate::devices::sound_server() || !crate::support::have_tool("parec") {
@@ -1517,7 +1517,7 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     // shape. Every 5 ms well inside a phrase is the sine to within 32 dB (Opus leaves it at
     // about 40 dB here; a pull a frame short, about 25), but for at most two (a busy machine
     // may hold a thread of the speaker's, the room's or the host's once; the room's voices
-    // steered to an empty ring, as they were, clicked up to 164 times in 27 s).
+    // steered to an empty ring, as they were, clicked up to 164 times in 28 s).
     let inside = |i: usize| (i.saturating_sub(8)..=i + 8).all(|j| on.binary_search(&j).is_ok());
     let clicks: Vec<(usize, f64)> = (0..levels.len())
         .filter(|&i| inside(i))
