@@ -807,6 +807,49 @@ mod tests {
         assert!(run.bend < 0.001, "{run:?}");
     }
 
+    /// The room's voices when the host's network thread is held 150 ms mid-phrase, then
+    /// writes the seven frames it owes at once (its 20 ms clock catches up): a gap, and then
+    /// the voice as late as before the stall, not 150 ms later for the rest of the phrase.
+    #[test]
+    fn a_held_network_thread_costs_the_rooms_voices_a_gap_not_latency() {
+        let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000);
+        let headroom = 960 + 96;
+        let mut lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02)
+            .unwrap()
+            .with_headroom(headroom)
+            .with_rests();
+        let mut out = vec![0.0f32; 960];
+        let block = [0.1f32; 960];
+        let (mut before, mut after, mut short) = (0, 0, 0);
+        // A frame 5 ms before each pull; none from 3 s to 3.15 s, then those owed at once.
+        for tick in 0..500 {
+            let held = (150..157).contains(&tick);
+            if tick == 157 {
+                for _ in 0..7 {
+                    let _ = prod.push_partial_slice(&block);
+                }
+            }
+            if !held {
+                let _ = prod.push_partial_slice(&block);
+            }
+            let report = lane.pull(&mut out);
+            if report.missing_frames > 0 {
+                short += 1;
+            }
+            match tick {
+                100..150 => before = before.max(report.fill_frames),
+                160.. => after = after.max(report.fill_frames),
+                _ => {}
+            }
+        }
+        assert_eq!(short, 1, "short pulls");
+        // (a frame of steering either way)
+        assert!(
+            before <= headroom && after <= before + 48,
+            "{before} then {after}"
+        );
+    }
+
     /// A paced file on a busy machine: its 10 ms periods on the engine's clock with its lead,
     /// up to 1.5 ms either side of a pull, but one period in `every` held back `late_by`
     /// seconds (its thread not scheduled; the ones after it come on time, with it). Pulled
