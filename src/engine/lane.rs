@@ -586,6 +586,16 @@ mod tests {
         (max_fill, min_fill, lane.stats().underruns, overruns, worst)
     }
 
+    /// Numbers in 0..=1, the same from the same `seed` (xorshift).
+    fn uniform(mut seed: u32) -> impl FnMut() -> f64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            f64::from(seed) / f64::from(u32::MAX)
+        }
+    }
+
     /// How a simulated device went, once started (from 2 s in, or after its stall).
     #[derive(Debug)]
     struct DeviceRun {
@@ -621,13 +631,8 @@ mod tests {
             .with_headroom(headroom);
         let mut out = vec![0.0f32; 960];
         let period = [0.1f32; 480];
-        let mut seed = 0x2545_f491_u32;
-        let mut jitter = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (f64::from(seed) / f64::from(u32::MAX) - 0.5) * 0.003
-        };
+        let mut random = uniform(0x2545_f491_u32);
+        let mut jitter = move || (random() - 0.5) * 0.003;
         let frozen = 5.0..5.0 + stall;
         let from = if stall > 0.0 { frozen.end + 0.05 } else { 2.0 };
         let mut next_period = 0.0f64;
@@ -726,13 +731,7 @@ mod tests {
         let mut lane = if rests { lane.with_rests() } else { lane };
         let mut out = vec![0.0f32; 960];
         let block = [0.1f32; 960];
-        let mut seed = 0x9e37_79b9_u32;
-        let mut random = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            f64::from(seed) / f64::from(u32::MAX)
-        };
+        let mut random = uniform(0x9e37_79b9);
         let mut run = Phrases {
             phrases: 0,
             cut: 0,
@@ -859,13 +858,8 @@ mod tests {
         let mut lane = Lane::new(cons, 48_000, 1, 1, 960, 0.02).unwrap();
         let mut out = vec![0.0f32; 960];
         let period = [0.1f32; 480];
-        let mut seed = 0x1234_5678_u32;
-        let mut jitter = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (f64::from(seed) / f64::from(u32::MAX) - 0.5) * 0.003
-        };
+        let mut random = uniform(0x1234_5678_u32);
+        let mut jitter = move || (random() - 0.5) * 0.003;
         let _ = prod.push_partial_slice(&vec![0.1f32; crate::engine::paced::lead_frames(48_000)]);
         let mut n = 0u32;
         let mut held_until = 0.0f64;

@@ -186,6 +186,56 @@ fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: f32) -> Proc
     Proc::spawn(&args)
 }
 
+/// A speaker in `room` on `url`: `booth host --headless` with the speaker's `token`, its game
+/// `silence` and its mic `voice` unprocessed (as `host_from_files`), for `seconds`.
+fn speaker_from_files(
+    url: &str,
+    room: &str,
+    token: &str,
+    silence: &Path,
+    voice: &Path,
+    seconds: &str,
+) -> Proc {
+    Proc::spawn(&[
+        "host",
+        "--headless",
+        "--server",
+        url,
+        "--room",
+        room,
+        "--token",
+        token,
+        "--game-file",
+        silence.to_str().unwrap(),
+        "--mic-file",
+        voice.to_str().unwrap(),
+        "--no-noise-suppression",
+        "--voice-gate",
+        "0",
+        "--seconds",
+        seconds,
+    ])
+}
+
+/// A listener named Guest raises a hand and the host (`host_token`, over HTTP) brings them
+/// on stage: their room channel (kept open: closing it leaves the room) and speaker's token.
+async fn brought_on_stage(url: &str, room: &str, host_token: &str) -> (Ws, String) {
+    let (mut g, gw) = join(url, room, None, "Guest").await;
+    assert_eq!(
+        act(&mut g, json!({"type": "raise_hand"})).await["type"],
+        "ok"
+    );
+    let (s, body) = status_of(
+        reqwest::Client::new()
+            .post(format!("{url}/api/rooms/{room}/actions"))
+            .bearer_auth(host_token)
+            .json(&json!({"type": "approve", "target": gw["you"]["id"]})),
+    )
+    .await;
+    assert_eq!(s, 204, "{body}");
+    (g, gw["you"]["token"].as_str().unwrap().to_owned())
+}
+
 /// Writes `seconds` of a 440 Hz game (stereo) and a mic (mono) into `dir`; returns their paths.
 /// The mic speaks 1.5 s bursts of 1 kHz every 4 s from 4 s on ([4, 5.5), [8, 9.5), ...), and is
 /// silent for the last 4.5 s at least.
@@ -512,25 +562,7 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
         (h, g, gtoken, gid)
     });
     // The new speaker publishes 700 Hz and listens to their mix-minus.
-    let speaker = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        &url,
-        "--room",
-        &room,
-        "--token",
-        &guest_token,
-        "--game-file",
-        silence.to_str().unwrap(),
-        "--mic-file",
-        voice.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
-        "30",
-    ]);
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "30");
     speaker.line("listen: ", Duration::from_secs(20));
     let minus = d.join("minus.wav");
     let minus_listener = Proc::spawn(&[
@@ -1023,22 +1055,7 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
     let room = host.line("room:   ", Duration::from_secs(5));
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
-    let (mut ws, guest_token) = rt.block_on(async {
-        let (mut g, gw) = join(&url, &room, None, "Guest").await;
-        assert_eq!(
-            act(&mut g, json!({"type": "raise_hand"})).await["type"],
-            "ok"
-        );
-        let (s, body) = status_of(
-            reqwest::Client::new()
-                .post(format!("{url}/api/rooms/{room}/actions"))
-                .bearer_auth(&host_token)
-                .json(&json!({"type": "approve", "target": gw["you"]["id"]})),
-        )
-        .await;
-        assert_eq!(s, 204, "{body}");
-        (g, gw["you"]["token"].as_str().unwrap().to_owned())
-    });
+    let (mut ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
     let heard = d.join("heard.wav");
     let listener = Proc::spawn(&[
         "listen",
@@ -1048,25 +1065,7 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
         "--seconds",
         "14",
     ]);
-    let speaker = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        &url,
-        "--room",
-        &room,
-        "--token",
-        &guest_token,
-        "--game-file",
-        silence.to_str().unwrap(),
-        "--mic-file",
-        voice.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
-        "14",
-    ]);
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "14");
     listener.wait_ok(Duration::from_secs(40));
     drop(speaker);
     drop(host);
@@ -1413,22 +1412,7 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     let room = host.line("room:   ", Duration::from_secs(5));
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
-    let (_guest_ws, guest_token) = rt.block_on(async {
-        let (mut g, gw) = join(&url, &room, None, "Guest").await;
-        assert_eq!(
-            act(&mut g, json!({"type": "raise_hand"})).await["type"],
-            "ok"
-        );
-        let (s, body) = status_of(
-            reqwest::Client::new()
-                .post(format!("{url}/api/rooms/{room}/actions"))
-                .bearer_auth(&host_token)
-                .json(&json!({"type": "approve", "target": gw["you"]["id"]})),
-        )
-        .await;
-        assert_eq!(s, 204, "{body}");
-        (g, gw["you"]["token"].as_str().unwrap().to_owned())
-    });
+    let (_guest_ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
     let heard = d.join("phones.raw");
     let phones = crate::devices::KillOnDrop(
         Command::new("sh")
@@ -1442,25 +1426,7 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
             .spawn()
             .unwrap(),
     );
-    let speaker = Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        &url,
-        "--room",
-        &room,
-        "--token",
-        &guest_token,
-        "--game-file",
-        silence.to_str().unwrap(),
-        "--mic-file",
-        voice.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
-        "18",
-    ]);
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "18");
     speaker.wait_ok(Duration::from_secs(40));
     drop(phones);
     drop(host);
