@@ -298,8 +298,8 @@ async fn stay_in_the_room(
                         continue;
                     }
                     _ = report.tick() => {
-                        // Sent five times a second even when unchanged: the room takes a
-                        // level older than 600 ms as gone.
+                        // Sent five times a second even when unchanged: the room shows a
+                        // report older than 600 ms as silence.
                         // The mic's peak after its chain: the light follows the voice.
                         let level =
                             crate::dsp::level_fraction(meters.read().mic_peak_dbfs);

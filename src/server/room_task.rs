@@ -513,6 +513,18 @@ fn message<T: Serialize>(value: &T) -> Arc<str> {
     Arc::from(v.to_string())
 }
 
+/// The light a publisher's level shows: what a Booth host reports of its voice (its program
+/// carries its game too) while the report is fresh, none once it is 600 ms old (the host, or
+/// this task, held up: showing the program then lit a silent host with its game), and the
+/// level of what it publishes for a client that never reports (a browser: its mic).
+fn shown_level(reported: Option<(f32, Instant)>, published: f32) -> f32 {
+    match reported {
+        Some((level, at)) if at.elapsed() < Duration::from_millis(600) => level,
+        Some(_) => 0.0,
+        None => published,
+    }
+}
+
 fn level_of(pcm: &[f32]) -> f32 {
     let energy: f32 = pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len().max(1) as f32;
     crate::dsp::level_fraction(10.0 * energy.max(1e-10).log10())
@@ -1404,10 +1416,7 @@ impl RoomTask {
             for (o, x) in mixer.program.iter_mut().zip(&s.pcm) {
                 *o += *x;
             }
-            let level = match self.voice_levels.get(&who) {
-                Some((v, at)) if at.elapsed() < Duration::from_millis(600) => *v,
-                _ => s.level,
-            };
+            let level = shown_level(self.voice_levels.get(&who).copied(), s.level);
             let l = mixer.levels.entry(who).or_insert(0.0);
             *l = l.max(level);
         }
@@ -1602,6 +1611,18 @@ fn send_all(conns: &[(u64, mpsc::Sender<WsOut>)], text: &Arc<str>) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_hosts_light_stays_dark_when_its_report_is_late() {
+        let now = Instant::now();
+        // A browser never reports: its light is what it publishes.
+        assert!((shown_level(None, 0.8) - 0.8).abs() < 1e-6);
+        // A Booth host's report, fresh: its voice, not its program (the game).
+        assert!(shown_level(Some((0.1, now)), 1.0) < 0.11);
+        // The same report 700 ms old: dark, still not the game.
+        let old = now.checked_sub(Duration::from_millis(700)).unwrap();
+        assert!(shown_level(Some((0.1, old)), 1.0) < 1e-6);
+    }
 
     fn block(n: f32) -> Vec<f32> {
         vec![n; STEREO_FRAME]
