@@ -461,19 +461,19 @@ fn game_tone(dir: &std::path::Path) -> std::path::PathBuf {
 /// A sound server of a test's own (`tests/sound-server.sh` in a directory of its own), for a
 /// test that stops and restarts it: the shared one stays up for every other test. Stopped,
 /// with its keep-alive players, when dropped.
-struct OwnSoundServer {
+pub(crate) struct OwnSoundServer {
     dir: tempfile::TempDir,
 }
 
 impl OwnSoundServer {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let server = Self { dir: tempdir() };
         server.up();
         server
     }
 
     /// `cmd` as a client of this server (PulseAudio clients, and ALSA's pulse plugin).
-    fn client<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+    pub(crate) fn client<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         let dir = self.dir.path();
         cmd.env("SOUND_DIR", dir)
             .env("XDG_RUNTIME_DIR", dir.join("run"))
@@ -483,6 +483,26 @@ impl OwnSoundServer {
                 format!("unix:{}", dir.join("pulse.sock").display()),
             )
             .env("PULSE_COOKIE", dir.join("cookie"))
+    }
+
+    /// Makes this process a client of this server (what `client` gives a command), for code
+    /// that runs in the test itself. Only for a test in a process of its own (nextest runs
+    /// each so); the caller checks.
+    #[allow(unsafe_code)]
+    pub(crate) fn serve_this_process(&self) {
+        let mut cmd = Command::new("true");
+        self.client(&mut cmd);
+        for (key, value) in cmd.get_envs() {
+            // SAFETY: set before the code under test starts a thread that reads the
+            // environment, in a process that runs this one test (nextest); no other thread
+            // of the test harness reads it meanwhile.
+            unsafe {
+                match value {
+                    Some(v) => std::env::set_var(key, v),
+                    None => std::env::remove_var(key),
+                }
+            }
+        }
     }
 
     /// Runs `tests/sound-server.sh`: sourced to start (as its users do), run to stop.

@@ -370,6 +370,51 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
     h.get_by_label_contains("The microphone is back");
 }
 
+/// The game audio follows the default output in the window as on the command line: a host on
+/// the default (the settings name no game device) moves to the new default's monitor when the
+/// user switches outputs, and the window says so. On a sound server of its own, since the
+/// default is the whole server's.
+#[test]
+fn the_window_says_the_game_audio_follows_a_new_default_output() {
+    if !crate::devices::sound_server()
+        || !crate::support::have_tool("pactl")
+        || !crate::support::have_tool("pulseaudio")
+    {
+        return;
+    }
+    // The window reads its sound server from the environment of this process.
+    if std::env::var_os("NEXTEST_RUN_ID").is_none() {
+        eprintln!("skipping: needs a process of its own (cargo nextest run)");
+        return;
+    }
+    let server = crate::host::OwnSoundServer::start();
+    server.serve_this_process();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), false));
+    ready(&mut h);
+    wait_for(&mut h, "the game on the default output's monitor", |w| {
+        w.overlay
+            .game_input
+            .device
+            .as_deref()
+            .is_some_and(|d| d.contains("Monitor of Game"))
+    });
+    crate::support::run(
+        server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])),
+    );
+    wait_for(&mut h, "the game following the new default", |w| {
+        w.overlay
+            .game_input
+            .device
+            .as_deref()
+            .is_some_and(|d| d.contains("Monitor of Phones"))
+    });
+    h.get_by_label_contains("The game audio follows the new default: Monitor of Phones");
+    click(&h, "Audio");
+    h.run_steps(2);
+    h.get_by_label_contains("Monitor of Phones");
+}
+
 /// Whether an X display is there for the real window (tests/run starts Xvfb). Skips without
 /// one, unless `BOOTH_REQUIRE_DISPLAY=1` (as tests/run sets), where it fails.
 fn display() -> bool {
