@@ -275,7 +275,8 @@ impl Lane {
                 // the fill stays that much higher, up to two pulls above where it settled: a busy
                 // machine that held its thread (or the engine's, which then pulls twice in a
                 // row) once too long for its lead does not leave the next pull short as well
-                // (steered back down, it did, every few seconds, under two busy loops).
+                // (steered back down, a speaker's file did, some runs a few times a second,
+                // with both cores busy).
                 let most = self.steering.settled + 2.0 * need as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
                 self.steering.lift(lift, most);
