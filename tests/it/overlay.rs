@@ -392,23 +392,26 @@ fn the_window_says_the_game_audio_follows_a_new_default_output() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(launch(dir.path(), false));
     ready(&mut h);
-    wait_for(&mut h, "the game on the default output's monitor", |w| {
-        w.overlay
-            .game_input
-            .device
-            .as_deref()
-            .is_some_and(|d| d.contains("Monitor of Game"))
-    });
+    // Whether the game audio plays from a device named like `name`.
+    let game_on = |name: &'static str| {
+        move |w: &Window| {
+            let device = w.overlay.game_input.device.as_deref();
+            device.is_some_and(|d| d.contains(name))
+        }
+    };
+    wait_for(
+        &mut h,
+        "the game on the default output's monitor",
+        game_on("Monitor of Game"),
+    );
     crate::support::run(
         server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])),
     );
-    wait_for(&mut h, "the game following the new default", |w| {
-        w.overlay
-            .game_input
-            .device
-            .as_deref()
-            .is_some_and(|d| d.contains("Monitor of Phones"))
-    });
+    wait_for(
+        &mut h,
+        "the game following the new default",
+        game_on("Monitor of Phones"),
+    );
     h.get_by_label_contains("The game audio follows the new default: Monitor of Phones");
     click(&h, "Audio");
     h.run_steps(2);
