@@ -246,6 +246,23 @@ fn start_device(
     Ok((capture, ring))
 }
 
+/// The engine's input for the room's other voices, and its writing end for the network's
+/// thread: 48 kHz stereo, written a 20 ms frame at a time, and only while someone speaks.
+pub(crate) fn room_voices_ring() -> (rtrb::Producer<f32>, InputRing) {
+    let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
+    (
+        producer,
+        InputRing {
+            ring,
+            rate: 48_000,
+            channels: 2,
+            burst_frames: 960,
+            rests: true,
+            read_now: None,
+        },
+    )
+}
+
 /// Runs until `seconds` pass (or forever); `status` hears what happens.
 ///
 /// # Errors
@@ -435,20 +452,8 @@ impl HostSession {
             return Err(HostError("already live: end the room first".into()));
         }
         let (voices, ring) = if self.remote_from_room {
-            let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
-            (
-                Some(producer),
-                Some(InputRing {
-                    ring,
-                    rate: 48_000,
-                    channels: 2,
-                    // Written a 20 ms frame at a time on the network's thread, and only
-                    // while someone speaks.
-                    burst_frames: 960,
-                    rests: true,
-                    read_now: None,
-                }),
-            )
+            let (producer, ring) = room_voices_ring();
+            (Some(producer), Some(ring))
         } else {
             (None, None)
         };

@@ -747,6 +747,32 @@ mod tests {
         )
     }
 
+    /// The room's voices as `booth host` takes them in (`host::room_voices_ring`), their
+    /// frames landing around the engine's pulls, every other one a moment after the pull it
+    /// was meant for: from its first frame on, no pull comes up short.
+    #[test]
+    fn the_room_voices_ring_keeps_a_frame_in_hand() {
+        let (mut tx, ring) = crate::host::room_voices_ring();
+        let mut voices = input_state(ring, 2).unwrap();
+        let frame = [0.1f32; 1_920];
+        let mut out = vec![0.0f32; 1_920];
+        let mut short = 0;
+        let mut heard = 0;
+        for k in 0..500 {
+            if k % 2 == 0 {
+                let _ = tx.push_partial_slice(&frame);
+            }
+            short += usize::from(voices.lane.pull(&mut out).missing_frames > 0);
+            heard += out.iter().filter(|&&x| x > 0.05).count();
+            if k % 2 == 1 {
+                let _ = tx.push_partial_slice(&frame);
+            }
+        }
+        assert_eq!(short, 0, "short pulls");
+        // And it plays them: all but the start's frame and 2 ms.
+        assert!(heard >= 2 * (500 - 2) * 960, "{heard}");
+    }
+
     fn voice_block(n: usize) -> Vec<f32> {
         (0..FRAME_SAMPLES)
             .map(|i| {
