@@ -74,6 +74,45 @@ pub(crate) fn play(sink: &str, wav: &Path) -> KillOnDrop {
     )
 }
 
+/// What plays on an output, recorded from its monitor (`parec`, 48 kHz mono f32) into a file
+/// until [`Ears::heard`] stops it (or it is dropped).
+pub(crate) struct Ears {
+    parec: KillOnDrop,
+    file: std::path::PathBuf,
+}
+
+impl Ears {
+    /// Starts recording `sink`'s monitor into `file`.
+    pub(crate) fn on(sink: &str, file: &Path) -> Self {
+        let parec = KillOnDrop(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec parec --device={sink}.monitor --format=float32le --channels=1 \
+                     --rate=48000 --raw --latency-msec=20 > '{}'",
+                    file.display()
+                ))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run parec: {e}")),
+        );
+        Self {
+            parec,
+            file: file.to_owned(),
+        }
+    }
+
+    /// Stops recording; what was heard.
+    pub(crate) fn heard(self) -> Vec<f32> {
+        drop(self.parec);
+        std::fs::read(&self.file)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+}
+
 /// A sine made by sox: 48 kHz stereo 16-bit, `seconds` long, at `amplitude`.
 pub(crate) fn sox_tone(dir: &Path, hz: u32, amplitude: f32, seconds: u32) -> std::path::PathBuf {
     let wav = dir.join(format!("tone-{hz}.wav"));

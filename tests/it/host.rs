@@ -824,12 +824,7 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
     write_game_tone(&game, 6, 48_000, 440.0);
     let remote = dir.path().join("guest.wav");
     write_guest(&remote, 6);
-    let heard = dir.path().join("phones.raw");
-    let phones = spawn(Command::new("sh").arg("-c").arg(format!(
-        "exec parec --device=phones.monitor --format=float32le --channels=1 \
-                 --rate=48000 --raw --latency-msec=20 > '{}'",
-        heard.display()
-    )));
+    let phones = crate::devices::Ears::on("phones", &dir.path().join("phones.raw"));
     let out = dir.path().join("live.ogg");
     let o = run(Command::new(booth())
         .args([
@@ -847,15 +842,10 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
         .arg(&remote)
         .arg("--record")
         .arg(&out));
-    drop(phones);
+    let samples = phones.heard();
     assert!(o.status.success());
 
     // The headset heard the guest.
-    let bytes = std::fs::read(&heard).unwrap_or_default();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     let loudest = samples
         .chunks(4_800)
         .map(|w| tone_db(w, 1000.0))
@@ -942,14 +932,9 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     headset.unload();
     std::thread::sleep(std::time::Duration::from_secs(3));
     let _back = load();
-    let heard = dir.path().join("headset.raw");
-    let headset_ears = spawn(Command::new("sh").arg("-c").arg(format!(
-        "exec parec --device={sink}.monitor --format=float32le --channels=1 --rate=48000 \
-         --raw --latency-msec=20 > '{}'",
-        heard.display()
-    )));
+    let headset_ears = crate::devices::Ears::on(&sink, &dir.path().join("headset.raw"));
     let o = host.wait_with_output().unwrap();
-    drop(headset_ears);
+    let samples = headset_ears.heard();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     let lost = err.find("booth: monitor output lost");
@@ -962,11 +947,6 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("frames     500 "), "{out}");
     // And the guest who spoke after the headset came back was heard on it.
-    let bytes = std::fs::read(&heard).unwrap_or_default();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     let loudest = samples
         .chunks(4_800)
         .map(|w| tone_db(w, 1000.0))

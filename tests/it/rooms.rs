@@ -1304,24 +1304,10 @@ fn booth_listen_plays_the_room_on_a_sound_device() {
         "12",
     ]);
     let link = host.line("listen: ", Duration::from_secs(20));
-    let heard = d.join("phones.raw");
-    let mut parec = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec parec --device=phones.monitor --format=float32le --channels=1 --rate=48000 --raw --latency-msec=20 > '{}'",
-            heard.display()
-        ))
-        .spawn()
-        .unwrap();
+    let phones = crate::devices::Ears::on("phones", &d.join("phones.raw"));
     Proc::spawn(&["listen", &link, "--device", "phones", "--seconds", "4"])
         .wait_ok(Duration::from_secs(30));
-    let _ = parec.kill();
-    let _ = parec.wait();
-    let bytes = std::fs::read(&heard).unwrap_or_default();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let samples = phones.heard();
     let loudest = samples
         .chunks(4_800)
         .map(|w| tone_db(w, 440.0))
@@ -1413,29 +1399,12 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
     let (_guest_ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
-    let heard = d.join("phones.raw");
-    let phones = crate::devices::KillOnDrop(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "exec parec --device=phones.monitor --format=float32le --channels=1 \
-                 --rate=48000 --raw --latency-msec=20 > '{}'",
-                heard.display()
-            ))
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let phones = crate::devices::Ears::on("phones", &d.join("phones.raw"));
     let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "18");
     speaker.wait_ok(Duration::from_secs(40));
-    drop(phones);
+    let samples = phones.heard();
     drop(host);
 
-    let bytes = std::fs::read(&heard).unwrap();
-    let samples: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
     // The speaker's tone per 5 ms; heard where it is within 6 dB of its loudest.
     let levels: Vec<f32> = samples
         .chunks_exact(240)
