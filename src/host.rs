@@ -36,7 +36,7 @@ pub struct HostOptions {
     pub game: InputChoice,
     /// Microphone.
     pub mic: InputChoice,
-    /// The room's other voices (until the room server exists: a file, for rigs and tests).
+    /// The room's other voices from a file instead of from the room (rehearsals and tests).
     pub remote: Option<InputChoice>,
     /// Play the remote voices on this output device (a headset: not the output whose monitor
     /// is the game audio, or the guests come back into the program).

@@ -185,8 +185,8 @@ struct HostArgs {
     /// the game audio).
     #[arg(long, value_name = "NAME")]
     monitor_device: Option<String>,
-    /// Take the room's other voices from a file, paced in real time (rigs and tests, until the
-    /// room server exists). They duck the game and play on --monitor-device.
+    /// Take the room's other voices from a file, paced in real time, instead of from the room
+    /// (rehearsals and tests). They duck the game and play on --monitor-device.
     #[arg(long, value_name = "FILE")]
     remote_file: Option<PathBuf>,
     /// Record the live program to this Ogg Opus file (.ogg or .opus).
