@@ -10,10 +10,10 @@
 //! last frame, where the recording was cut); each is fitted
 //! with a sine at HZ. Prints the length, the fit's signal-to-residual ratio (lowest, 0.1th
 //! percentile, median, windows under 30 dB), the tone's level and how far it wandered, and the
-//! largest step in the tone's phase from one window to the next beyond the steady advance, in
-//! samples (a dropped or repeated sample is a step of 1; steering the ratio moves it by
-//! thousandths). Exits non-zero when a step of half a sample or more, or a window under 30 dB,
-//! was found.
+//! largest step in the tone's phase across two windows beyond its advance in the 100 ms before,
+//! in samples (a dropped or repeated sample is a step of 1, counted at the two window pairs
+//! that hold it; steering the ratio moves it by thousandths). Exits non-zero when a step of
+//! half a sample or more, or a window under 30 dB, was found.
 use std::f64::consts::TAU;
 use std::path::Path;
 
@@ -26,6 +26,8 @@ const WINDOW: usize = 240;
 const BROKEN_DB: f64 = 30.0;
 /// A phase step this large (samples) is called a drop or repeat.
 const STEP_SAMPLES: f64 = 0.5;
+/// Windows whose phase advance makes the steady one a step is measured against (100 ms).
+const BASELINE: usize = 20;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,7 +56,11 @@ fn main() -> anyhow::Result<()> {
     let mut steps = Vec::new();
     let mut levels = (f64::MAX, 0.0f64);
     let mut last_phase: Option<f64> = None;
-    let mut last_advance: Option<f64> = None;
+    // The last advances beyond the steady one (the steering's share, which moves slowly), and
+    // the last window's departure from their mean.
+    let mut advances = [0.0f64; BASELINE];
+    let mut advanced = 0usize;
+    let mut last_departure = 0.0f64;
     let steady = (w * WINDOW as f64).rem_euclid(TAU);
     while let Some(block) = source.read()? {
         for frame in block.chunks_exact(channels) {
@@ -75,13 +81,18 @@ fn main() -> anyhow::Result<()> {
             }
             levels = (levels.0.min(amplitude), levels.1.max(amplitude));
             if let Some(last) = last_phase {
-                // How far the phase moved beyond the steady advance (the steering's share
-                // changes slowly; a step from one window to the next does not).
+                // How far the phase moved beyond the steady advance, against how far it moved
+                // in the windows before: a drop or repeat moves it by a sample once, spread
+                // over the two windows around it wherever in a window it falls.
                 let advance = wrap(phase - last - steady);
-                if let Some(before) = last_advance {
-                    steps.push((at, (wrap(advance - before) / w).abs()));
+                if advanced >= BASELINE {
+                    let mean = advances.iter().sum::<f64>() / BASELINE as f64;
+                    let departure = wrap(advance - mean) / w;
+                    steps.push((at, (departure + last_departure).abs()));
+                    last_departure = departure;
                 }
-                last_advance = Some(advance);
+                advances[advanced % BASELINE] = advance;
+                advanced += 1;
             }
             last_phase = Some(phase);
         }
@@ -121,7 +132,7 @@ fn main() -> anyhow::Result<()> {
         20.0 * levels.1.max(1e-9).log10()
     );
     println!(
-        "largest phase step: {:.3} samples at {:.2} s; {} steps of {STEP_SAMPLES} sample or more",
+        "largest phase step: {:.3} samples at {:.2} s; {} window pairs step {STEP_SAMPLES} sample or more",
         worst_step.1,
         worst_step.0,
         big_steps.len()
