@@ -1,22 +1,13 @@
 # Shared by the CPU comparison scripts (benches/*_cpu.sh); sourced, not run, from the checkout's
-# top with `secs` set. Sets `booth` (the release build), `work` (a temporary directory, removed
-# on exit) and `pids` (stopped on exit); starts the test sound server when none is set, and a
-# 440 Hz tone into the game and words into the mic, so meters and ducking move.
+# top with `secs` set. Sets `booth` (the release build), and, through benches/sound_common.sh,
+# `work` (a temporary directory, removed on exit) and `pids` (stopped on exit), with the test
+# sound server started when none is set; plays a 440 Hz tone into the game and words into the
+# mic, so meters and ducking move.
 
 booth=${CARGO_TARGET_DIR:-target}/release/booth
 [ -x "$booth" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }' EXIT
-
-if [ -z "${PULSE_SERVER:-}" ]; then
-    export SOUND_DIR="$work/sound"
-    set --
-    # shellcheck source=tests/sound-server.sh
-    . tests/sound-server.sh
-    # shellcheck disable=SC2206
-    pids+=($BOOTH_SOUND_PIDS)
-fi
+# shellcheck source=benches/sound_common.sh
+. benches/sound_common.sh
 
 sox -n -r 48000 -c 2 -b 16 "$work/tone.wav" synth 3600 sine 440 vol 0.3
 espeak-ng -s 150 -w "$work/words.wav" "Welcome back to the raid review. Tonight we look at the new boss fight, and what it does to the game."

@@ -23,17 +23,8 @@ check=$target/examples/tone_check
 for b in "$booth" "$check"; do
     [ -x "$b" ] || { echo "build first: cargo build --release --bin booth --example tone_check" >&2; exit 1; }
 done
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }' EXIT
-if [ -z "${PULSE_SERVER:-}" ]; then
-    export SOUND_DIR="$work/sound"
-    set --
-    # shellcheck source=tests/sound-server.sh
-    . tests/sound-server.sh
-    # shellcheck disable=SC2206
-    pids+=($BOOTH_SOUND_PIDS)
-fi
+# shellcheck source=benches/sound_common.sh
+. benches/sound_common.sh
 
 seconds=$((minutes * 60))
 sox -n -r 48000 -c 2 -b 16 "$work/tone.wav" synth $((seconds + 120)) sine 440 vol 0.3
