@@ -51,10 +51,9 @@ fn main() -> anyhow::Result<()> {
 
     let mut window = Vec::with_capacity(WINDOW);
     let mut seen = 0u64;
-    let mut snrs = Vec::new();
-    let mut broken = Vec::new();
-    let mut steps = Vec::new();
-    let mut levels = (f64::MAX, 0.0f64);
+    // Each window's start (s), fit (dB) and the tone's amplitude; the steps in its phase.
+    let mut windows: Vec<(f64, f64, f64)> = Vec::new();
+    let mut steps: Vec<(f64, f64)> = Vec::new();
     let mut last_phase: Option<f64> = None;
     // The last advances beyond the steady one (the steering's share, which moves slowly), and
     // the last window's departure from their mean.
@@ -75,11 +74,7 @@ fn main() -> anyhow::Result<()> {
             let at = (seen - WINDOW as u64) as f64 / rate;
             let (snr, amplitude, phase) = fit.of(&window, &basis);
             window.clear();
-            snrs.push(snr);
-            if snr < BROKEN_DB {
-                broken.push((at, snr));
-            }
-            levels = (levels.0.min(amplitude), levels.1.max(amplitude));
+            windows.push((at, snr, amplitude));
             if let Some(last) = last_phase {
                 // How far the phase moved beyond the steady advance, against how far it moved
                 // in the windows before: a drop or repeat moves it by a sample once, spread
@@ -97,16 +92,19 @@ fn main() -> anyhow::Result<()> {
             last_phase = Some(phase);
         }
     }
-    if snrs.is_empty() {
-        bail!("{input}: shorter than {skip_s} s and one window");
-    }
     let seconds = seen as f64 / rate;
     // The recording's last frame is where it was cut: left out like the start.
     let end = seconds - 0.025;
-    broken.retain(|b| b.0 < end);
+    windows.retain(|w| w.0 < end);
     steps.retain(|s| s.0 < end);
-    snrs.truncate(snrs.len().saturating_sub(5));
-    let mut sorted = snrs.clone();
+    if windows.is_empty() {
+        bail!("{input}: no window between the first {skip_s} s and the last 25 ms");
+    }
+    let broken: Vec<_> = windows.iter().filter(|w| w.1 < BROKEN_DB).collect();
+    let levels = windows.iter().fold((f64::MAX, 0.0f64), |(low, high), w| {
+        (low.min(w.2), high.max(w.2))
+    });
+    let mut sorted: Vec<f64> = windows.iter().map(|w| w.1).collect();
     sorted.sort_by(f64::total_cmp);
     let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
     let worst_step = steps
@@ -117,7 +115,7 @@ fn main() -> anyhow::Result<()> {
     let big_steps: Vec<_> = steps.iter().filter(|s| s.1 >= STEP_SAMPLES).collect();
     println!(
         "{input}: {seconds:.1} s, {} windows of 5 ms after the first {skip_s} s",
-        snrs.len()
+        windows.len()
     );
     println!(
         "tone fit: lowest {:.1} dB, 0.1th percentile {:.1} dB, median {:.1} dB; {} windows under {BROKEN_DB} dB",
@@ -137,7 +135,7 @@ fn main() -> anyhow::Result<()> {
         worst_step.0,
         big_steps.len()
     );
-    for (at, snr) in broken.iter().take(10) {
+    for (at, snr, _) in broken.iter().take(10) {
         println!("  broken window at {at:.3} s: {snr:.1} dB");
     }
     for (at, step) in big_steps.iter().take(10) {
