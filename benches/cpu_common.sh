@@ -26,9 +26,6 @@ if [ -n "${MIC_FLOOR_DB:-}" ]; then
     pids+=($!)
 fi
 
-tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # measure NAME COMMAND...: starts it, lets it settle 5 s, prints CPU % of one core over $secs.
 # With LISTEN=1 a `booth listen` joins the room the command prints ("listen: LINK") and stays
 # while it is measured (its own CPU is not counted).

@@ -35,15 +35,13 @@ sleep 1
     --record "$work/soak.ogg" --seconds "$seconds" >"$work/host.out" 2>"$work/host.err" &
 host=$!
 pids+=("$host")
-tck=$(getconf CLK_TCK)
-ticks() { awk '{ print $14 + $15 }' "/proc/$host/stat" 2>/dev/null || echo 0; }
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$host/status" 2>/dev/null || echo 0; }
 echo "minute  RSS (KiB)  CPU (% of one core)"
-last=$(ticks)
+last=$(cpu_ticks "$host")
 for m in $(seq "$minutes"); do
     sleep 60
     kill -0 "$host" 2>/dev/null || break
-    now=$(ticks)
+    now=$(cpu_ticks "$host")
     printf '%6d  %9s  %.2f\n' "$m" "$(rss)" "$(awk -v c="$((now - last))" -v t="$tck" 'BEGIN { print 100 * c / t / 60 }')"
     last=$now
 done

@@ -194,27 +194,14 @@ fn speaker_from_files(
     token: &str,
     silence: &Path,
     voice: &Path,
-    seconds: &str,
+    seconds: f32,
 ) -> Proc {
-    Proc::spawn(&[
-        "host",
-        "--headless",
-        "--server",
-        url,
-        "--room",
-        room,
-        "--token",
-        token,
-        "--game-file",
-        silence.to_str().unwrap(),
-        "--mic-file",
-        voice.to_str().unwrap(),
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-        "--seconds",
+    host_from_files(
+        &["--server", url, "--room", room, "--token", token],
+        silence,
+        voice,
         seconds,
-    ])
+    )
 }
 
 /// A listener named Guest raises a hand and the host (`host_token`, over HTTP) brings them
@@ -562,7 +549,7 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
         (h, g, gtoken, gid)
     });
     // The new speaker publishes 700 Hz and listens to their mix-minus.
-    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "30");
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, 30.0);
     speaker.line("listen: ", Duration::from_secs(20));
     let minus = d.join("minus.wav");
     let minus_listener = Proc::spawn(&[
@@ -1065,7 +1052,7 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
         "--seconds",
         "14",
     ]);
-    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "14");
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, 14.0);
     listener.wait_ok(Duration::from_secs(40));
     drop(speaker);
     drop(host);
@@ -1400,7 +1387,7 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     let rt = rt();
     let (_guest_ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
     let phones = crate::devices::Ears::on("phones", &d.join("phones.raw"));
-    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, "18");
+    let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, 18.0);
     speaker.wait_ok(Duration::from_secs(40));
     let samples = phones.heard();
     drop(host);
