@@ -55,26 +55,7 @@ pub struct HostOptions {
     pub room: Option<RoomTarget>,
 }
 
-/// Where the program goes live.
-#[derive(Clone, Debug)]
-pub struct RoomTarget {
-    /// A room server's base URL; `None` starts one in this process.
-    pub server: Option<String>,
-    /// Where the in-process server listens.
-    pub bind: std::net::SocketAddr,
-    /// Its UDP media ports.
-    pub udp_ports: (u16, u16),
-    /// Its data directory.
-    pub data_dir: PathBuf,
-    /// Title and game of a new room.
-    pub title: String,
-    /// The game being played.
-    pub game: String,
-    /// Join this room (with `token`) instead of creating one.
-    pub room: Option<String>,
-    /// The host's (or a speaker's) token for `room`.
-    pub token: Option<String>,
-}
+pub use crate::live::RoomTarget;
 
 /// What happened, for the terminal.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +82,7 @@ pub enum HostStatus {
     RoomLost(String),
     /// A message from the room's channel (`welcome`, `hand_queue`, `stage_changed`, ...; see the
     /// room protocol), or the answer to an invitation request.
-    Room(serde_json::Value),
+    Room(crate::live::RoomNews),
 }
 
 /// What an input plays from, as people read it.
@@ -307,7 +288,7 @@ pub struct HostSession {
     engine: engine::EngineHandle,
     meters: std::sync::Arc<engine::MeterReadout>,
     live: Option<crate::live::GoLive>,
-    room_messages: Option<std::sync::mpsc::Receiver<serde_json::Value>>,
+    room_messages: Option<std::sync::mpsc::Receiver<crate::live::RoomNews>>,
     recorder: Option<Recorder>,
     last_check: Instant,
     last_meters: Instant,

@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::engine::{FrameSink, MeterReadout};
-use crate::host::RoomTarget;
+use crate::room::protocol::{ClientMsg, ServerMsg};
+use crate::room::{Action, Event, Role};
 use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode};
 use crate::server::{RunningServer, ServeOptions};
@@ -38,10 +39,94 @@ pub struct LiveRoom {
     pub embedded: bool,
 }
 
+/// Where the program goes live.
+#[derive(Clone, Debug)]
+pub struct RoomTarget {
+    /// A room server's base URL; `None` starts one in this process.
+    pub server: Option<String>,
+    /// Where the in-process server listens.
+    pub bind: std::net::SocketAddr,
+    /// Its UDP media ports.
+    pub udp_ports: (u16, u16),
+    /// Its data directory.
+    pub data_dir: std::path::PathBuf,
+    /// Title and game of a new room.
+    pub title: String,
+    /// The game being played.
+    pub game: String,
+    /// Join this room (with `token`) instead of creating one.
+    pub room: Option<String>,
+    /// The host's (or a speaker's) token for `room`.
+    pub token: Option<String>,
+}
+
 /// Why going live failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LiveError(String);
+#[non_exhaustive]
+pub enum LiveError {
+    /// The network runtime could not start.
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The room server in this process could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// The room server could not be reached.
+    #[error("cannot reach the room server at {server}: {reason}")]
+    Unreachable {
+        /// Its base URL.
+        server: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The room server refused to create the room.
+    #[error("the room server refused the room ({status}): {why}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        why: String,
+    },
+    /// The answer was not a Booth room server's.
+    #[error("{0} did not answer like a Booth room server")]
+    NotBooth(String),
+    /// Joining a room needs its token.
+    #[error("joining a room needs its token: --room ID --token TOKEN")]
+    NoToken,
+    /// The program could not be published.
+    #[error("cannot publish to {to}: {reason}")]
+    Publish {
+        /// The room or WHIP URL.
+        to: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// What the room says to a host or speaker live in it: its channel's messages, and the
+/// answers to this process's own requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomNews {
+    /// A message on the room channel (starting with `welcome`).
+    Said(ServerMsg),
+    /// An invitation link the server made ([`GoLive::invite`]).
+    InviteLink {
+        /// The role it grants.
+        role: Role,
+        /// The link.
+        link: String,
+    },
+    /// The server refused an invitation, and why.
+    InviteRefused(String),
+}
+
+impl RoomNews {
+    /// Whether this is the last news the channel brings: the room ended, or it refuses this
+    /// participant.
+    #[must_use]
+    pub fn ends_the_channel(&self) -> bool {
+        matches!(self, Self::Said(m) if m.ends_the_channel())
+    }
+}
 
 /// A live program. Stop it to hang up (and stop the in-process server).
 #[derive(Debug)]
@@ -55,9 +140,9 @@ pub struct GoLive {
     channel: Option<tokio::task::JoinHandle<()>>,
     room: LiveRoom,
     reported: AtomicBool,
-    actions: tokio::sync::mpsc::UnboundedSender<Value>,
-    messages_tx: mpsc::Sender<Value>,
-    messages: Option<mpsc::Receiver<Value>>,
+    actions: tokio::sync::mpsc::UnboundedSender<Action>,
+    messages_tx: mpsc::Sender<RoomNews>,
+    messages: Option<mpsc::Receiver<RoomNews>>,
 }
 
 impl GoLive {
@@ -82,7 +167,7 @@ impl GoLive {
             .thread_name("booth-live")
             .enable_all()
             .build()
-            .map_err(|e| LiveError(format!("cannot start the network runtime: {e}")))?;
+            .map_err(LiveError::Runtime)?;
         let (server, room) = rt.block_on(open_room(target))?;
         // The engine hands the room's own task its program when the server runs in this
         // process (no codec or WebRTC between a host and its own server), else its packets
@@ -91,7 +176,10 @@ impl GoLive {
             Some(running) => {
                 let mut here = rt
                     .block_on(running.publish_here(&room.room, &room.token))
-                    .map_err(|e| LiveError(format!("cannot publish to the room: {e}")))?;
+                    .map_err(|e| LiveError::Publish {
+                        to: format!("room {}", room.room),
+                        reason: e.to_string(),
+                    })?;
                 if let Some(program) = here.program.take() {
                     consumers.push(FrameSink::Program(program));
                 }
@@ -106,7 +194,10 @@ impl GoLive {
                         Mode::Publish,
                         Duration::from_secs(10),
                     ))
-                    .map_err(|e| LiveError(format!("cannot publish to {whip}: {e}")))?;
+                    .map_err(|e| LiveError::Publish {
+                        to: whip.clone(),
+                        reason: e.to_string(),
+                    })?;
                 consumers.push(FrameSink::Publisher(peer.frames.clone()));
                 (Some(peer), None)
             }
@@ -162,50 +253,26 @@ impl GoLive {
     }
 
     /// What the room says (its channel's messages as they arrive, starting with `welcome`),
-    /// plus the answers to [`GoLive::invite`] (`invite_link`, or `error`). Taken once.
-    pub fn take_messages(&mut self) -> Option<mpsc::Receiver<Value>> {
+    /// plus the answers to [`GoLive::invite`]. Taken once.
+    pub fn take_messages(&mut self) -> Option<mpsc::Receiver<RoomNews>> {
         self.messages.take()
     }
 
-    /// Sends a room action (`room::Action` as JSON, e.g. `{"type": "approve", "target": 7}`) on
-    /// the room channel; the room answers with `ok` or `error` carrying the same `ref`.
-    pub fn act(&self, action: Value) {
+    /// Sends a room action on the room channel; the room answers with `ok` or `error`.
+    pub fn act(&self, action: Action) {
         let _ = self.actions.send(action);
     }
 
-    /// Asks the server for an invitation link (`co_host` or `speaker`); the answer arrives
-    /// among the messages as `{"type": "invite_link", "role", "link"}`, or an `error`.
-    pub fn invite(&self, role: &str) {
+    /// Asks the server for an invitation link (co-host or speaker); the answer arrives among
+    /// the messages as [`RoomNews::InviteLink`] or [`RoomNews::InviteRefused`].
+    pub fn invite(&self, role: Role) {
         let url = format!("{}/api/rooms/{}/invites", self.room.server, self.room.room);
         let token = self.room.token.clone();
-        let role = role.to_owned();
         let tx = self.messages_tx.clone();
         self.rt.spawn(async move {
-            let answer = async {
-                let response = crate::rtc::signal::http_client()
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&serde_json::json!({ "role": role }))
-                    .send()
-                    .await
-                    .map_err(|e| format!("cannot reach the room server: {e}"))?;
-                let status = response.status();
-                let v: Value = response.json().await.unwrap_or(Value::Null);
-                match v.get("link").and_then(Value::as_str) {
-                    Some(link) if status.is_success() => Ok(link.to_owned()),
-                    _ => Err(v
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("the server refused the invitation")
-                        .to_owned()),
-                }
-            }
-            .await;
-            let _ = tx.send(match answer {
-                Ok(link) => serde_json::json!({"type": "invite_link", "role": role, "link": link}),
-                Err(message) => {
-                    serde_json::json!({"type": "error", "code": "invite", "message": message})
-                }
+            let _ = tx.send(match ask_for_invitation(&url, &token, role).await {
+                Ok(link) => RoomNews::InviteLink { role, link },
+                Err(why) => RoomNews::InviteRefused(why),
             });
         });
     }
@@ -245,21 +312,51 @@ impl GoLive {
     }
 }
 
+/// Asks the server for an invitation link for `role`.
+async fn ask_for_invitation(url: &str, token: &str, role: Role) -> Result<String, String> {
+    let response = crate::rtc::signal::http_client()
+        .post(url)
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "role": role }))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the room server: {e}"))?;
+    let status = response.status();
+    let v: Value = response.json().await.unwrap_or(Value::Null);
+    match v.get("link").and_then(Value::as_str) {
+        Some(link) if status.is_success() => Ok(link.to_owned()),
+        _ => Err(v
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the server refused the invitation")
+            .to_owned()),
+    }
+}
+
+type RoomSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How a spell on the room channel ended.
+enum Hangup {
+    /// The room ended, refused this participant, or this process stopped asking: stay away.
+    Final,
+    /// The connection dropped: try again after the backoff.
+    Dropped,
+}
+
 /// Holds the room channel open while live, so the room knows the host (or speaker) is there: if
 /// this process goes away, the room's host-drop rules apply (a grace period, then a co-host takes
 /// over or the room ends). Everything the room says goes to `messages`; `actions` go to the
-/// room. The channel is re-opened (with backoff) when it drops, until the room ends or refuses
-/// the token.
+/// room. The channel is re-opened, with a backoff that doubles up to 10 s after every attempt
+/// that did not get a welcome, until the room ends or refuses the token.
 async fn stay_in_the_room(
     room: LiveRoom,
     meters: Arc<MeterReadout>,
-    messages: mpsc::Sender<Value>,
-    mut actions: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    messages: mpsc::Sender<RoomNews>,
+    mut actions: tokio::sync::mpsc::UnboundedReceiver<Action>,
     joined: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut joined = Some(joined);
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let url = format!(
         "{}/api/rooms/{}/ws",
         room.server.replacen("http", "ws", 1),
@@ -273,57 +370,19 @@ async fn stay_in_the_room(
         let connected =
             tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await;
         if let Ok((mut ws, _)) = connected {
-            backoff = Duration::from_millis(500);
-            let hello =
-                serde_json::json!({"v": 1, "type": "hello", "token": room.token, "name": ""});
-            if ws
-                .send(Message::Text(hello.to_string().into()))
-                .await
-                .is_err()
-            {
-                continue;
+            let mut welcomed = false;
+            let spell = Spell {
+                meters: &meters,
+                messages: &messages,
+                joined: &mut joined,
+                welcomed: &mut welcomed,
+            };
+            let hangup = spell.run(&mut ws, &room.token, &mut actions).await;
+            if matches!(hangup, Hangup::Final) {
+                return;
             }
-            let mut report = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                let msg = tokio::select! {
-                    msg = ws.next() => msg,
-                    action = actions.recv() => {
-                        let Some(mut action) = action else { return };
-                        if let Some(obj) = action.as_object_mut() {
-                            obj.insert("v".into(), Value::from(1));
-                        }
-                        if ws.send(Message::Text(action.to_string().into())).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                    _ = report.tick() => {
-                        // Sent five times a second even when unchanged: the room shows a
-                        // report older than 600 ms as silence.
-                        // The mic's peak after its chain: the light follows the voice.
-                        let level =
-                            crate::dsp::level_fraction(meters.read().mic_peak_dbfs);
-                        let m = serde_json::json!({"v": 1, "type": "voice_level", "level": level});
-                        if ws.send(Message::Text(m.to_string().into())).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let Some(Ok(msg)) = msg else { break };
-                let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(&text) else {
-                    continue;
-                };
-                // The first answer (a welcome, or why not) says the room has heard the hello.
-                if let Some(joined) = joined.take() {
-                    let _ = joined.send(());
-                }
-                let last = ends_the_channel(&v);
-                let _ = messages.send(v);
-                if last {
-                    return;
-                }
+            if welcomed {
+                backoff = Duration::from_millis(500);
             }
         }
         tokio::time::sleep(backoff).await;
@@ -331,50 +390,101 @@ async fn stay_in_the_room(
     }
 }
 
-/// Whether a room message is the last one the channel will carry for this participant: the
-/// room ended, or it refuses them (removed, a token it does not know).
-#[must_use]
-pub fn ends_the_channel(v: &Value) -> bool {
-    v["type"] == "ended"
-        || (v["type"] == "error"
-            && matches!(
-                v["code"].as_str(),
-                Some("removed" | "unauthorized" | "room_ended")
-            ))
+/// One connection of the room channel, from `hello` until it drops.
+struct Spell<'a> {
+    meters: &'a MeterReadout,
+    messages: &'a mpsc::Sender<RoomNews>,
+    joined: &'a mut Option<tokio::sync::oneshot::Sender<()>>,
+    welcomed: &'a mut bool,
 }
 
-/// A line for the terminal about a room message a host acts on (raised hands, who is on stage,
-/// reactions, errors, the end), or `None` for the rest.
+impl Spell<'_> {
+    async fn run(
+        self,
+        ws: &mut RoomSocket,
+        token: &str,
+        actions: &mut tokio::sync::mpsc::UnboundedReceiver<Action>,
+    ) -> Hangup {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let send = |msg: ClientMsg| Message::Text(msg.to_text().into());
+        let hello = ClientMsg::Hello {
+            token: Some(token.to_owned()),
+            name: String::new(),
+        };
+        if ws.send(send(hello)).await.is_err() {
+            return Hangup::Dropped;
+        }
+        let mut report = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let msg = tokio::select! {
+                msg = ws.next() => msg,
+                action = actions.recv() => {
+                    let Some(action) = action else { return Hangup::Final };
+                    if ws.send(send(ClientMsg::Act(action))).await.is_err() {
+                        return Hangup::Dropped;
+                    }
+                    continue;
+                }
+                _ = report.tick() => {
+                    // Sent five times a second even when unchanged: the room shows a report
+                    // older than 600 ms as silence. The mic's peak after its chain: the light
+                    // follows the voice, not the game under it.
+                    let level = crate::dsp::level_fraction(self.meters.read().mic_peak_dbfs);
+                    if ws.send(send(ClientMsg::VoiceLevel { level })).await.is_err() {
+                        return Hangup::Dropped;
+                    }
+                    continue;
+                }
+            };
+            let Some(Ok(msg)) = msg else {
+                return Hangup::Dropped;
+            };
+            let Message::Text(text) = msg else { continue };
+            let Ok(said) = ServerMsg::parse(&text) else {
+                continue;
+            };
+            // The first answer (a welcome, or why not) says the room has heard the hello.
+            if let Some(joined) = self.joined.take() {
+                let _ = joined.send(());
+            }
+            *self.welcomed |= matches!(said, ServerMsg::Welcome { .. });
+            let news = RoomNews::Said(said);
+            let last = news.ends_the_channel();
+            let _ = self.messages.send(news);
+            if last {
+                return Hangup::Final;
+            }
+        }
+    }
+}
+
+/// A line for the terminal about room news a host acts on (raised hands, who is on stage,
+/// reactions, errors, the end, invitations), or `None` for the rest.
 #[must_use]
-pub fn describe(v: &Value) -> Option<String> {
-    let names = |list: &Value, f: &dyn Fn(&Value) -> String| -> Vec<String> {
-        list.as_array()
-            .map(|q| q.iter().map(f).collect())
-            .unwrap_or_default()
+pub fn describe(news: &RoomNews) -> Option<String> {
+    let said = match news {
+        RoomNews::Said(said) => said,
+        RoomNews::InviteLink { role, link } => {
+            return Some(format!("invitation ({}): {link}", role.label()));
+        }
+        RoomNews::InviteRefused(why) => return Some(format!("the room says: {why}")),
     };
-    let name = |m: &Value| m["name"].as_str().unwrap_or("?").to_owned();
-    match v.get("type").and_then(Value::as_str)? {
-        "hand_queue" => {
-            let names = names(&v["queue"], &name);
+    match said {
+        ServerMsg::Event(Event::HandQueue { queue }) => {
+            let names: Vec<&str> = queue.iter().map(|h| h.name.as_str()).collect();
             (!names.is_empty()).then(|| format!("hands raised: {}", names.join(", ")))
         }
-        "stage_changed" => {
-            let who = names(&v["stage"], &|m| {
-                format!("{} ({})", name(m), m["role"].as_str().unwrap_or("?"))
-            });
+        ServerMsg::Event(Event::StageChanged { stage }) => {
+            let who: Vec<String> = stage
+                .iter()
+                .map(|m| format!("{} ({})", m.name, m.role.label()))
+                .collect();
             Some(format!("on stage: {}", who.join(", ")))
         }
-        "reaction" => Some(format!("reaction {}", v["emoji"].as_str().unwrap_or(""))),
-        "error" => Some(format!(
-            "the room says: {}",
-            v["message"].as_str().unwrap_or("error")
-        )),
-        "ended" => Some("the room has ended".into()),
-        "invite_link" => Some(format!(
-            "invitation ({}): {}",
-            v["role"].as_str().unwrap_or("?"),
-            v["link"].as_str().unwrap_or("")
-        )),
+        ServerMsg::Event(Event::Reaction { emoji, .. }) => Some(format!("reaction {emoji}")),
+        ServerMsg::Error { message, .. } => Some(format!("the room says: {message}")),
+        ServerMsg::Event(Event::Ended { .. }) => Some("the room has ended".into()),
         _ => None,
     }
 }
@@ -455,66 +565,64 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
                 Err(crate::server::ServeError::Http { .. }) if target.bind.port() != 0 => {
                     let mut any = opts;
                     any.bind.set_port(0);
-                    crate::server::start(any)
-                        .await
-                        .map_err(|e| LiveError(e.to_string()))?
+                    crate::server::start(any).await?
                 }
-                Err(e) => return Err(LiveError(e.to_string())),
+                Err(e) => return Err(e.into()),
             };
             let base = running.base_url.clone();
             (Some(running), base)
         }
     };
     let http = crate::rtc::signal::http_client();
-    let room = match (&target.room, &target.token) {
-        (Some(room), Some(token)) => LiveRoom {
-            server: base.clone(),
-            room: room.clone(),
-            listener_link: format!("{base}/r/{room}"),
-            host_link: None,
-            token: token.clone(),
-            embedded: server.is_some(),
-        },
-        (Some(_), None) => {
-            return Err(LiveError(
-                "joining a room needs its token: --room ID --token TOKEN".into(),
-            ));
-        }
-        (None, _) => {
-            let url = format!("{base}/api/rooms");
-            let body = serde_json::json!({ "title": target.title, "game": target.game });
-            let response =
-                http.post(&url).json(&body).send().await.map_err(|e| {
-                    LiveError(format!("cannot reach the room server at {base}: {e}"))
-                })?;
-            let status = response.status();
-            let v: Value = response.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                let why = v
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no reason given");
-                return Err(LiveError(format!(
-                    "the room server refused the room ({status}): {why}"
-                )));
+    let room =
+        match (&target.room, &target.token) {
+            (Some(room), Some(token)) => LiveRoom {
+                server: base.clone(),
+                room: room.clone(),
+                listener_link: format!("{base}/r/{room}"),
+                host_link: None,
+                token: token.clone(),
+                embedded: server.is_some(),
+            },
+            (Some(_), None) => {
+                return Err(LiveError::NoToken);
             }
-            let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-            match (field("id"), field("host_token"), field("listener_link")) {
-                (Some(room), Some(token), Some(listener_link)) => LiveRoom {
-                    server: base.clone(),
-                    room,
-                    listener_link,
-                    host_link: field("host_link"),
-                    token,
-                    embedded: server.is_some(),
-                },
-                _ => {
-                    return Err(LiveError(format!(
-                        "{url} did not answer like a Booth room server"
-                    )));
+            (None, _) => {
+                let url = format!("{base}/api/rooms");
+                let body = serde_json::json!({ "title": target.title, "game": target.game });
+                let response = http.post(&url).json(&body).send().await.map_err(|e| {
+                    LiveError::Unreachable {
+                        server: base.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let status = response.status();
+                let v: Value = response.json().await.unwrap_or(Value::Null);
+                if !status.is_success() {
+                    let why = v
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no reason given");
+                    return Err(LiveError::Refused {
+                        status: status.as_u16(),
+                        why: why.to_owned(),
+                    });
+                }
+                let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                match (field("id"), field("host_token"), field("listener_link")) {
+                    (Some(room), Some(token), Some(listener_link)) => LiveRoom {
+                        server: base.clone(),
+                        room,
+                        listener_link,
+                        host_link: field("host_link"),
+                        token,
+                        embedded: server.is_some(),
+                    },
+                    _ => {
+                        return Err(LiveError::NotBooth(url));
+                    }
                 }
             }
-        }
-    };
+        };
     Ok((server, room))
 }

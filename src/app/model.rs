@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::room_view::{Heard, RoomView};
+use super::room_view::{RoomNotice, RoomView};
 use super::settings::Settings;
 use super::worker::{HostWorker, Report, Request};
 use crate::audio::{DeviceInfo, DeviceSelector, Direction};
 use crate::dsp::ProgramSettings;
 use crate::engine::{Command, EngineEvent, Input, MeterReadout, Meters};
 use crate::host::{HostOptions, HostStatus, InputChoice, RoomTarget};
-use crate::live::LiveRoom;
+use crate::live::{LiveRoom, RoomNews};
+use crate::room::protocol::ServerMsg;
+use crate::room::{Action, ParticipantId, Role};
 
 /// Where the overlay is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub struct Overlay {
     /// Devices for the pickers.
     pub devices: DeviceLists,
     /// Invitation links by role.
-    pub invites: BTreeMap<String, String>,
+    pub invites: BTreeMap<Role, String>,
     /// The game input.
     pub game_input: InputStatus,
     /// The mic input.
@@ -416,8 +416,12 @@ impl Overlay {
         self.muted = !self.muted;
         self.apply_program();
         if self.live_room().is_some() {
-            let action = if self.muted { "mute_self" } else { "unmute" };
-            self.send(Request::Act(json!({ "type": action })));
+            let action = if self.muted {
+                Action::MuteSelf
+            } else {
+                Action::Unmute
+            };
+            self.send(Request::Act(action));
         }
     }
 
@@ -502,7 +506,7 @@ impl Overlay {
         self.changed();
     }
 
-    fn act(&mut self, action: serde_json::Value) {
+    fn act(&mut self, action: Action) {
         if self.live_room().is_some() {
             self.send(Request::Act(action));
         }
@@ -510,27 +514,37 @@ impl Overlay {
 
     /// Brings a raised hand on stage.
     pub fn approve(&mut self, id: u64) {
-        self.act(json!({"type": "approve", "target": id}));
+        self.act(Action::Approve {
+            target: ParticipantId(id),
+        });
     }
 
     /// Lowers a raised hand.
     pub fn deny(&mut self, id: u64) {
-        self.act(json!({"type": "deny", "target": id}));
+        self.act(Action::Deny {
+            target: ParticipantId(id),
+        });
     }
 
     /// Mutes someone on stage.
     pub fn mute_member(&mut self, id: u64) {
-        self.act(json!({"type": "mute", "target": id}));
+        self.act(Action::Mute {
+            target: ParticipantId(id),
+        });
     }
 
     /// Moves someone from the stage to the audience.
     pub fn move_to_audience(&mut self, id: u64) {
-        self.act(json!({"type": "move_to_audience", "target": id}));
+        self.act(Action::MoveToAudience {
+            target: ParticipantId(id),
+        });
     }
 
     /// Removes someone from the room.
     pub fn remove(&mut self, id: u64) {
-        self.act(json!({"type": "remove", "target": id}));
+        self.act(Action::Remove {
+            target: ParticipantId(id),
+        });
     }
 
     /// Makes a speaker a co-host, or a co-host a speaker again.
@@ -539,37 +553,36 @@ impl Overlay {
             .room
             .stage
             .iter()
-            .any(|m| m.id == id && m.role == "co_host");
-        let kind = if is_co {
-            "unmake_co_host"
+            .any(|m| m.id == id && m.role == Role::CoHost);
+        let target = ParticipantId(id);
+        self.act(if is_co {
+            Action::UnmakeCoHost { target }
         } else {
-            "make_co_host"
-        };
-        self.act(json!({"type": kind, "target": id}));
+            Action::MakeCoHost { target }
+        });
     }
 
     /// Recording on or off.
     pub fn toggle_recording(&mut self) {
-        let kind = if self.room.recording {
-            "stop_recording"
+        self.act(if self.room.recording {
+            Action::StopRecording
         } else {
-            "start_recording"
-        };
-        self.act(json!({ "type": kind }));
+            Action::StartRecording
+        });
     }
 
     /// Marks a moment (a chapter in the episode).
     pub fn mark_moment(&mut self) {
         if self.live_room().is_some() {
-            self.act(json!({"type": "mark_moment"}));
+            self.act(Action::MarkMoment { label: None });
             self.info("moment marked".into());
         }
     }
 
-    /// Asks for an invitation link (`co_host` or `speaker`).
-    pub fn invite(&mut self, role: &str) {
+    /// Asks for an invitation link for a co-host or a speaker.
+    pub fn invite(&mut self, role: Role) {
         if self.live_room().is_some() {
-            self.send(Request::Invite(role.to_owned()));
+            self.send(Request::Invite(role));
         }
     }
 
@@ -737,25 +750,25 @@ impl Overlay {
                     self.phase = Phase::Ready;
                 }
             }
-            HostStatus::Room(message) => {
+            HostStatus::Room(news) => {
                 // The host's name on stage, once the room has welcomed us.
                 let name = self.settings.name.trim().to_owned();
-                if message["type"] == "welcome"
+                if let RoomNews::Said(ServerMsg::Welcome { you, .. }) = &news
                     && !name.is_empty()
-                    && message["you"]["name"] != name.as_str()
+                    && you.name != name
                 {
-                    self.send(Request::Act(json!({"type": "set_name", "name": name})));
+                    self.send(Request::Act(Action::SetName { name }));
                 }
-                self.heard(&message, now);
+                self.heard(&news, now);
             }
         }
     }
 
-    fn heard(&mut self, message: &serde_json::Value, now: Instant) {
-        match self.room.apply(message, now) {
-            Heard::Nothing => {}
-            Heard::Refused(why) => self.problem(format!("The room says: {why}")),
-            Heard::InviteLink { role, link } => {
+    fn heard(&mut self, news: &RoomNews, now: Instant) {
+        match self.room.apply(news, now) {
+            RoomNotice::Nothing => {}
+            RoomNotice::Refused(why) => self.problem(format!("The room says: {why}")),
+            RoomNotice::InviteLink { role, link } => {
                 self.invites.insert(role, link);
             }
         }

@@ -4,33 +4,50 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use serde_json::Value;
+use crate::live::RoomNews;
+use crate::room::protocol::{RoomInfo, ServerMsg};
+use crate::room::{EndReason, Event, HandEntry, ParticipantId, Role, StageMember};
 
 /// Someone on stage.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OnStage {
     /// Participant id.
     pub id: u64,
     /// Name.
-    #[serde(default)]
     pub name: String,
-    /// `host`, `co_host` or `speaker`.
-    #[serde(default)]
-    pub role: String,
+    /// Host, co-host or speaker.
+    pub role: Role,
     /// Muted by a moderator or themself.
-    #[serde(default)]
     pub muted: bool,
 }
 
+impl From<&StageMember> for OnStage {
+    fn from(m: &StageMember) -> Self {
+        Self {
+            id: m.id.0,
+            name: m.name.clone(),
+            role: m.role,
+            muted: m.muted,
+        }
+    }
+}
+
 /// A raised hand.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hand {
     /// Participant id.
     pub id: u64,
     /// Name.
-    #[serde(default)]
     pub name: String,
+}
+
+impl From<&HandEntry> for Hand {
+    fn from(h: &HandEntry) -> Self {
+        Self {
+            id: h.id.0,
+            name: h.name.clone(),
+        }
+    }
 }
 
 /// A reaction, shown for a few seconds.
@@ -60,12 +77,10 @@ pub struct Speaking {
 
 impl Speaking {
     /// Takes in a `levels` message.
-    pub fn update(&mut self, v: &Value, now: Instant) {
-        for pair in v["levels"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(level)) = (pair[0].as_u64(), pair[1].as_f64())
-                && level > f64::from(SPEAKING_LEVEL)
-            {
-                self.last_loud.insert(id, now);
+    pub fn update(&mut self, levels: &[(ParticipantId, f32)], now: Instant) {
+        for &(id, level) in levels {
+            if level > SPEAKING_LEVEL {
+                self.last_loud.insert(id.0, now);
             }
         }
         self.last_loud
@@ -132,136 +147,135 @@ pub struct RoomView {
     pub ended: Option<String>,
 }
 
-/// What the window should tell the user about a message, besides updating the view.
+/// What the window should tell the user about room news, besides updating the view.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Heard {
+pub enum RoomNotice {
     /// Nothing to say.
     Nothing,
     /// The room refused something (`message`).
     Refused(String),
     /// An invitation link for a role.
     InviteLink {
-        /// `co_host` or `speaker`.
-        role: String,
+        /// Co-host or speaker.
+        role: Role,
         /// The link.
         link: String,
     },
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(v: &Value) -> Option<T> {
-    serde_json::from_value(v.clone()).ok()
-}
-
 impl RoomView {
-    /// Takes in one message from the room channel.
-    pub fn apply(&mut self, v: &Value, now: Instant) -> Heard {
+    /// Takes in one piece of room news.
+    pub fn apply(&mut self, news: &RoomNews, now: Instant) -> RoomNotice {
         self.now = Some(now);
-        let id = v.get("id").and_then(Value::as_u64);
-        match v.get("type").and_then(Value::as_str).unwrap_or("") {
-            "welcome" => {
-                *self = Self::default();
-                self.me = v["you"]["id"].as_u64();
-                let room = &v["room"];
-                self.title = room["title"].as_str().unwrap_or("").to_owned();
-                self.game = room["game"].as_str().unwrap_or("").to_owned();
-                let elapsed = Duration::from_millis(room["elapsed_ms"].as_u64().unwrap_or(0));
-                self.started = now.checked_sub(elapsed).or(Some(now));
-                self.stage = parse(&room["stage"]).unwrap_or_default();
-                self.hands = parse(&room["hand_queue"]).unwrap_or_default();
-                self.listener_count = room["listener_count"].as_u64().unwrap_or(0);
-                self.recording = room["recording"].as_bool().unwrap_or(false);
-                self.host_away = room["host_away"].as_bool().unwrap_or(false);
-                if let Some(a) = room["audience"].as_array() {
-                    for m in a {
-                        if let Some(id) = m["id"].as_u64() {
-                            self.audience
-                                .insert(id, m["name"].as_str().unwrap_or("").to_owned());
-                        }
-                    }
-                }
-            }
-            "stage_changed" => {
-                self.stage = parse(&v["stage"]).unwrap_or_default();
+        match news {
+            RoomNews::Said(said) => self.take(said, now),
+            RoomNews::InviteLink { role, link } => RoomNotice::InviteLink {
+                role: *role,
+                link: link.clone(),
+            },
+            RoomNews::InviteRefused(why) => RoomNotice::Refused(why.clone()),
+        }
+    }
+
+    fn take(&mut self, said: &ServerMsg, now: Instant) -> RoomNotice {
+        match said {
+            ServerMsg::Welcome { you, room } => self.welcome(you.id, room, now),
+            ServerMsg::Audience { listening } => self.listening = *listening as u64,
+            ServerMsg::Error { message, .. } => return RoomNotice::Refused(message.clone()),
+            ServerMsg::Event(event) => self.event(event, now),
+            ServerMsg::Allowed { .. } | ServerMsg::Ok { .. } | ServerMsg::Pong { .. } => {}
+        }
+        RoomNotice::Nothing
+    }
+
+    fn welcome(&mut self, me: ParticipantId, info: &RoomInfo, now: Instant) {
+        *self = Self::default();
+        self.now = Some(now);
+        self.me = Some(me.0);
+        let room = &info.room;
+        self.title.clone_from(&room.title);
+        self.game.clone_from(&room.game);
+        let elapsed = Duration::from_millis(room.elapsed_ms);
+        self.started = now.checked_sub(elapsed).or(Some(now));
+        self.stage = room.stage.iter().map(OnStage::from).collect();
+        self.hands = room.hand_queue.iter().flatten().map(Hand::from).collect();
+        self.listener_count = room.listener_count as u64;
+        self.listening = info.listening as u64;
+        self.recording = room.recording;
+        self.host_away = room.host_away;
+        for m in &room.audience {
+            self.audience.insert(m.id.0, m.name.clone());
+        }
+    }
+
+    fn event(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::StageChanged { stage } => {
+                self.stage = stage.iter().map(OnStage::from).collect();
                 for m in &self.stage {
                     self.audience.remove(&m.id);
                 }
             }
-            "hand_queue" => self.hands = parse(&v["queue"]).unwrap_or_default(),
-            "listener_count" => self.listener_count = v["count"].as_u64().unwrap_or(0),
-            "audience" => self.listening = v["listening"].as_u64().unwrap_or(0),
-            "levels" => self.speaking.update(v, now),
-            "joined" => {
-                if let Some(id) = id
-                    && v["role"].as_str().is_none_or(|r| r == "listener")
-                {
-                    self.audience
-                        .insert(id, v["name"].as_str().unwrap_or("").to_owned());
+            Event::HandQueue { queue } => self.hands = queue.iter().map(Hand::from).collect(),
+            Event::ListenerCount { count } => self.listener_count = *count as u64,
+            Event::Levels { levels } => self.speaking.update(levels, now),
+            Event::Joined { id, name, role } => {
+                if *role == Role::Listener {
+                    self.audience.insert(id.0, name.clone());
                 }
             }
-            "left" | "removed" => {
-                if let Some(id) = id {
-                    self.audience.remove(&id);
-                    self.hands.retain(|h| h.id != id);
+            Event::Left { id } | Event::Removed { id } => {
+                self.audience.remove(&id.0);
+                self.hands.retain(|h| h.id != id.0);
+            }
+            Event::RoleChanged { id, role } => {
+                if *role == Role::Listener {
+                    let name = self.name_of(id.0);
+                    self.audience.insert(id.0, name);
                 }
             }
-            "role_changed" => {
-                if let (Some(id), Some("listener")) = (id, v["role"].as_str()) {
-                    let name = self.name_of(id);
-                    self.audience.insert(id, name);
-                }
-            }
-            "renamed" => {
-                if let Some(id) = id {
-                    let name = v["name"].as_str().unwrap_or("").to_owned();
-                    if let Some(m) = self.stage.iter_mut().find(|m| m.id == id) {
-                        m.name.clone_from(&name);
-                    }
-                    if let Some(h) = self.hands.iter_mut().find(|h| h.id == id) {
-                        h.name.clone_from(&name);
-                    }
-                    if let Some(a) = self.audience.get_mut(&id) {
-                        *a = name;
-                    }
-                }
-            }
-            "reaction" => {
-                let from = id.map(|i| self.name_of(i)).unwrap_or_default();
-                self.reactions.push(Reaction {
-                    emoji: v["emoji"].as_str().unwrap_or("").to_owned(),
-                    from,
-                    at: now,
-                });
-                if self.reactions.len() > 12 {
-                    self.reactions.remove(0);
-                }
-            }
-            "moment" => self.moments += 1,
-            "recording" => self.recording = v["on"].as_bool().unwrap_or(false),
-            "host_away" => self.host_away = true,
-            "host_back" | "host_changed" => self.host_away = false,
-            "ended" => {
-                self.ended = Some(match v["reason"].as_str() {
-                    Some("host_gone") => "the host was gone too long".to_owned(),
-                    _ => "the host ended the room".to_owned(),
+            Event::Renamed { id, name } => self.renamed(id.0, name),
+            Event::Reaction { id, emoji } => self.reacted(id.0, emoji, now),
+            Event::Moment(_) => self.moments += 1,
+            Event::Recording { on } => self.recording = *on,
+            Event::HostAway { .. } => self.host_away = true,
+            Event::HostBack | Event::HostChanged { .. } => self.host_away = false,
+            Event::Ended { reason } => {
+                self.ended = Some(match reason {
+                    EndReason::HostGone => "the host was gone too long".to_owned(),
+                    EndReason::HostEnded => "the host ended the room".to_owned(),
                 });
             }
-            "error" => {
-                return Heard::Refused(
-                    v["message"]
-                        .as_str()
-                        .unwrap_or("the room refused that")
-                        .to_owned(),
-                );
-            }
-            "invite_link" => {
-                return Heard::InviteLink {
-                    role: v["role"].as_str().unwrap_or("").to_owned(),
-                    link: v["link"].as_str().unwrap_or("").to_owned(),
-                };
-            }
-            _ => {}
+            Event::Invited { .. }
+            | Event::InviteDeclined { .. }
+            | Event::HandDenied { .. }
+            | Event::Muted { .. }
+            | Event::Unmuted { .. } => {}
         }
-        Heard::Nothing
+    }
+
+    fn renamed(&mut self, id: u64, name: &str) {
+        if let Some(m) = self.stage.iter_mut().find(|m| m.id == id) {
+            name.clone_into(&mut m.name);
+        }
+        if let Some(h) = self.hands.iter_mut().find(|h| h.id == id) {
+            name.clone_into(&mut h.name);
+        }
+        if let Some(a) = self.audience.get_mut(&id) {
+            name.clone_into(a);
+        }
+    }
+
+    fn reacted(&mut self, id: u64, emoji: &str, now: Instant) {
+        let from = self.name_of(id);
+        self.reactions.push(Reaction {
+            emoji: emoji.to_owned(),
+            from,
+            at: now,
+        });
+        if self.reactions.len() > 12 {
+            self.reactions.remove(0);
+        }
     }
 
     /// A participant's name, from whatever list they are in.
@@ -310,59 +324,68 @@ impl RoomView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// What the server would send, read back as the overlay reads it.
+    fn said(json: &str) -> RoomNews {
+        RoomNews::Said(ServerMsg::parse(json).unwrap())
+    }
 
     #[test]
     fn a_welcome_then_a_raised_hand_then_the_stage() {
         let now = Instant::now();
         let mut v = RoomView::default();
         v.apply(
-            &json!({"type": "welcome", "you": {"id": 1, "role": "host"},
-                "room": {"title": "T", "game": "G", "elapsed_ms": 5000, "stage": [
+            &said(
+                r#"{"type": "welcome", "you": {"id": 1, "role": "host", "name": "Host", "token": "p1.x"},
+                "room": {"id": "r", "title": "T", "game": "G", "elapsed_ms": 5000, "stage": [
                     {"id": 1, "name": "Host", "role": "host", "muted": false}],
-                    "hand_queue": [], "listener_count": 0, "recording": true,
-                    "audience": [{"id": 2, "name": "Ada"}]}}),
+                    "hand_queue": [], "listener_count": 0, "recording": true, "ended": false,
+                    "host_away": false, "listening": 0, "live": true,
+                    "audience": [{"id": 2, "name": "Ada"}]}}"#,
+            ),
             now,
         );
         assert_eq!(v.me, Some(1));
         assert!(v.recording);
         assert_eq!(v.audience.get(&2).map(String::as_str), Some("Ada"));
         v.apply(
-            &json!({"type": "hand_queue", "queue": [{"id": 2, "name": "Ada", "raised_at_ms": 9}]}),
+            &said(
+                r#"{"type": "hand_queue", "queue": [{"id": 2, "name": "Ada", "raised_at_ms": 9}]}"#,
+            ),
             now,
         );
         assert_eq!(v.hands.len(), 1);
         v.apply(
-            &json!({"type": "stage_changed", "stage": [
-            {"id": 1, "name": "Host", "role": "host", "muted": false},
-            {"id": 2, "name": "Ada", "role": "speaker", "muted": false}]}),
+            &said(
+                r#"{"type": "stage_changed", "stage": [
+                {"id": 1, "name": "Host", "role": "host", "muted": false},
+                {"id": 2, "name": "Ada", "role": "speaker", "muted": false}]}"#,
+            ),
             now,
         );
         assert!(!v.audience.contains_key(&2));
-        v.apply(&json!({"type": "levels", "levels": [[2, 0.8]]}), now);
+        assert_eq!(v.stage[1].role, Role::Speaker);
+        v.apply(&said(r#"{"type": "levels", "levels": [[2, 0.8]]}"#), now);
         assert_eq!(v.speaking(), vec!["Ada".to_owned()]);
         assert_eq!(
             v.apply(
-                &json!({"type": "error", "message": "the stage is full"}),
+                &said(r#"{"type": "error", "code": "stage_full", "message": "the stage is full"}"#),
                 now
             ),
-            Heard::Refused("the stage is full".into())
+            RoomNotice::Refused("the stage is full".into())
         );
     }
 
     #[test]
-    fn junk_messages_change_nothing_and_never_panic() {
-        let now = Instant::now();
-        let mut v = RoomView::default();
+    fn junk_never_reaches_the_view() {
         for junk in [
-            json!(null),
-            json!({"type": "stage_changed", "stage": "nope"}),
-            json!({"type": "levels", "levels": [[], [1], ["x", 2]]}),
-            json!({"type": "welcome"}),
-            json!({"type": 7}),
+            "null",
+            r#"{"type": "stage_changed", "stage": "nope"}"#,
+            r#"{"type": "levels", "levels": [[], [1], ["x", 2]]}"#,
+            r#"{"type": "welcome"}"#,
+            r#"{"type": 7}"#,
         ] {
-            v.apply(&junk, now);
+            assert!(ServerMsg::parse(junk).is_err(), "{junk}");
         }
-        assert!(v.stage.is_empty());
     }
 }

@@ -11,6 +11,7 @@ use eframe::egui::{
 
 use super::model::{Level, Overlay, Phase};
 use crate::engine::Input;
+use crate::room::Role;
 
 /// The compact strip's size.
 pub const COMPACT_SIZE: Vec2 = Vec2::new(540.0, 46.0);
@@ -344,17 +345,17 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     ui.horizontal(|ui| {
         ui.toggle_value(&mut v.show_qr, "QR code");
         if ui.button("Invite co-host").clicked() {
-            o.invite("co_host");
+            o.invite(Role::CoHost);
         }
         if ui.button("Invite speaker").clicked() {
-            o.invite("speaker");
+            o.invite(Role::Speaker);
         }
     });
     if v.show_qr {
         qr(ui, v, &room.listener_link);
     }
     for (role, link) in o.invites.clone() {
-        let label = if role == "co_host" {
+        let label = if role == Role::CoHost {
             "Co-host invitation"
         } else {
             "Speaker invitation"
@@ -389,16 +390,11 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                     m.name.clone()
                 };
                 ui.label(RichText::new(name).strong());
-                let role = match m.role.as_str() {
-                    "host" => "host",
-                    "co_host" => "co-host",
-                    _ => "speaker",
-                };
-                ui.label(RichText::new(role).small().color(MUTED_GREY));
+                ui.label(RichText::new(m.role.label()).small().color(MUTED_GREY));
                 if m.muted {
                     ui.label(RichText::new("muted").small().color(LIVE_RED));
                 }
-                if Some(m.id) != me && m.role != "host" {
+                if Some(m.id) != me && m.role != Role::Host {
                     ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                         if ui
                             .small_button("Remove")
@@ -410,7 +406,7 @@ fn room_tab(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
                         if ui.small_button("To audience").clicked() {
                             o.move_to_audience(m.id);
                         }
-                        let co = if m.role == "co_host" {
+                        let co = if m.role == Role::CoHost {
                             "Un-co-host"
                         } else {
                             "Co-host"

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use super::room_view::Speaking;
 use crate::engine::{Command, Input, MeterReadout, Meters};
 use crate::host::{HostOptions, HostSession, HostStatus, InputChoice, Missing, RoomTarget};
+use crate::live::RoomNews;
+use crate::room::protocol::ServerMsg;
+use crate::room::{Action, Event, Role};
 
 /// What the window asks for.
 #[derive(Debug)]
@@ -29,10 +32,10 @@ pub enum Request {
     SwitchInput(Input, InputChoice),
     /// Play the room's voices on this output (`None`: nowhere).
     Monitor(Option<String>),
-    /// A room action, as JSON (`{"type": "approve", "target": 7}`).
-    Act(serde_json::Value),
-    /// An invitation link for `co_host` or `speaker`.
-    Invite(String),
+    /// A room action.
+    Act(Action),
+    /// An invitation link for a co-host or a speaker.
+    Invite(Role),
 }
 
 /// What the worker tells the window.
@@ -177,11 +180,11 @@ fn run(
         }
         let mut ended = false;
         let running = session.tick(frame, &mut |s| {
-            if let HostStatus::Room(v) = &s {
-                ended |= crate::live::ends_the_channel(v);
+            if let HostStatus::Room(news) = &s {
+                ended |= news.ends_the_channel();
                 // Levels come five times a second; only a change of who speaks is drawn.
-                if v["type"] == "levels" {
-                    speaking.update(v, Instant::now());
+                if let RoomNews::Said(ServerMsg::Event(Event::Levels { levels })) = news {
+                    speaking.update(levels, Instant::now());
                     post(Report::Status(s));
                     return;
                 }
@@ -229,7 +232,7 @@ fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
         },
         Request::EndRoom => {
             if let Some(live) = session.live() {
-                live.act(serde_json::json!({"type": "end"}));
+                live.act(Action::End);
                 // The `end` goes out before the connection is closed.
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -253,7 +256,7 @@ fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
             None => send(Report::Problem("not live: go live first".into())),
         },
         Request::Invite(role) => match session.live() {
-            Some(live) => live.invite(&role),
+            Some(live) => live.invite(role),
             None => send(Report::Problem("not live: go live first".into())),
         },
     }

@@ -10,68 +10,20 @@
 //! (`Ended { reason: HostGone }`). After the end every input but `Leave`/`Disconnected` is
 //! refused with `RoomError::Ended`.
 
+mod actions;
+mod error;
 mod permissions;
+pub mod protocol;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+pub use self::error::RoomError;
 pub use self::permissions::{ActionKind, Permissions};
-
-/// A participant, numbered by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ParticipantId(pub u64);
-
-impl std::fmt::Display for ParticipantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Roles, highest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Runs the room; publishes the program.
-    Host,
-    /// Moderates beside the host.
-    CoHost,
-    /// On stage, may speak.
-    Speaker,
-    /// In the audience.
-    Listener,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 4] = [Role::Host, Role::CoHost, Role::Speaker, Role::Listener];
-
-    fn rank(self) -> u8 {
-        match self {
-            Role::Host => 3,
-            Role::CoHost => 2,
-            Role::Speaker => 1,
-            Role::Listener => 0,
-        }
-    }
-
-    fn on_stage(self) -> bool {
-        self != Role::Listener
-    }
-
-    /// The name people read.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Role::Host => "host",
-            Role::CoHost => "co-host",
-            Role::Speaker => "speaker",
-            Role::Listener => "listener",
-        }
-    }
-}
+pub use self::protocol::{
+    Action, AudienceMember, EndReason, Event, HandEntry, Marker, ParticipantId, Role, RoomSnapshot,
+    StageMember,
+};
 
 /// Limits and timings of a room.
 #[derive(Debug, Clone)]
@@ -159,118 +111,6 @@ pub enum Input {
     Tick,
 }
 
-/// What a participant asks for; parsed straight from the room channel's JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Action {
-    /// A listener asks to speak.
-    RaiseHand,
-    /// ... and changes their mind.
-    LowerHand,
-    /// A moderator invites a listener to speak.
-    Invite {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// The invited listener accepts.
-    AcceptInvite,
-    /// ... or declines.
-    DeclineInvite,
-    /// A moderator lets a raised hand on stage.
-    Approve {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// ... or not.
-    Deny {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// A moderator sends a stage member back to the audience.
-    MoveToAudience {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// A speaker or co-host steps down.
-    LeaveStage,
-    /// A moderator mutes a stage member.
-    Mute {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// The muted member unmutes themself.
-    Unmute,
-    /// A stage member mutes themself.
-    MuteSelf,
-    /// A moderator removes someone for the room's life.
-    Remove {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// The host makes someone co-host.
-    MakeCoHost {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// The host takes it back.
-    UnmakeCoHost {
-        /// Whom.
-        target: ParticipantId,
-    },
-    /// An emoji reaction.
-    React {
-        /// The emoji.
-        emoji: String,
-    },
-    /// A moment worth a chapter.
-    MarkMoment {
-        /// Its label.
-        #[serde(default)]
-        label: Option<String>,
-    },
-    /// Start recording.
-    StartRecording,
-    /// Stop recording.
-    StopRecording,
-    /// End the room.
-    End,
-    /// Change one's display name.
-    SetName {
-        /// The new name.
-        name: String,
-    },
-}
-
-impl Action {
-    /// Its kind, for the permissions table.
-    #[must_use]
-    pub fn kind(&self) -> ActionKind {
-        match self {
-            Action::RaiseHand => ActionKind::RaiseHand,
-            Action::LowerHand => ActionKind::LowerHand,
-            Action::Invite { .. } => ActionKind::Invite,
-            Action::AcceptInvite => ActionKind::AcceptInvite,
-            Action::DeclineInvite => ActionKind::DeclineInvite,
-            Action::Approve { .. } => ActionKind::Approve,
-            Action::Deny { .. } => ActionKind::Deny,
-            Action::MoveToAudience { .. } => ActionKind::MoveToAudience,
-            Action::LeaveStage => ActionKind::LeaveStage,
-            Action::Mute { .. } => ActionKind::Mute,
-            Action::Unmute => ActionKind::Unmute,
-            Action::MuteSelf => ActionKind::MuteSelf,
-            Action::Remove { .. } => ActionKind::Remove,
-            Action::MakeCoHost { .. } => ActionKind::MakeCoHost,
-            Action::UnmakeCoHost { .. } => ActionKind::UnmakeCoHost,
-            Action::React { .. } => ActionKind::React,
-            Action::MarkMoment { .. } => ActionKind::MarkMoment,
-            Action::StartRecording => ActionKind::StartRecording,
-            Action::StopRecording => ActionKind::StopRecording,
-            Action::End => ActionKind::End,
-            Action::SetName { .. } => ActionKind::SetName,
-        }
-    }
-}
-
 /// Where an event goes, and media commands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -297,274 +137,6 @@ pub enum MediaCommand {
     Recording(bool),
     /// The room is over.
     EndRoom,
-}
-
-/// A member of the stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageMember {
-    /// Who.
-    pub id: ParticipantId,
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Muted.
-    pub muted: bool,
-}
-
-/// A raised hand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HandEntry {
-    /// Who.
-    pub id: ParticipantId,
-    /// Name.
-    pub name: String,
-    /// When, ms from the room's start.
-    pub raised_at_ms: u64,
-}
-
-/// A marked moment (a chapter).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Marker {
-    /// ms from the room's start.
-    pub at_ms: u64,
-    /// Label.
-    pub label: String,
-    /// Who marked it.
-    pub by: ParticipantId,
-}
-
-/// Why a room ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// The host ended it.
-    HostEnded,
-    /// The host left and nobody could take over.
-    HostGone,
-}
-
-/// What clients hear (the room channel's server messages).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    /// Someone joined.
-    Joined {
-        /// Who.
-        id: ParticipantId,
-        /// Name.
-        name: String,
-        /// Role.
-        role: Role,
-    },
-    /// Someone left.
-    Left {
-        /// Who.
-        id: ParticipantId,
-    },
-    /// A role changed.
-    RoleChanged {
-        /// Who.
-        id: ParticipantId,
-        /// The new role.
-        role: Role,
-    },
-    /// The stage now.
-    StageChanged {
-        /// Members.
-        stage: Vec<StageMember>,
-    },
-    /// The hand queue now (moderators).
-    HandQueue {
-        /// FIFO.
-        queue: Vec<HandEntry>,
-    },
-    /// You are invited to speak.
-    Invited {
-        /// By whom.
-        by: ParticipantId,
-    },
-    /// An invitation was declined.
-    InviteDeclined {
-        /// Who declined.
-        id: ParticipantId,
-    },
-    /// Your raised hand was denied.
-    HandDenied {
-        /// Whose.
-        id: ParticipantId,
-    },
-    /// Muted by a moderator (or themself).
-    Muted {
-        /// Who.
-        id: ParticipantId,
-        /// By whom.
-        by: ParticipantId,
-    },
-    /// Unmuted.
-    Unmuted {
-        /// Who.
-        id: ParticipantId,
-    },
-    /// Removed.
-    Removed {
-        /// Who.
-        id: ParticipantId,
-    },
-    /// A reaction.
-    Reaction {
-        /// Who.
-        id: ParticipantId,
-        /// The emoji.
-        emoji: String,
-    },
-    /// A moment marked.
-    Moment(Marker),
-    /// Recording state.
-    Recording {
-        /// On.
-        on: bool,
-    },
-    /// Listeners in the room.
-    ListenerCount {
-        /// How many.
-        count: usize,
-    },
-    /// Who is speaking, how loud (0..1).
-    Levels {
-        /// Levels.
-        levels: Vec<(ParticipantId, f32)>,
-    },
-    /// The host dropped; grace left in ms.
-    HostAway {
-        /// ms.
-        until_ms: u64,
-    },
-    /// The host is back.
-    HostBack,
-    /// A new host.
-    HostChanged {
-        /// Who.
-        id: ParticipantId,
-    },
-    /// The room ended.
-    Ended {
-        /// Why.
-        reason: EndReason,
-    },
-    /// Someone changed their name.
-    Renamed {
-        /// Who.
-        id: ParticipantId,
-        /// The new name.
-        name: String,
-    },
-}
-
-/// The room as a newly joined client needs it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoomSnapshot {
-    /// Title.
-    pub title: String,
-    /// Game.
-    pub game: String,
-    /// ms since the start.
-    pub elapsed_ms: u64,
-    /// Stage.
-    pub stage: Vec<StageMember>,
-    /// Hands.
-    pub hand_queue: Vec<HandEntry>,
-    /// Listeners.
-    pub listener_count: usize,
-    /// Recording.
-    pub recording: bool,
-    /// Ended.
-    pub ended: bool,
-    /// The host is away (dropped, within the grace period).
-    pub host_away: bool,
-    /// Listeners present, by name (moderators invite from it).
-    pub audience: Vec<AudienceMember>,
-}
-
-/// A listener in the room.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AudienceMember {
-    /// Who.
-    pub id: ParticipantId,
-    /// Name.
-    pub name: String,
-}
-
-/// Why an input was refused. Messages a person can read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RoomError {
-    /// The role may not do this.
-    #[error("a {} may not {action}", role.label())]
-    NotAllowed {
-        /// What.
-        action: &'static str,
-        /// The actor's role.
-        role: Role,
-    },
-    /// No such participant in the room.
-    #[error("participant {0} is not in the room")]
-    UnknownParticipant(ParticipantId),
-    /// The actor is not in the room.
-    #[error("join the room first")]
-    NotInRoom,
-    /// Removed for the room's life.
-    #[error("you were removed from this room")]
-    Removed,
-    /// Ten speakers already.
-    #[error("the stage is full")]
-    StageFull,
-    /// Two co-hosts already.
-    #[error("the room has its co-hosts already")]
-    CoHostsFull,
-    /// Too many raises or reactions.
-    #[error("too many requests: wait a little")]
-    RateLimited,
-    /// Accept/decline without an invitation.
-    #[error("there is no invitation to answer")]
-    NotInvited,
-    /// Approve/deny a hand not raised.
-    #[error("that hand is not raised")]
-    HandNotRaised,
-    /// Bad input.
-    #[error("{0}")]
-    InvalidInput(String),
-    /// The room ended.
-    #[error("the room has ended")]
-    Ended,
-    /// Another host is present.
-    #[error("the room already has its host")]
-    HostPresent,
-    /// The target's role does not fit the action.
-    #[error("{0}")]
-    WrongTarget(&'static str),
-}
-
-impl RoomError {
-    /// A stable code for the protocol.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            RoomError::NotAllowed { .. } => "not_allowed",
-            RoomError::UnknownParticipant(_) => "unknown_participant",
-            RoomError::NotInRoom => "not_in_room",
-            RoomError::Removed => "removed",
-            RoomError::StageFull => "stage_full",
-            RoomError::CoHostsFull => "co_hosts_full",
-            RoomError::RateLimited => "rate_limited",
-            RoomError::NotInvited => "not_invited",
-            RoomError::HandNotRaised => "hand_not_raised",
-            RoomError::InvalidInput(_) => "invalid_input",
-            RoomError::Ended => "room_ended",
-            RoomError::HostPresent => "host_present",
-            RoomError::WrongTarget(_) => "wrong_target",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -598,7 +170,7 @@ pub struct Room {
     listeners_announced: usize,
 }
 
-fn clean_name(name: &str, fallback: impl FnOnce() -> String) -> String {
+pub(super) fn clean_name(name: &str, fallback: impl FnOnce() -> String) -> String {
     let cleaned: String = name
         .chars()
         .filter(|c| !c.is_control())
@@ -612,28 +184,6 @@ fn clean_name(name: &str, fallback: impl FnOnce() -> String) -> String {
     } else {
         cleaned
     }
-}
-
-fn valid_emoji(e: &str) -> bool {
-    !e.is_empty()
-        && e.len() <= 16
-        && !e
-            .chars()
-            .any(|c| c.is_ascii_alphanumeric() || c.is_control() || c.is_whitespace())
-}
-
-fn within(q: &mut VecDeque<Instant>, now: Instant, window: Duration, limit: u32) -> bool {
-    while q
-        .front()
-        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-    {
-        q.pop_front();
-    }
-    if q.len() >= limit as usize {
-        return false;
-    }
-    q.push_back(now);
-    true
 }
 
 impl Room {
@@ -715,12 +265,6 @@ impl Room {
         self.ended
     }
 
-    /// Recording.
-    #[must_use]
-    pub fn is_recording(&self) -> bool {
-        self.recording
-    }
-
     /// The stage in order: host, co-hosts, speakers (each by time on stage).
     #[must_use]
     pub fn stage(&self) -> Vec<StageMember> {
@@ -770,7 +314,7 @@ impl Room {
             game: self.config.game.clone(),
             elapsed_ms: self.ms(now),
             stage: self.stage(),
-            hand_queue: self.hand_entries(),
+            hand_queue: None,
             listener_count: self.listener_count(),
             recording: self.recording,
             ended: self.ended,
@@ -791,11 +335,13 @@ impl Room {
         }
     }
 
-    fn ms(&self, now: Instant) -> u64 {
+    pub(super) fn ms(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn hand_entries(&self) -> Vec<HandEntry> {
+    /// The raised hands, first first, with names and times (what moderators see).
+    #[must_use]
+    pub fn hand_entries(&self) -> Vec<HandEntry> {
         self.hands
             .iter()
             .map(|(id, at)| HandEntry {
@@ -1083,234 +629,5 @@ impl Room {
             });
         }
         Ok(role)
-    }
-
-    fn act(&mut self, from: ParticipantId, action: Action, now: Instant) -> Result<(), RoomError> {
-        if self.removed.contains(&from) {
-            return Err(RoomError::Removed);
-        }
-        let role = self.role(from).ok_or(RoomError::NotInRoom)?;
-        let kind = action.kind();
-        if !Permissions::allowed(kind, role) {
-            return Err(RoomError::NotAllowed {
-                action: kind.describe(),
-                role,
-            });
-        }
-        match action {
-            Action::RaiseHand => {
-                if self.hands.iter().any(|(x, _)| *x == from) {
-                    return Ok(());
-                }
-                let (window, limit) = (self.config.hand_raise_window, self.config.hand_raise_limit);
-                let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
-                if !within(&mut m.raises, now, window, limit) {
-                    return Err(RoomError::RateLimited);
-                }
-                self.hands.push_back((from, now));
-                self.emit_queue();
-            }
-            Action::LowerHand => {
-                let before = self.hands.len();
-                self.hands.retain(|(x, _)| *x != from);
-                if self.hands.len() != before {
-                    self.emit_queue();
-                }
-            }
-            Action::Invite { target } => {
-                let t = self.target(role, target, from)?;
-                if t != Role::Listener {
-                    return Err(RoomError::WrongTarget(
-                        "only listeners can be invited to speak",
-                    ));
-                }
-                self.invited.insert(target);
-                self.outputs
-                    .push_back(Output::To(target, Event::Invited { by: from }));
-            }
-            Action::AcceptInvite => {
-                if !self.invited.contains(&from) {
-                    return Err(RoomError::NotInvited);
-                }
-                if self.speakers() >= self.config.max_speakers {
-                    return Err(RoomError::StageFull);
-                }
-                let had_hand = self.hands.iter().any(|(x, _)| *x == from);
-                self.set_role(from, Role::Speaker, now);
-                if had_hand {
-                    self.emit_queue();
-                }
-            }
-            Action::DeclineInvite => {
-                if !self.invited.remove(&from) {
-                    return Err(RoomError::NotInvited);
-                }
-                self.outputs
-                    .push_back(Output::ToModerators(Event::InviteDeclined { id: from }));
-            }
-            Action::Approve { target } => {
-                if !self.hands.iter().any(|(x, _)| *x == target) {
-                    return Err(RoomError::HandNotRaised);
-                }
-                if self.speakers() >= self.config.max_speakers {
-                    return Err(RoomError::StageFull);
-                }
-                self.set_role(target, Role::Speaker, now);
-                self.emit_queue();
-            }
-            Action::Deny { target } => {
-                if !self.hands.iter().any(|(x, _)| *x == target) {
-                    return Err(RoomError::HandNotRaised);
-                }
-                self.hands.retain(|(x, _)| *x != target);
-                self.outputs
-                    .push_back(Output::To(target, Event::HandDenied { id: target }));
-                self.emit_queue();
-            }
-            Action::MoveToAudience { target } => {
-                let t = self.target(role, target, from)?;
-                if !t.on_stage() {
-                    return Err(RoomError::WrongTarget("they are not on stage"));
-                }
-                self.set_role(target, Role::Listener, now);
-            }
-            Action::LeaveStage => self.set_role(from, Role::Listener, now),
-            Action::Mute { target } => {
-                let t = self.target(role, target, from)?;
-                if !t.on_stage() {
-                    return Err(RoomError::WrongTarget("only people on stage can be muted"));
-                }
-                self.set_muted(target, true, from);
-            }
-            Action::Unmute => {
-                if !self.is_muted(from) {
-                    return Err(RoomError::WrongTarget(
-                        "you are not muted (a speaker unmutes only themself)",
-                    ));
-                }
-                self.set_muted(from, false, from);
-            }
-            Action::MuteSelf => self.set_muted(from, true, from),
-            Action::Remove { target } => {
-                self.target(role, target, from)?;
-                self.removed.insert(target);
-                self.outputs
-                    .push_back(Output::Broadcast(Event::Removed { id: target }));
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::StopPublishing(target)));
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::Disconnect(target)));
-                let was = self.members.remove(&target);
-                let had_hand = self.hands.iter().any(|(x, _)| *x == target);
-                self.hands.retain(|(x, _)| *x != target);
-                self.invited.remove(&target);
-                self.order.retain(|x| *x != target);
-                if was.is_some_and(|m| m.role.on_stage()) {
-                    self.emit_stage();
-                }
-                if had_hand {
-                    self.emit_queue();
-                }
-                self.emit_count();
-            }
-            Action::MakeCoHost { target } => {
-                let t = self.target(role, target, from)?;
-                if t == Role::CoHost {
-                    return Ok(());
-                }
-                if self.cohosts() >= self.config.max_cohosts {
-                    return Err(RoomError::CoHostsFull);
-                }
-                let had_hand = self.hands.iter().any(|(x, _)| *x == target);
-                self.set_role(target, Role::CoHost, now);
-                if had_hand {
-                    self.emit_queue();
-                }
-            }
-            Action::UnmakeCoHost { target } => {
-                let t = self.target(role, target, from)?;
-                if t != Role::CoHost {
-                    return Err(RoomError::WrongTarget("they are not a co-host"));
-                }
-                self.set_role(target, Role::Speaker, now);
-            }
-            Action::React { emoji } => {
-                if !valid_emoji(&emoji) {
-                    return Err(RoomError::InvalidInput("a reaction is one emoji".into()));
-                }
-                let (window, limit) = (self.config.reaction_window, self.config.reaction_limit);
-                let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
-                if !within(&mut m.reactions, now, window, limit) {
-                    return Err(RoomError::RateLimited);
-                }
-                self.outputs
-                    .push_back(Output::Broadcast(Event::Reaction { id: from, emoji }));
-            }
-            Action::MarkMoment { label } => {
-                let n = self.markers.len() + 1;
-                let label = clean_name(label.as_deref().unwrap_or(""), || format!("Moment {n}"));
-                let marker = Marker {
-                    at_ms: self.ms(now),
-                    label: label.chars().take(80).collect(),
-                    by: from,
-                };
-                self.markers.push(marker.clone());
-                self.outputs
-                    .push_back(Output::Broadcast(Event::Moment(marker)));
-            }
-            Action::StartRecording | Action::StopRecording => {
-                let on = matches!(action, Action::StartRecording);
-                if self.recording != on {
-                    self.recording = on;
-                    self.outputs
-                        .push_back(Output::Media(MediaCommand::Recording(on)));
-                    self.outputs
-                        .push_back(Output::Broadcast(Event::Recording { on }));
-                }
-            }
-            Action::End => self.end(EndReason::HostEnded),
-            Action::SetName { name } => {
-                let name = clean_name(&name, String::new);
-                if name.is_empty() {
-                    return Err(RoomError::InvalidInput(
-                        "a name needs a letter or two".into(),
-                    ));
-                }
-                let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
-                if m.name == name {
-                    return Ok(());
-                }
-                m.name.clone_from(&name);
-                let on_stage = m.role.on_stage();
-                self.outputs
-                    .push_back(Output::Broadcast(Event::Renamed { id: from, name }));
-                if on_stage {
-                    self.emit_stage();
-                }
-                if self.hands.iter().any(|(x, _)| *x == from) {
-                    self.emit_queue();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn set_muted(&mut self, id: ParticipantId, muted: bool, by: ParticipantId) {
-        let Some(m) = self.members.get_mut(&id) else {
-            return;
-        };
-        if m.muted == muted {
-            return;
-        }
-        m.muted = muted;
-        self.outputs
-            .push_back(Output::Media(MediaCommand::SetMuted(id, muted)));
-        let event = if muted {
-            Event::Muted { id, by }
-        } else {
-            Event::Unmuted { id }
-        };
-        self.outputs.push_back(Output::Broadcast(event));
-        self.emit_stage();
     }
 }

@@ -4,8 +4,9 @@
 
 use super::Role;
 
-/// Every kind of action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Every kind of action; on the wire by its protocol name (`raise_hand`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     /// `raise_hand`
     RaiseHand,
@@ -139,6 +140,15 @@ impl ActionKind {
 pub struct Permissions;
 
 impl Permissions {
+    /// The actions `role` may attempt: its row of the table.
+    #[must_use]
+    pub fn for_role(role: Role) -> Vec<ActionKind> {
+        ActionKind::ALL
+            .into_iter()
+            .filter(|&a| Self::allowed(a, role))
+            .collect()
+    }
+
     /// Whether `role` may attempt `action`.
     #[must_use]
     pub const fn allowed(action: ActionKind, role: Role) -> bool {

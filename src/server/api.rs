@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::room_task::{self, RoomHandle, RoomMsg};
 use super::tokens;
+use crate::room::protocol::RoomInfo;
 use crate::room::{Action, Role, RoomConfig};
 
 /// Largest request body accepted (SDP offers are a few KiB).
@@ -207,7 +208,7 @@ async fn create_room(
 async fn room_info(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RoomInfo>, ApiError> {
     let room = room_of(&state, &room)?;
     Ok(Json(ask(&room, |reply| RoomMsg::Info { reply }).await?))
 }

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 use str0m::change::SdpOffer;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -33,15 +32,15 @@ use super::tokens::{self, Secret, TokenRef};
 use crate::codec::ogg_opus::OggOpusWriter;
 use crate::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusDecoder, OpusEncoder};
 use crate::dsp::Limiter;
+use crate::room::protocol::{RoomInfo, ServerMsg, You};
 use crate::room::{
-    Action, MediaCommand, Output as RoomOutput, ParticipantId, Role, Room, RoomConfig, RoomError,
+    Action, Event, MediaCommand, Output as RoomOutput, ParticipantId, Permissions, Role, Room,
+    RoomConfig, RoomError,
 };
 use crate::rtc::jitter::{JitterBuffer, Playout};
 use crate::rtc::peer::InFrame;
 use crate::rtc::{rtc_config, sdp_ice_ufrag};
 
-/// The protocol version carried as `"v"` in every WebSocket message.
-pub const PROTOCOL_VERSION: u32 = 1;
 const TICK: Duration = Duration::from_millis(20);
 /// Ticks taken at once, every `QUIET_BATCH` x 20 ms, while nothing in the room crosses the
 /// network or is recorded (a host live in its own server with nobody there yet): the mix then
@@ -65,22 +64,15 @@ pub enum WsOut {
     Close(String),
 }
 
-/// Who a client is, told on `hello`.
-#[derive(Debug, Clone, Serialize)]
+/// The answer to `hello`: who the client is and the room now, and the connection's number.
+#[derive(Debug, Clone)]
 pub struct Welcome {
-    /// The participant.
-    pub id: ParticipantId,
-    /// Their role now.
-    pub role: Role,
-    /// Their name in the room.
-    pub name: String,
-    /// Their own token: reconnect with it, publish with it once on stage.
-    pub token: String,
+    /// Who the client is.
+    pub you: You,
+    /// The room as it is now (with the hand queue for moderators).
+    pub room: RoomInfo,
     /// The connection (for the WebSocket task to say goodbye with).
-    #[serde(skip)]
     pub conn: u64,
-    /// The room as it is now.
-    pub room: serde_json::Value,
 }
 
 /// A new WHIP/WHEP session.
@@ -186,7 +178,7 @@ pub enum RoomMsg {
     /// The room's public state.
     Info {
         /// The answer.
-        reply: oneshot::Sender<serde_json::Value>,
+        reply: oneshot::Sender<RoomInfo>,
     },
     /// A datagram for one of the room's sessions.
     Datagram(Datagram),
@@ -504,13 +496,9 @@ fn room_error(e: &RoomError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-/// A WebSocket message: the event's JSON with the protocol version added.
-fn message<T: Serialize>(value: &T) -> Arc<str> {
-    let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    if let serde_json::Value::Object(map) = &mut v {
-        map.insert("v".into(), json!(PROTOCOL_VERSION));
-    }
-    Arc::from(v.to_string())
+/// A WebSocket message as sent, shared by every connection it goes to.
+fn message(msg: &ServerMsg) -> Arc<str> {
+    Arc::from(msg.to_text())
 }
 
 /// The light a publisher's level shows: what a Booth host reports of its voice (its program
@@ -819,24 +807,17 @@ impl RoomTask {
             .or_else(|| self.members.get(&id).map(|m| m.name.clone()))
             .unwrap_or_default();
         let mut room = self.info();
-        if matches!(role, Role::Host | Role::CoHost)
-            && let serde_json::Value::Object(map) = &mut room
-        {
-            map.insert("hand_queue".into(), json!(self.hand_entries()));
+        if matches!(role, Role::Host | Role::CoHost) {
+            room.room.hand_queue = Some(self.room.hand_entries());
         }
-        Ok(Welcome {
+        let you = You {
             id,
             role,
             name,
             token,
-            conn,
-            room,
-        })
-    }
-
-    fn hand_entries(&self) -> serde_json::Value {
-        let snap = serde_json::to_value(self.room.snapshot(Instant::now())).unwrap_or_default();
-        snap.get("hand_queue").cloned().unwrap_or_else(|| json!([]))
+            actions: Permissions::for_role(role),
+        };
+        Ok(Welcome { you, room, conn })
     }
 
     fn closed(&mut self, who: ParticipantId, conn: u64) {
@@ -892,13 +873,23 @@ impl RoomTask {
         while let Some(output) = self.room.poll_output() {
             match output {
                 RoomOutput::Broadcast(event) => {
-                    let text = message(&event);
+                    let changed = match &event {
+                        Event::RoleChanged { id, role } => Some((*id, *role)),
+                        _ => None,
+                    };
+                    let text = message(&ServerMsg::Event(event));
                     for m in self.members.values() {
                         send_all(&m.conns, &text);
                     }
+                    if let Some((id, role)) = changed
+                        && let Some(m) = self.members.get(&id)
+                    {
+                        let actions = Permissions::for_role(role);
+                        send_all(&m.conns, &message(&ServerMsg::Allowed { actions }));
+                    }
                 }
                 RoomOutput::ToModerators(event) => {
-                    let text = message(&event);
+                    let text = message(&ServerMsg::Event(event));
                     for (id, m) in &self.members {
                         if matches!(self.room.role(*id), Some(Role::Host | Role::CoHost)) {
                             send_all(&m.conns, &text);
@@ -907,7 +898,7 @@ impl RoomTask {
                 }
                 RoomOutput::To(id, event) => {
                     if let Some(m) = self.members.get(&id) {
-                        send_all(&m.conns, &message(&event));
+                        send_all(&m.conns, &message(&ServerMsg::Event(event)));
                     }
                 }
                 RoomOutput::Media(command) => self.media_command(command),
@@ -977,21 +968,16 @@ impl RoomTask {
         }
     }
 
-    fn info(&self) -> serde_json::Value {
-        let mut v =
-            serde_json::to_value(self.room.snapshot(Instant::now())).unwrap_or_else(|_| json!({}));
-        if let serde_json::Value::Object(map) = &mut v {
-            map.remove("hand_queue");
-            map.insert("id".into(), json!(self.id));
-            map.insert("listening".into(), json!(self.listening()));
-            map.insert(
-                "live".into(),
-                json!(self.sessions.iter().any(|s| s.kind == Kind::Publish
-                    && s.connected
-                    && s.who == Some(ParticipantId(1)))),
-            );
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            id: self.id.clone(),
+            room: self.room.snapshot(Instant::now()),
+            listening: self.listening(),
+            live: self
+                .sessions
+                .iter()
+                .any(|s| s.kind == Kind::Publish && s.connected && s.who == Some(ParticipantId(1))),
         }
-        v
     }
 
     fn listening(&self) -> usize {
@@ -1263,7 +1249,7 @@ impl RoomTask {
         let n = self.listening();
         if n != self.listening_announced {
             self.listening_announced = n;
-            let text = message(&json!({"type": "audience", "listening": n}));
+            let text = message(&ServerMsg::Audience { listening: n });
             for m in self.members.values() {
                 send_all(&m.conns, &text);
             }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::AppState;
 use super::error::ApiError;
-use super::room_task::{PROTOCOL_VERSION, RoomHandle, RoomMsg, WsOut};
-use crate::room::Action;
+use super::room_task::{RoomHandle, RoomMsg, WsOut};
+use crate::room::ParticipantId;
+use crate::room::protocol::{ClientMsg, ProtocolError, Ref, ServerMsg};
 
 /// Largest message a client may send.
 pub const MAX_MESSAGE: usize = 16 * 1024;
@@ -54,20 +54,16 @@ pub async fn handler(
         }))
 }
 
-fn msg(value: Value) -> Message {
-    let mut value = value;
-    if let Value::Object(map) = &mut value {
-        map.insert("v".into(), json!(PROTOCOL_VERSION));
-    }
-    Message::Text(value.to_string().into())
+fn msg(msg: &ServerMsg) -> Message {
+    Message::Text(msg.to_text().into())
 }
 
-fn error_msg(code: &str, message: &str, reference: Option<&Value>) -> Message {
-    let mut v = json!({ "type": "error", "code": code, "message": message });
-    if let (Some(r), Value::Object(map)) = (reference, &mut v) {
-        map.insert("ref".into(), r.clone());
-    }
-    msg(v)
+fn error_msg(code: &str, message: &str, reference: Ref) -> Message {
+    msg(&ServerMsg::error(code, message, reference))
+}
+
+fn protocol_error(e: &ProtocolError, reference: Ref) -> Message {
+    error_msg(e.code(), &e.to_string(), reference)
 }
 
 async fn close(socket: &mut WebSocket, reason: &str) {
@@ -85,37 +81,25 @@ async fn run(mut socket: WebSocket, room: RoomHandle) {
         close(&mut socket, "say hello first").await;
         return;
     };
-    let hello: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(_) => {
+    let (token, name) = match ClientMsg::parse(&text) {
+        Ok((ClientMsg::Hello { token, name }, _)) => (token.filter(|t| !t.is_empty()), name),
+        Err((e @ ProtocolError::InvalidJson, reference)) => {
+            let _ = socket.send(protocol_error(&e, reference)).await;
+            close(&mut socket, "say hello first").await;
+            return;
+        }
+        Ok(_) | Err(_) => {
             let _ = socket
-                .send(error_msg("invalid_json", "the message is not JSON", None))
+                .send(error_msg(
+                    "hello_first",
+                    "the first message must be hello",
+                    None,
+                ))
                 .await;
             close(&mut socket, "say hello first").await;
             return;
         }
     };
-    if hello.get("type").and_then(Value::as_str) != Some("hello") {
-        let _ = socket
-            .send(error_msg(
-                "hello_first",
-                "the first message must be hello",
-                None,
-            ))
-            .await;
-        close(&mut socket, "say hello first").await;
-        return;
-    }
-    let token = hello
-        .get("token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned);
-    let name = hello
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
     let (out_tx, mut out_rx) = mpsc::channel(256);
     let (tx, rx) = oneshot::channel();
     let sent = room
@@ -139,13 +123,12 @@ async fn run(mut socket: WebSocket, room: RoomHandle) {
             return;
         }
     };
-    let who = welcome.id;
+    let who = welcome.you.id;
     let conn = welcome.conn;
-    let hello_reply = msg(json!({
-        "type": "welcome",
-        "you": { "id": welcome.id, "role": welcome.role, "name": welcome.name, "token": welcome.token },
-        "room": welcome.room,
-    }));
+    let hello_reply = msg(&ServerMsg::Welcome {
+        you: welcome.you,
+        room: Box::new(welcome.room),
+    });
     if socket.send(hello_reply).await.is_ok() {
         serve(&mut socket, &room, who, &mut out_rx).await;
     }
@@ -155,7 +138,7 @@ async fn run(mut socket: WebSocket, room: RoomHandle) {
 async fn serve(
     socket: &mut WebSocket,
     room: &RoomHandle,
-    who: crate::room::ParticipantId,
+    who: ParticipantId,
     out: &mut mpsc::Receiver<WsOut>,
 ) {
     let mut tokens = BURST;
@@ -213,74 +196,36 @@ async fn serve(
 }
 
 /// Handles one client message; the reply to send, if any.
-async fn handle_text(
-    text: &str,
-    room: &RoomHandle,
-    who: crate::room::ParticipantId,
-) -> Option<Message> {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => return Some(error_msg("invalid_json", "the message is not JSON", None)),
-    };
-    let reference = value.get("ref").cloned();
-    let Some(kind) = value.get("type").and_then(Value::as_str) else {
-        return Some(error_msg(
-            "invalid_message",
-            "a message needs a \"type\"",
-            reference.as_ref(),
-        ));
-    };
-    if kind == "ping" {
-        return Some(msg(json!({ "type": "pong", "ref": reference })));
-    }
-    if kind == "voice_level" {
-        // A publisher's own voice activity (the host's program also carries the game, so its
-        // level alone would say "speaking" all the time).
-        let level = value.get("level").and_then(Value::as_f64).unwrap_or(0.0) as f32;
-        let _ = room.tx.try_send(RoomMsg::VoiceLevel { who, level });
-        return None;
-    }
-    let action: Action = match serde_json::from_value(value.clone()) {
-        Ok(a) => a,
-        Err(e) if e.to_string().contains("unknown variant") => {
-            return Some(error_msg(
-                "unknown_type",
-                &format!("unknown message type \"{kind}\""),
-                reference.as_ref(),
-            ));
+async fn handle_text(text: &str, room: &RoomHandle, who: ParticipantId) -> Option<Message> {
+    let (action, reference) = match ClientMsg::parse(text) {
+        Ok((ClientMsg::Act(action), reference)) => (action, reference),
+        Ok((ClientMsg::Ping, reference)) => return Some(msg(&ServerMsg::Pong { reference })),
+        Ok((ClientMsg::VoiceLevel { level }, _)) => {
+            let _ = room.tx.try_send(RoomMsg::VoiceLevel { who, level });
+            return None;
         }
-        Err(e) => {
+        Ok((ClientMsg::Hello { .. }, reference)) => {
             return Some(error_msg(
                 "invalid_message",
-                &format!("\"{kind}\" is missing something: {e}"),
-                reference.as_ref(),
+                "hello comes once, first",
+                reference,
             ));
         }
+        Err((e, reference)) => return Some(protocol_error(&e, reference)),
     };
+    let ended = |reference| Some(error_msg("room_ended", "the room has ended", reference));
     let (tx, rx) = oneshot::channel();
-    if room
-        .tx
-        .send(RoomMsg::Act {
-            from: who,
-            action,
-            reply: tx,
-        })
-        .await
-        .is_err()
-    {
-        return Some(error_msg(
-            "room_ended",
-            "the room has ended",
-            reference.as_ref(),
-        ));
+    let act = RoomMsg::Act {
+        from: who,
+        action,
+        reply: tx,
+    };
+    if room.tx.send(act).await.is_err() {
+        return ended(reference);
     }
     match rx.await {
-        Ok(Ok(())) => Some(msg(json!({ "type": "ok", "ref": reference }))),
-        Ok(Err(e)) => Some(error_msg(e.code, &e.message, reference.as_ref())),
-        Err(_) => Some(error_msg(
-            "room_ended",
-            "the room has ended",
-            reference.as_ref(),
-        )),
+        Ok(Ok(())) => Some(msg(&ServerMsg::Ok { reference })),
+        Ok(Err(e)) => Some(error_msg(e.code, &e.message, reference)),
+        Err(_) => ended(reference),
     }
 }

@@ -197,7 +197,7 @@ fn approving_a_raised_hand_puts_that_listener_on_stage() {
             .room
             .stage
             .iter()
-            .any(|m| m.name == "Ada" && m.role == "speaker")
+            .any(|m| m.name == "Ada" && m.role == booth::room::Role::Speaker)
     });
     assert!(h.state().overlay.room.hands.is_empty());
     let info = get_json(&format!("{}/api/rooms/{}", room.server, room.room));
