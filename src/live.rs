@@ -169,39 +169,7 @@ impl GoLive {
             .build()
             .map_err(LiveError::Runtime)?;
         let (server, room) = rt.block_on(open_room(target))?;
-        // The engine hands the room's own task its program when the server runs in this
-        // process (no codec or WebRTC between a host and its own server), else its packets
-        // straight to a WHIP peer's task.
-        let (peer, here) = match &server {
-            Some(running) => {
-                let mut here = rt
-                    .block_on(running.publish_here(&room.room, &room.token))
-                    .map_err(|e| LiveError::Publish {
-                        to: format!("room {}", room.room),
-                        reason: e.to_string(),
-                    })?;
-                if let Some(program) = here.program.take() {
-                    consumers.push(FrameSink::Program(program));
-                }
-                (None, Some(here))
-            }
-            None => {
-                let whip = format!("{}/whip/{}", room.server, room.room);
-                let peer = rt
-                    .block_on(ClientPeer::connect(
-                        &whip,
-                        Some(&room.token),
-                        Mode::Publish,
-                        Duration::from_secs(10),
-                    ))
-                    .map_err(|e| LiveError::Publish {
-                        to: whip.clone(),
-                        reason: e.to_string(),
-                    })?;
-                consumers.push(FrameSink::Publisher(peer.frames.clone()));
-                (Some(peer), None)
-            }
-        };
+        let (peer, here) = publish(&rt, server.as_ref(), &room, consumers)?;
         let (messages_tx, messages) = mpsc::channel();
         let (actions, actions_rx) = tokio::sync::mpsc::unbounded_channel();
         let (joined_tx, joined) = tokio::sync::oneshot::channel();
@@ -216,27 +184,7 @@ impl GoLive {
         // that went away would leave the room waiting for a host it never saw. A room slow to
         // answer does not stop the program; the channel keeps trying.
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), joined).await });
-        let voices = room_voices.map(|producer| match &server {
-            Some(running) => {
-                let heard = rt.block_on(running.listen_here(&room.room, &room.token));
-                rt.spawn(async move {
-                    match heard {
-                        Ok(mut here) => {
-                            if let Some(incoming) = here.incoming.as_mut() {
-                                play_the_room(incoming, producer).await;
-                            }
-                        }
-                        Err(e) => tracing::warn!(
-                            "cannot hear the room's other voices ({e}); the program goes out anyway"
-                        ),
-                    }
-                })
-            }
-            None => {
-                let whep = format!("{}/whep/{}", room.server, room.room);
-                rt.spawn(hear_the_room(whep, room.token.clone(), producer))
-            }
-        });
+        let voices = room_voices.map(|producer| hear(&rt, server.as_ref(), &room, producer));
         Ok(Self {
             rt,
             server,
@@ -310,6 +258,70 @@ impl GoLive {
             self.rt.block_on(server.shutdown());
         }
     }
+}
+
+/// Publishes the program: the engine hands the room's own task its program when the server
+/// runs in this process (no codec or WebRTC between a host and its own server), else its
+/// packets straight to a WHIP peer's task.
+fn publish(
+    rt: &tokio::runtime::Runtime,
+    server: Option<&RunningServer>,
+    room: &LiveRoom,
+    consumers: &mut Vec<FrameSink>,
+) -> Result<(Option<ClientPeer>, Option<crate::server::LocalSession>), LiveError> {
+    if let Some(running) = server {
+        let mut here = rt
+            .block_on(running.publish_here(&room.room, &room.token))
+            .map_err(|e| LiveError::Publish {
+                to: format!("room {}", room.room),
+                reason: e.to_string(),
+            })?;
+        if let Some(program) = here.program.take() {
+            consumers.push(FrameSink::Program(program));
+        }
+        return Ok((None, Some(here)));
+    }
+    let whip = format!("{}/whip/{}", room.server, room.room);
+    let peer = rt
+        .block_on(ClientPeer::connect(
+            &whip,
+            Some(&room.token),
+            Mode::Publish,
+            Duration::from_secs(10),
+        ))
+        .map_err(|e| LiveError::Publish {
+            to: whip.clone(),
+            reason: e.to_string(),
+        })?;
+    consumers.push(FrameSink::Publisher(peer.frames.clone()));
+    Ok((Some(peer), None))
+}
+
+/// Hears the room's other voices into `producer`: from the server in this process directly,
+/// or over WHEP.
+fn hear(
+    rt: &tokio::runtime::Runtime,
+    server: Option<&RunningServer>,
+    room: &LiveRoom,
+    producer: rtrb::Producer<f32>,
+) -> tokio::task::JoinHandle<()> {
+    let Some(running) = server else {
+        let whep = format!("{}/whep/{}", room.server, room.room);
+        return rt.spawn(hear_the_room(whep, room.token.clone(), producer));
+    };
+    let heard = rt.block_on(running.listen_here(&room.room, &room.token));
+    rt.spawn(async move {
+        match heard {
+            Ok(mut here) => {
+                if let Some(incoming) = here.incoming.as_mut() {
+                    play_the_room(incoming, producer).await;
+                }
+            }
+            Err(e) => tracing::warn!(
+                "cannot hear the room's other voices ({e}); the program goes out anyway"
+            ),
+        }
+    })
 }
 
 /// Asks the server for an invitation link for `role`.

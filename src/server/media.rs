@@ -13,7 +13,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
-use super::room_task::RoomMsg;
 use crate::rtc::stun_local_ufrag;
 
 /// A datagram for a room.
@@ -29,8 +28,8 @@ pub struct Datagram {
 
 #[derive(Default)]
 struct Routes {
-    by_ufrag: HashMap<String, mpsc::Sender<RoomMsg>>,
-    by_addr: HashMap<SocketAddr, (String, mpsc::Sender<RoomMsg>)>,
+    by_ufrag: HashMap<String, mpsc::Sender<Datagram>>,
+    by_addr: HashMap<SocketAddr, (String, mpsc::Sender<Datagram>)>,
 }
 
 /// See the module doc.
@@ -105,7 +104,7 @@ impl MediaSocket {
     }
 
     /// Sends STUN for `ufrag` (and what follows from the same address) to `room`.
-    pub fn route(&self, ufrag: &str, room: mpsc::Sender<RoomMsg>) {
+    pub fn route(&self, ufrag: &str, room: mpsc::Sender<Datagram>) {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         routes.by_ufrag.insert(ufrag.to_owned(), room);
     }
@@ -157,7 +156,7 @@ impl MediaSocket {
                 data: data.to_vec(),
             };
             // A room that cannot keep up loses packets, as a congested network would.
-            if room.try_send(RoomMsg::Datagram(datagram)).is_err() {
+            if room.try_send(datagram).is_err() {
                 metrics.unrouted.fetch_add(1, Relaxed);
             }
         }

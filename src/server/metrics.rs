@@ -51,90 +51,112 @@ impl Metrics {
     #[must_use]
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let mut put = |name: &str, kind: &str, help: &str, value: u64| {
+        for Series {
+            name,
+            kind,
+            help,
+            value,
+        } in SERIES
+        {
             let _ = writeln!(out, "# HELP booth_{name} {help}");
             let _ = writeln!(out, "# TYPE booth_{name} {kind}");
-            let _ = writeln!(out, "booth_{name} {value}");
-        };
-        put("rooms", "gauge", "Rooms open.", self.rooms.load(Relaxed));
-        put(
-            "listeners",
-            "gauge",
-            "WHEP sessions connected.",
-            self.listeners.load(Relaxed),
-        );
-        put(
-            "publishers",
-            "gauge",
-            "WHIP sessions connected.",
-            self.publishers.load(Relaxed),
-        );
-        put(
-            "websockets",
-            "gauge",
-            "Room channel connections.",
-            self.websockets.load(Relaxed),
-        );
-        put(
-            "packets_in_total",
-            "counter",
-            "UDP datagrams received.",
-            self.packets_in.load(Relaxed),
-        );
-        put(
-            "packets_out_total",
-            "counter",
-            "UDP datagrams sent.",
-            self.packets_out.load(Relaxed),
-        );
-        put(
-            "send_drops_total",
-            "counter",
-            "Datagrams dropped at a full socket.",
-            self.send_drops.load(Relaxed),
-        );
-        put(
-            "unrouted_total",
-            "counter",
-            "Datagrams no session claimed.",
-            self.unrouted.load(Relaxed),
-        );
-        put(
-            "mix_ticks_total",
-            "counter",
-            "20 ms mix ticks run.",
-            self.mix_ticks.load(Relaxed),
-        );
-        put(
-            "mix_seconds_total_micros",
-            "counter",
-            "Microseconds spent in mix ticks.",
-            self.mix_micros.load(Relaxed),
-        );
-        put(
-            "mix_tick_max_micros",
-            "gauge",
-            "Longest mix tick, microseconds.",
-            self.mix_micros_max.load(Relaxed),
-        );
-        put(
-            "program_frames_total",
-            "counter",
-            "Program frames encoded for listeners and the recording.",
-            self.program_frames.load(Relaxed),
-        );
-        put(
-            "minus_frames_total",
-            "counter",
-            "Mix-minus frames encoded for stage members who listen.",
-            self.minus_frames.load(Relaxed),
-        );
-        put(
-            "rejected_total",
-            "counter",
-            "Requests refused with a 4xx.",
-            self.rejected.load(Relaxed),
-        );
+            let _ = writeln!(out, "booth_{name} {}", value(self).load(Relaxed));
+        }
         out
     }
 }
+
+/// One series of the exposition.
+struct Series {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&Metrics) -> &AtomicU64,
+}
+
+const SERIES: [Series; 14] = [
+    Series {
+        name: "rooms",
+        kind: "gauge",
+        help: "Rooms open.",
+        value: |m| &m.rooms,
+    },
+    Series {
+        name: "listeners",
+        kind: "gauge",
+        help: "WHEP sessions connected.",
+        value: |m| &m.listeners,
+    },
+    Series {
+        name: "publishers",
+        kind: "gauge",
+        help: "WHIP sessions connected.",
+        value: |m| &m.publishers,
+    },
+    Series {
+        name: "websockets",
+        kind: "gauge",
+        help: "Room channel connections.",
+        value: |m| &m.websockets,
+    },
+    Series {
+        name: "packets_in_total",
+        kind: "counter",
+        help: "UDP datagrams received.",
+        value: |m| &m.packets_in,
+    },
+    Series {
+        name: "packets_out_total",
+        kind: "counter",
+        help: "UDP datagrams sent.",
+        value: |m| &m.packets_out,
+    },
+    Series {
+        name: "send_drops_total",
+        kind: "counter",
+        help: "Datagrams dropped at a full socket.",
+        value: |m| &m.send_drops,
+    },
+    Series {
+        name: "unrouted_total",
+        kind: "counter",
+        help: "Datagrams no session claimed.",
+        value: |m| &m.unrouted,
+    },
+    Series {
+        name: "mix_ticks_total",
+        kind: "counter",
+        help: "20 ms mix ticks run.",
+        value: |m| &m.mix_ticks,
+    },
+    Series {
+        name: "mix_seconds_total_micros",
+        kind: "counter",
+        help: "Microseconds spent in mix ticks.",
+        value: |m| &m.mix_micros,
+    },
+    Series {
+        name: "mix_tick_max_micros",
+        kind: "gauge",
+        help: "Longest mix tick, microseconds.",
+        value: |m| &m.mix_micros_max,
+    },
+    Series {
+        name: "program_frames_total",
+        kind: "counter",
+        help: "Program frames encoded for listeners and the recording.",
+        value: |m| &m.program_frames,
+    },
+    Series {
+        name: "minus_frames_total",
+        kind: "counter",
+        help: "Mix-minus frames encoded for stage members who listen.",
+        value: |m| &m.minus_frames,
+    },
+    Series {
+        name: "rejected_total",
+        kind: "counter",
+        help: "Requests refused with a 4xx.",
+        value: |m| &m.rejected,
+    },
+];

@@ -1,0 +1,208 @@
+//! Who is in a room and how they prove it: each member's capability token (checked in
+//! constant time), the invitations not yet used, and the room-channel connections a member has
+//! open. Joining (`hello`) and leaving the channel go through here.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::messages::{Invitation, Welcome, WsOut};
+use super::{RoomTask, room_error};
+use crate::room::protocol::You;
+use crate::room::{ParticipantId, Permissions, Role};
+use crate::server::error::ApiError;
+use crate::server::tokens::{self, Secret, TokenRef};
+
+/// A participant's identity and open channels.
+pub(super) struct Member {
+    pub secret: Secret,
+    /// The role their token grants on joining.
+    pub grant: Role,
+    pub name: String,
+    pub conns: Vec<(u64, mpsc::Sender<WsOut>)>,
+}
+
+/// An invitation not yet used.
+pub(super) struct InviteEntry {
+    pub secret: Secret,
+    pub role: Role,
+}
+
+impl RoomTask {
+    /// The participant a token names, checked in constant time.
+    pub(super) fn identify(&self, token: Option<&str>) -> Result<ParticipantId, ApiError> {
+        let token = token.ok_or_else(|| ApiError::unauthorized("a token is required"))?;
+        let Some((TokenRef::Participant(n), secret)) = tokens::parse(token) else {
+            return Err(ApiError::unauthorized(
+                "that token is not valid for this room",
+            ));
+        };
+        let id = ParticipantId(n);
+        match self.members.get(&id) {
+            Some(m) if m.secret.matches(secret) => {
+                if self.room.is_removed(id) {
+                    Err(ApiError::forbidden(
+                        "removed",
+                        "you were removed from this room",
+                    ))
+                } else {
+                    Ok(id)
+                }
+            }
+            _ => Err(ApiError::unauthorized(
+                "that token is not valid for this room",
+            )),
+        }
+    }
+
+    pub(super) fn new_member(
+        &mut self,
+        grant: Role,
+        name: &str,
+    ) -> Result<(ParticipantId, String), ApiError> {
+        let id = ParticipantId(self.next_id);
+        self.next_id += 1;
+        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let token = tokens::format(TokenRef::Participant(id.0), &secret);
+        self.members.insert(
+            id,
+            Member {
+                secret,
+                grant,
+                name: name.to_owned(),
+                conns: Vec::new(),
+            },
+        );
+        Ok((id, token))
+    }
+
+    pub(super) fn hello(
+        &mut self,
+        token: Option<&str>,
+        name: String,
+        out: mpsc::Sender<WsOut>,
+    ) -> Result<Welcome, ApiError> {
+        let now = Instant::now();
+        let (id, token) = match token.map(|t| (t, tokens::parse(t))) {
+            None => self.new_member(Role::Listener, &name)?,
+            Some((t, Some((TokenRef::Participant(_), _)))) => {
+                (self.identify(Some(t))?, t.to_owned())
+            }
+            Some((_, Some((TokenRef::Invite(n), secret)))) => {
+                let role = match self.invites.get(&n) {
+                    Some(inv) if inv.secret.matches(secret) => inv.role,
+                    _ => return Err(ApiError::unauthorized("that invitation is not valid")),
+                };
+                self.invites.remove(&n);
+                self.new_member(role, &name)?
+            }
+            Some((_, None)) => {
+                return Err(ApiError::unauthorized(
+                    "that token is not valid for this room",
+                ));
+            }
+        };
+        let grant = self.members.get(&id).map_or(Role::Listener, |m| m.grant);
+        let present = self.room.role(id).is_some() && !self.away.contains(&id);
+        if !present {
+            let role = if grant == Role::Host {
+                Role::Host
+            } else {
+                self.room.role(id).unwrap_or(grant)
+            };
+            let joined = self.room.handle(
+                crate::room::Input::Join {
+                    id,
+                    name: name.clone(),
+                    role,
+                },
+                now,
+            );
+            if let Err(e) = joined {
+                // A new member who could not join leaves no trace.
+                if self.members.get(&id).is_some_and(|m| m.conns.is_empty()) && grant != Role::Host
+                {
+                    self.members.remove(&id);
+                }
+                return Err(room_error(&e));
+            }
+            self.away.remove(&id);
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        if let Some(m) = self.members.get_mut(&id) {
+            m.conns.push((conn, out));
+            if !name.trim().is_empty() {
+                m.name = name;
+            }
+        }
+        self.shared.metrics.websockets.fetch_add(1, Relaxed);
+        self.pump();
+        let role = self.room.role(id).unwrap_or(Role::Listener);
+        let name = self
+            .room
+            .stage()
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.name.clone())
+            .or_else(|| self.members.get(&id).map(|m| m.name.clone()))
+            .unwrap_or_default();
+        let mut room = self.info();
+        if matches!(role, Role::Host | Role::CoHost) {
+            room.room.hand_queue = Some(self.room.hand_entries());
+        }
+        let you = You {
+            id,
+            role,
+            name,
+            token,
+            actions: Permissions::for_role(role),
+        };
+        Ok(Welcome { you, room, conn })
+    }
+
+    pub(super) fn closed(&mut self, who: ParticipantId, conn: u64) {
+        let Some(m) = self.members.get_mut(&who) else {
+            return;
+        };
+        let before = m.conns.len();
+        m.conns.retain(|(c, _)| *c != conn);
+        if m.conns.len() < before {
+            self.shared.metrics.websockets.fetch_sub(1, Relaxed);
+        }
+        if m.conns.is_empty() && self.room.role(who).is_some() && !self.room.is_ended() {
+            self.away.insert(who);
+            let _ = self
+                .room
+                .handle(crate::room::Input::Disconnected { id: who }, Instant::now());
+            self.pump();
+        }
+    }
+
+    pub(super) fn invite(
+        &mut self,
+        token: Option<&str>,
+        role: Role,
+    ) -> Result<Invitation, ApiError> {
+        let who = self.identify(token)?;
+        let by = self.room.role(who);
+        let allowed = match role {
+            Role::CoHost => by == Some(Role::Host),
+            Role::Speaker => matches!(by, Some(Role::Host | Role::CoHost)),
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "not_allowed",
+                "only the host invites co-hosts, and only moderators invite speakers",
+            ));
+        }
+        let n = self.next_id;
+        self.next_id += 1;
+        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let token = tokens::format(TokenRef::Invite(n), &secret);
+        self.invites.insert(n, InviteEntry { secret, role });
+        Ok(Invitation { token, role })
+    }
+}

@@ -1,0 +1,581 @@
+//! One task per room: it owns the room's state machine (`room::Room`), its members' capability
+//! tokens and WebSocket connections, and its media: every WHIP publisher's Opus through a jitter
+//! buffer into a decoder, a mix every 20 ms, the program encoded ONCE (and only while someone
+//! hears it: a listener off stage, or the recording) and the same payload written to every WHEP
+//! listener, and a mix-minus (everything but their own voice) for each publisher who also
+//! listens. All its WebRTC sessions share the server's one UDP socket; a host whose server runs
+//! in its own process publishes and listens through local sessions (channels, no WebRTC) under
+//! the same rules.
+
+mod members;
+mod messages;
+pub mod mix;
+mod sessions;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use str0m::Input;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use self::members::{InviteEntry, Member};
+pub use self::messages::{Invitation, LocalMedia, RoomMsg, SessionCreated, Welcome, WsOut};
+pub use self::mix::ServerMix;
+use self::mix::level_of;
+use self::sessions::{Kind, Link, Session};
+use super::error::ApiError;
+use super::media::{Datagram, MediaSocket};
+use super::metrics::Metrics;
+use super::tokens::{self, Secret, TokenRef};
+use crate::codec::ogg_opus::OggOpusWriter;
+use crate::room::protocol::{RoomInfo, ServerMsg};
+use crate::room::{
+    Action, Event, MediaCommand, Output as RoomOutput, ParticipantId, Permissions, Role, Room,
+    RoomConfig, RoomError,
+};
+
+const TICK: Duration = Duration::from_millis(20);
+/// Ticks taken at once, every `QUIET_BATCH` x 20 ms, while nothing in the room crosses the
+/// network or is recorded (a host live in its own server with nobody there yet): the mix then
+/// only makes the speaking lights, and waking every 20 ms for that cost more than the mix.
+const QUIET_BATCH: u32 = 5;
+/// Datagrams queued for a room before the socket's reader drops them (a room that far behind
+/// is better served by losing packets than by queueing seconds of them).
+const DATAGRAM_QUEUE: usize = 4096;
+
+/// What every room task shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The media socket.
+    pub media: Arc<MediaSocket>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where recordings go.
+    pub data_dir: PathBuf,
+}
+
+/// A room as the registry holds it.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    /// The room id.
+    pub id: String,
+    /// The task's inbox.
+    pub tx: mpsc::Sender<RoomMsg>,
+}
+
+/// Starts a room task; returns its handle and the host's token.
+///
+/// # Errors
+/// No randomness for the token.
+pub fn spawn(
+    id: String,
+    config: RoomConfig,
+    host_name: String,
+    shared: Shared,
+) -> Result<(RoomHandle, String), ApiError> {
+    let (tx, rx) = mpsc::channel(4096);
+    let (datagrams, datagrams_rx) = mpsc::channel(DATAGRAM_QUEUE);
+    let now = Instant::now();
+    let host = ParticipantId(1);
+    let secret = Secret::generate().map_err(ApiError::internal)?;
+    let host_token = tokens::format(TokenRef::Participant(1), &secret);
+    let room = Room::new(config, host, host_name.clone(), now);
+    let mut members = HashMap::new();
+    members.insert(
+        host,
+        Member {
+            secret,
+            grant: Role::Host,
+            name: host_name,
+            conns: Vec::new(),
+        },
+    );
+    let task = RoomTask {
+        id: id.clone(),
+        room,
+        members,
+        invites: HashMap::new(),
+        next_id: 2,
+        next_conn: 1,
+        away: HashSet::new(),
+        sessions: Vec::new(),
+        socket: shared.media.socket(),
+        shared,
+        datagrams,
+        mix: ServerMix::new().map_err(ApiError::internal)?,
+        levels: Vec::new(),
+        recording: None,
+        recordings: 0,
+        listening_announced: usize::MAX,
+        ended_at: None,
+        voice_levels: HashMap::new(),
+    };
+    task.shared.metrics.rooms.fetch_add(1, Relaxed);
+    tokio::spawn(task.run(rx, datagrams_rx));
+    Ok((RoomHandle { id, tx }, host_token))
+}
+
+pub(super) struct RoomTask {
+    id: String,
+    room: Room,
+    members: HashMap<ParticipantId, Member>,
+    invites: HashMap<u64, InviteEntry>,
+    next_id: u64,
+    next_conn: u64,
+    away: HashSet<ParticipantId>,
+    sessions: Vec<Session>,
+    socket: Arc<UdpSocket>,
+    shared: Shared,
+    /// Where the media socket routes this room's datagrams.
+    datagrams: mpsc::Sender<Datagram>,
+    mix: ServerMix,
+    /// The speaking lights' levels, handed to the room every 100 ms.
+    levels: Vec<(ParticipantId, f32)>,
+    recording: Option<OggOpusWriter<BufWriter<File>>>,
+    recordings: u32,
+    listening_announced: usize,
+    ended_at: Option<Instant>,
+    /// Levels publishers report for their own voice, and when.
+    voice_levels: HashMap<ParticipantId, (f32, Instant)>,
+}
+
+pub(super) fn room_error(e: &RoomError) -> ApiError {
+    let status = match e {
+        RoomError::NotAllowed { .. } | RoomError::Removed => StatusCode::FORBIDDEN,
+        RoomError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RoomError::Ended => StatusCode::GONE,
+        RoomError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// A WebSocket message as sent, shared by every connection it goes to.
+pub(super) fn message(msg: &ServerMsg) -> Arc<str> {
+    Arc::from(msg.to_text())
+}
+
+/// The light a publisher's level shows: what a Booth host reports of its voice (its program
+/// carries its game too) while the report is fresh, none once it is 600 ms old (the host, or
+/// this task, held up: showing the program then lit a silent host with its game), and the
+/// level of what it publishes for a client that never reports (a browser: its mic).
+fn shown_level(reported: Option<(f32, Instant)>, published: f32) -> f32 {
+    match reported {
+        Some((level, at)) if at.elapsed() < Duration::from_millis(600) => level,
+        Some(_) => 0.0,
+        None => published,
+    }
+}
+
+impl RoomTask {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<RoomMsg>,
+        mut datagrams: mpsc::Receiver<Datagram>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut batch = 1;
+        loop {
+            // Every 20 ms while anyone hears or speaks over the network (or the room records),
+            // else a few ticks at once; the change takes effect from this turn.
+            let wanted = if self.quiet() { QUIET_BATCH } else { 1 };
+            if wanted != batch {
+                batch = wanted;
+                let period = TICK * batch;
+                let first = if batch == 1 {
+                    tokio::time::Instant::now()
+                } else {
+                    tokio::time::Instant::now() + period
+                };
+                tick = tokio::time::interval_at(first, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.on_message(msg);
+                }
+                Some(d) = datagrams.recv() => self.on_datagram(d),
+                _ = tick.tick() => {
+                    for _ in 0..batch {
+                        if !self.room.is_ended() {
+                            self.mix_tick();
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.into()) => {
+                    self.on_timeouts(Instant::now());
+                }
+            }
+            if let Some(at) = self.ended_at
+                && at.elapsed() > Duration::from_secs(600)
+                && self.members.values().all(|m| m.conns.is_empty())
+            {
+                break;
+            }
+        }
+        for s in &self.sessions {
+            if let Some(ufrag) = s.link.ufrag() {
+                self.shared.media.unroute(ufrag);
+            }
+        }
+        self.shared.metrics.rooms.fetch_sub(1, Relaxed);
+    }
+
+    /// Nothing crosses the network or is recorded: every session is in this process (a host
+    /// live in its own server, alone), so no packet waits on the mix's timing.
+    fn quiet(&self) -> bool {
+        self.recording.is_none()
+            && self
+                .sessions
+                .iter()
+                .all(|s| matches!(s.link, Link::Local { .. }))
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut at = Instant::now() + Duration::from_secs(1);
+        for s in &self.sessions {
+            at = at.min(s.deadline);
+        }
+        if let Some(t) = self.room.poll_timeout() {
+            at = at.min(t);
+        }
+        at
+    }
+
+    fn on_timeouts(&mut self, now: Instant) {
+        if self.room.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = self.room.handle(crate::room::Input::Tick, now);
+            self.pump();
+        }
+        for i in 0..self.sessions.len() {
+            if self.sessions[i].deadline <= now
+                && let Some(link) = self.sessions[i].link.rtc()
+            {
+                let _ = link.rtc.handle_input(Input::Timeout(now));
+                self.drive(i);
+            }
+        }
+        self.reap(now);
+    }
+
+    fn on_message(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::VoiceLevel { who, level } => {
+                if self.room.may_publish(who) {
+                    self.voice_levels
+                        .insert(who, (level.clamp(0.0, 1.0), Instant::now()));
+                }
+            }
+            RoomMsg::Hello {
+                token,
+                name,
+                out,
+                reply,
+            } => {
+                let _ = reply.send(self.hello(token.as_deref(), name, out));
+            }
+            RoomMsg::Act {
+                from,
+                action,
+                reply,
+            } => {
+                let _ = reply.send(self.act(from, action));
+            }
+            RoomMsg::ActWithToken {
+                token,
+                action,
+                reply,
+            } => {
+                let result = self
+                    .identify(token.as_deref())
+                    .and_then(|who| self.act(who, action));
+                let _ = reply.send(result);
+            }
+            RoomMsg::Closed { who, conn } => self.closed(who, conn),
+            RoomMsg::Invite { token, role, reply } => {
+                let _ = reply.send(self.invite(token.as_deref(), role));
+            }
+            RoomMsg::Info { reply } => {
+                let _ = reply.send(self.info());
+            }
+            media => self.on_media_message(media),
+        }
+    }
+
+    /// The messages about sessions: WHIP, WHEP, trickle, hang-up, and local sessions.
+    fn on_media_message(&mut self, msg: RoomMsg) {
+        match msg {
+            RoomMsg::Local {
+                token,
+                media,
+                alive,
+                reply,
+            } => {
+                let _ = reply.send(self.local(&token, media, alive));
+            }
+            RoomMsg::Publish {
+                token,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(self.publish(token.as_deref(), &offer));
+            }
+            RoomMsg::Listen {
+                token,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(self.listen(token.as_deref(), &offer));
+            }
+            RoomMsg::Trickle {
+                session,
+                fragment,
+                reply,
+            } => {
+                let _ = reply.send(self.trickle(&session, &fragment));
+            }
+            RoomMsg::Hangup { session, reply } => {
+                let result = match self.sessions.iter().position(|s| s.id == session) {
+                    Some(i) => {
+                        self.close_session(i);
+                        Ok(())
+                    }
+                    None => Err(ApiError::not_found("that session")),
+                };
+                let _ = reply.send(result);
+            }
+            _ => {}
+        }
+    }
+
+    fn act(&mut self, from: ParticipantId, action: Action) -> Result<(), ApiError> {
+        let result = self
+            .room
+            .handle(crate::room::Input::Action { from, action }, Instant::now());
+        self.pump();
+        result.map_err(|e| room_error(&e))
+    }
+
+    /// Delivers what the room decided.
+    fn pump(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                RoomOutput::Broadcast(event) => {
+                    let changed = match &event {
+                        Event::RoleChanged { id, role } => Some((*id, *role)),
+                        _ => None,
+                    };
+                    let text = message(&ServerMsg::Event(event));
+                    for m in self.members.values() {
+                        send_all(&m.conns, &text);
+                    }
+                    if let Some((id, role)) = changed
+                        && let Some(m) = self.members.get(&id)
+                    {
+                        let actions = Permissions::for_role(role);
+                        send_all(&m.conns, &message(&ServerMsg::Allowed { actions }));
+                    }
+                }
+                RoomOutput::ToModerators(event) => {
+                    let text = message(&ServerMsg::Event(event));
+                    for (id, m) in &self.members {
+                        if matches!(self.room.role(*id), Some(Role::Host | Role::CoHost)) {
+                            send_all(&m.conns, &text);
+                        }
+                    }
+                }
+                RoomOutput::To(id, event) => {
+                    if let Some(m) = self.members.get(&id) {
+                        send_all(&m.conns, &message(&ServerMsg::Event(event)));
+                    }
+                }
+                RoomOutput::Media(command) => self.media_command(command),
+            }
+        }
+    }
+
+    fn media_command(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::StopPublishing(id) => {
+                self.close_where(|s| s.who == Some(id) && s.kind == Kind::Publish)
+            }
+            MediaCommand::Disconnect(id) => {
+                self.close_where(|s| s.who == Some(id));
+                if let Some(m) = self.members.get_mut(&id) {
+                    for (_, out) in m.conns.drain(..) {
+                        let _ = out.try_send(WsOut::Close("removed from the room".into()));
+                        self.shared.metrics.websockets.fetch_sub(1, Relaxed);
+                    }
+                }
+            }
+            MediaCommand::SetMuted(..) => {}
+            MediaCommand::Recording(on) => self.set_recording(on),
+            MediaCommand::EndRoom => {
+                self.set_recording(false);
+                self.close_where(|_| true);
+                self.ended_at = Some(Instant::now());
+                for m in self.members.values_mut() {
+                    for (_, out) in &m.conns {
+                        let _ = out.try_send(WsOut::Close("the room has ended".into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_recording(&mut self, on: bool) {
+        if on && self.recording.is_none() {
+            self.recordings += 1;
+            let dir = self.shared.data_dir.join("rooms").join(&self.id);
+            let path = dir.join(format!("program-{}.ogg", self.recordings));
+            // The header describes the packets it will hold: the program encoder's.
+            let settings = self.mix.settings();
+            let opened = std::fs::create_dir_all(&dir)
+                .and_then(|()| File::create(&path))
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    OggOpusWriter::with_comments(
+                        BufWriter::new(f),
+                        settings,
+                        48_000,
+                        &[("ENCODER", "Booth room")],
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok(w) => self.recording = Some(w),
+                Err(e) => {
+                    tracing::error!("room {}: cannot record to {}: {e}", self.id, path.display())
+                }
+            }
+        } else if !on
+            && let Some(w) = self.recording.take()
+            && let Err(e) = w.finish()
+        {
+            tracing::error!("room {}: recording failed at the end: {e}", self.id);
+        }
+    }
+
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            id: self.id.clone(),
+            room: self.room.snapshot(Instant::now()),
+            listening: self.listening(),
+            live: self
+                .sessions
+                .iter()
+                .any(|s| s.kind == Kind::Publish && s.connected && s.who == Some(ParticipantId(1))),
+        }
+    }
+
+    fn listening(&self) -> usize {
+        self.sessions
+            .iter()
+            .filter(|s| s.kind == Kind::Listen && s.connected)
+            .count()
+    }
+
+    // ---------------------------------------------------------------- the mix
+
+    fn mix_tick(&mut self) {
+        let started = Instant::now();
+        self.mix.begin();
+        self.mix_voices();
+        for s in self
+            .sessions
+            .iter()
+            .filter(|s| s.kind == Kind::Listen && s.connected)
+        {
+            self.mix.listener(s.who, matches!(s.link, Link::Rtc(_)));
+        }
+        if let Err(e) = self.mix.encode(self.recording.is_some()) {
+            tracing::error!("room {}: {e}", self.id);
+        }
+        if self.mix.program().is_some() {
+            self.shared.metrics.program_frames.fetch_add(1, Relaxed);
+        }
+        let minus = self.mix.minus_count() as u64;
+        self.shared.metrics.minus_frames.fetch_add(minus, Relaxed);
+        self.record_program();
+        self.send_mixed();
+        let now = Instant::now();
+        if self.mix.ticks().is_multiple_of(5) {
+            self.mix.take_levels(&mut self.levels);
+            if !self.levels.is_empty() {
+                let levels = std::mem::take(&mut self.levels);
+                let _ = self.room.handle(crate::room::Input::Levels(levels), now);
+                self.pump();
+            }
+        }
+        if self.mix.ticks().is_multiple_of(50) {
+            self.reap(now);
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.shared.metrics.record_tick(micros);
+    }
+
+    /// Decodes every publisher's next 20 ms and hands the mix those the room lets be heard.
+    fn mix_voices(&mut self) {
+        for s in self.sessions.iter_mut().filter(|s| s.kind == Kind::Publish) {
+            let who = s.who.unwrap_or(ParticipantId(0));
+            self.mix.publisher(who);
+            if !s.next_voice() || !self.room.may_publish(who) || self.room.is_muted(who) {
+                continue;
+            }
+            let level = shown_level(self.voice_levels.get(&who).copied(), level_of(&s.pcm));
+            self.mix.voice(who, &s.pcm, level);
+        }
+    }
+
+    fn record_program(&mut self) {
+        if let Some(program) = self.mix.program()
+            && let Some(w) = self.recording.as_mut()
+            && let Err(e) = w.write_packet(program)
+        {
+            tracing::error!("room {}: recording stopped: {e}", self.id);
+            self.recording = None;
+        }
+    }
+
+    /// Sends this tick's packets: the program, encoded once, to every listener off stage; each
+    /// stage member their mix-minus.
+    fn send_mixed(&mut self) {
+        let now = Instant::now();
+        let rtp = self.mix.rtp();
+        let program: Option<Arc<[u8]>> = self.mix.program().map(Arc::from);
+        for i in 0..self.sessions.len() {
+            let s = &self.sessions[i];
+            if s.kind != Kind::Listen || !s.connected {
+                continue;
+            }
+            let minus = s.who.filter(|w| self.mix.hears_minus(*w));
+            let packet = match minus {
+                Some(w) => self.mix.minus(w).map(Arc::from),
+                None => program.clone(),
+            };
+            let Some(packet) = packet else { continue };
+            let rtc = matches!(s.link, Link::Rtc(_));
+            self.sessions[i].send(&packet, rtp, now);
+            if rtc {
+                self.drive(i);
+            }
+        }
+    }
+}
+
+pub(super) fn send_all(conns: &[(u64, mpsc::Sender<WsOut>)], text: &Arc<str>) {
+    for (_, out) in conns {
+        // A client too slow to read is closed by its WebSocket task when its queue fills.
+        let _ = out.try_send(WsOut::Text(Arc::clone(text)));
+    }
+}

@@ -1,0 +1,696 @@
+//! A room's media sessions: WHIP publishers and WHEP listeners over WebRTC (str0m, on the
+//! server's one UDP socket), and the host in the server's own process through local sessions
+//! (channels, no WebRTC or codec). How a session's media travels is its [`Link`]; everything
+//! WebRTC-only lives in [`RtcLink`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use str0m::change::SdpOffer;
+use str0m::media::{Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::mpsc;
+
+use super::messages::{LocalMedia, SessionCreated};
+use super::mix::STEREO_FRAME;
+use super::{RoomTask, message, send_all};
+use crate::codec::opus::{FRAME_SAMPLES, OpusDecoder};
+use crate::room::ParticipantId;
+use crate::room::protocol::ServerMsg;
+use crate::rtc::jitter::{JitterBuffer, Playout};
+use crate::rtc::peer::InFrame;
+use crate::rtc::{rtc_config, sdp_ice_ufrag};
+use crate::server::error::ApiError;
+use crate::server::media::Datagram;
+use crate::server::tokens;
+
+/// A session that has not connected by then is dropped.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
+/// Frames buffered before a publisher is heard, and the most kept.
+const JITTER_TARGET: usize = 1;
+const JITTER_MAX: usize = 10;
+
+/// Which way a session's media goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Publish,
+    Listen,
+}
+
+/// A publisher or a listener.
+pub(super) struct Session {
+    pub id: String,
+    pub kind: Kind,
+    pub who: Option<ParticipantId>,
+    pub link: Link,
+    pub created: Instant,
+    pub connected: bool,
+    pub deadline: Instant,
+    /// A publisher's voice this tick.
+    pub pcm: Vec<f32>,
+}
+
+impl Session {
+    /// A session that has heard nothing yet.
+    fn new(id: String, kind: Kind, who: Option<ParticipantId>, link: Link, now: Instant) -> Self {
+        Self {
+            id,
+            kind,
+            who,
+            link,
+            created: now,
+            connected: false,
+            deadline: now,
+            pcm: vec![0.0; STEREO_FRAME],
+        }
+    }
+
+    /// A publisher's next 20 ms into `pcm`: decoded through the jitter buffer (concealed or
+    /// rebuilt from FEC when a packet is missing), or taken from a local program. False when
+    /// there is nothing to play this tick.
+    pub fn next_voice(&mut self) -> bool {
+        match &mut self.link {
+            Link::Local {
+                end: LocalEnd::Program(program),
+                ..
+            } => program.pull(&mut self.pcm),
+            Link::Local { .. } => false,
+            Link::Rtc(link) => {
+                let Some(decoder) = link.decoder.as_mut() else {
+                    return false;
+                };
+                let decoded = match link.jitter.pop() {
+                    Playout::Packet(p) => decoder.decode(&p, &mut self.pcm),
+                    Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut self.pcm),
+                    Playout::Lost { next: None } => decoder.decode_lost(&mut self.pcm),
+                    Playout::Silence => return false,
+                };
+                decoded.is_ok_and(|frames| frames == FRAME_SAMPLES)
+            }
+        }
+    }
+
+    /// Sends this tick's packet to a connected listener: a WebRTC listener through its peer
+    /// (false when the peer refused it), the host in this process through its channel (a host
+    /// too busy to take it misses the frame, as on a network).
+    pub fn send(&mut self, packet: &std::sync::Arc<[u8]>, rtp: u64, now: Instant) -> bool {
+        match &mut self.link {
+            Link::Rtc(link) => link.write(packet, rtp, now),
+            Link::Local {
+                end: LocalEnd::Hears(out),
+                ..
+            } => {
+                let _ = out.try_send(InFrame {
+                    rtp_time: rtp,
+                    packet: std::sync::Arc::clone(packet),
+                    at: now,
+                });
+                true
+            }
+            Link::Local { .. } => true,
+        }
+    }
+}
+
+/// How a session's media travels.
+pub(super) enum Link {
+    /// WebRTC: every browser, player, guest, and a host on another machine.
+    Rtc(Box<RtcLink>),
+    /// The host in the server's own process. `alive` is dropped with the session, which tells
+    /// the host.
+    Local {
+        end: LocalEnd,
+        alive: mpsc::Sender<()>,
+    },
+}
+
+impl Link {
+    pub fn rtc(&mut self) -> Option<&mut RtcLink> {
+        match self {
+            Self::Rtc(link) => Some(link),
+            Self::Local { .. } => None,
+        }
+    }
+
+    /// The ICE username fragment the session answered with (WebRTC only).
+    pub fn ufrag(&self) -> Option<&str> {
+        match self {
+            Self::Rtc(link) => Some(&link.ufrag),
+            Self::Local { .. } => None,
+        }
+    }
+}
+
+/// A WebRTC session's peer and what only WebRTC needs.
+pub(super) struct RtcLink {
+    pub rtc: Rtc,
+    /// Ours (STUN requests are routed by it) and the peer's (a trickle must match it).
+    pub ufrag: String,
+    pub remote_ufrag: String,
+    pub mid: Option<Mid>,
+    /// The Opus payload type a listener negotiated.
+    pub pt: Option<Pt>,
+    /// The peer's address, once a packet from it was accepted.
+    pub remote: Option<SocketAddr>,
+    /// A publisher's decoder and jitter buffer.
+    pub decoder: Option<OpusDecoder>,
+    pub jitter: JitterBuffer,
+}
+
+impl RtcLink {
+    fn on_event(&mut self, event: RtcEvent, kind: Kind) {
+        match event {
+            RtcEvent::MediaAdded(m) => self.mid = Some(m.mid),
+            RtcEvent::MediaData(data) if kind == Kind::Publish => {
+                self.jitter.push(data.time.numer(), data.data);
+            }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.rtc.disconnect();
+            }
+            _ => {}
+        }
+    }
+
+    fn learn_payload_type(&mut self) {
+        if self.pt.is_none()
+            && let Some(mid) = self.mid
+            && let Some(w) = self.rtc.writer(mid)
+        {
+            self.pt = w.payload_params().next().map(|p| p.pt());
+        }
+    }
+
+    fn write(&mut self, packet: &std::sync::Arc<[u8]>, rtp: u64, now: Instant) -> bool {
+        let (Some(mid), Some(pt)) = (self.mid, self.pt) else {
+            return true;
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return true;
+        };
+        let time = str0m::media::MediaTime::new(rtp, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+        if writer
+            .write(pt, now, time, std::sync::Arc::clone(packet))
+            .is_err()
+        {
+            self.rtc.disconnect();
+            return false;
+        }
+        true
+    }
+}
+
+/// What a local session carries.
+pub(super) enum LocalEnd {
+    /// The host's program, in place of packets, jitter buffer and decoder.
+    Program(ProgramIn),
+    /// Where the host's mix-minus goes.
+    Hears(mpsc::Sender<InFrame>),
+}
+
+/// A local publisher's program as the mix takes it: one 20 ms block per tick, with a block kept
+/// in hand against the two clocks' scheduling (the engine's and this task's), never more than a
+/// few.
+pub(super) struct ProgramIn {
+    pub ring: rtrb::Consumer<f32>,
+    /// A block is in hand: the mix takes one per tick.
+    pub flowing: bool,
+}
+
+impl ProgramIn {
+    /// Blocks kept before the mix starts taking them, and after a block came late.
+    const HAND: usize = 2;
+    /// More than this queued (a tick came very late) and the oldest are dropped.
+    const MOST: usize = 4;
+
+    /// The next block into `pcm`; false when none is due (not started, or it came late).
+    fn pull(&mut self, pcm: &mut [f32]) -> bool {
+        let block = pcm.len();
+        let queued = self.ring.slots() / block;
+        if !self.flowing {
+            if queued < Self::HAND {
+                return false;
+            }
+            self.flowing = true;
+        }
+        if queued == 0 {
+            // Late: wait for a block in hand again rather than stutter block by block.
+            self.flowing = false;
+            return false;
+        }
+        if queued > Self::MOST {
+            let drop = (queued - Self::HAND) * block;
+            if let Ok(chunk) = self.ring.read_chunk(drop) {
+                chunk.commit_all();
+            }
+        }
+        match self.ring.read_chunk(block) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                pcm[..a.len()].copy_from_slice(a);
+                pcm[a.len()..].copy_from_slice(b);
+                chunk.commit_all();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl RoomTask {
+    pub(super) fn new_session(
+        &mut self,
+        kind: Kind,
+        who: Option<ParticipantId>,
+        offer: &str,
+    ) -> Result<SessionCreated, ApiError> {
+        if self.room.is_ended() {
+            return Err(ApiError::gone());
+        }
+        let lower = offer.to_ascii_lowercase();
+        if !lower.contains("m=audio") {
+            return Err(ApiError::bad_request(
+                "no_audio",
+                "the offer has no audio section",
+            ));
+        }
+        if !lower.contains("opus/48000") {
+            return Err(ApiError::bad_request(
+                "no_opus",
+                "the offer does not offer Opus audio",
+            ));
+        }
+        let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| {
+            ApiError::bad_request("bad_sdp", format!("the offer is not valid SDP: {e}"))
+        })?;
+        let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
+        let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
+            return Err(ApiError::bad_request(
+                "no_audio",
+                "the offer's audio section has no a=mid",
+            ));
+        };
+        let usable = match kind {
+            Kind::Publish => matches!(direction, "sendonly" | "sendrecv"),
+            Kind::Listen => matches!(direction, "recvonly" | "sendrecv"),
+        };
+        if !usable {
+            return Err(ApiError::bad_request(
+                "wrong_direction",
+                match kind {
+                    Kind::Publish => "a WHIP offer must send audio (sendonly)",
+                    Kind::Listen => "a WHEP offer must receive audio (recvonly)",
+                },
+            ));
+        }
+        let now = Instant::now();
+        let mut rtc = rtc_config().set_ice_lite(true).build(now);
+        let candidate =
+            Candidate::host(self.shared.media.advertised(), "udp").map_err(ApiError::internal)?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(parsed)
+            .map_err(|e| {
+                ApiError::bad_request("bad_sdp", format!("the offer cannot be answered: {e}"))
+            })?
+            .to_sdp_string();
+        let ufrag = sdp_ice_ufrag(&answer).unwrap_or_default().to_owned();
+        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        self.shared.media.route(&ufrag, self.datagrams.clone());
+        let link = RtcLink {
+            rtc,
+            ufrag,
+            remote_ufrag,
+            mid: Some(Mid::from(mid.as_str())),
+            pt: None,
+            remote: None,
+            decoder: if kind == Kind::Publish {
+                OpusDecoder::new(2).ok()
+            } else {
+                None
+            },
+            jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
+        };
+        self.sessions.push(Session::new(
+            id.clone(),
+            kind,
+            who,
+            Link::Rtc(Box::new(link)),
+            now,
+        ));
+        let i = self.sessions.len() - 1;
+        self.drive(i);
+        Ok(SessionCreated { id, answer })
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<SessionCreated, ApiError> {
+        let who = self.identify(token)?;
+        if !self.room.may_publish(who) {
+            return Err(ApiError::forbidden(
+                "not_on_stage",
+                "only the host, co-hosts and speakers on stage may publish",
+            ));
+        }
+        // One voice per participant: a new session replaces the old one.
+        self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
+        self.new_session(Kind::Publish, Some(who), offer)
+    }
+
+    pub(super) fn listen(
+        &mut self,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<SessionCreated, ApiError> {
+        let who = match token {
+            Some(t) => Some(self.identify(Some(t))?),
+            None => None,
+        };
+        self.new_session(Kind::Listen, who, offer)
+    }
+
+    /// A session for the host in this process (see [`RoomMsg::Local`]): publishing its program,
+    /// or hearing the room (a stage member's mix-minus) through it.
+    pub(super) fn local(
+        &mut self,
+        token: &str,
+        media: LocalMedia,
+        alive: mpsc::Sender<()>,
+    ) -> Result<(), ApiError> {
+        if self.room.is_ended() {
+            return Err(ApiError::gone());
+        }
+        let who = self.identify(Some(token))?;
+        let (kind, end) = match media {
+            LocalMedia::Listen(out) => (Kind::Listen, LocalEnd::Hears(out)),
+            LocalMedia::Publish(ring) => {
+                if !self.room.may_publish(who) {
+                    return Err(ApiError::forbidden(
+                        "not_on_stage",
+                        "only the host, co-hosts and speakers on stage may publish",
+                    ));
+                }
+                self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
+                let program = ProgramIn {
+                    ring,
+                    flowing: false,
+                };
+                (Kind::Publish, LocalEnd::Program(program))
+            }
+        };
+        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        let now = Instant::now();
+        let link = Link::Local { end, alive };
+        self.sessions.push(Session {
+            // Nothing to connect: frames flow from the first tick.
+            connected: true,
+            // No timers of its own.
+            deadline: now + Duration::from_secs(86_400),
+            ..Session::new(id, kind, Some(who), link, now)
+        });
+        match kind {
+            Kind::Publish => self.shared.metrics.publishers.fetch_add(1, Relaxed),
+            Kind::Listen => self.shared.metrics.listeners.fetch_add(1, Relaxed),
+        };
+        if kind == Kind::Listen {
+            self.announce_listening();
+        }
+        Ok(())
+    }
+
+    pub(super) fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), ApiError> {
+        let i = self
+            .sessions
+            .iter()
+            .position(|s| s.id == session)
+            .ok_or_else(|| ApiError::not_found("that session"))?;
+        if let Some(ufrag) = sdp_ice_ufrag(fragment)
+            && self.sessions[i]
+                .link
+                .rtc()
+                .is_some_and(|l| l.remote_ufrag != ufrag)
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice_restart_unsupported",
+                "ICE restarts are not supported: start a new session",
+            ));
+        }
+        for line in fragment.lines() {
+            let line = line.trim();
+            if let Some(c) = line
+                .strip_prefix("a=candidate:")
+                .or_else(|| line.strip_prefix("candidate:"))
+            {
+                let c = Candidate::from_sdp_string(&format!("candidate:{c}")).map_err(|e| {
+                    ApiError::bad_request("bad_candidate", format!("cannot read candidate: {e}"))
+                })?;
+                match self.sessions[i].link.rtc() {
+                    Some(link) => link.rtc.add_remote_candidate(c),
+                    None => {
+                        return Err(ApiError::bad_request(
+                            "not_webrtc",
+                            "that session does not use WebRTC",
+                        ));
+                    }
+                }
+            }
+        }
+        self.drive(i);
+        Ok(())
+    }
+
+    pub(super) fn close_where(&mut self, pick: impl Fn(&Session) -> bool) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            if pick(&self.sessions[i]) {
+                self.close_session(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn close_session(&mut self, i: usize) {
+        let mut s = self.sessions.swap_remove(i);
+        // A clean close (RTCP BYE, DTLS close_notify) tells the peer at once. A local session
+        // ends as it is dropped (its host sees `alive` go).
+        if let Some(link) = s.link.rtc() {
+            let rtc = &mut link.rtc;
+            if rtc.close().is_ok() {
+                for _ in 0..64 {
+                    match rtc.poll_output() {
+                        Ok(Output::Transmit(t)) => {
+                            let _ = self.socket.try_send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(_)) => {}
+                        Ok(Output::Timeout(_)) | Err(_) => break,
+                    }
+                    if !rtc.is_alive() {
+                        break;
+                    }
+                }
+            }
+            rtc.disconnect();
+            self.shared.media.unroute(&link.ufrag);
+        }
+        if s.connected {
+            match s.kind {
+                Kind::Publish => self.shared.metrics.publishers.fetch_sub(1, Relaxed),
+                Kind::Listen => self.shared.metrics.listeners.fetch_sub(1, Relaxed),
+            };
+        }
+        if let Some(who) = s.who
+            && !self.sessions.iter().any(|o| o.who == Some(who))
+        {
+            self.mix.forget(who);
+        }
+        self.announce_listening();
+    }
+
+    pub(super) fn reap(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            let s = &self.sessions[i];
+            let stale = match &s.link {
+                Link::Rtc(link) => {
+                    !link.rtc.is_alive()
+                        || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE)
+                }
+                // The host hung up.
+                Link::Local { end, alive } => {
+                    alive.is_closed()
+                        || match end {
+                            LocalEnd::Program(p) => p.ring.is_abandoned(),
+                            LocalEnd::Hears(out) => out.is_closed(),
+                        }
+                }
+            };
+            if stale {
+                self.close_session(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn announce_listening(&mut self) {
+        let n = self.listening();
+        if n != self.listening_announced {
+            self.listening_announced = n;
+            let text = message(&ServerMsg::Audience { listening: n });
+            for m in self.members.values() {
+                send_all(&m.conns, &text);
+            }
+        }
+    }
+
+    pub(super) fn on_datagram(&mut self, d: Datagram) {
+        fn webrtc(s: &Session) -> Option<&RtcLink> {
+            match &s.link {
+                Link::Rtc(link) => Some(link),
+                Link::Local { .. } => None,
+            }
+        }
+        let found = self
+            .sessions
+            .iter()
+            .position(|s| webrtc(s).is_some_and(|l| l.remote == Some(d.source)))
+            .or_else(|| {
+                let ufrag = crate::rtc::stun_local_ufrag(&d.data)?;
+                self.sessions
+                    .iter()
+                    .position(|s| webrtc(s).is_some_and(|l| l.ufrag == ufrag))
+            });
+        let Some(i) = found else {
+            self.shared.metrics.unrouted.fetch_add(1, Relaxed);
+            return;
+        };
+        let Ok(contents) = d.data.as_slice().try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            d.at,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: self.shared.media.local(),
+                contents,
+            },
+        );
+        let Some(link) = self.sessions[i].link.rtc() else {
+            return;
+        };
+        if link.rtc.accepts(&input) {
+            if let Err(e) = link.rtc.handle_input(input) {
+                tracing::debug!("room {}: session input: {e}", self.id);
+            }
+            if link.remote.is_none() && crate::rtc::stun_local_ufrag(&d.data).is_none() {
+                link.remote = Some(d.source);
+            }
+            self.drive(i);
+        }
+    }
+
+    /// Runs a session's outputs until its next deadline.
+    pub(super) fn drive(&mut self, i: usize) {
+        let metrics = &self.shared.metrics;
+        let socket = &self.socket;
+        let s = &mut self.sessions[i];
+        let (kind, id) = (s.kind, &s.id);
+        let Link::Rtc(link) = &mut s.link else {
+            return;
+        };
+        let mut newly_connected = false;
+        loop {
+            match link.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    s.deadline = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if link.remote.is_none() {
+                        link.remote = Some(t.destination);
+                    }
+                    match socket.try_send_to(&t.contents, t.destination) {
+                        Ok(_) => metrics.packets_out.fetch_add(1, Relaxed),
+                        Err(_) => metrics.send_drops.fetch_add(1, Relaxed),
+                    };
+                }
+                Ok(Output::Event(RtcEvent::Connected)) => {
+                    s.connected = true;
+                    newly_connected = true;
+                    match kind {
+                        Kind::Publish => metrics.publishers.fetch_add(1, Relaxed),
+                        Kind::Listen => metrics.listeners.fetch_add(1, Relaxed),
+                    };
+                }
+                Ok(Output::Event(e)) => link.on_event(e, kind),
+                Err(e) => {
+                    tracing::debug!("session {id}: {e}");
+                    link.rtc.disconnect();
+                    s.deadline = Instant::now();
+                    break;
+                }
+            }
+        }
+        if s.connected && kind == Kind::Listen {
+            link.learn_payload_type();
+        }
+        if newly_connected && kind == Kind::Listen {
+            self.announce_listening();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(n: f32) -> Vec<f32> {
+        vec![n; STEREO_FRAME]
+    }
+
+    #[test]
+    fn a_local_program_starts_with_a_block_in_hand_and_recovers_from_late_and_piled_up_blocks() {
+        let (mut tx, ring) = rtrb::RingBuffer::new(10 * STEREO_FRAME);
+        let mut program = ProgramIn {
+            ring,
+            flowing: false,
+        };
+        let mut pcm = vec![0.0; STEREO_FRAME];
+        // One block is not enough to start on.
+        let _ = tx.push_partial_slice(&block(1.0));
+        assert!(!program.pull(&mut pcm));
+        // Two are: blocks come out whole and in order, one per tick.
+        let _ = tx.push_partial_slice(&block(2.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 1.0));
+        let _ = tx.push_partial_slice(&block(3.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 2.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 3.0));
+        // A late block: nothing this tick, and two in hand again before the next.
+        assert!(!program.pull(&mut pcm));
+        let _ = tx.push_partial_slice(&block(4.0));
+        assert!(!program.pull(&mut pcm));
+        let _ = tx.push_partial_slice(&block(5.0));
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 4.0));
+        // Blocks piled up behind a stalled tick: the oldest go, two stay in hand.
+        for n in 6..=10 {
+            let _ = tx.push_partial_slice(&block(n as f32));
+        }
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 9.0), "{}", pcm[0]);
+        assert!(program.pull(&mut pcm));
+        assert!(pcm.iter().all(|&x| x == 10.0));
+    }
+}
