@@ -1,41 +1,23 @@
 //! `booth host --headless` end to end with file sources paced in real time: the recording holds
 //! the game tone, ducked while the voice plays, and the voice.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::{
-    booth, channel, ffmpeg_decode, have_tool, pink_noise, rms_of, run, speech, steady_tone_db,
-    tempdir, to_db, tone_db, write_wav,
+    Ears, GAME_TONE, OwnSoundServer, Process, PulseModule, VOICE_TONE, booth, channel,
+    ffmpeg_decode, have_tool, loudest_tone_db, pink_noise, rms_of, run, sound_lock, sound_server,
+    speech, steady_tone_db, tempdir, to_db, tone_db, tone_levels, write_wav, zero_crossing_hz,
 };
 
-/// Writes a stereo game tone of `seconds` at `rate`, 0.5 amplitude on both sides.
-fn write_game_tone(path: &std::path::Path, seconds: usize, rate: u32, freq: f32) {
-    let tone: Vec<f32> = (0..rate as usize * seconds)
-        .flat_map(|n| {
-            let x = 0.5 * (2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32).sin();
-            [x, x]
-        })
-        .collect();
-    write_wav(path, &tone, 2, rate);
+/// Writes a mono 48 kHz "guest" of `seconds`: the voice stand-in from 1.5 s to 3 s.
+fn write_guest(path: &Path, seconds: f32) {
+    write_guest_at(path, seconds, 1.5..3.0);
 }
 
-/// Writes a mono 48 kHz "guest" of `seconds`: a 1 kHz voice stand-in from 1.5 s to 3 s.
-fn write_guest(path: &std::path::Path, seconds: usize) {
-    write_guest_at(path, seconds, 72_000..144_000);
-}
-
-/// The same guest, speaking over the samples `at` (48 kHz).
-fn write_guest_at(path: &std::path::Path, seconds: usize, at: std::ops::Range<usize>) {
-    let guest: Vec<f32> = (0..48_000 * seconds)
-        .map(|n| {
-            if at.contains(&n) {
-                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 48_000.0).sin()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    write_wav(path, &guest, 1, 48_000);
+/// The same guest, speaking over `at` (seconds).
+fn write_guest_at(path: &Path, seconds: f32, at: std::ops::Range<f32>) {
+    VOICE_TONE.write_while(path, seconds, 48_000, 1, |t| at.contains(&t));
 }
 
 #[test]
@@ -45,20 +27,10 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
     }
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 6, 44_100, 440.0);
+    GAME_TONE.write(&game, 6.0, 44_100, 2);
     // Voice: silence 0-1 s, a 1 kHz burst 1-2 s, silence 2-3 s, a burst 3-4 s.
     let mic = dir.path().join("mic.wav");
-    let bursts: Vec<f32> = (0..16_000 * 4)
-        .map(|n| {
-            let on = (n / 16_000) % 2 == 1;
-            if on {
-                0.4 * (2.0 * std::f32::consts::PI * 1000.0 * n as f32 / 16_000.0).sin()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    write_wav(&mic, &bursts, 1, 16_000);
+    VOICE_TONE.write_while(&mic, 4.0, 16_000, 1, |t| t as u32 % 2 == 1);
     let out = dir.path().join("live.ogg");
     let o = run(Command::new(booth())
         .args([
@@ -115,31 +87,9 @@ fn live_program_from_paced_files_is_ducked_and_recorded() {
     assert!(to_db(rms_of(before)) > -12.0);
 }
 
-/// A child process killed when the test ends, passing or not, unless waited for.
-struct Child(Option<std::process::Child>);
-
-impl Child {
-    /// Waits for it to exit by itself and collects its output.
-    fn finish(mut self) -> std::process::Output {
-        self.0
-            .take()
-            .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("wait: {e}")))
-            .unwrap_or_else(|| panic!("already finished"))
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// `booth host --headless --offline --seconds SECONDS --record OUT` (and `more`), its output
 /// piped: a host recording the live program from the sound server's devices.
-fn recording_host(seconds: u32, out: &std::path::Path, more: &[&str]) -> Command {
+fn recording_host(seconds: u32, out: &Path, more: &[&str]) -> Command {
     let mut cmd = Command::new(booth());
     cmd.args(["host", "--headless", "--offline", "--seconds"])
         .arg(seconds.to_string())
@@ -149,14 +99,6 @@ fn recording_host(seconds: u32, out: &std::path::Path, more: &[&str]) -> Command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     cmd
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    Child(Some(
-        cmd.stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
-    ))
 }
 
 /// Energy above 1.5 kHz per 100 ms window, dB: the voice, with the 440 Hz game tone filtered out.
@@ -248,13 +190,13 @@ fn noise_suppression_rests_while_the_host_listens_and_wakes_for_the_voice() {
 
 #[test]
 fn live_program_from_real_devices_ducks_the_game_under_the_words() {
-    if !crate::devices::sound_server() || !have_tool("espeak-ng") || !have_tool("paplay") {
+    if !sound_server() || !have_tool("espeak-ng") || !have_tool("paplay") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let tone = dir.path().join("tone.wav");
-    write_game_tone(&tone, 9, 48_000, 440.0);
+    GAME_TONE.write(&tone, 9.0, 48_000, 2);
     let words = dir.path().join("words.wav");
     run(Command::new("espeak-ng")
         .args(["-s", "150", "-w"])
@@ -263,9 +205,9 @@ fn live_program_from_real_devices_ducks_the_game_under_the_words() {
     let out = dir.path().join("live.ogg");
 
     // The game plays all along; booth starts; the words come after two seconds.
-    let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
+    let _game = Process::spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let booth_run = spawn(&mut recording_host(7, &out, &["--duck-depth", "12"]));
+    let booth_run = Process::spawn(&mut recording_host(7, &out, &["--duck-depth", "12"]));
     std::thread::sleep(std::time::Duration::from_millis(2_500));
     run(Command::new("paplay")
         .args(["--device=mic_feed"])
@@ -318,13 +260,13 @@ fn live_program_from_real_devices_ducks_the_game_under_the_words() {
 
 #[test]
 fn losing_the_mic_leaves_the_program_running_and_it_comes_back() {
-    if !crate::devices::sound_server() || !have_tool("pactl") {
+    if !sound_server() || !have_tool("pactl") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let out = dir.path().join("live.ogg");
-    let booth_run = spawn(&mut recording_host(8, &out, &[]));
+    let booth_run = Process::spawn(&mut recording_host(8, &out, &[]));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     // Unplug the microphone: unload the module that makes the `mic` source.
     let modules = run(Command::new("pactl").args(["list", "short", "modules"]));
@@ -389,22 +331,21 @@ impl Drop for Frozen {
 /// for the gap as latency, and drained it by playing the game 0.5% sharp for half a minute.)
 #[test]
 fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
-    use crate::devices::zero_crossing_hz;
-    if !crate::devices::sound_server() || !have_tool("paplay") {
+    if !sound_server() || !have_tool("paplay") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let runtime = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| panic!("XDG_RUNTIME_DIR"));
-    let server = std::fs::read_to_string(std::path::Path::new(&runtime).join("pulse/pid"))
+    let server = std::fs::read_to_string(Path::new(&runtime).join("pulse/pid"))
         .unwrap_or_else(|e| panic!("the test sound server's pid: {e}"));
     let server = server.trim();
     let dir = tempdir();
     let tone = dir.path().join("tone.wav");
-    write_game_tone(&tone, 12, 48_000, 440.0);
+    GAME_TONE.write(&tone, 12.0, 48_000, 2);
     let out = dir.path().join("live.ogg");
-    let _game = spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
+    let _game = Process::spawn(Command::new("paplay").args(["--device=game"]).arg(&tone));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let booth_run = spawn(&mut recording_host(9, &out, &[]));
+    let booth_run = Process::spawn(&mut recording_host(9, &out, &[]));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     {
         let _frozen = Frozen::freeze(server);
@@ -452,91 +393,10 @@ fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
 }
 
 /// A 12 s game tone (440 Hz) in `dir`, for the tests on a server of their own.
-fn game_tone(dir: &std::path::Path) -> std::path::PathBuf {
+fn game_tone(dir: &Path) -> PathBuf {
     let tone = dir.join("game.wav");
-    write_game_tone(&tone, 12, 48_000, 440.0);
+    GAME_TONE.write(&tone, 12.0, 48_000, 2);
     tone
-}
-
-/// A sound server of a test's own (`tests/sound-server.sh` in a directory of its own), for a
-/// test that stops and restarts it: the shared one stays up for every other test. Stopped,
-/// with its keep-alive players, when dropped.
-pub(crate) struct OwnSoundServer {
-    dir: tempfile::TempDir,
-}
-
-impl OwnSoundServer {
-    pub(crate) fn start() -> Self {
-        let server = Self { dir: tempdir() };
-        server.up();
-        server
-    }
-
-    /// `cmd` as a client of this server (PulseAudio clients, and ALSA's pulse plugin).
-    pub(crate) fn client<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        let dir = self.dir.path();
-        cmd.env("SOUND_DIR", dir)
-            .env("XDG_RUNTIME_DIR", dir.join("run"))
-            .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env(
-                "PULSE_SERVER",
-                format!("unix:{}", dir.join("pulse.sock").display()),
-            )
-            .env("PULSE_COOKIE", dir.join("cookie"))
-    }
-
-    /// Makes this process a client of this server (what `client` gives a command), for code
-    /// that runs in the test itself. Only for a test in a process of its own (nextest runs
-    /// each so); the caller checks.
-    #[allow(unsafe_code)]
-    pub(crate) fn serve_this_process(&self) {
-        let mut cmd = Command::new("true");
-        self.client(&mut cmd);
-        for (key, value) in cmd.get_envs() {
-            // SAFETY: set before the code under test starts a thread that reads the
-            // environment, in a process that runs this one test (nextest); no other thread
-            // of the test harness reads it meanwhile.
-            unsafe {
-                match value {
-                    Some(v) => std::env::set_var(key, v),
-                    None => std::env::remove_var(key),
-                }
-            }
-        }
-    }
-
-    /// Runs `tests/sound-server.sh`: sourced to start (as its users do), run to stop.
-    fn script(&self, stop: bool) -> bool {
-        let mut cmd = Command::new("sh");
-        if stop {
-            cmd.args(["tests/sound-server.sh", "stop"]);
-        } else {
-            cmd.args(["-c", ". tests/sound-server.sh"]);
-        }
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(std::process::Stdio::null());
-        self.client(&mut cmd).status().is_ok_and(|s| s.success())
-    }
-
-    /// `paplay ARGS FILE` on this server.
-    fn play(&self, file: &std::path::Path, args: &[&str]) -> Child {
-        spawn(self.client(Command::new("paplay").args(args).arg(file)))
-    }
-
-    fn up(&self) {
-        assert!(self.script(false), "tests/sound-server.sh did not start");
-    }
-
-    /// Stops the server as a crash or a restart of the desktop's sound server would.
-    fn down(&self) {
-        run(self.client(Command::new("pulseaudio").arg("--kill")));
-    }
-}
-
-impl Drop for OwnSoundServer {
-    fn drop(&mut self) {
-        self.script(true);
-    }
 }
 
 /// The desktop's sound server restarts under a live host (it crashed, or PipeWire was
@@ -546,7 +406,7 @@ impl Drop for OwnSoundServer {
 /// woke JACK, which filled the terminal with its errors).
 #[test]
 fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
-    if !crate::devices::sound_server() || !have_tool("paplay") || !have_tool("pulseaudio") {
+    if !sound_server() || !have_tool("paplay") || !have_tool("pulseaudio") {
         return;
     }
     let server = OwnSoundServer::start();
@@ -556,7 +416,7 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     let _game = play();
     let out = dir.path().join("live.ogg");
     let devices = ["--game-device", "game.monitor", "--mic-device", "mic"];
-    let booth_run = spawn(server.client(&mut recording_host(10, &out, &devices)));
+    let booth_run = Process::spawn(server.client(&mut recording_host(10, &out, &devices)));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     server.down();
     std::thread::sleep(std::time::Duration::from_millis(2_500));
@@ -590,7 +450,7 @@ fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
 #[test]
 fn a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa() {
     use std::time::{Duration, Instant};
-    let wait_for = |file: &std::path::Path| {
+    let wait_for = |file: &Path| {
         let since = Instant::now();
         while !file.exists() {
             assert!(since.elapsed() < Duration::from_secs(20), "{file:?}");
@@ -598,7 +458,7 @@ fn a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa() {
         }
     };
     if let Some(dir) = std::env::var_os("BOOTH_LISTING_CHILD") {
-        let dir = std::path::PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
         for step in ["up", "down", "back"] {
             wait_for(&dir.join(step));
             match booth::audio::list_devices() {
@@ -615,12 +475,12 @@ fn a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa() {
         }
         return;
     }
-    if !crate::devices::sound_server() || !have_tool("pulseaudio") {
+    if !sound_server() || !have_tool("pulseaudio") {
         return;
     }
     let server = OwnSoundServer::start();
     let steps = tempdir();
-    let child = spawn(
+    let child = Process::spawn(
         server
             .client(&mut Command::new(std::env::current_exe().unwrap()))
             .args([
@@ -672,7 +532,7 @@ fn a_device_list_while_the_sound_server_restarts_waits_for_it_not_for_alsa() {
 /// the shared one's defaults stay as the other tests expect them.
 #[test]
 fn the_game_audio_follows_the_default_output_when_the_user_switches_it() {
-    if !crate::devices::sound_server() || !have_tool("paplay") || !have_tool("pactl") {
+    if !sound_server() || !have_tool("paplay") || !have_tool("pactl") {
         return;
     }
     let server = OwnSoundServer::start();
@@ -681,7 +541,7 @@ fn the_game_audio_follows_the_default_output_when_the_user_switches_it() {
     let _game = server.play(&game_tone(dir.path()), &[]);
     let out = dir.path().join("live.ogg");
     // No --game-device: the monitor of the default output (`game`).
-    let booth_run = spawn(server.client(&mut recording_host(8, &out, &[])));
+    let booth_run = Process::spawn(server.client(&mut recording_host(8, &out, &[])));
     std::thread::sleep(std::time::Duration::from_millis(3_000));
     run(server.client(Command::new("pactl").args(["set-default-sink", "phones"])));
     let output = booth_run.finish();
@@ -711,9 +571,9 @@ fn the_game_audio_follows_the_default_output_when_the_user_switches_it() {
 fn a_recording_named_other_than_ogg_is_refused_and_nothing_is_written() {
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 1, 48_000, 440.0);
+    GAME_TONE.write(&game, 1.0, 48_000, 2);
     let voice = dir.path().join("voice.wav");
-    write_guest(&voice, 1);
+    write_guest(&voice, 1.0);
     let out = dir.path().join("live.wav");
     let o = Command::new(booth())
         .args(["host", "--headless", "--offline", "--seconds", "1"])
@@ -734,7 +594,7 @@ fn a_recording_named_other_than_ogg_is_refused_and_nothing_is_written() {
 
 #[test]
 fn an_unknown_device_is_an_error_that_lists_the_real_ones() {
-    if !crate::devices::sound_server() {
+    if !sound_server() {
         return;
     }
     let o = Command::new(booth())
@@ -763,9 +623,9 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
     use booth::engine::{self, EngineConfig, Inputs, PacedFile};
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 5, 48_000, 440.0);
+    GAME_TONE.write(&game, 5.0, 48_000, 2);
     let remote = dir.path().join("remote.wav");
-    write_guest(&remote, 5);
+    write_guest(&remote, 5.0);
     let (_g, game_ring) = PacedFile::start(&game, 2).unwrap();
     let (_r, remote_ring) = PacedFile::start(&remote, 1).unwrap();
     let (tx, rx) = std::sync::mpsc::sync_channel(1_000);
@@ -815,16 +675,16 @@ fn remote_voices_duck_the_game_without_entering_the_program() {
 
 #[test]
 fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
-    if !crate::devices::sound_server() || !have_tool("parec") {
+    if !sound_server() || !have_tool("parec") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 6, 48_000, 440.0);
+    GAME_TONE.write(&game, 6.0, 48_000, 2);
     let remote = dir.path().join("guest.wav");
-    write_guest(&remote, 6);
-    let phones = crate::devices::Ears::on("phones", &dir.path().join("phones.raw"));
+    write_guest(&remote, 6.0);
+    let phones = Ears::on("phones", &dir.path().join("phones.raw"));
     let out = dir.path().join("live.ogg");
     let o = run(Command::new(booth())
         .args([
@@ -846,20 +706,14 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
     assert!(o.status.success());
 
     // The headset heard the guest.
-    let loudest = samples
-        .chunks(4_800)
-        .map(|w| tone_db(w, 1000.0))
-        .fold(f32::MIN, f32::max);
+    let loudest = loudest_tone_db(&samples, 1000.0);
     assert!(
         loudest > -16.0,
         "the guest was not heard on the headset ({loudest:.1} dB)"
     );
     // Whole, with no hole: from the guest's first 5 ms on the headset to its last, every 5 ms
     // holds it within 6 dB (a period the output ran dry would be a gap of silence).
-    let levels: Vec<f32> = samples
-        .chunks_exact(240)
-        .map(|w| tone_db(w, 1000.0))
-        .collect();
+    let levels: Vec<f32> = tone_levels(&samples, 1000.0, 240);
     let heard_at: Vec<usize> = (0..levels.len())
         .filter(|&i| levels[i] > loudest - 6.0)
         .collect();
@@ -896,44 +750,36 @@ fn the_host_hears_the_room_on_the_headset_and_the_guests_duck_the_game() {
 
 #[test]
 fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back() {
-    if !crate::devices::sound_server() || !have_tool("pactl") {
+    if !sound_server() || !have_tool("pactl") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let game = dir.path().join("game.wav");
-    write_game_tone(&game, 11, 48_000, 440.0);
+    GAME_TONE.write(&game, 11.0, 48_000, 2);
     // The guest speaks from 7 s to 10 s: after the headset is back.
     let remote = dir.path().join("guest.wav");
-    write_guest_at(&remote, 11, 7 * 48_000..10 * 48_000);
+    write_guest_at(&remote, 11.0, 7.0..10.0);
     let sink = format!("booth_headset_{}", std::process::id());
-    let load = || {
-        crate::devices::PulseModule::load(&[
-            "module-null-sink",
-            &format!("sink_name={sink}"),
-            "rate=48000",
-        ])
-    };
-    let mut headset = load();
-    let host = Command::new(booth())
-        .args(["host", "--headless", "--offline", "--seconds", "10"])
-        .args(["--monitor-device", &sink])
-        .arg("--game-file")
-        .arg(&game)
-        .arg("--remote-file")
-        .arg(&remote)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut headset = PulseModule::null_sink(&sink, 48_000);
+    let host = Process::spawn(
+        Command::new(booth())
+            .args(["host", "--headless", "--offline", "--seconds", "10"])
+            .args(["--monitor-device", &sink])
+            .arg("--game-file")
+            .arg(&game)
+            .arg("--remote-file")
+            .arg(&remote)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
     std::thread::sleep(std::time::Duration::from_secs(2));
     // The headset is unplugged, and plugged in again.
     headset.unload();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let _back = load();
-    let headset_ears = crate::devices::Ears::on(&sink, &dir.path().join("headset.raw"));
-    let o = host.wait_with_output().unwrap();
+    let _back = PulseModule::null_sink(&sink, 48_000);
+    let headset_ears = Ears::on(&sink, &dir.path().join("headset.raw"));
+    let o = host.finish();
     let samples = headset_ears.heard();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -947,10 +793,7 @@ fn a_monitor_output_that_goes_away_is_said_and_played_to_again_when_it_is_back()
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("frames     500 "), "{out}");
     // And the guest who spoke after the headset came back was heard on it.
-    let loudest = samples
-        .chunks(4_800)
-        .map(|w| tone_db(w, 1000.0))
-        .fold(f32::MIN, f32::max);
+    let loudest = loudest_tone_db(&samples, 1000.0);
     assert!(
         loudest > -16.0,
         "the guest was not heard on the headset once it was back ({loudest:.1} dB, {} s \

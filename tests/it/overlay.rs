@@ -12,6 +12,11 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+use crate::support::{
+    BoothProcess, OwnSoundServer, PulseModule, booth, ffmpeg_decode, have_tool, http_get, play,
+    run, sound_lock, sound_server, sox_tone, speech, zero_crossing_hz,
+};
+
 fn demo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets/demo")
@@ -91,7 +96,7 @@ fn go_live(h: &mut Harness<'_, Window>) -> booth::live::LiveRoom {
 }
 
 fn get_json(url: &str) -> serde_json::Value {
-    serde_json::from_str(&crate::support::http_get(url)).unwrap()
+    serde_json::from_str(&http_get(url)).unwrap()
 }
 
 #[test]
@@ -325,17 +330,12 @@ fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
 
 #[test]
 fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
-    use crate::devices::{PulseModule, sound_server};
     if !sound_server() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let sink = format!("booth_overlay_mic_{}", std::process::id());
-    let mut module = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=48000",
-    ]);
+    let mut module = PulseModule::null_sink(&sink, 48_000);
     let path = dir.path().join("settings.toml");
     Settings {
         bind: "127.0.0.1:0".into(),
@@ -359,11 +359,7 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
     let frames = h.state().overlay.meters().unwrap().frames;
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.state().overlay.meters().unwrap().frames > frames);
-    let _back = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=48000",
-    ]);
+    let _back = PulseModule::null_sink(&sink, 48_000);
     wait_for(&mut h, "the microphone back", |w| {
         w.overlay.mic_input.lost.is_none()
     });
@@ -376,10 +372,7 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
 /// default is the whole server's.
 #[test]
 fn the_window_says_the_game_audio_follows_a_new_default_output() {
-    if !crate::devices::sound_server()
-        || !crate::support::have_tool("pactl")
-        || !crate::support::have_tool("pulseaudio")
-    {
+    if !sound_server() || !have_tool("pactl") || !have_tool("pulseaudio") {
         return;
     }
     // The window reads its sound server from the environment of this process.
@@ -387,7 +380,7 @@ fn the_window_says_the_game_audio_follows_a_new_default_output() {
         eprintln!("skipping: needs a process of its own (cargo nextest run)");
         return;
     }
-    let server = crate::host::OwnSoundServer::start();
+    let server = OwnSoundServer::start();
     server.serve_this_process();
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(launch(dir.path(), false));
@@ -404,9 +397,7 @@ fn the_window_says_the_game_audio_follows_a_new_default_output() {
         "the game on the default output's monitor",
         game_on("Monitor of Game"),
     );
-    crate::support::run(
-        server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])),
-    );
+    run(server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])));
     wait_for(
         &mut h,
         "the game following the new default",
@@ -434,51 +425,34 @@ fn display() -> bool {
 
 /// The real `booth` window, as a user starts it.
 struct RealWindow {
-    _child: crate::devices::KillOnDrop,
+    _booth: BoothProcess,
     link: String,
 }
 
 impl RealWindow {
     fn start(dir: &Path, settings: &Settings) -> Self {
-        use std::io::BufRead;
         let path = dir.join("settings.toml");
         settings.save(&path).unwrap();
-        let mut child = std::process::Command::new(crate::support::booth())
-            .arg("--settings")
-            .arg(&path)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .arg("--go-live")
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let child = crate::devices::KillOnDrop(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(link) = line.strip_prefix("listen: ") {
-                    let _ = tx.send(link.to_owned());
-                }
-            }
-        });
-        let link = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the overlay never went live (no `listen:` line)");
+        let booth = BoothProcess::start(
+            std::process::Command::new(booth())
+                .arg("--settings")
+                .arg(&path)
+                .arg("--data")
+                .arg(dir.join("data"))
+                .arg("--go-live")
+                .env("LIBGL_ALWAYS_SOFTWARE", "1"),
+        );
+        // Going live is what the window prints its listener link for.
+        let link = booth.line("listen: ", Duration::from_secs(60));
         Self {
-            _child: child,
+            _booth: booth,
             link,
         }
     }
 
     /// The window's place on the screen, from xwininfo.
     fn geometry(&self) -> (i32, i32, u32, u32) {
-        let out =
-            crate::support::run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
+        let out = run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> i64 {
             text.lines()
@@ -501,15 +475,13 @@ impl RealWindow {
         std::fs::create_dir_all(&dir).unwrap();
         let png = dir.join(name);
         let display = std::env::var("DISPLAY").unwrap();
-        crate::support::run(
-            std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "x11grab", "-video_size"])
-                .arg(format!("{}x{}", w + 24, h + 24))
-                .arg("-i")
-                .arg(format!("{display}+{},{}", (x - 12).max(0), (y - 12).max(0)))
-                .args(["-frames:v", "1"])
-                .arg(&png),
-        );
+        run(std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "x11grab", "-video_size"])
+            .arg(format!("{}x{}", w + 24, h + 24))
+            .arg("-i")
+            .arg(format!("{display}+{},{}", (x - 12).max(0), (y - 12).max(0)))
+            .args(["-frames:v", "1"])
+            .arg(&png));
         png
     }
 }
@@ -537,7 +509,6 @@ fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: 
 
 #[test]
 fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_it() {
-    use crate::devices::{play, sound_lock, sound_server, sox_tone, zero_crossing_hz};
     if !display() || !sound_server() {
         return;
     }
@@ -564,13 +535,13 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
 
     // A listener hears the game's tone through the room.
     let out = dir.path().join("heard.ogg");
-    let status = std::process::Command::new(crate::support::booth())
+    let status = std::process::Command::new(booth())
         .args(["listen", &window.link, "--seconds", "4", "--out"])
         .arg(&out)
         .status()
         .unwrap();
     assert!(status.success());
-    let heard = crate::support::ffmpeg_decode(&out);
+    let heard = ffmpeg_decode(&out);
     let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
     let hz = zero_crossing_hz(&left, 48_000.0);
     assert!(
@@ -590,7 +561,7 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     assert!(!host_muted());
     audience_member(&rt, &window.link, "Ada", Some("🔥"));
     audience_member(&rt, &window.link, "Bo", Some("👏"));
-    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !host_muted() {
         assert!(
@@ -599,9 +570,9 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
     // The host talks over the game for the pictures: the speaking light, the ducked game.
-    crate::support::speech(
+    speech(
         dir.path(),
         "words",
         "Welcome back to the raid review. Tonight we look at the new boss fight.",
@@ -613,7 +584,7 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
     // The Audio tab, clicked with the mouse: meters, faders, ducking.
     let (x, y, _, _) = window.geometry();
-    crate::support::run(std::process::Command::new("xdotool").args([
+    run(std::process::Command::new("xdotool").args([
         "mousemove",
         &(x + 94).to_string(),
         &(y + 67).to_string(),
@@ -666,7 +637,7 @@ fn an_unreachable_room_server_is_a_message_and_the_audio_goes_on() {
 
 #[test]
 fn with_no_display_booth_says_so_and_points_to_the_headless_host() {
-    let out = std::process::Command::new(crate::support::booth())
+    let out = std::process::Command::new(booth())
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .output()

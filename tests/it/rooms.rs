@@ -1,7 +1,6 @@
 //! The room server end to end, with real processes on loopback: `booth serve`, `booth host
 //! --headless` publishing by WHIP, `booth listen` clients by WHEP, and the WebSocket room channel.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,112 +9,15 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{booth, channel, read_wav, tempdir, tone_db, write_wav};
-
-/// A child process killed when the test ends, unless waited for.
-pub struct Proc {
-    child: Option<std::process::Child>,
-    pub lines: std::sync::mpsc::Receiver<String>,
-    pub err: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Proc {
-    pub fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(booth())
-            .args(args)
-            .env("BOOTH_LOG", "booth=debug,warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start booth {args:?}: {e}"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let errs = std::sync::Arc::clone(&err);
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut e = errs.lock().unwrap();
-                e.push_str(&line);
-                e.push('\n');
-            }
-        });
-        Self {
-            child: Some(child),
-            lines: rx,
-            err,
-        }
-    }
-
-    /// The first stdout line starting with `prefix`, without it.
-    pub fn line(&self, prefix: &str, within: Duration) -> String {
-        let end = Instant::now() + within;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    if let Some(rest) = l.strip_prefix(prefix) {
-                        return rest.trim().to_owned();
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no '{prefix}' line within {within:?}; stderr:\n{}",
-            self.err.lock().unwrap()
-        );
-    }
-
-    /// Waits for the exit; panics on failure with its stderr.
-    pub fn wait_ok(mut self, within: Duration) -> String {
-        let mut child = self.child.take().unwrap();
-        let end = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                let err = self.err.lock().unwrap().clone();
-                assert!(status.success(), "booth failed ({status}):\n{err}");
-                return err;
-            }
-            if Instant::now() > end {
-                let _ = child.kill();
-                panic!(
-                    "booth did not finish within {within:?}:\n{}",
-                    self.err.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn stderr(&self) -> String {
-        self.err.lock().unwrap().clone()
-    }
-
-    /// The process id (0 once waited for).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, std::process::Child::id)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
+use crate::support::{
+    BoothProcess, Ears, GAME_TONE, Process, Tone, VOICE_TONE, channel, have_tool, loudest_tone_db,
+    median, metric, opus_pre_skip, read_wav, sine_fit, sound_lock, sound_server, tempdir,
+    thread_wakeups, tone_db, tone_levels, write_silence,
+};
 
 /// A room server on a free port; its base URL.
-pub fn serve(data: &Path) -> (Proc, String) {
-    let p = Proc::spawn(&[
+pub fn serve(data: &Path) -> (BoothProcess, String) {
+    let p = BoothProcess::spawn(&[
         "serve",
         "--bind",
         "127.0.0.1:0",
@@ -136,29 +38,6 @@ pub fn tone_track(path: &Path, freq: f32) -> Vec<f32> {
     left.chunks(4_800).map(|w| tone_db(w, freq)).collect()
 }
 
-fn write_tone(
-    path: &Path,
-    seconds: f32,
-    freq: f32,
-    amp: f32,
-    channels: u16,
-    on: &dyn Fn(f32) -> bool,
-) {
-    let n = (48_000.0 * seconds) as usize;
-    let samples: Vec<f32> = (0..n)
-        .flat_map(|i| {
-            let t = i as f32 / 48_000.0;
-            let x = if on(t) {
-                amp * (2.0 * std::f32::consts::PI * freq * t).sin()
-            } else {
-                0.0
-            };
-            std::iter::repeat_n(x, channels as usize)
-        })
-        .collect();
-    write_wav(path, &samples, channels, 48_000);
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -168,7 +47,7 @@ fn unix_ms() -> u64 {
 
 /// `booth host --headless` for `seconds` on a game file and a mic file, its voice unprocessed
 /// (no noise suppression, no gate) so levels in the room match the files; `room` says where.
-fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: f32) -> Proc {
+fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: f32) -> BoothProcess {
     let seconds = seconds.to_string();
     let mut args = vec!["host", "--headless"];
     args.extend_from_slice(room);
@@ -183,7 +62,7 @@ fn host_from_files(room: &[&str], game: &Path, mic: &Path, seconds: f32) -> Proc
         "--seconds",
         &seconds,
     ]);
-    Proc::spawn(&args)
+    BoothProcess::spawn(&args)
 }
 
 /// A speaker in `room` on `url`: `booth host --headless` with the speaker's `token`, its game
@@ -195,7 +74,7 @@ fn speaker_from_files(
     silence: &Path,
     voice: &Path,
     seconds: f32,
-) -> Proc {
+) -> BoothProcess {
     host_from_files(
         &["--server", url, "--room", room, "--token", token],
         silence,
@@ -229,8 +108,8 @@ async fn brought_on_stage(url: &str, room: &str, host_token: &str) -> (Ws, Strin
 fn game_and_bursts(dir: &Path, seconds: f32) -> (PathBuf, PathBuf) {
     let game = dir.join("game.wav");
     let mic = dir.join("mic.wav");
-    write_tone(&game, seconds, 440.0, 0.5, 2, &|_| true);
-    write_tone(&mic, seconds, 1000.0, 0.4, 1, &|t| {
+    GAME_TONE.write(&game, seconds, 48_000, 2);
+    VOICE_TONE.write_while(&mic, seconds, 48_000, 1, |t| {
         let start = 4.0 * (t / 4.0).floor();
         start >= 4.0 && start + 4.5 <= seconds && t < start + 1.5
     });
@@ -256,12 +135,12 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
     // The host alone on stage hears only its mix-minus: no program is encoded for an audience
     // that is not there yet.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(crate::support::metric(&url, "program_frames_total"), 0);
+    assert_eq!(metric(&url, "program_frames_total"), 0);
     let outs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("listener{i}.wav"))).collect();
-    let listeners: Vec<Proc> = outs
+    let listeners: Vec<BoothProcess> = outs
         .iter()
         .map(|o| {
-            Proc::spawn(&[
+            BoothProcess::spawn(&[
                 "listen",
                 &link,
                 "--out",
@@ -273,7 +152,7 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
         .collect();
     std::thread::sleep(Duration::from_secs(6));
     let late_out = d.join("late.wav");
-    let late = Proc::spawn(&[
+    let late = BoothProcess::spawn(&[
         "listen",
         &link,
         "--out",
@@ -286,7 +165,7 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
     }
     let late_err = late.wait_ok(Duration::from_secs(30));
     // Encoded once for all three (and the late one), once per 20 ms while they listened.
-    let encoded = crate::support::metric(&url, "program_frames_total");
+    let encoded = metric(&url, "program_frames_total");
     assert!(
         (450..=700).contains(&encoded),
         "{encoded} program frames for 11 s of listening"
@@ -317,11 +196,6 @@ fn three_listeners_hear_the_ducked_program_and_a_late_one_within_a_second() {
             "{}: inside {inside:?} clear {clear:?}",
             out.display()
         );
-        let median = |v: &[f32]| {
-            let mut v = v.to_vec();
-            v.sort_by(f32::total_cmp);
-            v[v.len() / 2]
-        };
         let (ducked, open) = (median(&inside), median(&clear));
         assert!(
             open > -12.0,
@@ -367,12 +241,12 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
     std::thread::sleep(Duration::from_secs(1));
     // The host publishes, and hears the room, with no packet on the network: its frames go
     // straight to the room's task (over WHIP they would be 50 packets a second).
-    assert_eq!(crate::support::metric(&url, "publishers"), 1);
-    let before = crate::support::metric(&url, "packets_in_total");
-    let wakeups = || crate::support::thread_wakeups(host.pid(), "booth-live").unwrap_or(0);
+    assert_eq!(metric(&url, "publishers"), 1);
+    let before = metric(&url, "packets_in_total");
+    let wakeups = || thread_wakeups(host.pid(), "booth-live").unwrap_or(0);
     let woken = wakeups();
     std::thread::sleep(Duration::from_secs(2));
-    let packets_in = crate::support::metric(&url, "packets_in_total") - before;
+    let packets_in = metric(&url, "packets_in_total") - before;
     assert!(
         packets_in <= 2,
         "{packets_in} packets came in over 2 s with only the host in the room"
@@ -386,10 +260,10 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
         "the host's network thread woke {per_second} times a second, alone in its room"
     );
     // Alone on stage the host hears nothing, and nothing is encoded for it.
-    assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
+    assert_eq!(metric(&url, "minus_frames_total"), 0);
     // And the audience hears it over WebRTC.
     let out = d.join("listener.wav");
-    Proc::spawn(&[
+    BoothProcess::spawn(&[
         "listen",
         &link,
         "--out",
@@ -416,7 +290,7 @@ fn a_host_with_its_own_server_publishes_into_it_directly_and_is_heard_over_webrt
         "the game dips where nobody speaks: {clear:?} (all: {game:?})"
     );
     // Nor while the audience listened: the host never hears the program (its own voice).
-    assert_eq!(crate::support::metric(&url, "minus_frames_total"), 0);
+    assert_eq!(metric(&url, "minus_frames_total"), 0);
     host.wait_ok(Duration::from_secs(30));
 }
 
@@ -500,11 +374,15 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
     let game = d.join("game.wav");
     let silence = d.join("silence.wav");
     let voice = d.join("voice.wav");
-    write_tone(&game, 40.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&silence, 40.0, 0.0, 0.0, 1, &|_| false);
-    write_tone(&voice, 40.0, 700.0, 0.4, 1, &|_| true);
+    GAME_TONE.write(&game, 40.0, 48_000, 2);
+    write_silence(&silence, 40.0, 1);
+    Tone {
+        freq: 700.0,
+        amp: 0.4,
+    }
+    .write(&voice, 40.0, 48_000, 1);
     let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--server",
@@ -522,7 +400,7 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
     let room = host.line("room:   ", Duration::from_secs(5));
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let heard = d.join("listener.wav");
-    let listener = Proc::spawn(&[
+    let listener = BoothProcess::spawn(&[
         "listen",
         &link,
         "--out",
@@ -552,7 +430,7 @@ fn a_raised_hand_goes_on_stage_is_heard_muted_unmuted_and_removed() {
     let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, 30.0);
     speaker.line("listen: ", Duration::from_secs(20));
     let minus = d.join("minus.wav");
-    let minus_listener = Proc::spawn(&[
+    let minus_listener = BoothProcess::spawn(&[
         "listen",
         &link,
         "--token",
@@ -758,10 +636,10 @@ fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
     let d = dir.path();
     let game = d.join("game.wav");
     let silence = d.join("silence.wav");
-    write_tone(&game, 16.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&silence, 16.0, 0.0, 0.0, 1, &|_| false);
+    GAME_TONE.write(&game, 16.0, 48_000, 2);
+    write_silence(&silence, 16.0, 1);
     let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--server",
@@ -776,7 +654,7 @@ fn bad_input_gets_a_clear_error_and_the_room_carries_on() {
     let link = host.line("listen: ", Duration::from_secs(20));
     let room = host.line("room:   ", Duration::from_secs(5));
     let heard = d.join("heard.wav");
-    let listener = Proc::spawn(&[
+    let listener = BoothProcess::spawn(&[
         "listen",
         &link,
         "--out",
@@ -892,14 +770,14 @@ fn aiortc_python() -> Option<PathBuf> {
     found
 }
 
-fn aiortc(python: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/aiortc_peer.py"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start aiortc: {e}"))
+fn aiortc(python: &Path, args: &[&str]) -> Process {
+    Process::spawn(
+        Command::new(python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/aiortc_peer.py"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
 }
 
 #[test]
@@ -911,12 +789,12 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
     let d = dir.path();
     let game = d.join("game.wav");
     let silence = d.join("silence.wav");
-    write_tone(&game, 14.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&silence, 14.0, 0.0, 0.0, 1, &|_| false);
+    GAME_TONE.write(&game, 14.0, 48_000, 2);
+    write_silence(&silence, 14.0, 1);
     let (_server, url) = serve(&d.join("data"));
 
     // aiortc as a WHEP listener of Booth's program.
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--server",
@@ -939,8 +817,7 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
             "5",
         ],
     )
-    .wait_with_output()
-    .unwrap();
+    .finish();
     assert!(
         out.status.success(),
         "aiortc WHEP failed: {}",
@@ -964,13 +841,13 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
         created["id"].as_str().unwrap(),
         created["host_token"].as_str().unwrap(),
     );
-    let mut publisher = aiortc(
+    let publisher = aiortc(
         &python,
         &["whip", &format!("{url}/whip/{id}"), token, "700", "9"],
     );
     std::thread::sleep(Duration::from_secs(2));
     let got = d.join("from-aiortc.wav");
-    Proc::spawn(&[
+    BoothProcess::spawn(&[
         "listen",
         &format!("{url}/r/{id}"),
         "--out",
@@ -979,7 +856,7 @@ fn an_independent_webrtc_stack_listens_and_publishes() {
         "4",
     ])
     .wait_ok(Duration::from_secs(30));
-    let _ = publisher.wait();
+    publisher.finish();
     let (x, _, _) = read_wav(&got);
     let left = channel(&x, 0);
     let tail = &left[left.len() / 3..];
@@ -1008,9 +885,9 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
     let game = d.join("game.wav");
     let silence = d.join("silence.wav");
     let voice = d.join("bursts.wav");
-    write_tone(&game, 30.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&silence, 30.0, 0.0, 0.0, 1, &|_| false);
-    write_tone(&voice, 14.0, 1000.0, 0.4, 1, &|t| {
+    GAME_TONE.write(&game, 30.0, 48_000, 2);
+    write_silence(&silence, 30.0, 1);
+    VOICE_TONE.write_while(&voice, 14.0, 48_000, 1, |t| {
         [(4.0, 6.0), (9.0, 11.0)]
             .iter()
             .any(|(a, b)| (*a..*b).contains(&t))
@@ -1036,7 +913,7 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
         "--seconds",
         "30",
     ]);
-    let host = Proc::spawn(&args);
+    let host = BoothProcess::spawn(&args);
     let link = host.line("listen: ", Duration::from_secs(20));
     let url = link.split("/r/").next().unwrap().to_owned();
     let room = host.line("room:   ", Duration::from_secs(5));
@@ -1044,7 +921,7 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
     let rt = rt();
     let (mut ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
     let heard = d.join("heard.wav");
-    let listener = Proc::spawn(&[
+    let listener = BoothProcess::spawn(&[
         "listen",
         &link,
         "--out",
@@ -1118,11 +995,6 @@ fn speaker_ducks_the_hosts_game(embedded: bool) {
         inside.len() >= 10 && clear.len() >= 5,
         "inside {inside:?} clear {clear:?} voice {voice:?}"
     );
-    let median = |v: &[f32]| {
-        let mut v = v.to_vec();
-        v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
-    };
     let depth = median(&clear) - median(&inside);
     assert!(
         (depth - 12.0).abs() <= 2.5,
@@ -1146,7 +1018,7 @@ fn whep_offer() -> String {
 fn sessions_are_resources_and_recording_writes_the_program() {
     let dir = tempdir();
     let data = dir.path().join("data");
-    let p = Proc::spawn(&[
+    let p = BoothProcess::spawn(&[
         "serve",
         "--bind",
         "127.0.0.1:0",
@@ -1254,7 +1126,7 @@ fn sessions_are_resources_and_recording_writes_the_program() {
         assert!((1.7..2.6).contains(&secs), "{}: {secs} s", file.display());
         // The audience's program is encoded for low delay (2.5 ms of Opus lookahead, not 6.5),
         // and the recording's header says so.
-        assert_eq!(crate::support::opus_pre_skip(&file), 120);
+        assert_eq!(opus_pre_skip(&file), 120);
         // Metrics in Prometheus text.
         let text = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
         for name in ["booth_rooms 1", "booth_packets_out_total", "booth_mix_ticks_total", "booth_listeners"] {
@@ -1267,18 +1139,18 @@ fn sessions_are_resources_and_recording_writes_the_program() {
 
 #[test]
 fn booth_listen_plays_the_room_on_a_sound_device() {
-    if !crate::devices::sound_server() || !crate::support::have_tool("parec") {
+    if !sound_server() || !have_tool("parec") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let d = dir.path();
     let game = d.join("game.wav");
     let silence = d.join("silence.wav");
-    write_tone(&game, 12.0, 440.0, 0.5, 2, &|_| true);
-    write_tone(&silence, 12.0, 0.0, 0.0, 1, &|_| false);
+    GAME_TONE.write(&game, 12.0, 48_000, 2);
+    write_silence(&silence, 12.0, 1);
     let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--server",
@@ -1291,14 +1163,11 @@ fn booth_listen_plays_the_room_on_a_sound_device() {
         "12",
     ]);
     let link = host.line("listen: ", Duration::from_secs(20));
-    let phones = crate::devices::Ears::on("phones", &d.join("phones.raw"));
-    Proc::spawn(&["listen", &link, "--device", "phones", "--seconds", "4"])
+    let phones = Ears::on("phones", &d.join("phones.raw"));
+    BoothProcess::spawn(&["listen", &link, "--device", "phones", "--seconds", "4"])
         .wait_ok(Duration::from_secs(30));
     let samples = phones.heard();
-    let loudest = samples
-        .chunks(4_800)
-        .map(|w| tone_db(w, 440.0))
-        .fold(f32::MIN, f32::max);
+    let loudest = loudest_tone_db(&samples, 440.0);
     assert!(
         loudest > -15.0,
         "the room was not heard on the device ({loudest:.1} dB, {} samples)",
@@ -1311,9 +1180,9 @@ fn when_the_host_process_goes_away_the_room_says_so() {
     let dir = tempdir();
     let d = dir.path();
     let game = d.join("game.wav");
-    write_tone(&game, 30.0, 440.0, 0.5, 2, &|_| true);
+    GAME_TONE.write(&game, 30.0, 48_000, 2);
     let (_server, url) = serve(&d.join("data"));
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--server",
@@ -1343,15 +1212,15 @@ fn when_the_host_process_goes_away_the_room_says_so() {
 /// stream started, in 8 runs of 8 on a busy machine, and 164 times more in 28 s in one).
 #[test]
 fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
-    if !crate::devices::sound_server() || !crate::support::have_tool("parec") {
+    if !sound_server() || !have_tool("parec") {
         return;
     }
-    let _sound = crate::devices::sound_lock();
+    let _sound = sound_lock();
     let dir = tempdir();
     let d = dir.path();
     let silence = d.join("silence.wav");
     let voice = d.join("phrases.wav");
-    write_tone(&silence, 40.0, 0.0, 0.0, 2, &|_| false);
+    write_silence(&silence, 40.0, 2);
     // Phrases of 2.5 s with pauses between 0.3 and 1.1 s.
     let phrases = [
         (1.0, 3.5),
@@ -1360,11 +1229,11 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
         (10.6, 13.1),
         (13.5, 16.0),
     ];
-    write_tone(&voice, 17.0, 1000.0, 0.4, 1, &|t| {
+    VOICE_TONE.write_while(&voice, 17.0, 48_000, 1, |t| {
         phrases.iter().any(|(a, b)| (*a..*b).contains(&t))
     });
     let data = d.join("data");
-    let host = Proc::spawn(&[
+    let host = BoothProcess::spawn(&[
         "host",
         "--headless",
         "--bind",
@@ -1386,17 +1255,14 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     let host_token = host.line("token:  ", Duration::from_secs(5));
     let rt = rt();
     let (_guest_ws, guest_token) = rt.block_on(brought_on_stage(&url, &room, &host_token));
-    let phones = crate::devices::Ears::on("phones", &d.join("phones.raw"));
+    let phones = Ears::on("phones", &d.join("phones.raw"));
     let speaker = speaker_from_files(&url, &room, &guest_token, &silence, &voice, 18.0);
     speaker.wait_ok(Duration::from_secs(40));
     let samples = phones.heard();
     drop(host);
 
     // The speaker's tone per 5 ms; heard where it is within 6 dB of its loudest.
-    let levels: Vec<f32> = samples
-        .chunks_exact(240)
-        .map(|w| tone_db(w, 1000.0))
-        .collect();
+    let levels: Vec<f32> = tone_levels(&samples, 1000.0, 240);
     let loudest = levels.iter().copied().fold(f32::MIN, f32::max);
     assert!(
         loudest > -16.0,
@@ -1445,7 +1311,7 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
         .filter(|&i| inside(i))
         .filter_map(|i| {
             let w = &samples[i * 240..(i + 1) * 240];
-            let (residual, amplitude) = crate::support::sine_fit(w, 1000.0, 48_000.0);
+            let (residual, amplitude) = sine_fit(w, 1000.0, 48_000.0);
             let snr = 10.0 * (amplitude * amplitude / 2.0 * 240.0 / residual.max(1e-12)).log10();
             (snr < 32.0).then_some((i * 5, snr))
         })
