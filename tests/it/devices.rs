@@ -19,7 +19,7 @@ use booth::audio::{
 use crate::alloc::{COUNT, COUNTING};
 use crate::support::{
     PulseModule, Rng, Tone, have_tool, interleave, play, rms_of, run, sound_lock, sound_server,
-    sox_tone, tempdir, thread_wakeups, zero_crossing_hz,
+    sox_tone, tempdir, test_in_a_child, thread_wakeups, zero_crossing_hz,
 };
 
 /// sox's own RMS amplitude of a file: the reference level.
@@ -492,21 +492,19 @@ fn without_a_sound_server_listing_neither_panics_nor_hangs() {
     let client_conf = empty.path().join("client.conf");
     std::fs::write(&client_conf, "autospawn = no\n").unwrap();
     let started = Instant::now();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "devices::without_a_sound_server_listing_neither_panics_nor_hangs",
-            "--nocapture",
-        ])
-        .env("BOOTH_DEVICES_CHILD", "1")
-        .env_remove("PULSE_SERVER")
-        .env_remove("PULSE_RUNTIME_PATH")
-        .env("XDG_RUNTIME_DIR", empty.path())
-        .env("XDG_CONFIG_HOME", empty.path())
-        .env("HOME", empty.path())
-        .env("PULSE_CLIENTCONFIG", &client_conf)
-        .output()
-        .unwrap();
+    let out = test_in_a_child(concat!(
+        module_path!(),
+        "::without_a_sound_server_listing_neither_panics_nor_hangs"
+    ))
+    .env("BOOTH_DEVICES_CHILD", "1")
+    .env_remove("PULSE_SERVER")
+    .env_remove("PULSE_RUNTIME_PATH")
+    .env("XDG_RUNTIME_DIR", empty.path())
+    .env("XDG_CONFIG_HOME", empty.path())
+    .env("HOME", empty.path())
+    .env("PULSE_CLIENTCONFIG", &client_conf)
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert!(out.status.success(), "the child failed:\n{stderr}");

@@ -13,8 +13,8 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
 use crate::support::{
-    BoothProcess, OwnSoundServer, PulseModule, booth, ffmpeg_decode, have_tool, http_get, play,
-    run, sound_lock, sound_server, sox_tone, speech, zero_crossing_hz,
+    BoothProcess, OwnSoundServer, Process, PulseModule, booth, ffmpeg_decode, have_tool, http_get,
+    play, run, sound_lock, sound_server, sox_tone, speech, zero_crossing_hz,
 };
 
 fn demo(name: &str) -> PathBuf {
@@ -157,39 +157,12 @@ fn going_live_shows_the_listener_link_and_its_qr_code() {
 
 #[test]
 fn approving_a_raised_hand_puts_that_listener_on_stage() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(launch(dir.path(), true));
     let room = go_live(&mut h);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let ws_url = format!(
-        "{}/api/rooms/{}/ws",
-        room.server.replacen("http", "ws", 1),
-        room.room
-    );
+    let rt = runtime();
     // A listener in the room: says hello, raises a hand, and reports what the room tells it.
-    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    rt.spawn(async move {
-        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-            .await
-            .unwrap();
-        let hello = r#"{"v":1,"type":"hello","token":null,"name":"Ada"}"#;
-        ws.send(Message::Text(hello.into())).await.unwrap();
-        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into()))
-            .await
-            .unwrap();
-        while let Some(Ok(Message::Text(t))) = ws.next().await {
-            if let Ok(v) = serde_json::from_str(&t) {
-                let _ = seen_tx.send(v);
-            }
-        }
-    });
+    let seen_rx = audience_member(&rt, &room.listener_link, "Ada", None);
     wait_for(&mut h, "Ada's raised hand", |w| {
         w.overlay.room.hands.iter().any(|x| x.name == "Ada")
     });
@@ -450,6 +423,16 @@ impl RealWindow {
         }
     }
 
+    /// Whether the room shows its host (first on stage) muted.
+    fn host_muted(&self) -> bool {
+        let info_url = self.link.replace("/r/", "/api/rooms/");
+        get_json(&info_url)["stage"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|m| m["muted"].as_bool())
+            .unwrap_or(false)
+    }
+
     /// The window's place on the screen, from xwininfo.
     fn geometry(&self) -> (i32, i32, u32, u32) {
         let out = run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
@@ -486,14 +469,30 @@ impl RealWindow {
     }
 }
 
-/// A listener in the room channel: raises a hand, sends reactions.
-fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: Option<&str>) {
+/// A runtime for the room clients the tests run beside the window.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A listener in the room channel of the room at `link`: says hello as `name`, raises a hand,
+/// sends a reaction (`emoji`), then reports what the room tells it, for as long as `rt` runs.
+fn audience_member(
+    rt: &tokio::runtime::Runtime,
+    link: &str,
+    name: &str,
+    emoji: Option<&str>,
+) -> std::sync::mpsc::Receiver<serde_json::Value> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws = link.replacen("http", "ws", 1).replace("/r/", "/api/rooms/") + "/ws";
     let hello =
         serde_json::json!({"v": 1, "type": "hello", "token": null, "name": name}).to_string();
     let react = emoji.map(|e| serde_json::json!({"v": 1, "type": "react", "emoji": e}).to_string());
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
     rt.spawn(async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
         ws.send(Message::Text(hello.into())).await.unwrap();
@@ -503,8 +502,15 @@ fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: 
         if let Some(r) = react {
             ws.send(Message::Text(r.into())).await.unwrap();
         }
-        while let Some(Ok(_)) = ws.next().await {}
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg
+                && let Ok(v) = serde_json::from_str(&t)
+            {
+                let _ = seen_tx.send(v);
+            }
+        }
     });
+    seen_rx
 }
 
 #[test]
@@ -527,50 +533,12 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         ..Settings::default()
     };
     let window = RealWindow::start(dir.path(), &settings);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-
-    // A listener hears the game's tone through the room.
-    let out = dir.path().join("heard.ogg");
-    let status = std::process::Command::new(booth())
-        .args(["listen", &window.link, "--seconds", "4", "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let heard = ffmpeg_decode(&out);
-    let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
-    let hz = zero_crossing_hz(&left, 48_000.0);
-    assert!(
-        (hz - 440.0).abs() < 2.0,
-        "the listener heard {hz:.1} Hz, not the game's 440 Hz"
-    );
-
-    // The mute hotkey works while another window has the focus: the room sees the host muted.
-    let info_url = window.link.replace("/r/", "/api/rooms/");
-    let host_muted = || {
-        get_json(&info_url)["stage"]
-            .as_array()
-            .and_then(|s| s.first())
-            .and_then(|m| m["muted"].as_bool())
-            .unwrap_or(false)
-    };
-    assert!(!host_muted());
+    let rt = runtime();
+    assert_a_listener_hears_the_game(&window, &dir.path().join("heard.ogg"));
+    assert!(!window.host_muted());
     audience_member(&rt, &window.link, "Ada", Some("🔥"));
     audience_member(&rt, &window.link, "Bo", Some("👏"));
-    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !host_muted() {
-        assert!(
-            Instant::now() < deadline,
-            "the mute hotkey did not mute the host"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    assert_the_mute_hotkey_mutes_the_host(&window);
     // The host talks over the game for the pictures: the speaking light, the ducked game.
     speech(
         dir.path(),
@@ -578,24 +546,7 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         "Welcome back to the raid review. Tonight we look at the new boss fight.",
     );
     let words = dir.path().join("words.wav");
-    let _voice = play("mic_feed", &words);
-    std::thread::sleep(Duration::from_millis(1500));
-    let png = window.screenshot("overlay-expanded.png");
-    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
-    // The Audio tab, clicked with the mouse: meters, faders, ducking.
-    let (x, y, _, _) = window.geometry();
-    run(std::process::Command::new("xdotool").args([
-        "mousemove",
-        &(x + 94).to_string(),
-        &(y + 67).to_string(),
-        "click",
-        "1",
-        "mousemove",
-        "900",
-        "700",
-    ]));
-    std::thread::sleep(Duration::from_millis(1000));
-    window.screenshot("overlay-audio.png");
+    let _voice = pictures_of_the_expanded_window(&window, &words);
     drop(window);
 
     // The compact strip, after a restart that remembers where the window was.
@@ -610,6 +561,62 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     let (_, _, w, h) = window.geometry();
     assert!(h < 80 && w > 300, "the compact strip is {w}x{h}");
     window.screenshot("overlay-compact.png");
+}
+
+/// `booth listen` records 4 s of the window's room into `out`: the game's 440 Hz tone.
+fn assert_a_listener_hears_the_game(window: &RealWindow, out: &Path) {
+    let status = std::process::Command::new(booth())
+        .args(["listen", &window.link, "--seconds", "4", "--out"])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let heard = ffmpeg_decode(out);
+    let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
+    let hz = zero_crossing_hz(&left, 48_000.0);
+    assert!(
+        (hz - 440.0).abs() < 2.0,
+        "the listener heard {hz:.1} Hz, not the game's 440 Hz"
+    );
+}
+
+/// The mute hotkey works while another window has the focus: the room sees the host muted
+/// within 5 s. Pressed again after, to unmute.
+fn assert_the_mute_hotkey_mutes_the_host(window: &RealWindow) {
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !window.host_muted() {
+        assert!(
+            Instant::now() < deadline,
+            "the mute hotkey did not mute the host"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+}
+
+/// Screenshots of the expanded window while the host says `words`: the Room tab, then the
+/// Audio tab clicked with the mouse (meters, faders, ducking). Returns the words' player,
+/// still playing.
+fn pictures_of_the_expanded_window(window: &RealWindow, words: &Path) -> Process {
+    let voice = play("mic_feed", words);
+    std::thread::sleep(Duration::from_millis(1500));
+    let png = window.screenshot("overlay-expanded.png");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    let (x, y, _, _) = window.geometry();
+    run(std::process::Command::new("xdotool").args([
+        "mousemove",
+        &(x + 94).to_string(),
+        &(y + 67).to_string(),
+        "click",
+        "1",
+        "mousemove",
+        "900",
+        "700",
+    ]));
+    std::thread::sleep(Duration::from_millis(1000));
+    window.screenshot("overlay-audio.png");
+    voice
 }
 
 #[test]

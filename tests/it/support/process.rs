@@ -42,6 +42,18 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// This test binary, set to run one of its tests again in a child process, for a test that
+/// needs a process of its own (another environment, another sound server) for part of its
+/// work: `test` is that test's path as `module_path!()` and its name make it.
+pub fn test_in_a_child(test: &str) -> Command {
+    let (_binary, path) = test
+        .split_once("::")
+        .unwrap_or_else(|| panic!("not a test's path: {test}"));
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", path, "--nocapture"]);
+    cmd
+}
+
 /// The `booth` binary under test.
 pub fn booth() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_booth"))
