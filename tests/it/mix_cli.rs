@@ -218,8 +218,8 @@ fn bad_inputs_fail_with_the_file_named_and_leave_no_output() {
     std::fs::create_dir(&outdir).unwrap_or_else(|e| panic!("{e}"));
     let out = outdir.join("program.ogg");
 
-    // Corrupt: a valid WAV header followed by garbage that claims to be FLAC frames, and a WAV
-    // cut off inside its header.
+    // Corrupt: a real FLAC file whose last two thirds are random bytes, and a WAV cut off
+    // inside its header.
     let flac = dir.path().join("broken.flac");
     let real = dir.path().join("real.flac");
     if have_tool("ffmpeg") {

@@ -159,8 +159,8 @@ impl Drop for Frozen {
 
 /// A busy desktop's sound server can stall for a moment (a game loading, a machine swapping).
 /// Here the test server freezes for 150 ms under a live host: the recording has a gap that
-/// long, and then the game plays on at its own pitch. (Booth once kept what the server sent
-/// for the gap as latency, and drained it by playing the game 0.5% sharp for half a minute.)
+/// long, and then the game plays on at its own pitch: what the server sends for the gap is
+/// not kept as latency, which could only be drained by playing the game sharp for a while.
 #[test]
 fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
     if !sound_server() || !have_tool("paplay") {
@@ -209,7 +209,7 @@ fn a_sound_server_that_freezes_costs_a_gap_not_the_pitch() {
         "a {gap_ms} ms gap for a 150 ms freeze: quiet windows {quiet:?}"
     );
     // Before it and, from half a second after it, for three seconds: 440 Hz. (Kept as
-    // latency, the 150 ms the server sent for the gap played at 442.2 Hz all that time.)
+    // latency and drained, the 150 ms sent for the gap would read about 442 Hz here.)
     let hz = |from: usize, to: usize| zero_crossing_hz(&l[from..to], 48_000.0);
     let before = hz(48_000, first * 240);
     let after = hz(

@@ -21,8 +21,8 @@ fn game_tone(dir: &Path) -> PathBuf {
 /// The desktop's sound server restarts under a live host (it crashed, or PipeWire was
 /// restarted): the devices come back on it, and only on it. While it is down, ALSA's own
 /// devices still answer, and a device taken there would hold the hardware the server needs
-/// (Booth once opened the ALSA plugin's `mic_capture` for the lost `mic`, and probing ALSA
-/// woke JACK, which filled the terminal with its errors).
+/// (the ALSA plugin's `mic_capture` is no stand-in for the lost `mic`), and probing ALSA wakes
+/// JACK, which fills the terminal with its errors.
 #[test]
 fn a_sound_server_that_restarts_gives_the_devices_back_on_it() {
     if !sound_server() || !have_tool("paplay") || !have_tool("pulseaudio") {

@@ -360,8 +360,8 @@ const PHRASES: [(f32, f32); 5] = [
 /// first 5 ms to its last, over the room the host's own process runs (as the overlay does).
 /// The room sends the host its guests only while they speak, a 20 ms frame at a time; each
 /// phrase must start with enough in hand that a frame landing a moment after the engine's pull
-/// is still in time (without that, the host's ring for them ran short, a click, as each
-/// stream started, in 8 runs of 8 on a busy machine, and 164 times more in 28 s in one).
+/// is still in time: otherwise the host's ring for that voice runs short as each phrase
+/// starts, and the headset clicks.
 #[test]
 fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     if !sound_server() || !have_tool("parec") {
@@ -383,9 +383,9 @@ fn the_host_hears_a_speakers_phrases_whole_on_the_headset() {
     assert_every_phrase_whole(&on);
     // And it does not click: a pull short by a frame is no hole, but it breaks the tone's
     // shape. Every 5 ms well inside a phrase is the sine to within 32 dB (Opus leaves it at
-    // about 40 dB here; a pull a frame short, about 25), but for at most two (a busy machine
-    // may hold a thread of the speaker's, the room's or the host's once; the room's voices
-    // steered to an empty ring, as they were, clicked up to 164 times in 28 s).
+    // about 40 dB here; a pull a frame short, about 25), but for at most two: a busy machine
+    // may hold up a thread of the speaker's, the room's or the host's for a moment, while
+    // voices steered to an empty ring click many times a phrase.
     let clicks = clicks_inside_the_phrases(&samples, &on);
     assert!(
         clicks.len() <= 2,
