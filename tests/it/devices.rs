@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -17,112 +17,10 @@ use booth::audio::{
 };
 
 use crate::alloc::{COUNT, COUNTING};
-use crate::support::{have_tool, run, tempdir};
-
-/// Held by a test while it plays into the sound server's sinks, so that no two tones mix: an
-/// exclusive lock on a file beside the server's socket. It serialises threads and processes
-/// alike (nextest runs each test in a process of its own). Released on drop.
-pub(crate) fn sound_lock() -> std::fs::File {
-    let server = std::env::var("PULSE_SERVER").unwrap_or_default();
-    let dir = server
-        .strip_prefix("unix:")
-        .and_then(|socket| Path::new(socket).parent())
-        .map_or_else(std::env::temp_dir, Path::to_path_buf);
-    let path = dir.join("booth-tests.lock");
-    let file = std::fs::File::options()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    file.lock().unwrap_or_else(|e| panic!("lock {path:?}: {e}"));
-    file
-}
-
-/// Whether the test sound server is up. Skips (false) without it, or fails the test when
-/// `BOOTH_REQUIRE_SOUND=1`.
-pub(crate) fn sound_server() -> bool {
-    if std::env::var_os("PULSE_SERVER").is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("BOOTH_REQUIRE_SOUND").map_or(true, |v| v != "1"),
-        "BOOTH_REQUIRE_SOUND=1 but no sound server: source tests/sound-server.sh first"
-    );
-    eprintln!("skipping: no test sound server (PULSE_SERVER unset); run `. tests/sound-server.sh`");
-    false
-}
-
-/// A child process killed when the test ends, passing or not.
-pub(crate) struct KillOnDrop(pub(crate) Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) fn play(sink: &str, wav: &Path) -> KillOnDrop {
-    KillOnDrop(
-        Command::new("paplay")
-            .arg(format!("--device={sink}"))
-            .arg(wav)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run paplay: {e}")),
-    )
-}
-
-/// What plays on an output, recorded from its monitor (`parec`, 48 kHz mono f32) into a file
-/// until [`Ears::heard`] stops it (or it is dropped).
-pub(crate) struct Ears {
-    parec: KillOnDrop,
-    file: std::path::PathBuf,
-}
-
-impl Ears {
-    /// Starts recording `sink`'s monitor into `file`.
-    pub(crate) fn on(sink: &str, file: &Path) -> Self {
-        let parec = KillOnDrop(
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "exec parec --device={sink}.monitor --format=float32le --channels=1 \
-                     --rate=48000 --raw --latency-msec=20 > '{}'",
-                    file.display()
-                ))
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run parec: {e}")),
-        );
-        Self {
-            parec,
-            file: file.to_owned(),
-        }
-    }
-
-    /// Stops recording; what was heard.
-    pub(crate) fn heard(self) -> Vec<f32> {
-        drop(self.parec);
-        std::fs::read(&self.file)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    }
-}
-
-/// A sine made by sox: 48 kHz stereo 16-bit, `seconds` long, at `amplitude`.
-pub(crate) fn sox_tone(dir: &Path, hz: u32, amplitude: f32, seconds: u32) -> std::path::PathBuf {
-    let wav = dir.join(format!("tone-{hz}.wav"));
-    run(Command::new("sox")
-        .args(["-n", "-r", "48000", "-c", "2", "-b", "16"])
-        .arg(&wav)
-        .args(["synth", &seconds.to_string(), "sine", &hz.to_string()])
-        .args(["vol", &amplitude.to_string()]));
-    wav
-}
+use crate::support::{
+    PulseModule, Rng, Tone, have_tool, interleave, play, rms_of, run, sound_lock, sound_server,
+    sox_tone, tempdir, test_in_a_child, thread_wakeups, zero_crossing_hz,
+};
 
 /// sox's own RMS amplitude of a file: the reference level.
 fn sox_rms(wav: &Path) -> f32 {
@@ -133,45 +31,6 @@ fn sox_rms(wav: &Path) -> f32 {
         .and_then(|l| l.split(':').nth(1))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no RMS in sox stat output:\n{text}"))
-}
-
-/// Frequency of a sine: the median over 100 ms blocks of the rate of its rising zero
-/// crossings, interpolated between samples. A crossing counts only after the signal has gone
-/// below a quarter of the block's peak, so low-level noise (a short gap a busy machine left in
-/// the test's own player) adds no crossings, and such a block is one of many in the median.
-pub(crate) fn zero_crossing_hz(x: &[f32], rate: f64) -> f64 {
-    let block = (rate / 10.0) as usize;
-    let mut per_block: Vec<f64> = x
-        .chunks_exact(block)
-        .filter_map(|b| {
-            let h = 0.25 * b.iter().fold(0f32, |m, s| m.max(s.abs()));
-            let mut armed = false;
-            let mut crossings = Vec::new();
-            for (i, w) in b.windows(2).enumerate() {
-                if w[0] < -h {
-                    armed = true;
-                }
-                if armed && w[0] < 0.0 && w[1] >= 0.0 {
-                    crossings.push(i as f64 + f64::from(w[0] / (w[0] - w[1])));
-                    armed = false;
-                }
-            }
-            let span = crossings.last()? - crossings.first()?;
-            (crossings.len() > 3).then(|| (crossings.len() - 1) as f64 * rate / span)
-        })
-        .collect();
-    assert!(
-        per_block.len() >= 3,
-        "no tone: {} of {} blocks of 100 ms hold one",
-        per_block.len(),
-        x.len() / block.max(1)
-    );
-    per_block.sort_by(f64::total_cmp);
-    per_block[per_block.len() / 2]
-}
-
-fn rms(x: &[f32]) -> f32 {
-    (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt() as f32
 }
 
 /// Moves everything in the ring into `out`.
@@ -241,8 +100,7 @@ fn booth_devices_shows_what_each_device_runs_at_and_what_booth_takes_it_for() {
     if !sound_server() {
         return;
     }
-    let out =
-        crate::support::run(std::process::Command::new(crate::support::booth()).arg("devices"));
+    let out = run(Command::new(crate::support::booth()).arg("devices"));
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     let line = |id: &str| {
@@ -333,7 +191,7 @@ fn hear_tone(
         );
         drain(&mut ring, &mut got);
         if let Some(i) =
-            (0..got.len() / block).find(|&i| rms(&got[i * block..(i + 1) * block]) > 0.1)
+            (0..got.len() / block).find(|&i| rms_of(&got[i * block..(i + 1) * block]) > 0.1)
         {
             break i * block;
         }
@@ -354,7 +212,7 @@ fn hear_tone(
     }
     let left: Vec<f32> = got[from..need].iter().step_by(channels).copied().collect();
     let heard = zero_crossing_hz(&left, f64::from(rate));
-    let level = rms(&got[from..need]);
+    let level = rms_of(&got[from..need]);
     eprintln!(
         "{expect_id}: {heard:.3} Hz, RMS {level:.4} (sox says the file is {want_rms:.4}), first \
          sound after {latency:?}, {rate} Hz x {channels}, period {:?} frames",
@@ -400,7 +258,8 @@ fn a_tone_fed_to_the_virtual_microphone_is_captured_from_the_default_mic() {
 fn the_capture_callback_allocates_nothing() {
     let (mut producer, mut consumer) = rtrb::RingBuffer::new(4800);
     let stats = booth::audio::CaptureStats::new();
-    let i16_block: Vec<i16> = (0..960).map(|i| (i * 37 % 2000) as i16 - 1000).collect();
+    let mut rng = Rng::new(37);
+    let i16_block: Vec<i16> = (0..960).map(|_| rng.range(0, 2000) as i16 - 1000).collect();
     let f32_block: Vec<f32> = (0..960).map(|i| (i as f32 * 0.01).sin()).collect();
     let u8_block: Vec<u8> = (0..960).map(|i| (i % 256) as u8).collect();
     let mut sink = vec![0f32; 4800];
@@ -435,34 +294,6 @@ fn the_capture_callback_allocates_nothing() {
     assert_eq!(stats.frames.load(Ordering::Relaxed), 200 * 3 * 480);
 }
 
-/// A PulseAudio module loaded for one test and unloaded when it ends.
-pub(crate) struct PulseModule(Option<String>);
-
-impl PulseModule {
-    pub(crate) fn load(args: &[&str]) -> Self {
-        let out = run(Command::new("pactl").arg("load-module").args(args));
-        Self(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
-    }
-    pub(crate) fn unload(&mut self) {
-        if let Some(index) = self.0.take() {
-            let _ = Command::new("pactl")
-                .args(["unload-module", &index])
-                .status();
-        }
-    }
-}
-
-impl Drop for PulseModule {
-    fn drop(&mut self) {
-        self.unload();
-    }
-}
-
-/// Voluntary context switches (wake-ups) so far of this process's thread named `name`.
-fn thread_wakeups(name: &str) -> Option<u64> {
-    crate::support::thread_wakeups(std::process::id(), name)
-}
-
 #[test]
 fn a_stream_read_on_demand_needs_no_wake_ups_of_its_own_and_is_read_without_one() {
     if !sound_server() || !have_tool("sox") || !have_tool("paplay") {
@@ -490,12 +321,15 @@ fn a_stream_read_on_demand_needs_no_wake_ups_of_its_own_and_is_read_without_one(
         read_now();
         drain(&mut ring, &mut got);
         if wakeups_then.is_none() && started.elapsed() >= Duration::from_secs(1) {
-            wakeups_then = Some((thread_wakeups("booth-pulse").unwrap(), got.len()));
+            wakeups_then = Some((
+                thread_wakeups(std::process::id(), "booth-pulse").unwrap(),
+                got.len(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let (then, got_then) = wakeups_then.unwrap();
-    let pump_wakeups = thread_wakeups("booth-pulse").unwrap() - then;
+    let pump_wakeups = thread_wakeups(std::process::id(), "booth-pulse").unwrap() - then;
     let frames_read = (got.len() - got_then) / channels;
     eprintln!(
         "read on demand: {frames_read} frames in the last second, pump thread woke {pump_wakeups} times"
@@ -509,7 +343,7 @@ fn a_stream_read_on_demand_needs_no_wake_ups_of_its_own_and_is_read_without_one(
         "{frames_read} frames in a second of reading on demand"
     );
     let tail = &got[got.len() - rate / 10 * channels..];
-    assert!(rms(tail) > 0.1, "no tone in what was read on demand");
+    assert!(rms_of(tail) > 0.1, "no tone in what was read on demand");
 
     // Nobody reads on demand any more: the pump thread takes over within its grace period.
     let before = got.len();
@@ -530,11 +364,7 @@ fn a_device_that_goes_away_marks_the_capture_dead() {
         return;
     }
     let sink = format!("booth_unplug_{}", std::process::id());
-    let mut module = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=48000",
-    ]);
+    let mut module = PulseModule::null_sink(&sink, 48_000);
     let (device, info) = open_input(&DeviceSelector::Named(format!("{sink}.monitor"))).unwrap();
     let (capture, _ring) = start_capture(&device, info, 480, 1.0, None).unwrap();
     assert!(capture.is_alive());
@@ -582,11 +412,7 @@ fn a_sink_plays_on_booths_own_connection_and_its_loss_ends_the_playback() {
         return;
     }
     let sink = format!("booth_phones_{}", std::process::id());
-    let mut module = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=44100",
-    ]);
+    let mut module = PulseModule::null_sink(&sink, 44_100);
     let (device, info) = booth::audio::open_output(&sink).unwrap();
     assert_eq!(
         device.id().map(|id| id.host()).ok(),
@@ -608,12 +434,12 @@ fn a_sink_plays_on_booths_own_connection_and_its_loss_ends_the_playback() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // Two seconds of a tone, pushed as the engine does: 20 ms at a time.
-    let tone: Vec<f32> = (0..96_000)
-        .flat_map(|n| {
-            let s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * n as f32 / 48_000.0).sin();
-            [s, s]
-        })
-        .collect();
+    let tone = Tone {
+        freq: 440.0,
+        amp: 0.3,
+    }
+    .samples(2.0, 48_000);
+    let tone = interleave(&tone, &tone);
     let (began, before, short_before) = (
         Instant::now(),
         frames(),
@@ -666,21 +492,19 @@ fn without_a_sound_server_listing_neither_panics_nor_hangs() {
     let client_conf = empty.path().join("client.conf");
     std::fs::write(&client_conf, "autospawn = no\n").unwrap();
     let started = Instant::now();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "devices::without_a_sound_server_listing_neither_panics_nor_hangs",
-            "--nocapture",
-        ])
-        .env("BOOTH_DEVICES_CHILD", "1")
-        .env_remove("PULSE_SERVER")
-        .env_remove("PULSE_RUNTIME_PATH")
-        .env("XDG_RUNTIME_DIR", empty.path())
-        .env("XDG_CONFIG_HOME", empty.path())
-        .env("HOME", empty.path())
-        .env("PULSE_CLIENTCONFIG", &client_conf)
-        .output()
-        .unwrap();
+    let out = test_in_a_child(concat!(
+        module_path!(),
+        "::without_a_sound_server_listing_neither_panics_nor_hangs"
+    ))
+    .env("BOOTH_DEVICES_CHILD", "1")
+    .env_remove("PULSE_SERVER")
+    .env_remove("PULSE_RUNTIME_PATH")
+    .env("XDG_RUNTIME_DIR", empty.path())
+    .env("XDG_CONFIG_HOME", empty.path())
+    .env("HOME", empty.path())
+    .env("PULSE_CLIENTCONFIG", &client_conf)
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
     assert!(out.status.success(), "the child failed:\n{stderr}");

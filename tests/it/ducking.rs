@@ -66,6 +66,11 @@ fn speech_segments(key: &[f32], bridge_ms: usize) -> Vec<(usize, usize)> {
     segs
 }
 
+/// The deepest the game went under 0 dB in `levels` (from [`ducked_levels`]), dB.
+fn deepest_dip(levels: &[f32]) -> f32 {
+    levels.iter().copied().fold(0.0, f32::min)
+}
+
 fn place(key: &mut [f32], at_ms: usize, words: &[f32]) {
     let at = at_ms * MS;
     key[at..at + words.len()].copy_from_slice(words);
@@ -172,7 +177,7 @@ fn muted_speech_never_ducks() {
     let mut key = vec![0.0f32; 5_000 * MS];
     place(&mut key, 500, &a);
     let levels = ducked_levels(DuckerParams::default(), &key, true);
-    let deepest = levels.iter().copied().fold(0.0, f32::min);
+    let deepest = deepest_dip(&levels);
     assert!(
         deepest > -0.1,
         "muted voice dipped the game {deepest:.2} dB"
@@ -193,7 +198,7 @@ fn a_hundred_key_clicks_do_not_duck() {
         at += rng.range(120, 380) * MS;
     }
     let levels = ducked_levels(DuckerParams::default(), &key, false);
-    let deepest = levels.iter().copied().fold(0.0, f32::min);
+    let deepest = deepest_dip(&levels);
     assert!(deepest > -1.0, "clicks dipped the game {deepest:.2} dB");
 }
 
@@ -218,7 +223,7 @@ fn breathing_does_not_duck() {
     let k = db(-40.0) / rms;
     key.iter_mut().for_each(|s| *s *= k);
     let levels = ducked_levels(DuckerParams::default(), &key, false);
-    let deepest = levels.iter().copied().fold(0.0, f32::min);
+    let deepest = deepest_dip(&levels);
     assert!(deepest > -1.0, "breathing dipped the game {deepest:.2} dB");
 }
 

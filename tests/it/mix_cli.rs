@@ -4,30 +4,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::{
-    booth, channel, ffmpeg_decode, have_tool, interleave, pink_noise, rms_of, run, tempdir, to_db,
-    write_wav,
+    GAME_TONE, Rng, Tone, booth, channel, ffmpeg_decode, have_tool, interleave, pink_noise,
+    read_wav, rms_of, run, tempdir, to_db, write_wav,
 };
 
-fn tone(frames: usize, rate: u32, freq: f32, amp: f32) -> Vec<f32> {
-    (0..frames)
-        .map(|n| amp * (2.0 * std::f32::consts::PI * freq * n as f32 / rate as f32).sin())
-        .collect()
-}
-
-/// Game: a 440 Hz tone on the left only, 44.1 kHz stereo, 3.0 s. Voice: 1 kHz bursts, 16 kHz
-/// mono, 2.0 s (shorter: padded with silence).
+/// Game: a 440 Hz tone on the left only, 44.1 kHz stereo, 3.0 s. Voice: 1 kHz in bursts of half a
+/// second from each whole second on, 16 kHz mono, 2.0 s (shorter: padded with silence).
 fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
     let game = dir.join("game.wav");
-    let left = tone(44_100 * 3, 44_100, 440.0, 0.5);
+    let left = GAME_TONE.samples(3.0, 44_100);
     let right = vec![0.0; left.len()];
     write_wav(&game, &interleave(&left, &right), 2, 44_100);
     let mic = dir.join("mic.wav");
-    let burst: Vec<f32> = tone(32_000, 16_000, 1000.0, 0.3)
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| if (i / 8_000) % 2 == 0 { x } else { 0.0 })
-        .collect();
-    write_wav(&mic, &burst, 1, 16_000);
+    let bursts = Tone {
+        freq: 1000.0,
+        amp: 0.3,
+    };
+    bursts.write_while(&mic, 2.0, 16_000, 1, |t| t.fract() < 0.5);
     (game, mic)
 }
 
@@ -92,7 +85,7 @@ fn wav_output_lines_up_with_the_inputs_and_ducks_under_the_voice() {
     let out = dir.path().join("program.wav");
     let o = booth_mix(&game, &mic, &out, &["--duck-depth", "10"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (samples, channels, rate) = crate::support::read_wav(&out);
+    let (samples, channels, rate) = read_wav(&out);
     assert_eq!((channels, rate), (2, 48_000));
     assert_eq!(samples.len() / 2, 48_000 * 3, "exact length");
     let l = channel(&samples, 0);
@@ -175,7 +168,7 @@ fn every_input_format_is_read() {
             "{g:?} + {m:?}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let (samples, _, _) = crate::support::read_wav(&out);
+        let (samples, _, _) = read_wav(&out);
         let secs = samples.len() as f64 / 2.0 / 48_000.0;
         // MP3 adds encoder padding ffmpeg may keep; everything else is exact.
         assert!((secs - 3.0).abs() < 0.06, "{g:?}: {secs} s");
@@ -225,8 +218,8 @@ fn bad_inputs_fail_with_the_file_named_and_leave_no_output() {
     std::fs::create_dir(&outdir).unwrap_or_else(|e| panic!("{e}"));
     let out = outdir.join("program.ogg");
 
-    // Corrupt: a valid WAV header followed by garbage that claims to be FLAC frames, and a WAV
-    // cut off inside its header.
+    // Corrupt: a real FLAC file whose last two thirds are random bytes, and a WAV cut off
+    // inside its header.
     let flac = dir.path().join("broken.flac");
     let real = dir.path().join("real.flac");
     if have_tool("ffmpeg") {
@@ -236,8 +229,9 @@ fn bad_inputs_fail_with_the_file_named_and_leave_no_output() {
             .arg(&real));
         let mut bytes = std::fs::read(&real).unwrap_or_default();
         let mid = bytes.len() / 3;
-        for (i, b) in bytes[mid..].iter_mut().enumerate() {
-            *b = (i as u8).wrapping_mul(37) ^ 0x5a;
+        let mut rng = Rng::new(37);
+        for b in &mut bytes[mid..] {
+            *b = rng.next_u64() as u8;
         }
         std::fs::write(&flac, bytes).unwrap_or_else(|e| panic!("{e}"));
         assert_fails_naming(&flac, &mic, &out, "broken.flac");

@@ -12,6 +12,11 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+use crate::support::{
+    BoothProcess, OwnSoundServer, Process, PulseModule, booth, ffmpeg_decode, have_tool, http_get,
+    play, run, sound_lock, sound_server, sox_tone, speech, zero_crossing_hz,
+};
+
 fn demo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets/demo")
@@ -91,7 +96,7 @@ fn go_live(h: &mut Harness<'_, Window>) -> booth::live::LiveRoom {
 }
 
 fn get_json(url: &str) -> serde_json::Value {
-    serde_json::from_str(&crate::support::http_get(url)).unwrap()
+    serde_json::from_str(&http_get(url)).unwrap()
 }
 
 #[test]
@@ -152,39 +157,12 @@ fn going_live_shows_the_listener_link_and_its_qr_code() {
 
 #[test]
 fn approving_a_raised_hand_puts_that_listener_on_stage() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(launch(dir.path(), true));
     let room = go_live(&mut h);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let ws_url = format!(
-        "{}/api/rooms/{}/ws",
-        room.server.replacen("http", "ws", 1),
-        room.room
-    );
+    let rt = runtime();
     // A listener in the room: says hello, raises a hand, and reports what the room tells it.
-    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    rt.spawn(async move {
-        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-            .await
-            .unwrap();
-        let hello = r#"{"v":1,"type":"hello","token":null,"name":"Ada"}"#;
-        ws.send(Message::Text(hello.into())).await.unwrap();
-        ws.send(Message::Text(r#"{"v":1,"type":"raise_hand"}"#.into()))
-            .await
-            .unwrap();
-        while let Some(Ok(Message::Text(t))) = ws.next().await {
-            if let Ok(v) = serde_json::from_str(&t) {
-                let _ = seen_tx.send(v);
-            }
-        }
-    });
+    let seen_rx = audience_member(&rt, &room.listener_link, "Ada", None);
     wait_for(&mut h, "Ada's raised hand", |w| {
         w.overlay.room.hands.iter().any(|x| x.name == "Ada")
     });
@@ -325,17 +303,12 @@ fn the_ducking_slider_changes_the_engine_and_the_setting_survives_a_restart() {
 
 #[test]
 fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
-    use crate::devices::{PulseModule, sound_server};
     if !sound_server() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let sink = format!("booth_overlay_mic_{}", std::process::id());
-    let mut module = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=48000",
-    ]);
+    let mut module = PulseModule::null_sink(&sink, 48_000);
     let path = dir.path().join("settings.toml");
     Settings {
         bind: "127.0.0.1:0".into(),
@@ -359,11 +332,7 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
     let frames = h.state().overlay.meters().unwrap().frames;
     std::thread::sleep(Duration::from_millis(300));
     assert!(h.state().overlay.meters().unwrap().frames > frames);
-    let _back = PulseModule::load(&[
-        "module-null-sink",
-        &format!("sink_name={sink}"),
-        "rate=48000",
-    ]);
+    let _back = PulseModule::null_sink(&sink, 48_000);
     wait_for(&mut h, "the microphone back", |w| {
         w.overlay.mic_input.lost.is_none()
     });
@@ -376,10 +345,7 @@ fn a_lost_microphone_is_a_message_in_the_window_and_comes_back() {
 /// default is the whole server's.
 #[test]
 fn the_window_says_the_game_audio_follows_a_new_default_output() {
-    if !crate::devices::sound_server()
-        || !crate::support::have_tool("pactl")
-        || !crate::support::have_tool("pulseaudio")
-    {
+    if !sound_server() || !have_tool("pactl") || !have_tool("pulseaudio") {
         return;
     }
     // The window reads its sound server from the environment of this process.
@@ -387,7 +353,7 @@ fn the_window_says_the_game_audio_follows_a_new_default_output() {
         eprintln!("skipping: needs a process of its own (cargo nextest run)");
         return;
     }
-    let server = crate::host::OwnSoundServer::start();
+    let server = OwnSoundServer::start();
     server.serve_this_process();
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(launch(dir.path(), false));
@@ -404,9 +370,7 @@ fn the_window_says_the_game_audio_follows_a_new_default_output() {
         "the game on the default output's monitor",
         game_on("Monitor of Game"),
     );
-    crate::support::run(
-        server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])),
-    );
+    run(server.client(std::process::Command::new("pactl").args(["set-default-sink", "phones"])));
     wait_for(
         &mut h,
         "the game following the new default",
@@ -434,51 +398,44 @@ fn display() -> bool {
 
 /// The real `booth` window, as a user starts it.
 struct RealWindow {
-    _child: crate::devices::KillOnDrop,
+    _booth: BoothProcess,
     link: String,
 }
 
 impl RealWindow {
     fn start(dir: &Path, settings: &Settings) -> Self {
-        use std::io::BufRead;
         let path = dir.join("settings.toml");
         settings.save(&path).unwrap();
-        let mut child = std::process::Command::new(crate::support::booth())
-            .arg("--settings")
-            .arg(&path)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .arg("--go-live")
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let child = crate::devices::KillOnDrop(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(link) = line.strip_prefix("listen: ") {
-                    let _ = tx.send(link.to_owned());
-                }
-            }
-        });
-        let link = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the overlay never went live (no `listen:` line)");
+        let booth = BoothProcess::start(
+            std::process::Command::new(booth())
+                .arg("--settings")
+                .arg(&path)
+                .arg("--data")
+                .arg(dir.join("data"))
+                .arg("--go-live")
+                .env("LIBGL_ALWAYS_SOFTWARE", "1"),
+        );
+        // Going live is what the window prints its listener link for.
+        let link = booth.line("listen: ", Duration::from_secs(60));
         Self {
-            _child: child,
+            _booth: booth,
             link,
         }
     }
 
+    /// Whether the room shows its host (first on stage) muted.
+    fn host_muted(&self) -> bool {
+        let info_url = self.link.replace("/r/", "/api/rooms/");
+        get_json(&info_url)["stage"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|m| m["muted"].as_bool())
+            .unwrap_or(false)
+    }
+
     /// The window's place on the screen, from xwininfo.
     fn geometry(&self) -> (i32, i32, u32, u32) {
-        let out =
-            crate::support::run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
+        let out = run(std::process::Command::new("xwininfo").args(["-name", "Booth"]));
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> i64 {
             text.lines()
@@ -501,27 +458,41 @@ impl RealWindow {
         std::fs::create_dir_all(&dir).unwrap();
         let png = dir.join(name);
         let display = std::env::var("DISPLAY").unwrap();
-        crate::support::run(
-            std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-f", "x11grab", "-video_size"])
-                .arg(format!("{}x{}", w + 24, h + 24))
-                .arg("-i")
-                .arg(format!("{display}+{},{}", (x - 12).max(0), (y - 12).max(0)))
-                .args(["-frames:v", "1"])
-                .arg(&png),
-        );
+        run(std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "x11grab", "-video_size"])
+            .arg(format!("{}x{}", w + 24, h + 24))
+            .arg("-i")
+            .arg(format!("{display}+{},{}", (x - 12).max(0), (y - 12).max(0)))
+            .args(["-frames:v", "1"])
+            .arg(&png));
         png
     }
 }
 
-/// A listener in the room channel: raises a hand, sends reactions.
-fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: Option<&str>) {
+/// A runtime for the room clients the tests run beside the window.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A listener in the room channel of the room at `link`: says hello as `name`, raises a hand,
+/// sends a reaction (`emoji`), then reports what the room tells it, for as long as `rt` runs.
+fn audience_member(
+    rt: &tokio::runtime::Runtime,
+    link: &str,
+    name: &str,
+    emoji: Option<&str>,
+) -> std::sync::mpsc::Receiver<serde_json::Value> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ws = link.replacen("http", "ws", 1).replace("/r/", "/api/rooms/") + "/ws";
     let hello =
         serde_json::json!({"v": 1, "type": "hello", "token": null, "name": name}).to_string();
     let react = emoji.map(|e| serde_json::json!({"v": 1, "type": "react", "emoji": e}).to_string());
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
     rt.spawn(async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
         ws.send(Message::Text(hello.into())).await.unwrap();
@@ -531,13 +502,19 @@ fn audience_member(rt: &tokio::runtime::Runtime, link: &str, name: &str, emoji: 
         if let Some(r) = react {
             ws.send(Message::Text(r.into())).await.unwrap();
         }
-        while let Some(Ok(_)) = ws.next().await {}
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg
+                && let Ok(v) = serde_json::from_str(&t)
+            {
+                let _ = seen_tx.send(v);
+            }
+        }
     });
+    seen_rx
 }
 
 #[test]
 fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_it() {
-    use crate::devices::{play, sound_lock, sound_server, sox_tone, zero_crossing_hz};
     if !display() || !sound_server() {
         return;
     }
@@ -556,75 +533,20 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
         ..Settings::default()
     };
     let window = RealWindow::start(dir.path(), &settings);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-
-    // A listener hears the game's tone through the room.
-    let out = dir.path().join("heard.ogg");
-    let status = std::process::Command::new(crate::support::booth())
-        .args(["listen", &window.link, "--seconds", "4", "--out"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let heard = crate::support::ffmpeg_decode(&out);
-    let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
-    let hz = zero_crossing_hz(&left, 48_000.0);
-    assert!(
-        (hz - 440.0).abs() < 2.0,
-        "the listener heard {hz:.1} Hz, not the game's 440 Hz"
-    );
-
-    // The mute hotkey works while another window has the focus: the room sees the host muted.
-    let info_url = window.link.replace("/r/", "/api/rooms/");
-    let host_muted = || {
-        get_json(&info_url)["stage"]
-            .as_array()
-            .and_then(|s| s.first())
-            .and_then(|m| m["muted"].as_bool())
-            .unwrap_or(false)
-    };
-    assert!(!host_muted());
+    let rt = runtime();
+    assert_a_listener_hears_the_game(&window, &dir.path().join("heard.ogg"));
+    assert!(!window.host_muted());
     audience_member(&rt, &window.link, "Ada", Some("🔥"));
     audience_member(&rt, &window.link, "Bo", Some("👏"));
-    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !host_muted() {
-        assert!(
-            Instant::now() < deadline,
-            "the mute hotkey did not mute the host"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    crate::support::run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    assert_the_mute_hotkey_mutes_the_host(&window);
     // The host talks over the game for the pictures: the speaking light, the ducked game.
-    crate::support::speech(
+    speech(
         dir.path(),
         "words",
         "Welcome back to the raid review. Tonight we look at the new boss fight.",
     );
     let words = dir.path().join("words.wav");
-    let _voice = play("mic_feed", &words);
-    std::thread::sleep(Duration::from_millis(1500));
-    let png = window.screenshot("overlay-expanded.png");
-    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
-    // The Audio tab, clicked with the mouse: meters, faders, ducking.
-    let (x, y, _, _) = window.geometry();
-    crate::support::run(std::process::Command::new("xdotool").args([
-        "mousemove",
-        &(x + 94).to_string(),
-        &(y + 67).to_string(),
-        "click",
-        "1",
-        "mousemove",
-        "900",
-        "700",
-    ]));
-    std::thread::sleep(Duration::from_millis(1000));
-    window.screenshot("overlay-audio.png");
+    let _voice = pictures_of_the_expanded_window(&window, &words);
     drop(window);
 
     // The compact strip, after a restart that remembers where the window was.
@@ -639,6 +561,62 @@ fn the_real_window_goes_live_on_the_sound_servers_devices_and_a_listener_hears_i
     let (_, _, w, h) = window.geometry();
     assert!(h < 80 && w > 300, "the compact strip is {w}x{h}");
     window.screenshot("overlay-compact.png");
+}
+
+/// `booth listen` records 4 s of the window's room into `out`: the game's 440 Hz tone.
+fn assert_a_listener_hears_the_game(window: &RealWindow, out: &Path) {
+    let status = std::process::Command::new(booth())
+        .args(["listen", &window.link, "--seconds", "4", "--out"])
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let heard = ffmpeg_decode(out);
+    let left: Vec<f32> = heard.iter().step_by(2).copied().skip(48_000).collect();
+    let hz = zero_crossing_hz(&left, 48_000.0);
+    assert!(
+        (hz - 440.0).abs() < 2.0,
+        "the listener heard {hz:.1} Hz, not the game's 440 Hz"
+    );
+}
+
+/// The mute hotkey works while another window has the focus: the room sees the host muted
+/// within 5 s. Pressed again after, to unmute.
+fn assert_the_mute_hotkey_mutes_the_host(window: &RealWindow) {
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !window.host_muted() {
+        assert!(
+            Instant::now() < deadline,
+            "the mute hotkey did not mute the host"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(std::process::Command::new("xdotool").args(["key", "ctrl+shift+m"]));
+}
+
+/// Screenshots of the expanded window while the host says `words`: the Room tab, then the
+/// Audio tab clicked with the mouse (meters, faders, ducking). Returns the words' player,
+/// still playing.
+fn pictures_of_the_expanded_window(window: &RealWindow, words: &Path) -> Process {
+    let voice = play("mic_feed", words);
+    std::thread::sleep(Duration::from_millis(1500));
+    let png = window.screenshot("overlay-expanded.png");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    let (x, y, _, _) = window.geometry();
+    run(std::process::Command::new("xdotool").args([
+        "mousemove",
+        &(x + 94).to_string(),
+        &(y + 67).to_string(),
+        "click",
+        "1",
+        "mousemove",
+        "900",
+        "700",
+    ]));
+    std::thread::sleep(Duration::from_millis(1000));
+    window.screenshot("overlay-audio.png");
+    voice
 }
 
 #[test]
@@ -666,7 +644,7 @@ fn an_unreachable_room_server_is_a_message_and_the_audio_goes_on() {
 
 #[test]
 fn with_no_display_booth_says_so_and_points_to_the_headless_host() {
-    let out = std::process::Command::new(crate::support::booth())
+    let out = std::process::Command::new(booth())
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .output()

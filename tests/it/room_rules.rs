@@ -63,6 +63,43 @@ fn drain(room: &mut Room) -> Vec<Output> {
     std::iter::from_fn(|| room.poll_output()).collect()
 }
 
+/// A room whose host has listeners `ids` (with no names), all there at `t`.
+fn room_of_listeners(ids: std::ops::Range<u64>, t: Instant) -> Room {
+    let mut room = Room::new(RoomConfig::new("R", "G"), HOST, "Host".into(), t);
+    for id in ids {
+        joins(&mut room, ParticipantId(id), "", t);
+    }
+    room
+}
+
+/// Listener `id` joins `room` at `t`, named `name`.
+fn joins(room: &mut Room, id: ParticipantId, name: &str, t: Instant) {
+    let join = Input::Join {
+        id,
+        name: name.into(),
+        role: Role::Listener,
+    };
+    room.handle(join, t).unwrap();
+}
+
+fn approve(id: u64) -> Action {
+    Action::Approve {
+        target: ParticipantId(id),
+    }
+}
+
+fn invite(id: u64) -> Action {
+    Action::Invite {
+        target: ParticipantId(id),
+    }
+}
+
+fn make_co_host(id: u64) -> Action {
+    Action::MakeCoHost {
+        target: ParticipantId(id),
+    }
+}
+
 fn actor(role: Role, kind: ActionKind) -> ParticipantId {
     match (role, kind) {
         (Role::Host, _) => HOST,
@@ -178,19 +215,7 @@ fn every_action_against_every_role() {
 #[test]
 fn hands_are_served_first_come_first_served_and_rate_limited() {
     let clock = Clock(Instant::now());
-    let t0 = clock.at(0.0);
-    let mut room = Room::new(RoomConfig::new("R", "G"), HOST, "Host".into(), t0);
-    for id in 10..14 {
-        room.handle(
-            Input::Join {
-                id: ParticipantId(id),
-                name: String::new(),
-                role: Role::Listener,
-            },
-            t0,
-        )
-        .unwrap();
-    }
+    let mut room = room_of_listeners(10..14, clock.at(0.0));
     for (i, id) in [12, 10, 13].into_iter().enumerate() {
         act(
             &mut room,
@@ -211,7 +236,12 @@ fn hands_are_served_first_come_first_served_and_rate_limited() {
         room.hand_queue(),
         vec![ParticipantId(12), ParticipantId(10), ParticipantId(13)]
     );
-    let outputs = drain(&mut room);
+    assert_the_queue_goes_to_the_moderators_only(&drain(&mut room));
+    assert_the_approved_go_on_stage_and_the_denied_are_told(&mut room, &clock);
+    assert_raising_a_hand_is_rate_limited(&mut room, &clock, ParticipantId(11));
+}
+
+fn assert_the_queue_goes_to_the_moderators_only(outputs: &[Output]) {
     assert!(
         outputs
             .iter()
@@ -223,59 +253,43 @@ fn hands_are_served_first_come_first_served_and_rate_limited() {
             .iter()
             .any(|o| matches!(o, Output::ToModerators(Event::HandQueue { .. })))
     );
-    act(
-        &mut room,
-        HOST,
-        Action::Approve {
-            target: ParticipantId(10),
-        },
-        clock.at(4.0),
-    )
-    .unwrap();
+}
+
+/// With hands raised by 12, 10 and 13: 10 approved, 12 denied, 11 (no hand) not approved.
+fn assert_the_approved_go_on_stage_and_the_denied_are_told(room: &mut Room, clock: &Clock) {
+    act(room, HOST, approve(10), clock.at(4.0)).unwrap();
     assert_eq!(room.role(ParticipantId(10)), Some(Role::Speaker));
     assert!(room.may_publish(ParticipantId(10)));
     assert_eq!(
         room.hand_queue(),
         vec![ParticipantId(12), ParticipantId(13)]
     );
-    act(
-        &mut room,
-        HOST,
-        Action::Deny {
-            target: ParticipantId(12),
-        },
-        clock.at(4.0),
-    )
-    .unwrap();
-    assert!(drain(&mut room).contains(&Output::To(
-        ParticipantId(12),
-        Event::HandDenied {
-            id: ParticipantId(12)
-        }
-    )));
+    let deny = Action::Deny {
+        target: ParticipantId(12),
+    };
+    act(room, HOST, deny, clock.at(4.0)).unwrap();
+    let denied = Event::HandDenied {
+        id: ParticipantId(12),
+    };
+    assert!(drain(room).contains(&Output::To(ParticipantId(12), denied)));
     assert_eq!(
-        act(
-            &mut room,
-            HOST,
-            Action::Approve {
-                target: ParticipantId(11)
-            },
-            clock.at(5.0)
-        ),
+        act(room, HOST, approve(11), clock.at(5.0)),
         Err(RoomError::HandNotRaised)
     );
-    // Raise and lower five times in a minute, then no more until the window passes.
-    let spammer = ParticipantId(11);
+}
+
+/// Raise and lower five times in a minute, then no more until the window passes.
+fn assert_raising_a_hand_is_rate_limited(room: &mut Room, clock: &Clock, spammer: ParticipantId) {
     for i in 0..5 {
         act(
-            &mut room,
+            room,
             spammer,
             Action::RaiseHand,
             clock.at(10.0 + f64::from(i)),
         )
         .unwrap();
         act(
-            &mut room,
+            room,
             spammer,
             Action::LowerHand,
             clock.at(10.5 + f64::from(i)),
@@ -283,104 +297,41 @@ fn hands_are_served_first_come_first_served_and_rate_limited() {
         .unwrap();
     }
     assert_eq!(
-        act(&mut room, spammer, Action::RaiseHand, clock.at(20.0)),
+        act(room, spammer, Action::RaiseHand, clock.at(20.0)),
         Err(RoomError::RateLimited)
     );
-    act(&mut room, spammer, Action::RaiseHand, clock.at(71.0)).unwrap();
+    act(room, spammer, Action::RaiseHand, clock.at(71.0)).unwrap();
 }
 
 #[test]
 fn the_stage_holds_ten_speakers_and_two_co_hosts() {
     let clock = Clock(Instant::now());
     let t = clock.at(0.0);
-    let mut room = Room::new(RoomConfig::new("R", "G"), HOST, "Host".into(), t);
+    let mut room = room_of_listeners(10..22, t);
     for id in 10..22 {
-        let id = ParticipantId(id);
-        room.handle(
-            Input::Join {
-                id,
-                name: String::new(),
-                role: Role::Listener,
-            },
-            t,
-        )
-        .unwrap();
-        act(&mut room, id, Action::RaiseHand, t).unwrap();
+        act(&mut room, ParticipantId(id), Action::RaiseHand, t).unwrap();
     }
     for id in 10..20 {
-        act(
-            &mut room,
-            HOST,
-            Action::Approve {
-                target: ParticipantId(id),
-            },
-            t,
-        )
-        .unwrap();
+        act(&mut room, HOST, approve(id), t).unwrap();
     }
+    // Ten speakers: nobody more comes on stage, approved or invited.
     assert_eq!(
-        act(
-            &mut room,
-            HOST,
-            Action::Approve {
-                target: ParticipantId(20)
-            },
-            t
-        ),
+        act(&mut room, HOST, approve(20), t),
         Err(RoomError::StageFull)
     );
-    act(
-        &mut room,
-        HOST,
-        Action::Invite {
-            target: ParticipantId(21),
-        },
-        t,
-    )
-    .unwrap();
+    act(&mut room, HOST, invite(21), t).unwrap();
     assert_eq!(
         act(&mut room, ParticipantId(21), Action::AcceptInvite, t),
         Err(RoomError::StageFull)
     );
-    act(
-        &mut room,
-        HOST,
-        Action::MakeCoHost {
-            target: ParticipantId(10),
-        },
-        t,
-    )
-    .unwrap();
-    act(
-        &mut room,
-        HOST,
-        Action::MakeCoHost {
-            target: ParticipantId(11),
-        },
-        t,
-    )
-    .unwrap();
+    act(&mut room, HOST, make_co_host(10), t).unwrap();
+    act(&mut room, HOST, make_co_host(11), t).unwrap();
     assert_eq!(
-        act(
-            &mut room,
-            HOST,
-            Action::MakeCoHost {
-                target: ParticipantId(12)
-            },
-            t
-        ),
+        act(&mut room, HOST, make_co_host(12), t),
         Err(RoomError::CoHostsFull)
     );
     // Two speakers became co-hosts: two seats are free again.
-    act(
-        &mut room,
-        HOST,
-        Action::Approve {
-            target: ParticipantId(20),
-        },
-        t,
-    )
-    .unwrap();
+    act(&mut room, HOST, approve(20), t).unwrap();
     act(&mut room, ParticipantId(21), Action::AcceptInvite, t).unwrap();
     let stage = room.stage();
     assert_eq!(stage.len(), 1 + 2 + 10);
@@ -566,80 +517,65 @@ fn a_dropped_host_with_no_co_host_ends_the_room() {
 fn reactions_names_levels_and_moments() {
     let clock = Clock(Instant::now());
     let mut room = full_room(&clock);
+    assert_reactions_are_checked_and_rate_limited(&mut room, &clock);
+    let t = clock.at(0.0);
+    assert_names_are_cleaned_when_they_join(&mut room, t);
+    room.handle(Input::Levels(vec![(SPEAKER, 0.734), (LISTENER, 0.9)]), t)
+        .unwrap();
+    // Only those on stage have a level, to two decimals.
+    assert_eq!(
+        drain(&mut room),
+        vec![Output::Broadcast(Event::Levels {
+            levels: vec![(SPEAKER, 0.73)]
+        })]
+    );
+    act(
+        &mut room,
+        COHOST,
+        Action::MarkMoment { label: None },
+        clock.at(95.5),
+    )
+    .unwrap();
+    assert_eq!(room.markers()[0].at_ms, 95_500);
+    assert_eq!(room.markers()[0].label, "Moment 1");
+}
+
+/// A listener's reactions: nothing, words, five emoji at once or a control character are
+/// refused; ten within a second go, an eleventh soon after is refused, and one ten seconds
+/// later goes.
+fn assert_reactions_are_checked_and_rate_limited(room: &mut Room, clock: &Clock) {
+    let react = |emoji: &str| Action::React {
+        emoji: emoji.into(),
+    };
     for bad in ["", "hello", "🔥🔥🔥🔥🔥", "\u{7}"] {
         assert!(
-            act(
-                &mut room,
-                LISTENER,
-                Action::React { emoji: bad.into() },
-                clock.at(1.0)
-            )
-            .is_err(),
+            act(room, LISTENER, react(bad), clock.at(1.0)).is_err(),
             "{bad:?}"
         );
     }
     for i in 0..10 {
         act(
-            &mut room,
+            room,
             LISTENER,
-            Action::React {
-                emoji: "👏".into()
-            },
+            react("👏"),
             clock.at(2.0 + f64::from(i) * 0.1),
         )
         .unwrap();
     }
     assert_eq!(
-        act(
-            &mut room,
-            LISTENER,
-            Action::React {
-                emoji: "👏".into()
-            },
-            clock.at(3.5)
-        ),
+        act(room, LISTENER, react("👏"), clock.at(3.5)),
         Err(RoomError::RateLimited)
     );
-    act(
-        &mut room,
-        LISTENER,
-        Action::React {
-            emoji: "👏".into()
-        },
-        clock.at(12.5),
-    )
-    .unwrap();
+    act(room, LISTENER, react("👏"), clock.at(12.5)).unwrap();
+}
 
-    let t = clock.at(0.0);
-    let odd = ParticipantId(40);
-    room.handle(
-        Input::Join {
-            id: odd,
-            name: "  <b>Ada\u{0}\u{1b}[31m </b>".into(),
-            role: Role::Listener,
-        },
-        t,
-    )
-    .unwrap();
-    room.handle(
-        Input::Join {
-            id: ParticipantId(41),
-            name: "x".repeat(100),
-            role: Role::Listener,
-        },
-        t,
-    )
-    .unwrap();
-    room.handle(
-        Input::Join {
-            id: ParticipantId(42),
-            name: " \t ".into(),
-            role: Role::Listener,
-        },
-        t,
-    )
-    .unwrap();
-    let joined: Vec<String> = drain(&mut room)
+/// Names as they join, as everyone is told them: control characters gone, markup kept as
+/// text, 40 characters at most, and a blank one replaced.
+fn assert_names_are_cleaned_when_they_join(room: &mut Room, t: Instant) {
+    joins(room, ParticipantId(40), "  <b>Ada\u{0}\u{1b}[31m </b>", t);
+    joins(room, ParticipantId(41), &"x".repeat(100), t);
+    joins(room, ParticipantId(42), " \t ", t);
+    let joined: Vec<String> = drain(room)
         .into_iter()
         .filter_map(|o| match o {
             Output::Broadcast(Event::Joined { name, .. }) => Some(name),
@@ -652,25 +588,6 @@ fn reactions_names_levels_and_moments() {
     );
     assert_eq!(joined[1].chars().count(), 40);
     assert!(joined[2].starts_with("Listener "));
-
-    room.handle(Input::Levels(vec![(SPEAKER, 0.734), (LISTENER, 0.9)]), t)
-        .unwrap();
-    assert_eq!(
-        drain(&mut room),
-        vec![Output::Broadcast(Event::Levels {
-            levels: vec![(SPEAKER, 0.73)]
-        })]
-    );
-
-    act(
-        &mut room,
-        COHOST,
-        Action::MarkMoment { label: None },
-        clock.at(95.5),
-    )
-    .unwrap();
-    assert_eq!(room.markers()[0].at_ms, 95_500);
-    assert_eq!(room.markers()[0].label, "Moment 1");
 }
 
 #[test]

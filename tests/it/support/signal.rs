@@ -1,7 +1,5 @@
-//! Signals, external tools and measurements shared by the integration tests.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+//! Test signals and their measurement: seeded noise, tones, levels in dB, and the frequency of a
+//! sine. Pure functions on sample buffers: no files, no processes, no clock.
 
 /// A small deterministic random source (xorshift64*), so tests are repeatable.
 pub struct Rng(u64);
@@ -106,6 +104,67 @@ pub fn steady_tone_db(x: &[f32], freq: f32) -> f32 {
     levels[levels.len() / 2]
 }
 
+/// A sine tone: `freq` Hz at peak amplitude `amp`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tone {
+    pub freq: f32,
+    pub amp: f32,
+}
+
+/// The game in the tests that need one: 440 Hz at half scale (-9 dBFS RMS).
+pub const GAME_TONE: Tone = Tone {
+    freq: 440.0,
+    amp: 0.5,
+};
+
+/// A voice stand-in: 1 kHz at 0.4, which no 100 ms window confuses with the game's tone.
+pub const VOICE_TONE: Tone = Tone {
+    freq: 1000.0,
+    amp: 0.4,
+};
+
+impl Tone {
+    /// `seconds` of it at `rate`, mono.
+    pub fn samples(self, seconds: f32, rate: u32) -> Vec<f32> {
+        self.samples_while(seconds, rate, |_| true)
+    }
+
+    /// `seconds` at `rate`, mono, sounding only while `on(t)` holds (`t` in seconds from the
+    /// start) and silent elsewhere.
+    pub fn samples_while(self, seconds: f32, rate: u32, on: impl Fn(f32) -> bool) -> Vec<f32> {
+        let frames = (rate as f32 * seconds) as usize;
+        let w = 2.0 * std::f32::consts::PI * self.freq;
+        (0..frames)
+            .map(|n| {
+                if on(n as f32 / rate as f32) {
+                    self.amp * (w * n as f32 / rate as f32).sin()
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// The level of `freq` in each whole `window` of `x`, dB.
+pub fn tone_levels(x: &[f32], freq: f32, window: usize) -> Vec<f32> {
+    x.chunks_exact(window).map(|w| tone_db(w, freq)).collect()
+}
+
+/// The loudest `freq` is in any 100 ms of `x` (48 kHz), dB.
+pub fn loudest_tone_db(x: &[f32], freq: f32) -> f32 {
+    x.chunks(4_800)
+        .map(|w| tone_db(w, freq))
+        .fold(f32::MIN, f32::max)
+}
+
+/// The middle value of `v` (the upper one of an even count).
+pub fn median(v: &[f32]) -> f32 {
+    let mut v = v.to_vec();
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Interleaves two mono signals.
 pub fn interleave(l: &[f32], r: &[f32]) -> Vec<f32> {
     l.iter().zip(r).flat_map(|(&a, &b)| [a, b]).collect()
@@ -114,121 +173,6 @@ pub fn interleave(l: &[f32], r: &[f32]) -> Vec<f32> {
 /// One channel of interleaved stereo.
 pub fn channel(stereo: &[f32], ch: usize) -> Vec<f32> {
     stereo.iter().skip(ch).step_by(2).copied().collect()
-}
-
-/// Whether an external program is on PATH. Tests that need one skip without it, unless
-/// `BOOTH_REQUIRE_TOOLS=1` (as `tests/run` sets), where a missing tool fails the test.
-pub fn have_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var("BOOTH_REQUIRE_TOOLS").is_err(),
-            "{name} is required (BOOTH_REQUIRE_TOOLS is set) but not installed"
-        );
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
-
-/// Runs a command, failing the test with its output when it fails.
-pub fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// Spoken words from espeak-ng, at 48 kHz mono, peak-normalised to -3 dBFS by sox.
-pub fn speech(dir: &Path, name: &str, text: &str) -> Vec<f32> {
-    let raw = dir.join(format!("{name}-espeak.wav"));
-    let wav = dir.join(format!("{name}.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-s", "150", "-w"])
-        .arg(&raw)
-        .arg(text));
-    run(Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "48000", "-c", "1", "-b", "32", "-e", "floating-point"])
-        .arg(&wav)
-        .args(["norm", "-3"]));
-    read_wav_mono(&wav)
-}
-
-pub fn read_wav_mono(path: &Path) -> Vec<f32> {
-    let (samples, channels, _) = read_wav(path);
-    samples.chunks(channels).map(|f| f[0]).collect()
-}
-
-/// Reads any WAV with hound into f32 samples; returns (samples, channels, rate).
-pub fn read_wav(path: &Path) -> (Vec<f32>, usize, u32) {
-    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let spec = r.spec();
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap_or(0.0)).collect(),
-        hound::SampleFormat::Int => {
-            let scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>()
-                .map(|s| s.unwrap_or(0) as f32 / scale)
-                .collect()
-        }
-    };
-    (samples, spec.channels as usize, spec.sample_rate)
-}
-
-/// Writes interleaved f32 samples as a 16-bit WAV.
-pub fn write_wav(path: &Path, samples: &[f32], channels: u16, rate: u32) {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    for &s in samples {
-        w.write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
-            .unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    }
-    w.finalize().unwrap_or_else(|e| panic!("{path:?}: {e}"));
-}
-
-/// Decodes any file ffmpeg reads to 48 kHz stereo f32 samples.
-pub fn ffmpeg_decode(path: &Path) -> Vec<f32> {
-    let out = run(Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"]));
-    out.stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-/// The encoder delay an Ogg Opus file declares (OpusHead's pre-skip), in 48 kHz samples: what a
-/// player drops from the start, and what the encoder held back before a sound came out.
-pub fn opus_pre_skip(path: &Path) -> u16 {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    booth::codec::ogg_opus::OggOpusReader::new(std::io::BufReader::new(file))
-        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
-        .pre_skip()
-}
-
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
-}
-
-pub fn booth() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_booth"))
 }
 
 /// Least-squares fit of `a sin(wt) + b cos(wt) + c` at frequency `f`; returns the residual
@@ -312,38 +256,37 @@ pub fn best_sine(x: &[f32], guess: f64, span: f64, rate: f64) -> (f64, f64) {
     (f, 10.0 * (signal / resid.max(1e-30)).log10())
 }
 
-/// The body of a GET, as text.
-pub fn http_get(url: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
-}
-
-/// One counter or gauge from a Booth server's `/metrics`.
-pub fn metric(server: &str, name: &str) -> u64 {
-    let text = http_get(&format!("{server}/metrics"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("booth_{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no booth_{name} in /metrics:\n{text}"))
-}
-
-/// Voluntary context switches (wake-ups) so far of process `pid`'s thread named `name`.
-pub fn thread_wakeups(pid: u32, name: &str) -> Option<u64> {
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
-            return status
-                .lines()
-                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|v| v.trim().parse().ok());
-        }
-    }
-    None
+/// Frequency of a sine: the median over 100 ms blocks of the rate of its rising zero
+/// crossings, interpolated between samples. A crossing counts only after the signal has gone
+/// below a quarter of the block's peak, so low-level noise (a short gap a busy machine left in
+/// the test's own player) adds no crossings, and such a block is one of many in the median.
+pub fn zero_crossing_hz(x: &[f32], rate: f64) -> f64 {
+    let block = (rate / 10.0) as usize;
+    let mut per_block: Vec<f64> = x
+        .chunks_exact(block)
+        .filter_map(|b| {
+            let h = 0.25 * b.iter().fold(0f32, |m, s| m.max(s.abs()));
+            let mut armed = false;
+            let mut crossings = Vec::new();
+            for (i, w) in b.windows(2).enumerate() {
+                if w[0] < -h {
+                    armed = true;
+                }
+                if armed && w[0] < 0.0 && w[1] >= 0.0 {
+                    crossings.push(i as f64 + f64::from(w[0] / (w[0] - w[1])));
+                    armed = false;
+                }
+            }
+            let span = crossings.last()? - crossings.first()?;
+            (crossings.len() > 3).then(|| (crossings.len() - 1) as f64 * rate / span)
+        })
+        .collect();
+    assert!(
+        per_block.len() >= 3,
+        "no tone: {} of {} blocks of 100 ms hold one",
+        per_block.len(),
+        x.len() / block.max(1)
+    );
+    per_block.sort_by(f64::total_cmp);
+    per_block[per_block.len() / 2]
 }
