@@ -826,7 +826,7 @@ mod tests {
                     role: Role::Host,
                     name: "Host".into(),
                     token: "p1.00112233445566778899aabbccddeeff".into(),
-                    actions: crate::room::Permissions::for_role(Role::Host),
+                    actions: super::super::Permissions::for_role(Role::Host),
                 },
                 room: Box::new(RoomInfo {
                     id: "abc".into(),

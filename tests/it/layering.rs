@@ -1,19 +1,120 @@
-//! The pure modules stay pure: `dsp` does no IO and knows nothing of devices, sockets or files,
-//! so it can run inside a real-time loop and be tested on plain buffers.
+//! Arrows point one way: the pure modules stay pure (`dsp` does no IO and knows nothing of
+//! devices, sockets or files, so it can run inside a real-time loop and be tested on plain
+//! buffers; `room` is a state machine; `codec` opens nothing), the engine knows nothing of the
+//! network or the command front-ends, the server nothing of the front-ends or the overlay. And
+//! no source file grows past what a reader can hold.
 
 use std::path::Path;
 
+/// Every `.rs` file under `dir`, with its text.
 fn sources(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
-        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-            out.push((path.display().to_string(), text));
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{d:?}: {e}")) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
         }
     }
     assert!(!out.is_empty(), "no sources in {dir:?}");
     out
+}
+
+fn src(module: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let dir = root.join(module);
+    if dir.is_dir() {
+        sources(&dir)
+    } else {
+        let path = root.join(format!("{module}.rs"));
+        vec![(
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        )]
+    }
+}
+
+/// The first of `words` a module's sources use, with the file: `None` when they use none.
+fn uses_any(module: &str, words: &[&str]) -> Option<String> {
+    src(module).into_iter().find_map(|(file, text)| {
+        words
+            .iter()
+            .find(|w| text.contains(*w))
+            .map(|w| format!("{file} uses {w}"))
+    })
+}
+
+/// Lines of code: not blank, not a comment, and not in the `#[cfg(test)]` module at the end.
+fn lines_of_code(text: &str) -> usize {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let tests_start = (0..lines.len()).find(|&i| {
+        lines[i] == "#[cfg(test)]"
+            && lines[i + 1..]
+                .iter()
+                .find(|l| !l.starts_with("#["))
+                .is_some_and(|l| l.starts_with("mod "))
+    });
+    lines[..tests_start.unwrap_or(lines.len())]
+        .iter()
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .count()
+}
+
+#[test]
+fn the_engine_knows_nothing_of_the_network_or_the_front_ends() {
+    let forbidden = [
+        "crate::host",
+        "crate::live",
+        "crate::server",
+        "crate::rtc",
+        "crate::app",
+        "crate::listen",
+        "crate::mix::",
+    ];
+    assert_eq!(uses_any("engine", &forbidden), None);
+}
+
+#[test]
+fn the_server_knows_nothing_of_the_front_ends_or_the_overlay() {
+    let forbidden = [
+        "crate::host",
+        "crate::live",
+        "crate::app",
+        "crate::listen",
+        "crate::mix::",
+    ];
+    assert_eq!(uses_any("server", &forbidden), None);
+}
+
+#[test]
+fn the_lower_layers_never_reach_up() {
+    let up = [
+        "crate::server",
+        "crate::live",
+        "crate::host",
+        "crate::app",
+        "crate::engine",
+    ];
+    for module in ["rtc", "codec", "audio"] {
+        assert_eq!(uses_any(module, &up), None);
+    }
+}
+
+#[test]
+fn no_source_file_is_longer_than_800_lines_of_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (file, text) in sources(&root) {
+        let n = lines_of_code(&text);
+        assert!(
+            n <= 800,
+            "{file} has {n} lines of code: split it at its seams"
+        );
+    }
 }
 
 #[test]
