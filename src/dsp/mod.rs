@@ -6,7 +6,7 @@
 //!
 //! The program chain, in order (see [`ProgramMix`]):
 //! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there, and
-//! [`SteeredResampler`] live devices) ->
+//! [`SteeredResampler`] live devices, its ratio steered by [`FillSteering`] from a ring's fill) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
 //! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
 //! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
@@ -26,6 +26,7 @@ mod mixer;
 mod program;
 mod resampler;
 mod steered;
+mod steering;
 mod vad;
 
 pub use biquad::Biquad;
@@ -39,6 +40,7 @@ pub use mixer::mix_into;
 pub use program::{ProgramMix, ProgramSettings};
 pub use resampler::StreamResampler;
 pub use steered::SteeredResampler;
+pub use steering::FillSteering;
 pub use vad::VoiceActivity;
 
 /// The rate everything inside Booth runs at.

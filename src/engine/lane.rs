@@ -3,7 +3,7 @@
 //!
 //! Two clocks never agree: a "48 kHz" microphone may deliver 48,010 frames a second. The lane
 //! keeps its ring near a target fill by steering the resampling ratio with a slow PI controller
-//! on the (smoothed) fill, so it never drops or repeats a block, and its latency stays bounded
+//! on the (smoothed) fill ([`FillSteering`]), so it never drops or repeats a block, and its latency stays bounded
 //! for hours. Corrections are tiny (hundreds of ppm) and ramped by the resampler, so they are
 //! inaudible.
 //!
@@ -11,19 +11,7 @@
 
 use rtrb::Consumer;
 
-use crate::dsp::{DspError, SAMPLE_RATE, SteeredResampler, fold_channels};
-
-/// Largest correction the controller may apply (0.5%: a clock that far off is broken anyway).
-const MAX_CORRECTION: f64 = 0.005;
-/// Proportional gain: a fill error of 1 s corrects the ratio by 10%... per second of error.
-const KP: f64 = 0.1;
-/// Integral gain (per second of error, per second): with KP, a damped (zeta 0.5) loop that
-/// settles in about a minute and leaves no standing error.
-const KI: f64 = 0.01;
-/// Pulls after priming that only measure the fill (half a second).
-const SETTLE_PULLS: u32 = 25;
-/// Smoothing of the fill measurement (per 20 ms tick): about one second.
-const FILL_SMOOTHING: f64 = 0.02;
+use crate::dsp::{DspError, FillSteering, SteeredResampler, fold_channels};
 
 /// How one pull went.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -91,7 +79,7 @@ impl std::fmt::Debug for Lane {
         f.debug_struct("Lane")
             .field("rate", &self.rate)
             .field("in_channels", &self.in_channels)
-            .field("correction", &self.steering.correction)
+            .field("correction", &self.steering.correction())
             .finish_non_exhaustive()
     }
 }
@@ -128,8 +116,12 @@ impl Lane {
         } else {
             2
         };
-        let resampler =
-            SteeredResampler::new(rate, in_channels, frames_out, 1.0 + 2.0 * MAX_CORRECTION)?;
+        let resampler = SteeredResampler::new(
+            rate,
+            in_channels,
+            frames_out,
+            1.0 + 2.0 * FillSteering::MAX_CORRECTION,
+        )?;
         let max_in = resampler.input_frames_max();
         let target_fill = (target_latency_s * f64::from(rate)).max(1.0);
         Ok(Self {
@@ -201,8 +193,8 @@ impl Lane {
     pub fn stats(&self) -> LaneStats {
         LaneStats {
             underruns: self.underruns,
-            correction: self.steering.correction,
-            smoothed_fill: self.steering.smoothed,
+            correction: self.steering.correction(),
+            smoothed_fill: self.steering.smoothed(),
         }
     }
 
@@ -227,7 +219,7 @@ impl Lane {
             if self.headroom > 0 {
                 return self.measure(out, available);
             }
-            if (available as f64) < self.steering.target {
+            if (available as f64) < self.steering.target() {
                 out[..self.frames_out * self.out_channels].fill(0.0);
                 return PullReport {
                     missing_frames: 0,
@@ -277,7 +269,7 @@ impl Lane {
                 // row) once too long for its lead does not leave the next pull short as well
                 // (steered back down, a speaker's file did, some runs a few times a second,
                 // with both cores busy).
-                let most = self.steering.settled + 2.0 * need as f64;
+                let most = self.steering.settled() + 2.0 * need as f64;
                 let lift = missing as f64 + f64::from(self.rate) / 1000.0;
                 self.steering.lift(lift, most);
             }
@@ -337,7 +329,7 @@ impl Lane {
         }
         self.since_short += 1;
         if self.stalled {
-            let expected = self.steering.target.round() as usize + need;
+            let expected = self.steering.target().round() as usize + need;
             let surplus = (available + self.pad).saturating_sub(expected);
             let skip = surplus.min(self.stale).min(available);
             if skip > 0
@@ -429,105 +421,6 @@ impl Lane {
             missing_frames: 0,
             fill_frames: self.ring.slots() / self.ring_channels + self.pad,
         }
-    }
-}
-
-/// Keeps a ring's fill at a target by steering a resampler's ratio: a slow PI controller on the
-/// smoothed fill, once per 20 ms block. The side that drains the ring on its own clock may be
-/// a device (a capture lane's ring: the engine drains it) or the engine (a playback's ring: the
-/// device drains it); either way a ring fuller than its target means the resampler should make
-/// less per frame it takes.
-///
-/// The first half second only measures: the average fill then becomes the target, so the
-/// controller corrects drift rather than chasing a latency the device's period does not allow,
-/// and the pitch never bends at start-up.
-#[derive(Clone, Debug)]
-pub(crate) struct FillSteering {
-    /// The ring's rate, frames a second.
-    rate: f64,
-    /// Seconds between updates.
-    dt: f64,
-    pub(crate) target: f64,
-    pub(crate) smoothed: f64,
-    integral: f64,
-    /// The ratio relative to the nominal one (1.0 = none).
-    pub(crate) correction: f64,
-    settling: u32,
-    settle_sum: f64,
-    /// How far above the measured fill the target goes.
-    above: f64,
-    /// The target as it was set once measured (before any lift).
-    pub(crate) settled: f64,
-}
-
-impl FillSteering {
-    /// Steering a ring at `rate` Hz, updated every `block` frames of 48 kHz, towards `target`
-    /// frames until it has measured its own; then towards what it measured, plus `above`.
-    pub(crate) fn new(rate: u32, block: usize, target: f64, above: f64) -> Self {
-        Self {
-            rate: f64::from(rate),
-            dt: block as f64 / f64::from(SAMPLE_RATE),
-            target,
-            smoothed: target,
-            integral: 0.0,
-            correction: 1.0,
-            settling: 0,
-            settle_sum: 0.0,
-            above,
-            settled: target,
-        }
-    }
-
-    /// Skips the measuring: `target` is where the fill belongs from now on.
-    pub(crate) fn settled_at(&mut self, target: f64) {
-        self.target = target;
-        self.settled = target;
-        self.smoothed = target;
-        self.settling = SETTLE_PULLS;
-    }
-
-    /// Measures the fill again for half a second and holds it there from then on (what the
-    /// controller learned of the clocks stays).
-    pub(crate) fn measure_again(&mut self) {
-        self.settling = 0;
-        self.settle_sum = 0.0;
-    }
-
-    /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`;
-    /// returns how far the target rose.
-    pub(crate) fn lift(&mut self, by: f64, most: f64) -> f64 {
-        let before = self.target;
-        self.target = (self.target + by).min(most).max(before);
-        self.smoothed = (self.smoothed + by).min(most);
-        self.target - before
-    }
-
-    /// Takes the fill after a block; the ratio the resampler should take now (for
-    /// [`SteeredResampler::set_relative`]), or `None` while it still measures.
-    pub(crate) fn update(&mut self, fill: usize) -> Option<f64> {
-        if self.settling < SETTLE_PULLS {
-            self.settling += 1;
-            self.settle_sum += fill as f64;
-            if self.settling == SETTLE_PULLS {
-                let measured = self.settle_sum / f64::from(SETTLE_PULLS);
-                self.target = measured.max(1.0) + self.above;
-                self.settled = self.target;
-                self.smoothed = measured;
-            }
-            return None;
-        }
-        self.smoothed += (fill as f64 - self.smoothed) * FILL_SMOOTHING;
-        let error_s = (self.smoothed - self.target) / self.rate;
-        let correction = KP * error_s + KI * self.integral;
-        // Anti-windup: integrate only while the correction is inside its limits.
-        if correction.abs() < MAX_CORRECTION {
-            self.integral += error_s * self.dt;
-        }
-        let correction = correction.clamp(-MAX_CORRECTION, MAX_CORRECTION);
-        // A full ring: the drained side runs slow, or the filling side fast. Make less per
-        // frame taken.
-        self.correction = 1.0 / (1.0 + correction);
-        Some(self.correction)
     }
 }
 

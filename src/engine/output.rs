@@ -15,9 +15,8 @@
 
 use rtrb::Producer;
 
-use super::lane::FillSteering;
 use crate::codec::opus::FRAME_SAMPLES;
-use crate::dsp::{DspError, SAMPLE_RATE, SteeredResampler, fold_channels};
+use crate::dsp::{DspError, FillSteering, SAMPLE_RATE, SteeredResampler, fold_channels};
 
 /// Frames the resampler makes at a time (5 ms): what it holds back between blocks.
 const CHUNK: usize = 240;
@@ -57,7 +56,7 @@ impl std::fmt::Debug for OutputLane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputLane")
             .field("channels", &self.channels)
-            .field("correction", &self.steering.correction)
+            .field("correction", &self.steering.correction())
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +91,7 @@ impl OutputLane {
     /// The ratio it plays at, relative to the nominal one (above 1: the device runs fast).
     #[must_use]
     pub fn correction(&self) -> f64 {
-        self.steering.correction
+        self.steering.correction()
     }
 
     /// Frames in the ring now.
