@@ -246,23 +246,6 @@ fn start_device(
     Ok((capture, ring))
 }
 
-/// The engine's input for the room's other voices, and its writing end for the network's
-/// thread: 48 kHz stereo, written a 20 ms frame at a time, and only while someone speaks.
-pub(crate) fn room_voices_ring() -> (rtrb::Producer<f32>, InputRing) {
-    let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
-    (
-        producer,
-        InputRing {
-            ring,
-            rate: 48_000,
-            channels: 2,
-            burst_frames: 960,
-            rests: true,
-            read_now: None,
-        },
-    )
-}
-
 /// Runs until `seconds` pass (or forever); `status` hears what happens.
 ///
 /// # Errors
@@ -452,7 +435,7 @@ impl HostSession {
             return Err(HostError("already live: end the room first".into()));
         }
         let (voices, ring) = if self.remote_from_room {
-            let (producer, ring) = room_voices_ring();
+            let (producer, ring) = engine::room_voices_ring();
             (Some(producer), Some(ring))
         } else {
             (None, None)

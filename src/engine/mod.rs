@@ -91,6 +91,23 @@ pub struct InputRing {
     pub read_now: Option<fn()>,
 }
 
+/// The engine's input for the room's other voices, and its writing end for the network's
+/// thread: 48 kHz stereo, written a 20 ms frame at a time, and only while someone speaks.
+pub(crate) fn room_voices_ring() -> (rtrb::Producer<f32>, InputRing) {
+    let (producer, ring) = rtrb::RingBuffer::new(SAMPLE_RATE as usize * 2);
+    (
+        producer,
+        InputRing {
+            ring,
+            rate: SAMPLE_RATE,
+            channels: 2,
+            burst_frames: FRAME_SAMPLES,
+            rests: true,
+            read_now: None,
+        },
+    )
+}
+
 /// Controls, sent to the running engine.
 #[derive(Debug)]
 pub enum Command {
@@ -747,12 +764,12 @@ mod tests {
         )
     }
 
-    /// The room's voices as `booth host` takes them in (`host::room_voices_ring`), their
+    /// The room's voices as the host takes them in ([`room_voices_ring`]), their
     /// frames landing around the engine's pulls, every other one a moment after the pull it
     /// was meant for: from its first frame on, no pull comes up short.
     #[test]
     fn the_room_voices_ring_keeps_a_frame_in_hand() {
-        let (mut tx, ring) = crate::host::room_voices_ring();
+        let (mut tx, ring) = room_voices_ring();
         let mut voices = input_state(ring, 2).unwrap();
         let frame = [0.1f32; 1_920];
         let mut out = vec![0.0f32; 1_920];
