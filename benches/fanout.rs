@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use booth::codec::frame::EncodedFrame;
 use booth::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusEncoder};
-use booth::rtc::peer::{ClientPeer, Mode, OutFrame};
+use booth::rtc::peer::{ClientPeer, Mode};
 
 const MEASURE: Duration = Duration::from_secs(10);
 
@@ -129,7 +130,7 @@ fn main() {
                     s[1] = v;
                 }
                 let Ok(len) = enc.encode_frame(&pcm, &mut out) else { break };
-                let frame = OutFrame { rtp_time: n * FRAME_SAMPLES as u64, packet: out[..len].to_vec() };
+                let frame = EncodedFrame { pts: n * FRAME_SAMPLES as u64, packet: out[..len].to_vec() };
                 if frames.send(frame).await.is_err() {
                     break;
                 }

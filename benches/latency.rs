@@ -3,8 +3,9 @@
 //!
 //! A feeder thread plays the part of a 48 kHz stereo capture device with PERIOD_MS periods
 //! (10 by default, as Booth opens devices), putting a single full-scale sample into the game
-//! input every 500 ms and noting when. The engine runs as in `booth host`; the frames it hands
-//! out are decoded to find each impulse. Prints the median and p99 over the run. An impulse at
+//! input every 500 ms and noting when. The engine runs as in `booth host`; a consumer thread
+//! waiting on the engine's channel notes when each frame reaches it (the frame itself carries
+//! only its stream position), and the frames are decoded to find each impulse. Prints the median and p99 over the run. An impulse at
 //! the device itself waits up to one period more (in the device) before it reaches the ring.
 //! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`
 
@@ -47,6 +48,14 @@ fn main() {
     };
     let engine = engine::start(config, inputs, vec![frames_tx.into()])
         .unwrap_or_else(|e| panic!("engine: {e}"));
+    // The consumer: each frame and when it was handed over, until the engine hangs up.
+    let consumer = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        while let Ok(f) = frames_rx.recv() {
+            received.push((Instant::now(), f));
+        }
+        received
+    });
 
     // The "device": periods of `period_ms`, an impulse every 500 ms, paced by the clock.
     let feeder = std::thread::spawn(move || {
@@ -77,6 +86,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     engine.stop();
+    let received = consumer.join().unwrap_or_default();
 
     // Decode every frame in order; each impulse's decoded position (less the decoder's
     // pre-skip) says which frame carried it.
@@ -87,10 +97,10 @@ fn main() {
     let mut pcm = vec![0.0f32; OpusDecoder::MAX_FRAME_SAMPLES * 2];
     let mut frames = Vec::new();
     let mut decoded: Vec<f32> = Vec::new();
-    while let Ok(f) = frames_rx.try_recv() {
+    for (handed_over, f) in received {
         let n = dec.decode(&f.packet, &mut pcm).unwrap_or(0);
         decoded.extend(pcm[..n * 2].iter().step_by(2));
-        frames.push(f);
+        frames.push(handed_over);
     }
     // Each peak belongs to the last impulse pushed before its frame was encoded (impulses are
     // 500 ms apart; a device lane starts after measuring its fill, so the first may be unheard).
@@ -102,11 +112,11 @@ fn main() {
     {
         let at = i + off;
         i = at + 4_800;
-        let Some(f) = frames.get((at - pre_skip) / FRAME_SAMPLES) else {
+        let Some(&handed_over) = frames.get((at - pre_skip) / FRAME_SAMPLES) else {
             break;
         };
-        if let Some(push) = pushes.iter().rev().find(|p| **p <= f.at) {
-            latencies.push((f.at - *push).as_secs_f64() * 1000.0);
+        if let Some(push) = pushes.iter().rev().find(|p| **p <= handed_over) {
+            latencies.push((handed_over - *push).as_secs_f64() * 1000.0);
         }
     }
     latencies.sort_by(f64::total_cmp);

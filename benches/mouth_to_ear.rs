@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use booth::engine::{self, EngineConfig, InputRing};
 use booth::rtc::jitter::PlayoutDecoder;
-use booth::rtc::peer::{ClientPeer, Mode, OutFrame};
+use booth::rtc::peer::{ClientPeer, Mode};
 
 fn main() {
     let seconds: u64 = std::env::args()
@@ -147,10 +147,7 @@ fn main() {
     let frames = publisher.frames.clone();
     let bridge = std::thread::spawn(move || {
         while let Ok(f) = frames_rx.recv() {
-            let _ = frames.blocking_send(OutFrame {
-                rtp_time: f.pts,
-                packet: f.packet,
-            });
+            let _ = frames.blocking_send(f);
         }
     });
     let feeder = std::thread::spawn(move || {

@@ -33,10 +33,10 @@ pub use output::OutputLane;
 pub use paced::PacedFile;
 pub use record::Recorder;
 
+use crate::codec::frame::EncodedFrame;
 use crate::codec::opus::{FRAME_SAMPLES, MAX_PACKET};
 use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
 use crate::dsp::{Biquad, Denoiser, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
-use crate::rtc::peer::OutFrame;
 
 /// How much input the lanes keep queued: one device period of 10 ms plus jitter.
 pub const LANE_LATENCY_S: f64 = 0.02;
@@ -184,7 +184,7 @@ pub enum FrameSink {
     Thread(SyncSender<EncodedFrame>),
     /// An async task's channel (the WebRTC publisher): the task is woken straight from the
     /// engine thread, with no thread in between.
-    Publisher(tokio::sync::mpsc::Sender<OutFrame>),
+    Publisher(tokio::sync::mpsc::Sender<EncodedFrame>),
     /// The program itself, before Opus: 20 ms of 48 kHz interleaved stereo per block, whole
     /// blocks only, into a ring (the room's task in this process, which mixes and encodes it
     /// once for everyone: no second generation of Opus, no encode or decode between the host
@@ -226,15 +226,14 @@ impl FrameSink {
             }
             Self::Thread(tx) => match tx.try_send(EncodedFrame {
                 pts,
-                at: Instant::now(),
                 packet: packet.to_vec(),
             }) {
                 Ok(()) => Offered::Taken,
                 Err(TrySendError::Full(_)) => Offered::Full,
                 Err(TrySendError::Disconnected(_)) => Offered::Gone,
             },
-            Self::Publisher(tx) => match tx.try_send(OutFrame {
-                rtp_time: pts,
+            Self::Publisher(tx) => match tx.try_send(EncodedFrame {
+                pts,
                 packet: packet.to_vec(),
             }) {
                 Ok(()) => Offered::Taken,
@@ -243,17 +242,6 @@ impl FrameSink {
             },
         }
     }
-}
-
-/// One encoded 20 ms frame of the program.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedFrame {
-    /// Position of the frame's first sample, in 48 kHz samples since the engine started.
-    pub pts: u64,
-    /// When the engine made it.
-    pub at: Instant,
-    /// The Opus packet.
-    pub packet: Vec<u8>,
 }
 
 /// Meter readings shared with the UI: `f32` values stored as bits in atomics, written once per

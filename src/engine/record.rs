@@ -13,10 +13,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::codec::frame::EncodedFrame;
 use crate::codec::{CodecError, EncoderSettings, OggOpusWriter};
 use crate::dsp::SAMPLE_RATE;
-
-use super::EncodedFrame;
 
 /// Frames the recorder may fall behind before the engine drops frames for it (2 s).
 const QUEUE: usize = 100;
