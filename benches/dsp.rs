@@ -4,7 +4,8 @@ use std::hint::black_box;
 
 use booth::codec::{Application, EncoderSettings, OpusEncoder};
 use booth::dsp::{
-    Denoiser, Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, VoiceActivity, mix_into,
+    Denoiser, Ducker, DuckerParams, Key, Limiter, LoudnessMeter, StreamResampler, VoiceActivity,
+    mix_into,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -208,7 +209,7 @@ fn stages(c: &mut Criterion) {
     // momentary and short-term loudness read every block and integrated every second (every
     // 10th block), side by side with the `ebur128` crate (libebur128's port) in the histogram
     // mode a meter running for hours needs.
-    let mut meters = Meters::new();
+    let mut meters = LoudnessMeter::new();
     let mut block = 0u32;
     g.bench_function("meters (peak, RMS, EBU R128 M/S/I): Booth", |b| {
         b.iter(|| {

@@ -16,7 +16,7 @@ use crate::audio::{
 use crate::codec::EncoderSettings;
 use crate::dsp::ProgramSettings;
 use crate::engine::{
-    self, Command, EngineConfig, EngineEvent, FrameSink, Input, InputRing, Meters, PacedFile,
+    self, Command, EngineConfig, EngineEvent, Feed, FrameSink, InputRing, Meters, PacedFile,
     Recorder,
 };
 
@@ -82,17 +82,17 @@ pub enum HostStatus {
     /// Once a second: the meters.
     Meters(Meters),
     /// An input is gone; the program goes on without it.
-    Lost(Input, String),
+    Lost(Feed, String),
     /// An input is back (the same device, or the new default): its device's name.
-    Back(Input, String),
+    Back(Feed, String),
     /// The output the room plays on (the monitor) is gone; the room goes on unheard there.
     MonitorLost(String),
     /// The monitor output is back: its device's name.
     MonitorBack(String),
     /// An input that takes the default device follows it to another: its name.
-    Followed(Input, String),
+    Followed(Feed, String),
     /// An input opened at the start: what plays into it.
-    Opened(Input, Source),
+    Opened(Feed, Source),
     /// Something else the engine reported.
     Engine(EngineEvent),
     /// The program is live in a room.
@@ -206,8 +206,8 @@ fn period_ms(frames: u32, rate: u32) -> f64 {
 }
 
 /// What an input carries: the game in stereo, voices (the mic, the room's) in mono.
-fn channels_of(which: Input) -> usize {
-    if which == Input::Game { 2 } else { 1 }
+fn channels_of(which: Feed) -> usize {
+    if which == Feed::Game { 2 } else { 1 }
 }
 
 /// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
@@ -310,7 +310,7 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
-        let mut open_or_wait = |which: Input, choice: &InputChoice| match (
+        let mut open_or_wait = |which: Feed, choice: &InputChoice| match (
             open(choice, channels_of(which)),
             choice,
             missing,
@@ -328,15 +328,15 @@ impl HostSession {
             }
             (Err(e), _, _) => Err(e),
         };
-        let (game_feeder, game) = open_or_wait(Input::Game, &opts.game)?;
-        let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic)?;
+        let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game)?;
+        let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic)?;
         let file = |choice: &InputChoice| match choice {
             InputChoice::File(path) => Some(path.clone()),
             InputChoice::Device(_) => None,
         };
         for (which, feeder, choice) in [
-            (Input::Game, &game_feeder, &opts.game),
-            (Input::Mic, &mic_feeder, &opts.mic),
+            (Feed::Game, &game_feeder, &opts.game),
+            (Feed::Mic, &mic_feeder, &opts.mic),
         ] {
             if let Some(source) = feeder.source(file(choice).as_deref()) {
                 status(HostStatus::Opened(which, source));
@@ -344,7 +344,7 @@ impl HostSession {
         }
         let (remote_feeder, remote) = match &opts.remote {
             Some(choice) => {
-                let (feeder, ring) = open(choice, channels_of(Input::Remote))?;
+                let (feeder, ring) = open(choice, channels_of(Feed::Remote))?;
                 (Some(feeder), Some(ring))
             }
             None => (None, None),
@@ -453,7 +453,7 @@ impl HostSession {
             let _ = self.engine.send(Command::AddConsumer(c));
         }
         if ring.is_some() {
-            let _ = self.engine.send(Command::Replace(Input::Remote, ring));
+            let _ = self.engine.send(Command::Replace(Feed::Remote, ring));
         }
         let room = live.room().clone();
         self.live = Some(live);
@@ -465,7 +465,7 @@ impl HostSession {
         if let Some(live) = self.live.take() {
             live.stop();
             if self.remote_from_room {
-                let _ = self.engine.send(Command::Replace(Input::Remote, None));
+                let _ = self.engine.send(Command::Replace(Feed::Remote, None));
             }
         }
     }
@@ -474,11 +474,7 @@ impl HostSession {
     ///
     /// # Errors
     /// It cannot be opened; the input keeps what it had.
-    pub fn switch_input(
-        &mut self,
-        which: Input,
-        choice: &InputChoice,
-    ) -> Result<String, HostError> {
+    pub fn switch_input(&mut self, which: Feed, choice: &InputChoice) -> Result<String, HostError> {
         let (feeder, ring) = open(choice, channels_of(which))?;
         let name = match &feeder {
             Feeder::Device { capture, .. } => capture.info.name.clone(),
@@ -489,9 +485,9 @@ impl HostSession {
         };
         let _ = self.engine.send(Command::Replace(which, Some(ring)));
         match which {
-            Input::Game => self.game = feeder,
-            Input::Mic => self.mic = feeder,
-            Input::Remote => self.remote = Some(feeder),
+            Feed::Game => self.game = feeder,
+            Feed::Mic => self.mic = feeder,
+            Feed::Remote => self.remote = Some(feeder),
         }
         Ok(name)
     }
@@ -563,11 +559,11 @@ impl HostSession {
             let changes = crate::audio::default_changes();
             if changes != self.defaults_seen {
                 self.defaults_seen = changes;
-                follow_default(Input::Game, &mut self.game, &self.engine, status);
-                follow_default(Input::Mic, &mut self.mic, &self.engine, status);
+                follow_default(Feed::Game, &mut self.game, &self.engine, status);
+                follow_default(Feed::Mic, &mut self.mic, &self.engine, status);
             }
-            watch(Input::Game, &mut self.game, &self.engine, status);
-            watch(Input::Mic, &mut self.mic, &self.engine, status);
+            watch(Feed::Game, &mut self.game, &self.engine, status);
+            watch(Feed::Mic, &mut self.mic, &self.engine, status);
             self.watch_monitor(status);
         }
         if let Some(live) = &self.live
@@ -637,7 +633,7 @@ fn open_monitor_lane(
 /// sends the game there, and the monitor of the old output would carry silence. A device the
 /// user named stays.
 fn follow_default(
-    which: Input,
+    which: Feed,
     feeder: &mut Feeder,
     engine: &engine::EngineHandle,
     status: &mut dyn FnMut(HostStatus),
@@ -669,7 +665,7 @@ fn follow_default(
 
 /// Checks a device input; a lost one is retried, and handed back to the engine when it opens.
 fn watch(
-    which: Input,
+    which: Feed,
     feeder: &mut Feeder,
     engine: &engine::EngineHandle,
     status: &mut dyn FnMut(HostStatus),

@@ -428,11 +428,11 @@ fn devices_table(list: &[booth::audio::DeviceInfo]) -> String {
 }
 
 /// An input, as the terminal names it.
-fn input_word(which: booth::engine::Input) -> &'static str {
+fn input_word(which: booth::engine::Feed) -> &'static str {
     match which {
-        booth::engine::Input::Game => "game audio",
-        booth::engine::Input::Mic => "mic",
-        booth::engine::Input::Remote => "room's voices",
+        booth::engine::Feed::Game => "game audio",
+        booth::engine::Feed::Mic => "mic",
+        booth::engine::Feed::Remote => "room's voices",
     }
 }
 

@@ -10,7 +10,7 @@ use eframe::egui::{
 };
 
 use super::model::{Level, Overlay, Phase};
-use crate::engine::Input;
+use crate::engine::Feed as Input;
 
 /// The compact strip's size.
 pub const COMPACT_SIZE: Vec2 = Vec2::new(540.0, 46.0);

@@ -9,7 +9,7 @@
 //! [`SteeredResampler`] live devices, its ratio steered by [`FillSteering`] from a ring's fill) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
 //! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
-//! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
+//! never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
 //! through the engine's mic chain: a high-pass and the [`Denoiser`] (noise suppression that
 //! rests while the host is not speaking).
 //!
@@ -35,7 +35,7 @@ pub use denoise::Denoiser;
 pub use ducker::{Ducker, DuckerParams, Key};
 pub use frames::{downmix_to_mono, downmix_to_stereo, fold_channels};
 pub use limiter::Limiter;
-pub use meters::{MeterReadings, Meters};
+pub use meters::{LoudnessMeter, MeterReadings};
 pub use mixer::mix_into;
 pub use program::{ProgramMix, ProgramSettings};
 pub use resampler::StreamResampler;

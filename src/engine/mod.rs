@@ -56,9 +56,10 @@ pub enum EngineError {
     Thread(String),
 }
 
-/// Which input.
+/// One of the engine's three feeds: which source an input lane reads (and which one a
+/// [`Command::Replace`] replaces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
+pub enum Feed {
     /// Game audio (loopback of what the computer plays).
     Game,
     /// The host's microphone.
@@ -124,7 +125,7 @@ pub enum Command {
     },
     /// Replace an input (a device came back, or the user picked another); `None` removes it
     /// (silence).
-    Replace(Input, Option<InputRing>),
+    Replace(Feed, Option<InputRing>),
     /// Where the host hears the room's voices from now on (a new monitor output: a lane onto
     /// its ring, made by the sender, so an error reaches whoever chose the output); `None`
     /// stops playing them.
@@ -561,9 +562,9 @@ impl EngineCore {
             }
             Command::Replace(which, ring) => {
                 let (slot, channels) = match which {
-                    Input::Game => (&mut self.game, 2),
-                    Input::Mic => (&mut self.mic, 1),
-                    Input::Remote => (&mut self.remote, 1),
+                    Feed::Game => (&mut self.game, 2),
+                    Feed::Mic => (&mut self.mic, 1),
+                    Feed::Remote => (&mut self.remote, 1),
                 };
                 *slot = ring.and_then(|r| input_state(r, channels).ok());
             }
