@@ -11,14 +11,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::audio::{
-    Capture, DeviceSelector, Playback, open_input_on, open_output_on, start_capture, start_playback,
+    AudioError, Capture, DeviceError, DeviceSelector, Playback, open_input_on, open_output_on,
+    start_capture, start_playback,
 };
-use crate::codec::EncoderSettings;
+use crate::codec::{CodecError, EncoderSettings};
 use crate::dsp::ProgramSettings;
 use crate::engine::{
-    self, Command, EngineConfig, EngineEvent, Feed, FrameSink, InputRing, Meters, PacedFile,
-    Recorder,
+    self, Command, EngineConfig, EngineError, EngineEvent, Feed, FrameSink, InputRing, Meters,
+    PacedFile, Recorder,
 };
+use crate::live::LiveError;
 
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,10 +157,43 @@ pub struct HostSummary {
     pub recorded_frames: Option<u64>,
 }
 
-/// Why `booth host` could not run. Messages name the device or file.
+/// Why the host could not start, go live, switch an input or finish. Messages name the device
+/// or file and come from the layer that failed, as the user should read them.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HostError(String);
+#[non_exhaustive]
+pub enum HostError {
+    /// A capture or playback device could not be found, opened or started.
+    #[error("{0}")]
+    Device(#[source] DeviceError),
+    /// A file to play as an input could not be opened or decoded.
+    #[error("{0}")]
+    File(#[source] AudioError),
+    /// The engine would not start, or would not take the monitor output.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// The recording could not be created.
+    #[error("cannot record to '{}': {source}", .path.display())]
+    RecordingNotStarted {
+        /// The file asked for.
+        path: PathBuf,
+        /// What went wrong.
+        source: CodecError,
+    },
+    /// The recording could not be written to its end.
+    #[error("recording '{}': {source}", .path.display())]
+    RecordingNotFinished {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        source: CodecError,
+    },
+    /// Asked to go live while live already.
+    #[error("already live: end the room first")]
+    AlreadyLive,
+    /// The room could not be reached, or refused the host.
+    #[error("{0}")]
+    GoingLive(#[source] LiveError),
+}
 
 /// A live input and what keeps it running.
 #[derive(Debug)]
@@ -181,8 +216,7 @@ enum Feeder {
 fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), HostError> {
     match choice {
         InputChoice::File(path) => {
-            let (feeder, ring) =
-                PacedFile::start(path, channels).map_err(|e| HostError(e.to_string()))?;
+            let (feeder, ring) = PacedFile::start(path, channels).map_err(HostError::File)?;
             Ok((Feeder::File(feeder), ring))
         }
         InputChoice::Device(selector) => {
@@ -220,7 +254,7 @@ fn open_device(
     channels: usize,
     host: Option<&str>,
 ) -> Result<(Capture, InputRing), HostError> {
-    let (device, info) = open_input_on(selector, host).map_err(|e| HostError(e.to_string()))?;
+    let (device, info) = open_input_on(selector, host).map_err(HostError::Device)?;
     start_device(&device, info, channels)
 }
 
@@ -231,8 +265,8 @@ fn start_device(
     channels: usize,
 ) -> Result<(Capture, InputRing), HostError> {
     let want = u16::try_from(channels).ok();
-    let (capture, ring) = start_capture(device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
-        .map_err(|e| HostError(e.to_string()))?;
+    let (capture, ring) =
+        start_capture(device, info, CAPTURE_PERIOD_FRAMES, 2.0, want).map_err(HostError::Device)?;
     let channels = usize::from(capture.channels);
     let ring = InputRing {
         ring,
@@ -366,8 +400,11 @@ impl HostSession {
         let mut consumers: Vec<FrameSink> = Vec::new();
         let recorder = match &opts.record {
             Some(path) => {
-                let (rec, tx) = Recorder::start(path, &encoder).map_err(|e| {
-                    HostError(format!("cannot record to '{}': {e}", path.display()))
+                let (rec, tx) = Recorder::start(path, &encoder).map_err(|source| {
+                    HostError::RecordingNotStarted {
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
                 consumers.push(tx.into());
                 Some(rec)
@@ -380,8 +417,7 @@ impl HostSession {
             remote,
             monitor,
         };
-        let engine =
-            engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
+        let engine = engine::start(config, inputs, consumers)?;
         let meters = engine.meters();
         let mut session = Self {
             game: game_feeder,
@@ -432,7 +468,7 @@ impl HostSession {
     /// Already live, or the room cannot be reached or refuses.
     pub fn go_live(&mut self, target: &RoomTarget) -> Result<crate::live::LiveRoom, HostError> {
         if self.live.is_some() {
-            return Err(HostError("already live: end the room first".into()));
+            return Err(HostError::AlreadyLive);
         }
         let (voices, ring) = if self.remote_from_room {
             let (producer, ring) = engine::room_voices_ring();
@@ -447,7 +483,7 @@ impl HostSession {
             voices,
             std::sync::Arc::clone(&self.meters),
         )
-        .map_err(|e| HostError(e.to_string()))?;
+        .map_err(HostError::GoingLive)?;
         self.room_messages = live.take_messages();
         for c in consumers {
             let _ = self.engine.send(Command::AddConsumer(c));
@@ -593,10 +629,10 @@ impl HostSession {
         self.engine.stop();
         let recorded_frames = match self.recorder {
             Some(rec) => {
-                let path = rec.path().display().to_string();
+                let path = rec.path().to_owned();
                 Some(
                     rec.finish()
-                        .map_err(|e| HostError(format!("recording '{path}': {e}")))?,
+                        .map_err(|source| HostError::RecordingNotFinished { path, source })?,
                 )
             }
             None => None,
@@ -613,8 +649,8 @@ fn open_monitor(
     name: &str,
     host: Option<&str>,
 ) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
-    let (device, info) = open_output_on(name, host).map_err(|e| HostError(e.to_string()))?;
-    start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))
+    let (device, info) = open_output_on(name, host).map_err(HostError::Device)?;
+    start_playback(&device, info, 0.5).map_err(HostError::Device)
 }
 
 /// [`open_monitor`] for an engine already running: the room's mono voices steered onto the
@@ -624,7 +660,7 @@ fn open_monitor_lane(
     host: Option<&str>,
 ) -> Result<(Playback, Box<engine::OutputLane>), HostError> {
     let (playback, producer) = open_monitor(name, host)?;
-    let lane = engine::OutputLane::new(producer, 1).map_err(|e| HostError(e.to_string()))?;
+    let lane = engine::OutputLane::new(producer, 1).map_err(EngineError::from)?;
     Ok((playback, Box::new(lane)))
 }
 
@@ -698,7 +734,7 @@ fn watch(
 
 #[cfg(test)]
 mod tests {
-    use super::period_ms;
+    use super::{CodecError, HostError, period_ms};
 
     #[test]
     fn periods_are_said_to_a_tenth_of_a_millisecond() {
@@ -707,5 +743,22 @@ mod tests {
         assert_eq!(format!("{}", period_ms(441, 44_100)), "10");
         assert_eq!(format!("{}", period_ms(256, 44_100)), "5.8");
         assert_eq!(format!("{}", period_ms(480, 0)), "480000");
+    }
+
+    #[test]
+    fn a_host_error_says_which_file_and_what_went_wrong() {
+        let refused = HostError::RecordingNotStarted {
+            path: "show.wav".into(),
+            source: CodecError::InvalidInput("name the file .ogg or .opus".into()),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "cannot record to 'show.wav': name the file .ogg or .opus"
+        );
+        assert!(matches!(refused, HostError::RecordingNotStarted { .. }));
+        assert_eq!(
+            HostError::AlreadyLive.to_string(),
+            "already live: end the room first"
+        );
     }
 }
