@@ -541,8 +541,10 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         eprintln!("booth: recording the program to {}", path.display());
     }
     let level = |db: f32| booth::dsp::meter_text(db, 6);
-    // Underruns so far (game, mic): a second with new ones says so on its line.
+    // Underruns so far (game, mic) and frames the encoder refused: a second with new ones says
+    // so on its line.
     let mut short = (0u64, 0u64);
+    let mut refused = 0u64;
     let summary = booth::host::run_headless(&opts, &mut |s| match s {
         HostStatus::Meters(m) => {
             let now = (m.underruns_game, m.underruns_mic);
@@ -556,6 +558,15 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
                 )
             };
             short = now;
+            let note = if m.encode_failures == refused {
+                note
+            } else {
+                format!(
+                    "{note}  not encoded: {}",
+                    m.encode_failures.saturating_sub(refused)
+                )
+            };
+            refused = m.encode_failures;
             eprintln!(
                 "{:>6.1} s  program {} dBFS {:>6.1} LUFS  game {} dBFS  mic {} dBFS  duck -{:.1} dB{note}",
                 m.frames as f64 / 50.0,
@@ -618,6 +629,12 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         "underruns  game {}, mic {}",
         m.underruns_game, m.underruns_mic
     );
+    if m.encode_failures > 0 {
+        println!(
+            "encoding   {} frames refused by the Opus encoder (not sent, not recorded)",
+            m.encode_failures
+        );
+    }
     let denoised = m.denoiser_ran + m.denoiser_rested;
     if denoised > 0 {
         println!(
