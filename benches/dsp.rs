@@ -54,8 +54,8 @@ fn stages(c: &mut Criterion) {
         });
     });
 
-    // The lane's resampler alone, against rubato's asynchronous sinc resampler at the
-    // settings lanes used before (32 taps, 256 delays, linear interpolation, Blackman-Harris²):
+    // The lane's resampler alone, against rubato's asynchronous sinc resampler at comparable
+    // settings (32 taps, 256 delays, linear interpolation, Blackman-Harris²):
     // 48 kHz stereo steered 100 ppm, 20 ms blocks, five per iteration.
     let device = noise(2_000 * 2, 5);
     let mut steered =

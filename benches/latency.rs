@@ -5,8 +5,9 @@
 //! (10 by default, as Booth opens devices), putting a single full-scale sample into the game
 //! input every 500 ms and noting when. The engine runs as in `booth host`; a consumer thread
 //! waiting on the engine's channel notes when each frame reaches it (the frame itself carries
-//! only its stream position), and the frames are decoded to find each impulse. Prints the median and p99 over the run. An impulse at
-//! the device itself waits up to one period more (in the device) before it reaches the ring.
+//! only its stream position), and the frames are decoded to find each impulse. Prints the
+//! median and p99 over the run. An impulse at the device itself waits up to one period more
+//! (in the device) before it reaches the ring.
 //! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`
 
 use std::time::{Duration, Instant};

@@ -71,8 +71,8 @@ impl Biquad {
 
     /// Drops a history too small to matter (below -400 dBFS) to exact zero. Run once per
     /// block: a filter left to ring down in silence otherwise spends seconds on subnormal
-    /// numbers, which cost the processor up to a hundred times more per operation (the voice
-    /// detector on a silent key took 2.5% of a core that way, against 0.03% on a voice).
+    /// numbers, which cost the processor up to a hundred times more per operation: a filter
+    /// on a silent input would cost far more than on a voice.
     #[inline]
     pub fn flush_tiny(&mut self) {
         const TINY: f32 = 1e-20;

@@ -8,8 +8,8 @@
 //! each 400 ms gating block (75% overlap, one per 100 ms) goes into a histogram of 0.1 LU bins
 //! that keeps each bin's count and its exact energy sum, so integrated loudness over hours needs
 //! no growing memory, and its gates (absolute at -70 LUFS, relative at -10 LU) are applied to
-//! real energies, not to bin centres. A meter that re-summed its windows on every reading cost
-//! the engine more than all of its mixing; the tests hold this one to the `ebur128` crate (a
+//! real energies, not to bin centres. A meter that re-summed its windows on every reading would
+//! cost the engine more than all of its mixing; the tests hold this one to the `ebur128` crate (a
 //! port of libebur128, the broadcast world's reference) and to EBU Tech 3341's test signals.
 //!
 //! Readings follow whole blocks: they change every 100 ms, as EBU Tech 3341 asks of a meter.
@@ -488,8 +488,8 @@ mod tests {
                 }
             }
         }
-        // The same sums, rounded differently (60 s of this read within 4e-6 LU); integrated
-        // could differ by the blocks that share the relative gate's 0.1 LU bin.
+        // The same sums, rounded differently: far inside the tolerance. Integrated could
+        // differ by the blocks that share the relative gate's 0.1 LU bin.
         assert!(
             worst[0] < 0.001 && worst[1] < 0.001,
             "momentary/short-term off by {worst:?}"

@@ -173,9 +173,9 @@ impl Lane {
     /// until the source sends again. Then, before it plays the new phrase, it pads with
     /// silence (or passes over what piled up in a stall) so that the fill sits at the headroom
     /// after the pull: the phrase starts that much later and is heard whole, however the
-    /// source's blocks fall against the pulls. (Steered back from wherever the phrase began,
-    /// a block landing a moment after a pull would leave it short, some seconds into a
-    /// phrase, every few phrases.) It needs a headroom of a block and a little more.
+    /// source's blocks fall against the pulls. (Steered back from wherever the phrase began
+    /// instead, a block landing a moment after a pull would leave that pull short.) It needs
+    /// a headroom of a block and a little more.
     #[must_use]
     pub fn with_rests(mut self) -> Self {
         self.rests = true;
@@ -237,42 +237,8 @@ impl Lane {
         let got = self.read_ring(pad, need - pad);
         self.input[(pad + got) * ch..need * ch].fill(0.0);
         let missing = need - pad - got;
-        if missing > 0 && self.rests {
-            // The phrase ended (or the source stalled): rest until it sends again.
-            self.underruns += 1;
-            self.primed = false;
-        } else if missing > 0 {
-            self.underruns += 1;
-            self.since_short = 0;
-            // The device came later than the headroom allows. What it owes still comes, a
-            // little later, so the fill now sits higher by what was missing: keep it there,
-            // and a millisecond more, rather than steer it back down into the next late
-            // period. A device lane's headroom grows to at most twice what it started with.
-            if self.headroom > 0 {
-                let most = 2.0 * self.headroom as f64;
-                let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                let kept = (self.steering.lift(lift, most).round() as usize).min(missing);
-                // The rest stood in for a stall (a busy sound server, a machine that froze):
-                // it is heard as the gap it was, and what the device delivers for it, in a
-                // burst once it runs again, is passed over. Kept, it would sit in the ring as
-                // latency (the game behind the voice) that the steering drains at its slow
-                // pace, bending the pitch for half a minute after a 150 ms stall. (Sources in
-                // step with the engine, with no headroom, keep what comes late: below.)
-                self.stale += missing - kept;
-                // A few frames short is jitter, or a clock the steering has not caught up
-                // with yet: what comes late for those is kept too.
-                self.stalled |= missing - kept > need / 4;
-            } else {
-                // A source in step with the engine (a paced file) keeps what comes late, and
-                // the fill stays that much higher, up to two pulls above where it settled: a busy
-                // machine that held its thread (or the engine's, which then pulls twice in a
-                // row) once too long for its lead does not leave the next pull short as well
-                // (steered back down, a speaker's file did, some runs a few times a second,
-                // with both cores busy).
-                let most = self.steering.settled() + 2.0 * need as f64;
-                let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                self.steering.lift(lift, most);
-            }
+        if missing > 0 {
+            self.came_up_short(missing, need);
         }
 
         // The buffers are sized from the resampler, so this cannot fail; silence if it did.
@@ -294,6 +260,42 @@ impl Lane {
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
+        }
+    }
+
+    /// A pull of `need` frames found `missing` of them absent.
+    fn came_up_short(&mut self, missing: usize, need: usize) {
+        self.underruns += 1;
+        if self.rests {
+            // The phrase ended (or the source stalled): rest until it sends again.
+            self.primed = false;
+            return;
+        }
+        self.since_short = 0;
+        // What the source owes still comes, a little later, so the fill now sits higher by
+        // what was missing: keep it there, and a millisecond more, rather than steer it back
+        // down into the next late period.
+        let lift = missing as f64 + f64::from(self.rate) / 1000.0;
+        if self.headroom > 0 {
+            // A device lane's headroom grows to at most twice what it started with.
+            let most = 2.0 * self.headroom as f64;
+            let kept = (self.steering.lift(lift, most).round() as usize).min(missing);
+            // Beyond that the silence stood in for a stall (a busy sound server, a machine
+            // that froze): it is heard as the gap it was, and what the device delivers for it,
+            // in a burst once it runs again, is passed over. Kept, it would sit in the ring as
+            // latency (the game behind the voice) that the steering could only drain slowly,
+            // bending the pitch while it did.
+            self.stale += missing - kept;
+            // A few frames short is jitter, or a clock the steering has not caught up with
+            // yet: what comes late for those is kept too.
+            self.stalled |= missing - kept > need / 4;
+        } else {
+            // A source in step with the engine (a paced file) keeps all that comes late, up to
+            // two pulls above where it settled: a busy machine that holds the source's thread
+            // (or the engine's, which then pulls twice in a row) past its lead once should not
+            // leave the next pull short as well.
+            let most = self.steering.settled() + 2.0 * need as f64;
+            self.steering.lift(lift, most);
         }
     }
 
@@ -564,8 +566,7 @@ mod tests {
     #[test]
     fn a_device_period_landing_at_a_pull_never_leaves_it_short() {
         // Without headroom the same device underruns until the fill has risen by what came
-        // late (twice in a minute; a lane that steered it back down was short over 100 times):
-        // the case is a real one.
+        // late: the case is a real one.
         let underruns = jittery_device(48_000.0, 0, 1.0).underruns;
         assert!(underruns > 0, "{underruns}");
         for actual in [48_000.0, 48_010.0, 47_990.0] {
@@ -676,14 +677,14 @@ mod tests {
     /// pulls, at a bounded latency.
     #[test]
     fn the_rooms_voices_are_heard_whole_phrase_after_phrase() {
-        // As the room's ring was: no headroom, no rests. Its phrases lose 20 ms now and then.
-        let before = room_voices(0, false, 10.0);
-        assert!(before.cut > 10, "{before:?}");
+        // With no headroom and no rests, phrases lose 20 ms now and then.
+        let plain = room_voices(0, false, 10.0);
+        assert!(plain.cut > 10, "{plain:?}");
         // With a device's headroom but no rests, the same.
         let device = room_voices(960 + 96, false, 10.0);
         assert!(device.cut > 10, "{device:?}");
         let run = room_voices(960 + 96, true, 10.0);
-        eprintln!("before {before:?}\ndevice {device:?}\nnow {run:?}");
+        eprintln!("plain {plain:?}\ndevice {device:?}\nwith rests {run:?}");
         assert_eq!(run.cut, 0, "{run:?}");
         assert!(run.phrases > 100, "{run:?}");
         // Nothing lost: what was sent came out, within the resampler's edges.
@@ -694,9 +695,10 @@ mod tests {
         );
         // Never more in hand than the headroom and the block that just came.
         assert!(run.high <= 960 + 96 + 960 + 48, "{run:?}");
-        // And the pitch holds: steered through the pauses, the ring empty, it bent by the
-        // controller's limit (0.5%) and the voices drifted ahead of the program.
-        assert!(before.bend > 0.004, "{before:?}");
+        // And the pitch holds. Without rests the steering works through the pauses on an
+        // empty ring, bends the pitch towards the controller's limit (0.5%), and the voices
+        // drift ahead of the program.
+        assert!(plain.bend > 0.004, "{plain:?}");
         assert!(run.bend < 0.001, "{run:?}");
     }
 
@@ -782,8 +784,7 @@ mod tests {
     #[test]
     fn a_paced_file_held_back_past_its_lead_keeps_more_in_hand() {
         // Held 30 ms (past its 22 ms lead) every 5 s for 10 minutes: the first leaves a pull
-        // short, and the fill stays higher by what came late; at most one more does (steered
-        // back down each time, the same 10 minutes had 2,946 short pulls).
+        // short, and the fill stays higher by what came late; at most one more does.
         let (underruns, high) = held_back_file(0.03, 500, 10.0);
         eprintln!("held back 30 ms every 5 s: {underruns} short, fill up to {high}");
         assert!(underruns <= 2, "{underruns} short pulls");
@@ -820,8 +821,7 @@ mod tests {
             // Back where the headroom (lifted by the stall, to at most twice) keeps it, at once:
             // what the device sent for the gap is not queued up as latency.
             assert!(run.high <= 2 * 576 + 480 + 48, "{stall} s stall: {run:?}");
-            // So the steering has nothing to drain, and the pitch stays put (kept, a 150 ms
-            // stall bent it by the controller's limit, 0.5%, for half a minute).
+            // So the steering has nothing to drain, and the pitch stays put.
             assert!(run.bend < calm + 1e-4, "{stall} s stall: {run:?}");
         }
     }
@@ -846,7 +846,7 @@ mod tests {
     #[test]
     fn a_lane_keeps_the_highs_of_the_game() {
         // 16 kHz at 0.5 through a 48 kHz stereo lane steered off nominal: the level holds
-        // (a lane once cut everything above 14 kHz).
+        // (the lane's filter is flat to 20 kHz).
         let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
         let mut lane = Lane::new(cons, 48_000, 2, 2, 960, 0.02).unwrap();
         lane.resampler.set_relative(1.003);

@@ -23,9 +23,10 @@ const CHUNK: usize = 240;
 /// How much more than the device settled on the lane keeps in the ring: 10 ms. The lane sees
 /// the ring only between its own blocks, and a device that asks for 20 ms at a time takes it
 /// 20 ms at a time: a clock slightly fast shows no drift at all until it has gained a whole
-/// request, and then takes one more than the lane saw coming. Without this, a device 200 ppm
-/// fast found the ring dry every 96 s (the tests below); with it, never in an hour, and the
-/// controller learns the drift from those requests.
+/// request, and then takes one more than the lane saw coming. Without this margin a fast
+/// device finds the ring dry each time it has gained a request; with it the ring never runs
+/// dry (the tests below hold an hour to that), and the controller learns the drift from those
+/// requests.
 const ABOVE: usize = FRAME_SAMPLES / 2;
 /// Blocks after the device is first seen draining the ring before the fill is measured: its
 /// first requests may come in a burst, and the playout may still be trimming a pile-up.
