@@ -31,6 +31,16 @@ pub enum InputChoice {
     File(PathBuf),
 }
 
+impl InputChoice {
+    /// The file it plays, if it is one.
+    fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            InputChoice::File(path) => Some(path),
+            InputChoice::Device(_) => None,
+        }
+    }
+}
+
 /// What `booth host --headless` was asked to do.
 #[derive(Clone, Debug)]
 pub struct HostOptions {
@@ -344,35 +354,13 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
-        let mut open_or_wait = |which: Feed, choice: &InputChoice| match (
-            open(choice, channels_of(which)),
-            choice,
-            missing,
-        ) {
-            (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
-            (Err(e), InputChoice::Device(selector), Missing::Wait) => {
-                status(HostStatus::Lost(which, e.to_string()));
-                Ok((
-                    Feeder::Lost {
-                        selector: selector.clone(),
-                        host: None,
-                    },
-                    None,
-                ))
-            }
-            (Err(e), _, _) => Err(e),
-        };
-        let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game)?;
-        let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic)?;
-        let file = |choice: &InputChoice| match choice {
-            InputChoice::File(path) => Some(path.clone()),
-            InputChoice::Device(_) => None,
-        };
+        let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game, missing, status)?;
+        let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic, missing, status)?;
         for (which, feeder, choice) in [
             (Feed::Game, &game_feeder, &opts.game),
             (Feed::Mic, &mic_feeder, &opts.mic),
         ] {
-            if let Some(source) = feeder.source(file(choice).as_deref()) {
+            if let Some(source) = feeder.source(choice.file()) {
                 status(HostStatus::Opened(which, source));
             }
         }
@@ -390,25 +378,10 @@ impl HostSession {
             }
             None => (None, None),
         };
-        let encoder = EncoderSettings::program_stereo(opts.bitrate_kbps.saturating_mul(1000));
-        let config = EngineConfig {
-            settings: opts.settings,
-            encoder: encoder.clone(),
-            noise_suppression: opts.noise_suppression,
-            max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
-        };
+        let config = engine_config(opts);
         let mut consumers: Vec<FrameSink> = Vec::new();
         let recorder = match &opts.record {
-            Some(path) => {
-                let (rec, tx) = Recorder::start(path, &encoder).map_err(|source| {
-                    HostError::RecordingNotStarted {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                consumers.push(tx.into());
-                Some(rec)
-            }
+            Some(path) => Some(start_recorder(path, &config.encoder, &mut consumers)?),
             None => None,
         };
         let inputs = engine::Inputs {
@@ -642,6 +615,56 @@ impl HostSession {
             recorded_frames,
         })
     }
+}
+
+/// Opens an input at the start. A device that cannot be opened is, with [`Missing::Wait`],
+/// reported lost and waited for; otherwise its error ends the start.
+fn open_or_wait(
+    which: Feed,
+    choice: &InputChoice,
+    missing: Missing,
+    status: &mut dyn FnMut(HostStatus),
+) -> Result<(Feeder, Option<InputRing>), HostError> {
+    match (open(choice, channels_of(which)), choice, missing) {
+        (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
+        (Err(e), InputChoice::Device(selector), Missing::Wait) => {
+            status(HostStatus::Lost(which, e.to_string()));
+            Ok((
+                Feeder::Lost {
+                    selector: selector.clone(),
+                    host: None,
+                },
+                None,
+            ))
+        }
+        (Err(e), _, _) => Err(e),
+    }
+}
+
+/// The engine's settings for `opts`: the program at the asked bitrate, stopping after
+/// `opts.seconds` when given.
+fn engine_config(opts: &HostOptions) -> EngineConfig {
+    EngineConfig {
+        settings: opts.settings,
+        encoder: EncoderSettings::program_stereo(opts.bitrate_kbps.saturating_mul(1000)),
+        noise_suppression: opts.noise_suppression,
+        max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
+    }
+}
+
+/// Starts recording the program to `path`, one more of the engine's consumers.
+fn start_recorder(
+    path: &std::path::Path,
+    encoder: &EncoderSettings,
+    consumers: &mut Vec<FrameSink>,
+) -> Result<Recorder, HostError> {
+    let (recorder, frames) =
+        Recorder::start(path, encoder).map_err(|source| HostError::RecordingNotStarted {
+            path: path.to_owned(),
+            source,
+        })?;
+    consumers.push(frames.into());
+    Ok(recorder)
 }
 
 /// Opens the output `name` on the sound system called `host` (`None`: the one Booth uses).

@@ -196,62 +196,81 @@ impl Denoiser {
 
         if self.resting {
             let (energy, band_energy) = self.watch();
-            let wake = energy > self.noise * WAKE_RATIO
-                || band_energy
-                    .iter()
-                    .zip(&self.band_noise)
-                    .any(|(&e, &n)| e > n * BAND_WAKE_RATIO);
-            if !wake {
-                self.noise = follow_slowly(self.noise, energy);
-                for (n, &e) in self.band_noise.iter_mut().zip(&band_energy) {
-                    *n = follow_slowly(*n, e);
-                }
-                self.rest_gain *= REST_FADE;
-                if self.rest_gain < SILENT_GAIN {
-                    // Faded out (and never into subnormal numbers, a hundred times slower).
-                    self.rest_gain = 0.0;
-                    frame.fill(0.0);
-                } else {
-                    // One frame late, as the denoiser's own output.
-                    for (s, &p) in frame
-                        .iter_mut()
-                        .zip(self.slot(self.newest + HISTORY_FRAMES - 1))
-                    {
-                        *s = p * self.rest_gain;
-                    }
-                }
-                self.rested += 1;
-                return;
+            if self.wakes(energy, &band_energy) {
+                self.wake(frame);
+            } else {
+                self.rest(frame, energy, &band_energy);
             }
-            // Catch up on the frames before this one, then take over from the rest's output
-            // over this frame.
-            for k in 1..HISTORY_FRAMES {
-                let slot = (self.newest + k) % HISTORY_FRAMES;
-                let at = slot * Self::FRAME;
-                for (d, &s) in self
-                    .input
-                    .iter_mut()
-                    .zip(&self.history[at..at + Self::FRAME])
-                {
-                    *d = s * SCALE;
-                }
-                self.state.process_frame(&mut self.output, &self.input);
-            }
-            self.run(frame);
-            let previous = self.slot(self.newest + HISTORY_FRAMES - 1);
-            crossfade(frame, previous, self.rest_gain, true);
-            self.resting = false;
-            self.quiet_frames = 0;
             return;
         }
+        self.run_and_learn(frame);
+    }
 
+    /// Whether a frame of these energies rises far enough above the learned noise, broadband
+    /// or in any octave, to wake it.
+    fn wakes(&self, energy: f32, band_energy: &[f32; BANDS.len()]) -> bool {
+        energy > self.noise * WAKE_RATIO
+            || band_energy
+                .iter()
+                .zip(&self.band_noise)
+                .any(|(&e, &n)| e > n * BAND_WAKE_RATIO)
+    }
+
+    /// Rests on a frame of noise: follows its level slowly and plays the frame before, turned
+    /// down as far as the denoiser turned the noise down.
+    fn rest(&mut self, frame: &mut [f32], energy: f32, band_energy: &[f32; BANDS.len()]) {
+        self.noise = follow_slowly(self.noise, energy);
+        for (n, &e) in self.band_noise.iter_mut().zip(band_energy) {
+            *n = follow_slowly(*n, e);
+        }
+        self.rest_gain *= REST_FADE;
+        if self.rest_gain < SILENT_GAIN {
+            // Faded out (and never into subnormal numbers, a hundred times slower).
+            self.rest_gain = 0.0;
+            frame.fill(0.0);
+        } else {
+            // One frame late, as the denoiser's own output.
+            for (s, &p) in frame
+                .iter_mut()
+                .zip(self.slot(self.newest + HISTORY_FRAMES - 1))
+            {
+                *s = p * self.rest_gain;
+            }
+        }
+        self.rested += 1;
+    }
+
+    /// Wakes on a frame that may hold a voice: catches up on the frames before this one, then
+    /// takes over from the rest's output over this frame.
+    fn wake(&mut self, frame: &mut [f32]) {
+        for k in 1..HISTORY_FRAMES {
+            let slot = (self.newest + k) % HISTORY_FRAMES;
+            let at = slot * Self::FRAME;
+            for (d, &s) in self
+                .input
+                .iter_mut()
+                .zip(&self.history[at..at + Self::FRAME])
+            {
+                *d = s * SCALE;
+            }
+            self.state.process_frame(&mut self.output, &self.input);
+        }
+        self.run(frame);
+        let previous = self.slot(self.newest + HISTORY_FRAMES - 1);
+        crossfade(frame, previous, self.rest_gain, true);
+        self.resting = false;
+        self.quiet_frames = 0;
+    }
+
+    /// Runs the denoiser on a frame; on noise, learns its level and what the denoiser leaves
+    /// of it, and starts to rest once it has heard enough of it turned far enough down.
+    fn run_and_learn(&mut self, frame: &mut [f32]) {
         let vad = self.run(frame);
         if !self.may_rest || vad >= NOISE_VAD {
             self.quiet_frames = 0;
             self.watched_last = false;
             return;
         }
-        // Noise: learn its level, and what the denoiser leaves of it.
         let (energy, band_energy) = self.watch();
         let out = mean_square(frame);
         if self.quiet_frames == 0 {
