@@ -5,7 +5,7 @@
 //! process, attaches N listeners (str0m clients, one UDP socket each), and over 10 s measures
 //! the server's CPU time (from /proc), the packets it sent (from /metrics) and what every
 //! listener received. Run it pinned away from the server: `taskset -c 1 cargo bench --bench
-//! fanout`.
+//! fanout`. A measurement only: nothing here passes or fails on a number.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

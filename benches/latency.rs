@@ -8,7 +8,8 @@
 //! only its stream position), and the frames are decoded to find each impulse. Prints the
 //! median and p99 over the run. An impulse at the device itself waits up to one period more
 //! (in the device) before it reaches the ring.
-//! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`
+//! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`. A measurement only: nothing here
+//! passes or fails on a number.
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,8 @@
 //! a 20 ms clock, Opus decoding), and notes when each impulse is played (the tick that plays its
 //! frame, plus its place in the frame). The output device's own buffer is not included.
 //!
-//! `cargo bench --bench mouth_to_ear [-- SECONDS]` prints p50/p95/p99 and the spread.
+//! `cargo bench --bench mouth_to_ear [-- SECONDS]` prints p50/p95/p99 and the spread. A
+//! measurement only: nothing here passes or fails on a number.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

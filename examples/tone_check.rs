@@ -7,12 +7,13 @@
 //!
 //! FILE is anything Booth plays from a file (the Ogg Opus recording). The first channel is cut
 //! into 5 ms windows from SKIP_S on (the start, while the lanes fill, is left out, and so is the
-//! last frame, where the recording was cut); each is fitted with a sine at HZ. Prints the length, the fit's signal-to-residual ratio (lowest, 0.1th
-//! percentile, median, windows under 30 dB), the tone's level and how far it wandered, and the
-//! largest step in the tone's phase across two windows beyond its advance in the 100 ms before,
-//! in samples (a dropped or repeated sample is a step of 1, counted at the two window pairs
-//! that hold it; steering the ratio moves it by thousandths). Exits non-zero when a step of
-//! half a sample or more, or a window under 30 dB, was found.
+//! last frame, where the recording was cut); each is fitted with a sine at HZ. Prints the length,
+//! the fit's signal-to-residual ratio (lowest, 0.1th percentile, median, windows under 30 dB), the
+//! tone's level and how far it wandered, and the largest step in the tone's phase across two
+//! windows beyond its advance in the 100 ms before, in samples (a dropped or repeated sample is a
+//! step of 1, counted at the two window pairs that hold it; steering the ratio moves it by
+//! thousandths). Exits non-zero when a step of half a sample or more, or a window under 30 dB, was
+//! found. It only reads the file.
 use std::f64::consts::TAU;
 use std::path::Path;
 

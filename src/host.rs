@@ -6,6 +6,9 @@
 //! there (PulseAudio quietly moves a stream whose source vanished), and re-opens a lost device
 //! (or the new default) when it comes back, handing the engine a fresh ring. The program never
 //! stops for a lost input: it goes on without it.
+//!
+//! It never touches samples: audio stays on the devices' and the engine's threads, and this
+//! side only opens, watches and hands over rings.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

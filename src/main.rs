@@ -1,4 +1,5 @@
-//! The `booth` command line: parse, then call into the library.
+//! The `booth` command line: parse, then call into the library. No audio, network or room logic
+//! lives here: only arguments in, and what the library reports printed for a terminal.
 
 #![forbid(unsafe_code)]
 

@@ -1,5 +1,7 @@
 //! Second-order IIR sections (RBJ cookbook), for the mic's high-pass and the voice detector's
 //! band filters.
+//!
+//! A few multiply-adds per sample: no allocation, no state beyond the two delays.
 
 /// One biquad section in transposed direct form II; state survives across blocks.
 #[derive(Clone, Debug)]

@@ -2,18 +2,18 @@
 //! speaking.
 //!
 //! The denoiser is the costliest stage of the live engine after Opus, and a real microphone is
-//! never silent: its noise floor would keep the denoiser's network running all the time,
-//! although a host spends much of a room listening. So once the denoiser's own voice detector has heard
-//! nothing but noise for half a second, and it has turned that noise 30 dB down, it
-//! rests: what it left of the noise is then turned down by the same amount, measured while it
-//! ran, and fades on, at almost no cost. The first frame that rises above the noise it learned,
-//! broadband or in any octave from 400 Hz to 6.4 kHz (where a voice's harmonics and fricatives
-//! stand out of a floor before its whole level does), wakes it: it catches up on the frames
-//! just before, so its windows and pitch history hold the present, and takes over in a
-//! crossfade. Its output is 10 ms late (one frame); resting keeps that timing, so nothing
-//! shifts.
+//! never silent: its noise floor would keep the denoiser's network running all the time, although
+//! a host spends much of a room listening. So once the denoiser's own voice detector has heard
+//! nothing but noise for half a second, and it has turned that noise 30 dB down, it rests: what it
+//! left of the noise is then turned down by the same amount, measured while it ran, and fades on,
+//! at almost no cost. The first frame that rises above the noise it learned, broadband or in any
+//! octave from 400 Hz to 6.4 kHz (where a voice's harmonics and fricatives stand out of a floor
+//! before its whole level does), wakes it: it catches up on the frames just before, so its windows
+//! and pitch history hold the present, and takes over in a crossfade. Its output is 10 ms late
+//! (one frame); resting keeps that timing, so nothing shifts.
 //!
-//! Samples are `f32`, full scale 1.0, 48 kHz mono, in frames of [`Denoiser::FRAME`].
+//! Samples are `f32`, full scale 1.0, 48 kHz mono, in frames of [`Denoiser::FRAME`]. It never
+//! allocates after construction. It is for the voice alone: the game is never denoised.
 
 use super::Biquad;
 

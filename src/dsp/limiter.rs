@@ -9,6 +9,8 @@
 //!
 //! Most of the time nothing is near the ceiling: then the limiter is at rest and a block costs one
 //! peak scan and the delay.
+//!
+//! It never allocates after construction, and never lets a sample past the ceiling.
 
 use super::{DelayLine, DspError, check_range, db_to_gain, ms_to_frames};
 

@@ -13,6 +13,7 @@
 //! port of libebur128, the broadcast world's reference) and to EBU Tech 3341's test signals.
 //!
 //! Readings follow whole blocks: they change every 100 ms, as EBU Tech 3341 asks of a meter.
+//! Memory is fixed at construction: the meter never allocates, however long it runs.
 
 use super::{SAMPLE_RATE, gain_to_db};
 

@@ -5,13 +5,13 @@
 //! from the `*_max` methods), so the whole chain can run inside a real-time loop.
 //!
 //! The program chain, in order (see [`ProgramMix`]):
-//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there, and
-//! [`SteeredResampler`] live devices, its ratio steered by [`FillSteering`] from a ring's fill) ->
+//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there,
+//! [`SteeredResampler`] live devices, steered by [`FillSteering`] from a ring's fill) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
-//! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
-//! never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
-//! through the engine's mic chain: a high-pass and the [`Denoiser`] (noise suppression that
-//! rests while the host is not speaking).
+//! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling
+//! that is never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). Live, the voice
+//! first goes through the engine's mic chain: a high-pass and the [`Denoiser`] (noise
+//! suppression that rests while the host is not speaking).
 //!
 //! Samples are `f32`, interleaved, full scale 1.0.
 

@@ -1,5 +1,7 @@
 //! The program chain: game and voice in, the finished program out. `booth mix` runs it on files;
 //! the live engine runs it on devices. Same object, same sound.
+//!
+//! It never allocates after `new` and never blocks: the engine calls it once per 20 ms block.
 
 use super::{
     DelayLine, DspError, Ducker, DuckerParams, Key, Limiter, LoudnessMeter, check_range,

@@ -2,10 +2,10 @@
 //! clock, drained every 20 ms on the program clock through an adjustable resampler.
 //!
 //! Two clocks never agree: a "48 kHz" microphone may deliver 48,010 frames a second. The lane
-//! keeps its ring near a target fill by steering the resampling ratio with a slow PI controller
-//! on the (smoothed) fill ([`FillSteering`]), so it never drops or repeats a block, and its latency stays bounded
-//! for hours. Corrections are tiny (hundreds of ppm) and ramped by the resampler, so they are
-//! inaudible.
+//! keeps its ring near a target fill by steering the resampling ratio with a slow PI controller on
+//! the (smoothed) fill ([`FillSteering`]), so it never drops or repeats a block, and its latency
+//! stays bounded for hours. Corrections are tiny (hundreds of ppm) and ramped by the resampler, so
+//! they are inaudible.
 //!
 //! Runs on the engine thread: no allocation after construction, no locks, no blocking.
 

@@ -2,6 +2,9 @@
 //! file's own rate, paced by the clock. Used by `booth host --game-file/--mic-file`, and by tests
 //! that need a live source without a sound card. After the file ends it delivers silence, like a
 //! device with nothing playing.
+//!
+//! It never holds up the engine: its thread only pushes into the ring, and a period that does
+//! not fit is dropped, as a device's would be.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //! The writer wakes five times a second and writes what has queued, rather than once a frame:
 //! a file needs no frame sooner, and the engine's thread then hands frames over without waking
 //! anyone (a wake-up per frame costs both threads a system call and a context switch).
+//!
+//! It never holds up the engine: when the writer falls behind, the engine drops frames for it
+//! rather than wait.
 
 use std::fs::File;
 use std::io::BufWriter;

@@ -1,5 +1,8 @@
 //! A client peer: one str0m session on its own UDP socket, driven by a tokio task. It publishes
 //! Opus frames (WHIP) or receives them (WHEP). Used by `booth host` and `booth listen`.
+//!
+//! It never blocks its caller: frames come and go through channels, and a packet the socket
+//! cannot take is dropped, as the network would drop it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
