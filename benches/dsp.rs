@@ -1,12 +1,15 @@
-//! Throughput of each dsp stage, in samples per second (criterion's "elements").
+//! Throughput of each dsp stage, in samples per second (criterion's "elements"). A measurement
+//! only: nothing here passes or fails on time.
 
 use std::hint::black_box;
 
 use booth::codec::{Application, EncoderSettings, OpusEncoder};
 use booth::dsp::{
-    Denoiser, Ducker, DuckerParams, Key, Limiter, Meters, StreamResampler, VoiceActivity, mix_into,
+    Denoiser, Ducker, DuckerParams, Key, Limiter, LoudnessMeter, StreamResampler, VoiceActivity,
+    mix_into,
 };
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 const FRAMES: usize = 4_800; // 100 ms blocks
 
@@ -26,7 +29,21 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("dsp");
     // Stereo samples (frames x 2) per second, on 100 ms blocks.
     g.throughput(Throughput::Elements((FRAMES * 2) as u64));
+    resampling(&mut g);
+    lane_resamplers(&mut g);
+    let game = noise(FRAMES * 2, 2);
+    let voice = noise(FRAMES, 3);
+    let gains = ducking(&mut g, &game, &voice);
+    voice_activity(&mut g, &voice);
+    noise_suppression(&mut g, &voice);
+    mixing(&mut g, &game, &voice, &gains);
+    metering(&mut g, &game);
+    g.finish();
+    encoding(c, &game, &voice);
+}
 
+/// A file's resampler, and the engine's live lane.
+fn resampling(g: &mut BenchmarkGroup<'_, WallTime>) {
     let input_44k = noise(4_410 * 2, 1);
     let mut rs = StreamResampler::new(44_100, 2, 2).unwrap_or_else(|e| panic!("{e}"));
     let mut out = vec![0.0; rs.output_frames_max(4_410) * 2];
@@ -52,9 +69,13 @@ fn stages(c: &mut Criterion) {
             }
         });
     });
+}
 
-    // The lane's resampler alone, against rubato's asynchronous sinc resampler at the
-    // settings lanes used before (32 taps, 256 delays, linear interpolation, Blackman-Harris²):
+/// The lane's resampler against rubato's.
+fn lane_resamplers(g: &mut BenchmarkGroup<'_, WallTime>) {
+    let mut block = vec![0.0; 960 * 2];
+    // The lane's resampler alone, against rubato's asynchronous sinc resampler at comparable
+    // settings (32 taps, 256 delays, linear interpolation, Blackman-Harris²):
     // 48 kHz stereo steered 100 ppm, 20 ms blocks, five per iteration.
     let device = noise(2_000 * 2, 5);
     let mut steered =
@@ -97,19 +118,20 @@ fn stages(c: &mut Criterion) {
             }
         });
     });
+}
 
-    let game = noise(FRAMES * 2, 2);
-    let voice = noise(FRAMES, 3);
+/// The ducker on 100 ms of game and voice; the gains it made, for the mixer.
+fn ducking(g: &mut BenchmarkGroup<'_, WallTime>, game: &[f32], voice: &[f32]) -> Vec<f32> {
     let mut ducker = Ducker::new(DuckerParams::default(), 1).unwrap_or_else(|e| panic!("{e}"));
-    let mut program = game.clone();
+    let mut program = game.to_vec();
     let mut gains = vec![0.0; FRAMES];
     g.bench_function("ducker (voice activity + gain + lookahead)", |b| {
         b.iter(|| {
-            program.copy_from_slice(&game);
+            program.copy_from_slice(game);
             ducker.process(
                 &mut program,
                 &[Key {
-                    samples: black_box(&voice),
+                    samples: black_box(voice),
                     muted: false,
                 }],
                 &mut gains,
@@ -117,6 +139,10 @@ fn stages(c: &mut Criterion) {
         });
     });
 
+    gains
+}
+
+fn voice_activity(g: &mut BenchmarkGroup<'_, WallTime>, voice: &[f32]) {
     // The voice detector alone, on a voice and on the silence after it (a quiet mic, a key
     // with no guests): silence must cost next to nothing.
     let mut vad = VoiceActivity::new();
@@ -139,7 +165,10 @@ fn stages(c: &mut Criterion) {
             }
         });
     });
+}
 
+fn noise_suppression(g: &mut BenchmarkGroup<'_, WallTime>, voice: &[f32]) {
+    let silence = vec![0.0f32; FRAMES];
     // Noise suppression (nnnoiseless, 10 ms frames), on a voice and on the silence after it.
     let mut denoise = nnnoiseless::DenoiseState::new();
     let mut denoised = [0.0f32; nnnoiseless::DenoiseState::FRAME_SIZE];
@@ -188,10 +217,13 @@ fn stages(c: &mut Criterion) {
             }
         });
     });
+}
 
+/// The mix and the limiter after it.
+fn mixing(g: &mut BenchmarkGroup<'_, WallTime>, game: &[f32], voice: &[f32], gains: &[f32]) {
     let mut mixed = vec![0.0; FRAMES * 2];
     g.bench_function("mixer", |b| {
-        b.iter(|| mix_into(black_box(&game), &gains, 1.0, &voice, 1.0, &mut mixed));
+        b.iter(|| mix_into(black_box(game), gains, 1.0, voice, 1.0, &mut mixed));
     });
 
     let mut limiter = Limiter::new(-1.0).unwrap_or_else(|e| panic!("{e}"));
@@ -203,12 +235,14 @@ fn stages(c: &mut Criterion) {
             limiter.process(black_box(&mut buf));
         });
     });
+}
 
+fn metering(g: &mut BenchmarkGroup<'_, WallTime>, game: &[f32]) {
     // The program's meters as the engine uses them: 100 ms of audio in five 20 ms frames, the
     // momentary and short-term loudness read every block and integrated every second (every
     // 10th block), side by side with the `ebur128` crate (libebur128's port) in the histogram
     // mode a meter running for hours needs.
-    let mut meters = Meters::new();
+    let mut meters = LoudnessMeter::new();
     let mut block = 0u32;
     g.bench_function("meters (peak, RMS, EBU R128 M/S/I): Booth", |b| {
         b.iter(|| {
@@ -244,8 +278,9 @@ fn stages(c: &mut Criterion) {
             }
         });
     });
-    g.finish();
+}
 
+fn encoding(c: &mut Criterion, game: &[f32], voice: &[f32]) {
     // The program's encoder, 20 ms stereo frames at 128 kbit/s, complexity 10: the general
     // audio application (with libopus's signal analysis) and the restricted low-delay one
     // (CELT only, no analysis, 4 ms less look-ahead).

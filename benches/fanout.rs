@@ -5,7 +5,7 @@
 //! process, attaches N listeners (str0m clients, one UDP socket each), and over 10 s measures
 //! the server's CPU time (from /proc), the packets it sent (from /metrics) and what every
 //! listener received. Run it pinned away from the server: `taskset -c 1 cargo bench --bench
-//! fanout`.
+//! fanout`. A measurement only: nothing here passes or fails on a number.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use booth::codec::frame::EncodedFrame;
 use booth::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusEncoder};
-use booth::rtc::peer::{ClientPeer, Mode, OutFrame};
+use booth::rtc::peer::{ClientPeer, Mode};
 
 const MEASURE: Duration = Duration::from_secs(10);
 
@@ -59,6 +60,42 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (mut server, url, pid) = start_pinned_server(data.path());
+
+    rt.block_on(async {
+        let (id, token) = create_room(&url).await;
+        let publisher = ClientPeer::connect(
+            &format!("{url}/whip/{id}"),
+            Some(&token),
+            Mode::Publish,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("publish: {e}"));
+        tokio::spawn(publish_tone(publisher.frames.clone()));
+
+        println!("| listeners | server CPU (% of one core) | CPU per packet sent | packets/s out | loss | listeners per core |");
+        println!("|---|---|---|---|---|---|");
+        let mut peers: Vec<(ClientPeer, Arc<AtomicU64>)> = Vec::new();
+        for &n in &counts {
+            while peers.len() < n {
+                let batch = (n - peers.len()).min(25);
+                add_listeners(&url, &id, batch, &mut peers).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            measure(&url, pid, &peers).await;
+        }
+        for (mut p, _) in peers {
+            p.close().await;
+        }
+    });
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+/// Starts `booth serve` pinned to CPU 0; it, its base URL, and the process id of booth itself.
+fn start_pinned_server(data: &std::path::Path) -> (std::process::Child, String, u32) {
     let mut server = Command::new("taskset")
         .args(["-c", "0"])
         .arg(env!("CARGO_BIN_EXE_booth"))
@@ -70,7 +107,7 @@ fn main() {
             "0",
             "--data",
         ])
-        .arg(data.path())
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -90,116 +127,119 @@ fn main() {
         .ok()
         .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
         .unwrap_or(pid);
+    (server, url, pid)
+}
 
-    rt.block_on(async {
-        let room: serde_json::Value = reqwest::Client::new()
-            .post(format!("{url}/api/rooms"))
-            .json(&serde_json::json!({"title": "fan-out", "game": "bench"}))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("create room: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("room json: {e}"));
-        let id = room["id"].as_str().unwrap_or_default().to_owned();
-        let token = room["host_token"].as_str().unwrap_or_default().to_owned();
-        let publisher = ClientPeer::connect(
-            &format!("{url}/whip/{id}"),
-            Some(&token),
-            Mode::Publish,
-            Duration::from_secs(10),
-        )
+/// A new room on the server: its id and the host's token.
+async fn create_room(url: &str) -> (String, String) {
+    let room: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/rooms"))
+        .json(&serde_json::json!({"title": "fan-out", "game": "bench"}))
+        .send()
         .await
-        .unwrap_or_else(|e| panic!("publish: {e}"));
-        let frames = publisher.frames.clone();
-        tokio::spawn(async move {
-            let mut enc = OpusEncoder::new(&EncoderSettings::music_stereo(128_000))
-                .unwrap_or_else(|e| panic!("encoder: {e}"));
-            let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
-            let mut out = vec![0u8; MAX_PACKET];
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let mut n = 0u64;
-            loop {
-                tick.tick().await;
-                for (i, s) in pcm.chunks_exact_mut(2).enumerate() {
-                    let t = (n * FRAME_SAMPLES as u64 + i as u64) as f32 / 48_000.0;
-                    let v = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
-                    s[0] = v;
-                    s[1] = v;
-                }
-                let Ok(len) = enc.encode_frame(&pcm, &mut out) else { break };
-                let frame = OutFrame { rtp_time: n * FRAME_SAMPLES as u64, packet: out[..len].to_vec() };
-                if frames.send(frame).await.is_err() {
-                    break;
-                }
-                n += 1;
-            }
-        });
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("create room: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("room json: {e}"));
+    let id = room["id"].as_str().unwrap_or_default().to_owned();
+    let token = room["host_token"].as_str().unwrap_or_default().to_owned();
+    (id, token)
+}
 
-        println!("| listeners | server CPU (% of one core) | CPU per packet sent | packets/s out | loss | listeners per core |");
-        println!("|---|---|---|---|---|---|");
-        let mut peers: Vec<(ClientPeer, Arc<AtomicU64>)> = Vec::new();
-        for &n in &counts {
-            while peers.len() < n {
-                let batch = (n - peers.len()).min(25);
-                let mut joins = Vec::new();
-                for _ in 0..batch {
-                    let whep = format!("{url}/whep/{id}");
-                    joins.push(tokio::spawn(async move {
-                        ClientPeer::connect(&whep, None, Mode::Listen, Duration::from_secs(20)).await
-                    }));
-                }
-                for j in joins {
-                    match j.await {
-                        Ok(Ok(mut peer)) => {
-                            let count = Arc::new(AtomicU64::new(0));
-                            let c = Arc::clone(&count);
-                            let mut incoming = std::mem::replace(&mut peer.incoming, tokio::sync::mpsc::channel(1).1);
-                            tokio::spawn(async move {
-                                while incoming.recv().await.is_some() {
-                                    c.fetch_add(1, Ordering::Relaxed);
-                                }
-                            });
-                            peers.push((peer, count));
-                        }
-                        Ok(Err(e)) => eprintln!("a listener failed to connect: {e}"),
-                        Err(e) => eprintln!("a listener task failed: {e}"),
+/// The program: a 440 Hz tone, encoded and sent a 20 ms frame at a time, until the publisher
+/// hangs up.
+async fn publish_tone(frames: tokio::sync::mpsc::Sender<EncodedFrame>) {
+    let mut enc = OpusEncoder::new(&EncoderSettings::music_stereo(128_000))
+        .unwrap_or_else(|e| panic!("encoder: {e}"));
+    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
+    let mut out = vec![0u8; MAX_PACKET];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut n = 0u64;
+    loop {
+        tick.tick().await;
+        for (i, s) in pcm.chunks_exact_mut(2).enumerate() {
+            let t = (n * FRAME_SAMPLES as u64 + i as u64) as f32 / 48_000.0;
+            let v = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
+            s[0] = v;
+            s[1] = v;
+        }
+        let Ok(len) = enc.encode_frame(&pcm, &mut out) else {
+            break;
+        };
+        let frame = EncodedFrame {
+            pts: n * FRAME_SAMPLES as u64,
+            packet: out[..len].to_vec(),
+        };
+        if frames.send(frame).await.is_err() {
+            break;
+        }
+        n += 1;
+    }
+}
+
+/// Connects `batch` more listeners at once, each counting the packets it receives.
+async fn add_listeners(
+    url: &str,
+    id: &str,
+    batch: usize,
+    peers: &mut Vec<(ClientPeer, Arc<AtomicU64>)>,
+) {
+    let mut joins = Vec::new();
+    for _ in 0..batch {
+        let whep = format!("{url}/whep/{id}");
+        joins.push(tokio::spawn(async move {
+            ClientPeer::connect(&whep, None, Mode::Listen, Duration::from_secs(20)).await
+        }));
+    }
+    for j in joins {
+        match j.await {
+            Ok(Ok(mut peer)) => {
+                let count = Arc::new(AtomicU64::new(0));
+                let c = Arc::clone(&count);
+                let mut incoming =
+                    std::mem::replace(&mut peer.incoming, tokio::sync::mpsc::channel(1).1);
+                tokio::spawn(async move {
+                    while incoming.recv().await.is_some() {
+                        c.fetch_add(1, Ordering::Relaxed);
                     }
-                }
+                });
+                peers.push((peer, count));
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let before: Vec<u64> = peers.iter().map(|(_, c)| c.load(Ordering::Relaxed)).collect();
-            let cpu0 = proc_cpu_seconds(pid);
-            let out0 = metric(&url, "packets_out_total").await;
-            let t0 = Instant::now();
-            tokio::time::sleep(MEASURE).await;
-            let secs = t0.elapsed().as_secs_f64();
-            let cpu = proc_cpu_seconds(pid) - cpu0;
-            let sent = metric(&url, "packets_out_total").await - out0;
-            let got: u64 = peers
-                .iter()
-                .zip(&before)
-                .map(|((_, c), b)| c.load(Ordering::Relaxed) - b)
-                .sum();
-            let expected = peers.len() as f64 * 50.0 * secs;
-            let loss = (1.0 - got as f64 / expected).max(0.0);
-            let share = cpu / secs;
-            println!(
-                "| {} | {:.1} % | {:.1} us | {:.0} | {:.2} % | {:.0} |",
-                peers.len(),
-                share * 100.0,
-                cpu * 1e6 / sent.max(1.0),
-                sent / secs,
-                loss * 100.0,
-                peers.len() as f64 / share.max(1e-9),
-            );
+            Ok(Err(e)) => eprintln!("a listener failed to connect: {e}"),
+            Err(e) => eprintln!("a listener task failed: {e}"),
         }
-        for (mut p, _) in peers {
-            p.close().await;
-        }
-    });
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = server.kill();
-    let _ = server.wait();
+    }
+}
+
+/// Measures the server for [`MEASURE`] with `peers` listening, and prints the table's row.
+async fn measure(url: &str, pid: u32, peers: &[(ClientPeer, Arc<AtomicU64>)]) {
+    let before: Vec<u64> = peers
+        .iter()
+        .map(|(_, c)| c.load(Ordering::Relaxed))
+        .collect();
+    let cpu0 = proc_cpu_seconds(pid);
+    let out0 = metric(url, "packets_out_total").await;
+    let t0 = Instant::now();
+    tokio::time::sleep(MEASURE).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = proc_cpu_seconds(pid) - cpu0;
+    let sent = metric(url, "packets_out_total").await - out0;
+    let got: u64 = peers
+        .iter()
+        .zip(&before)
+        .map(|((_, c), b)| c.load(Ordering::Relaxed) - b)
+        .sum();
+    let expected = peers.len() as f64 * 50.0 * secs;
+    let loss = (1.0 - got as f64 / expected).max(0.0);
+    let share = cpu / secs;
+    println!(
+        "| {} | {:.1} % | {:.1} us | {:.0} | {:.2} % | {:.0} |",
+        peers.len(),
+        share * 100.0,
+        cpu * 1e6 / sent.max(1.0),
+        sent / secs,
+        loss * 100.0,
+        peers.len() as f64 / share.max(1e-9),
+    );
 }

@@ -3,15 +3,19 @@
 //!
 //! A feeder thread plays the part of a 48 kHz stereo capture device with PERIOD_MS periods
 //! (10 by default, as Booth opens devices), putting a single full-scale sample into the game
-//! input every 500 ms and noting when. The engine runs as in `booth host`; the frames it hands
-//! out are decoded to find each impulse. Prints the median and p99 over the run. An impulse at
-//! the device itself waits up to one period more (in the device) before it reaches the ring.
-//! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`
+//! input every 500 ms and noting when. The engine runs as in `booth host`; a consumer thread
+//! waiting on the engine's channel notes when each frame reaches it (the frame itself carries
+//! only its stream position), and the frames are decoded to find each impulse. Prints the
+//! median and p99 over the run. An impulse at the device itself waits up to one period more
+//! (in the device) before it reaches the ring.
+//! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`. A measurement only: nothing here
+//! passes or fails on a number.
 
 use std::time::{Duration, Instant};
 
+use booth::codec::frame::EncodedFrame;
 use booth::codec::opus::FRAME_SAMPLES;
-use booth::codec::{OpusDecoder, OpusEncoder};
+use booth::codec::{EncoderSettings, OpusDecoder, OpusEncoder};
 use booth::engine::{self, EngineConfig, InputRing};
 
 fn main() {
@@ -21,7 +25,7 @@ fn main() {
         .collect();
     let seconds = numbers.first().copied().unwrap_or(20);
     let period_ms = numbers.get(1).copied().unwrap_or(10).clamp(1, 100);
-    let (mut game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
+    let (game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
     let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
     let ring = |ring, channels| InputRing {
         ring,
@@ -47,68 +51,23 @@ fn main() {
     };
     let engine = engine::start(config, inputs, vec![frames_tx.into()])
         .unwrap_or_else(|e| panic!("engine: {e}"));
-
-    // The "device": periods of `period_ms`, an impulse every 500 ms, paced by the clock.
-    let feeder = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut pushes = Vec::new();
-        let mut period = vec![0.0f32; 96 * period_ms as usize];
-        let every = (500 / period_ms).max(2);
-        for n in 0..seconds * 1000 / period_ms {
-            let due = start + Duration::from_millis(period_ms * n);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            period.fill(0.0);
-            let impulse = n % every == every / 2;
-            if impulse {
-                period[0] = 0.9;
-                period[1] = 0.9;
-            }
-            let _ = game_tx.push_partial_slice(&period);
-            if impulse {
-                pushes.push(Instant::now());
-            }
+    // The consumer: each frame and when it was handed over, until the engine hangs up.
+    let consumer = std::thread::spawn(move || {
+        let mut received = Vec::new();
+        while let Ok(f) = frames_rx.recv() {
+            received.push((Instant::now(), f));
         }
-        pushes
+        received
     });
+
+    let feeder = std::thread::spawn(move || feed_impulses(game_tx, seconds, period_ms));
     let pushes = feeder.join().unwrap_or_default();
     while !engine.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
     }
     engine.stop();
-
-    // Decode every frame in order; each impulse's decoded position (less the decoder's
-    // pre-skip) says which frame carried it.
-    let pre_skip = OpusEncoder::new(&encoder)
-        .map(|e| e.lookahead())
-        .unwrap_or(312);
-    let mut dec = OpusDecoder::new(2).unwrap_or_else(|e| panic!("{e}"));
-    let mut pcm = vec![0.0f32; OpusDecoder::MAX_FRAME_SAMPLES * 2];
-    let mut frames = Vec::new();
-    let mut decoded: Vec<f32> = Vec::new();
-    while let Ok(f) = frames_rx.try_recv() {
-        let n = dec.decode(&f.packet, &mut pcm).unwrap_or(0);
-        decoded.extend(pcm[..n * 2].iter().step_by(2));
-        frames.push(f);
-    }
-    // Each peak belongs to the last impulse pushed before its frame was encoded (impulses are
-    // 500 ms apart; a device lane starts after measuring its fill, so the first may be unheard).
-    let mut latencies = Vec::new();
-    let mut i = pre_skip;
-    while let Some(off) = decoded[i.min(decoded.len())..]
-        .iter()
-        .position(|x| x.abs() > 0.2)
-    {
-        let at = i + off;
-        i = at + 4_800;
-        let Some(f) = frames.get((at - pre_skip) / FRAME_SAMPLES) else {
-            break;
-        };
-        if let Some(push) = pushes.iter().rev().find(|p| **p <= f.at) {
-            latencies.push((f.at - *push).as_secs_f64() * 1000.0);
-        }
-    }
+    let received = consumer.join().unwrap_or_default();
+    let mut latencies = latencies(&encoder, received, &pushes);
     latencies.sort_by(f64::total_cmp);
     if latencies.is_empty() {
         println!("no impulses found");
@@ -124,4 +83,71 @@ fn main() {
         latencies[0],
         latencies[latencies.len() - 1]
     );
+}
+
+/// The "device": periods of `period_ms` for `seconds`, an impulse every 500 ms, paced by the
+/// clock; when each impulse went into the ring.
+fn feed_impulses(mut game_tx: rtrb::Producer<f32>, seconds: u64, period_ms: u64) -> Vec<Instant> {
+    let start = Instant::now();
+    let mut pushes = Vec::new();
+    let mut period = vec![0.0f32; 96 * period_ms as usize];
+    let every = (500 / period_ms).max(2);
+    for n in 0..seconds * 1000 / period_ms {
+        let due = start + Duration::from_millis(period_ms * n);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        period.fill(0.0);
+        let impulse = n % every == every / 2;
+        if impulse {
+            period[0] = 0.9;
+            period[1] = 0.9;
+        }
+        let _ = game_tx.push_partial_slice(&period);
+        if impulse {
+            pushes.push(Instant::now());
+        }
+    }
+    pushes
+}
+
+/// Each impulse's latency, ms: from its push to when the frame that carries it was handed
+/// over. Decodes every frame in order; each impulse's decoded position (less the decoder's
+/// pre-skip) says which frame carried it.
+fn latencies(
+    encoder: &EncoderSettings,
+    received: Vec<(Instant, EncodedFrame)>,
+    pushes: &[Instant],
+) -> Vec<f64> {
+    let pre_skip = OpusEncoder::new(encoder)
+        .map(|e| e.lookahead())
+        .unwrap_or(312);
+    let mut dec = OpusDecoder::new(2).unwrap_or_else(|e| panic!("{e}"));
+    let mut pcm = vec![0.0f32; OpusDecoder::MAX_FRAME_SAMPLES * 2];
+    let mut frames = Vec::new();
+    let mut decoded: Vec<f32> = Vec::new();
+    for (handed_over, f) in received {
+        let n = dec.decode(&f.packet, &mut pcm).unwrap_or(0);
+        decoded.extend(pcm[..n * 2].iter().step_by(2));
+        frames.push(handed_over);
+    }
+    // Each peak belongs to the last impulse pushed before its frame was handed over (impulses
+    // are 500 ms apart; a device lane starts after measuring its fill, so the first may be
+    // unheard).
+    let mut latencies = Vec::new();
+    let mut i = pre_skip;
+    while let Some(off) = decoded[i.min(decoded.len())..]
+        .iter()
+        .position(|x| x.abs() > 0.2)
+    {
+        let at = i + off;
+        i = at + 4_800;
+        let Some(&handed_over) = frames.get((at - pre_skip) / FRAME_SAMPLES) else {
+            break;
+        };
+        if let Some(push) = pushes.iter().rev().find(|p| **p <= handed_over) {
+            latencies.push((handed_over - *push).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies
 }

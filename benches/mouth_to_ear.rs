@@ -8,16 +8,18 @@
 //! a 20 ms clock, Opus decoding), and notes when each impulse is played (the tick that plays its
 //! frame, plus its place in the frame). The output device's own buffer is not included.
 //!
-//! `cargo bench --bench mouth_to_ear [-- SECONDS]` prints p50/p95/p99 and the spread.
+//! `cargo bench --bench mouth_to_ear [-- SECONDS]` prints p50/p95/p99 and the spread. A
+//! measurement only: nothing here passes or fails on a number.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use booth::codec::frame::EncodedFrame;
 use booth::engine::{self, EngineConfig, InputRing};
 use booth::rtc::jitter::PlayoutDecoder;
-use booth::rtc::peer::{ClientPeer, Mode, OutFrame};
+use booth::rtc::peer::{ClientPeer, Mode};
 
 fn main() {
     let seconds: u64 = std::env::args()
@@ -25,6 +27,59 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(30);
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (mut server, url) = start_server(data.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let (room, token) = rt.block_on(create_room(&url));
+    let publisher = rt
+        .block_on(ClientPeer::connect(
+            &format!("{url}/whip/{room}"),
+            Some(&token),
+            Mode::Publish,
+            Duration::from_secs(10),
+        ))
+        .unwrap_or_else(|e| panic!("publish: {e}"));
+    let listener = rt
+        .block_on(ClientPeer::connect(
+            &format!("{url}/whep/{room}"),
+            None,
+            Mode::Listen,
+            Duration::from_secs(10),
+        ))
+        .unwrap_or_else(|e| panic!("listen: {e}"));
+    let played: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let playout = rt.spawn(play_out(listener, Arc::clone(&played)));
+
+    // The engine, its "device", and the bridge from the engine's frames to the publisher.
+    let (game_tx, engine, frames_rx) = start_engine(seconds);
+    let frames = publisher.frames.clone();
+    let bridge = std::thread::spawn(move || {
+        while let Ok(f) = frames_rx.recv() {
+            let _ = frames.blocking_send(f);
+        }
+    });
+    let feeder = std::thread::spawn(move || feed_impulses(game_tx, seconds));
+    let pushes = feeder.join().unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(800));
+    while !engine.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.stop();
+    let _ = bridge.join();
+    playout.abort();
+    drop(publisher);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let heard = played.lock().map(|h| h.clone()).unwrap_or_default();
+    report(&pushes, &heard);
+}
+
+/// Starts `booth serve` on free ports; it and its base URL.
+fn start_server(data: &std::path::Path) -> (std::process::Child, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_booth"))
         .args([
             "serve",
@@ -34,7 +89,7 @@ fn main() {
             "0",
             "--data",
         ])
-        .arg(data.path())
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,84 +103,73 @@ fn main() {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| panic!("booth serve did not start"));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    (server, url)
+}
 
-    let (room, token) = rt.block_on(async {
-        let v: serde_json::Value = reqwest::Client::new()
-            .post(format!("{url}/api/rooms"))
-            .json(&serde_json::json!({"title": "latency", "game": "bench"}))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("create room: {e}"))
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        (
-            v["id"].as_str().unwrap_or_default().to_owned(),
-            v["host_token"].as_str().unwrap_or_default().to_owned(),
-        )
-    });
-    let publisher = rt
-        .block_on(ClientPeer::connect(
-            &format!("{url}/whip/{room}"),
-            Some(&token),
-            Mode::Publish,
-            Duration::from_secs(10),
-        ))
-        .unwrap_or_else(|e| panic!("publish: {e}"));
-    let mut listener = rt
-        .block_on(ClientPeer::connect(
-            &format!("{url}/whep/{room}"),
-            None,
-            Mode::Listen,
-            Duration::from_secs(10),
-        ))
-        .unwrap_or_else(|e| panic!("listen: {e}"));
+/// A new room on the server: its id and the host's token.
+async fn create_room(url: &str) -> (String, String) {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/rooms"))
+        .json(&serde_json::json!({"title": "latency", "game": "bench"}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("create room: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        v["id"].as_str().unwrap_or_default().to_owned(),
+        v["host_token"].as_str().unwrap_or_default().to_owned(),
+    )
+}
 
-    // The listener plays out as `booth listen` does and notes when it plays each impulse.
-    let played: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let heard = Arc::clone(&played);
-    let playout = rt.spawn(async move {
-        let mut playout = PlayoutDecoder::new(2, 10).unwrap_or_else(|e| panic!("{e}"));
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut quiet_until = Instant::now();
-        loop {
-            tokio::select! {
-                f = listener.incoming.recv() => match f {
-                    Some(f) => playout.push(f.rtp_time, f.packet),
-                    None => break,
-                },
-                at = tick.tick() => {
-                    let at = at.into_std();
-                    let played = playout.next_frame();
-                    for (i, s) in played.pcm.iter().step_by(2).enumerate() {
-                        let t = at + Duration::from_secs_f64(i as f64 / 48_000.0);
-                        if s.abs() > 0.2 && t >= quiet_until {
-                            if let Ok(mut h) = heard.lock() {
-                                h.push(t);
-                            }
-                            quiet_until = t + Duration::from_millis(300);
+/// The listener plays out as `booth listen` does and notes in `heard` when it plays each
+/// impulse.
+async fn play_out(mut listener: ClientPeer, heard: Arc<Mutex<Vec<Instant>>>) {
+    let mut playout = PlayoutDecoder::new(2, 10).unwrap_or_else(|e| panic!("{e}"));
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut quiet_until = Instant::now();
+    loop {
+        tokio::select! {
+            f = listener.incoming.recv() => match f {
+                Some(f) => playout.push(f.rtp_time, f.packet),
+                None => break,
+            },
+            at = tick.tick() => {
+                let at = at.into_std();
+                let played = playout.next_frame();
+                for (i, s) in played.pcm.iter().step_by(2).enumerate() {
+                    let t = at + Duration::from_secs_f64(i as f64 / 48_000.0);
+                    if s.abs() > 0.2 && t >= quiet_until {
+                        if let Ok(mut h) = heard.lock() {
+                            h.push(t);
                         }
+                        quiet_until = t + Duration::from_millis(300);
                     }
                 }
             }
         }
-        listener.close().await;
-    });
+    }
+    listener.close().await;
+}
 
-    // The engine and its "device".
-    let (mut game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
+/// The engine as `booth host` runs it for `seconds`, on a game ring; the ring's writing end,
+/// the engine, and the channel its frames come out of.
+fn start_engine(
+    seconds: u64,
+) -> (
+    rtrb::Producer<f32>,
+    engine::EngineHandle,
+    std::sync::mpsc::Receiver<EncodedFrame>,
+) {
+    let (game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
     let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
     let ring = |ring, channels| InputRing {
         ring,
         rate: 48_000,
         channels,
-        // The "device" below delivers 10 ms periods on its own thread.
+        // The "device" delivers 10 ms periods on its own thread.
         burst_frames: 480,
         rests: false,
         read_now: None,
@@ -144,50 +188,36 @@ fn main() {
     };
     let engine = engine::start(config, inputs, vec![frames_tx.into()])
         .unwrap_or_else(|e| panic!("engine: {e}"));
-    let frames = publisher.frames.clone();
-    let bridge = std::thread::spawn(move || {
-        while let Ok(f) = frames_rx.recv() {
-            let _ = frames.blocking_send(OutFrame {
-                rtp_time: f.pts,
-                packet: f.packet,
-            });
-        }
-    });
-    let feeder = std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut pushes = Vec::new();
-        let mut period = [0.0f32; 960];
-        for n in 0..seconds * 100 {
-            let due = start + Duration::from_millis(10 * n);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            period.fill(0.0);
-            let impulse = n % 50 == 25;
-            if impulse {
-                period[0] = 0.9;
-                period[1] = 0.9;
-            }
-            let _ = game_tx.push_partial_slice(&period);
-            if impulse {
-                pushes.push(Instant::now());
-            }
-        }
-        pushes
-    });
-    let pushes = feeder.join().unwrap_or_default();
-    std::thread::sleep(Duration::from_millis(800));
-    while !engine.is_finished() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    engine.stop();
-    let _ = bridge.join();
-    playout.abort();
-    drop(publisher);
-    let _ = server.kill();
-    let _ = server.wait();
+    (game_tx, engine, frames_rx)
+}
 
-    let heard = played.lock().map(|h| h.clone()).unwrap_or_default();
+/// The "device": 10 ms periods into the game ring for `seconds`, an impulse every 500 ms;
+/// when each impulse went in.
+fn feed_impulses(mut game_tx: rtrb::Producer<f32>, seconds: u64) -> Vec<Instant> {
+    let start = Instant::now();
+    let mut pushes = Vec::new();
+    let mut period = [0.0f32; 960];
+    for n in 0..seconds * 100 {
+        let due = start + Duration::from_millis(10 * n);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        period.fill(0.0);
+        let impulse = n % 50 == 25;
+        if impulse {
+            period[0] = 0.9;
+            period[1] = 0.9;
+        }
+        let _ = game_tx.push_partial_slice(&period);
+        if impulse {
+            pushes.push(Instant::now());
+        }
+    }
+    pushes
+}
+
+/// Each impulse heard against the last one pushed before it: p50/p95/p99 and the spread.
+fn report(pushes: &[Instant], heard: &[Instant]) {
     let mut latencies: Vec<f64> = heard
         .iter()
         .filter_map(|t| {

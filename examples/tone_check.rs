@@ -7,13 +7,13 @@
 //!
 //! FILE is anything Booth plays from a file (the Ogg Opus recording). The first channel is cut
 //! into 5 ms windows from SKIP_S on (the start, while the lanes fill, is left out, and so is the
-//! last frame, where the recording was cut); each is fitted
-//! with a sine at HZ. Prints the length, the fit's signal-to-residual ratio (lowest, 0.1th
-//! percentile, median, windows under 30 dB), the tone's level and how far it wandered, and the
-//! largest step in the tone's phase across two windows beyond its advance in the 100 ms before,
-//! in samples (a dropped or repeated sample is a step of 1, counted at the two window pairs
-//! that hold it; steering the ratio moves it by thousandths). Exits non-zero when a step of
-//! half a sample or more, or a window under 30 dB, was found.
+//! last frame, where the recording was cut); each is fitted with a sine at HZ. Prints the length,
+//! the fit's signal-to-residual ratio (lowest, 0.1th percentile, median, windows under 30 dB), the
+//! tone's level and how far it wandered, and the largest step in the tone's phase across two
+//! windows beyond its advance in the 100 ms before, in samples (a dropped or repeated sample is a
+//! step of 1, counted at the two window pairs that hold it; steering the ratio moves it by
+//! thousandths). Exits non-zero when a step of half a sample or more, or a window under 30 dB, was
+//! found. It only reads the file.
 use std::f64::consts::TAU;
 use std::path::Path;
 
@@ -40,27 +40,47 @@ fn main() -> anyhow::Result<()> {
         .map_or(Ok(2.0), |a| a.parse())
         .context("SKIP_S")?;
     let mut source = FileSource::open(Path::new(input))?;
+    let mut tone = analyse(&mut source, hz, skip_s)?;
+    // The recording's last frame is where it was cut: left out like the start.
+    let end = tone.seconds - 0.025;
+    tone.windows.retain(|w| w.0 < end);
+    tone.steps.retain(|s| s.0 < end);
+    if tone.windows.is_empty() {
+        bail!("{input}: no window between the first {skip_s} s and the last 25 ms");
+    }
+    if !report(input, skip_s, &tone) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The tone as the recording carries it.
+struct Tone {
+    /// The recording's length.
+    seconds: f64,
+    /// Each window's start (s), fit (dB) and the tone's amplitude.
+    windows: Vec<(f64, f64, f64)>,
+    /// Where the tone's phase stepped (s), and by how many samples.
+    steps: Vec<(f64, f64)>,
+}
+
+/// Fits every window of the first channel after `skip_s` with a sine at `hz`.
+fn analyse(source: &mut FileSource, hz: f64, skip_s: f64) -> anyhow::Result<Tone> {
     let rate = f64::from(source.sample_rate());
     let channels = source.channels();
     let skip = (skip_s * rate) as u64;
-
     // The window's basis, the same for every window: each is fitted from its own start.
     let w = TAU * hz / rate;
     let basis: Vec<(f64, f64)> = (0..WINDOW).map(|n| (w * n as f64).sin_cos()).collect();
     let fit = Fit::new(&basis);
-
+    let mut phase_steps = PhaseSteps::new(w);
     let mut window = Vec::with_capacity(WINDOW);
     let mut seen = 0u64;
-    // Each window's start (s), fit (dB) and the tone's amplitude; the steps in its phase.
-    let mut windows: Vec<(f64, f64, f64)> = Vec::new();
-    let mut steps: Vec<(f64, f64)> = Vec::new();
-    let mut last_phase: Option<f64> = None;
-    // The last advances beyond the steady one (the steering's share, which moves slowly), and
-    // the last window's departure from their mean.
-    let mut advances = [0.0f64; BASELINE];
-    let mut advanced = 0usize;
-    let mut last_departure = 0.0f64;
-    let steady = (w * WINDOW as f64).rem_euclid(TAU);
+    let mut tone = Tone {
+        seconds: 0.0,
+        windows: Vec::new(),
+        steps: Vec::new(),
+    };
     while let Some(block) = source.read()? {
         for frame in block.chunks_exact(channels) {
             seen += 1;
@@ -74,32 +94,68 @@ fn main() -> anyhow::Result<()> {
             let at = (seen - WINDOW as u64) as f64 / rate;
             let (snr, amplitude, phase) = fit.of(&window, &basis);
             window.clear();
-            windows.push((at, snr, amplitude));
-            if let Some(last) = last_phase {
-                // How far the phase moved beyond the steady advance, against how far it moved
-                // in the windows before: a drop or repeat moves it by a sample once, spread
-                // over the two windows around it wherever in a window it falls.
-                let advance = wrap(phase - last - steady);
-                if advanced >= BASELINE {
-                    let mean = advances.iter().sum::<f64>() / BASELINE as f64;
-                    let departure = wrap(advance - mean) / w;
-                    steps.push((at, (departure + last_departure).abs()));
-                    last_departure = departure;
-                }
-                advances[advanced % BASELINE] = advance;
-                advanced += 1;
+            tone.windows.push((at, snr, amplitude));
+            if let Some(step) = phase_steps.next(phase) {
+                tone.steps.push((at, step));
             }
-            last_phase = Some(phase);
         }
     }
-    let seconds = seen as f64 / rate;
-    // The recording's last frame is where it was cut: left out like the start.
-    let end = seconds - 0.025;
-    windows.retain(|w| w.0 < end);
-    steps.retain(|s| s.0 < end);
-    if windows.is_empty() {
-        bail!("{input}: no window between the first {skip_s} s and the last 25 ms");
+    tone.seconds = seen as f64 / rate;
+    Ok(tone)
+}
+
+/// How far the phase moves beyond the steady advance, window to window, against how far it
+/// moved in the windows before: a drop or repeat moves it by a sample once, spread over the
+/// two windows around it wherever in a window it falls.
+struct PhaseSteps {
+    /// The tone's advance per sample, and per window.
+    w: f64,
+    steady: f64,
+    last_phase: Option<f64>,
+    /// The last advances beyond the steady one (the steering's share, which moves slowly),
+    /// and the last window's departure from their mean.
+    advances: [f64; BASELINE],
+    advanced: usize,
+    last_departure: f64,
+}
+
+impl PhaseSteps {
+    fn new(w: f64) -> Self {
+        Self {
+            w,
+            steady: (w * WINDOW as f64).rem_euclid(TAU),
+            last_phase: None,
+            advances: [0.0; BASELINE],
+            advanced: 0,
+            last_departure: 0.0,
+        }
     }
+
+    /// Takes the next window's phase; the step in samples across it and the window before,
+    /// once there is a baseline to measure it against.
+    fn next(&mut self, phase: f64) -> Option<f64> {
+        let last = self.last_phase.replace(phase)?;
+        let advance = wrap(phase - last - self.steady);
+        let mut step = None;
+        if self.advanced >= BASELINE {
+            let mean = self.advances.iter().sum::<f64>() / BASELINE as f64;
+            let departure = wrap(advance - mean) / self.w;
+            step = Some((departure + self.last_departure).abs());
+            self.last_departure = departure;
+        }
+        self.advances[self.advanced % BASELINE] = advance;
+        self.advanced += 1;
+        step
+    }
+}
+
+/// Prints what the tone went through; false when a window broke or the phase stepped.
+fn report(input: &str, skip_s: f64, tone: &Tone) -> bool {
+    let Tone {
+        seconds,
+        windows,
+        steps,
+    } = tone;
     let broken: Vec<_> = windows.iter().filter(|w| w.1 < BROKEN_DB).collect();
     let levels = windows.iter().fold((f64::MAX, 0.0f64), |(low, high), w| {
         (low.min(w.2), high.max(w.2))
@@ -141,10 +197,7 @@ fn main() -> anyhow::Result<()> {
     for (at, step) in big_steps.iter().take(10) {
         println!("  phase step at {at:.3} s: {step:.2} samples");
     }
-    if !broken.is_empty() || !big_steps.is_empty() {
-        std::process::exit(1);
-    }
-    Ok(())
+    broken.is_empty() && big_steps.is_empty()
 }
 
 /// The phase wrapped into -pi..pi.

@@ -6,19 +6,24 @@
 //! there (PulseAudio quietly moves a stream whose source vanished), and re-opens a lost device
 //! (or the new default) when it comes back, handing the engine a fresh ring. The program never
 //! stops for a lost input: it goes on without it.
+//!
+//! It never touches samples: audio stays on the devices' and the engine's threads, and this
+//! side only opens, watches and hands over rings.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::audio::{
-    Capture, DeviceSelector, Playback, open_input_on, open_output_on, start_capture, start_playback,
+    AudioError, Capture, DeviceError, DeviceSelector, Playback, open_input_on, open_output_on,
+    start_capture, start_playback,
 };
-use crate::codec::EncoderSettings;
+use crate::codec::{CodecError, EncoderSettings};
 use crate::dsp::ProgramSettings;
 use crate::engine::{
-    self, Command, EngineConfig, EngineEvent, FrameSink, Input, InputRing, Meters, PacedFile,
-    Recorder,
+    self, Command, EngineConfig, EngineError, EngineEvent, Feed, FrameSink, InputRing, Meters,
+    PacedFile, Recorder,
 };
+use crate::live::LiveError;
 
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +32,16 @@ pub enum InputChoice {
     Device(DeviceSelector),
     /// A file played in real time.
     File(PathBuf),
+}
+
+impl InputChoice {
+    /// The file it plays, if it is one.
+    fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            InputChoice::File(path) => Some(path),
+            InputChoice::Device(_) => None,
+        }
+    }
 }
 
 /// What `booth host --headless` was asked to do.
@@ -63,17 +78,17 @@ pub enum HostStatus {
     /// Once a second: the meters.
     Meters(Meters),
     /// An input is gone; the program goes on without it.
-    Lost(Input, String),
+    Lost(Feed, String),
     /// An input is back (the same device, or the new default): its device's name.
-    Back(Input, String),
+    Back(Feed, String),
     /// The output the room plays on (the monitor) is gone; the room goes on unheard there.
     MonitorLost(String),
     /// The monitor output is back: its device's name.
     MonitorBack(String),
     /// An input that takes the default device follows it to another: its name.
-    Followed(Input, String),
+    Followed(Feed, String),
     /// An input opened at the start: what plays into it.
-    Opened(Input, Source),
+    Opened(Feed, Source),
     /// Something else the engine reported.
     Engine(EngineEvent),
     /// The program is live in a room.
@@ -136,10 +151,43 @@ pub struct HostSummary {
     pub recorded_frames: Option<u64>,
 }
 
-/// Why `booth host` could not run. Messages name the device or file.
+/// Why the host could not start, go live, switch an input or finish. Messages name the device
+/// or file and come from the layer that failed, as the user should read them.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HostError(String);
+#[non_exhaustive]
+pub enum HostError {
+    /// A capture or playback device could not be found, opened or started.
+    #[error("{0}")]
+    Device(#[source] DeviceError),
+    /// A file to play as an input could not be opened or decoded.
+    #[error("{0}")]
+    File(#[source] AudioError),
+    /// The engine would not start, or would not take the monitor output.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// The recording could not be created.
+    #[error("cannot record to '{}': {source}", .path.display())]
+    RecordingNotStarted {
+        /// The file asked for.
+        path: PathBuf,
+        /// What went wrong.
+        source: CodecError,
+    },
+    /// The recording could not be written to its end.
+    #[error("recording '{}': {source}", .path.display())]
+    RecordingNotFinished {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        source: CodecError,
+    },
+    /// Asked to go live while live already.
+    #[error("already live: end the room first")]
+    AlreadyLive,
+    /// The room could not be reached, or refused the host.
+    #[error("{0}")]
+    GoingLive(#[source] LiveError),
+}
 
 /// A live input and what keeps it running.
 #[derive(Debug)]
@@ -162,8 +210,7 @@ enum Feeder {
 fn open(choice: &InputChoice, channels: usize) -> Result<(Feeder, InputRing), HostError> {
     match choice {
         InputChoice::File(path) => {
-            let (feeder, ring) =
-                PacedFile::start(path, channels).map_err(|e| HostError(e.to_string()))?;
+            let (feeder, ring) = PacedFile::start(path, channels).map_err(HostError::File)?;
             Ok((Feeder::File(feeder), ring))
         }
         InputChoice::Device(selector) => {
@@ -187,8 +234,8 @@ fn period_ms(frames: u32, rate: u32) -> f64 {
 }
 
 /// What an input carries: the game in stereo, voices (the mic, the room's) in mono.
-fn channels_of(which: Input) -> usize {
-    if which == Input::Game { 2 } else { 1 }
+fn channels_of(which: Feed) -> usize {
+    if which == Feed::Game { 2 } else { 1 }
 }
 
 /// Frames per capture callback: 10 ms at 48 kHz, half the engine's 20 ms pull.
@@ -201,7 +248,7 @@ fn open_device(
     channels: usize,
     host: Option<&str>,
 ) -> Result<(Capture, InputRing), HostError> {
-    let (device, info) = open_input_on(selector, host).map_err(|e| HostError(e.to_string()))?;
+    let (device, info) = open_input_on(selector, host).map_err(HostError::Device)?;
     start_device(&device, info, channels)
 }
 
@@ -212,8 +259,8 @@ fn start_device(
     channels: usize,
 ) -> Result<(Capture, InputRing), HostError> {
     let want = u16::try_from(channels).ok();
-    let (capture, ring) = start_capture(device, info, CAPTURE_PERIOD_FRAMES, 2.0, want)
-        .map_err(|e| HostError(e.to_string()))?;
+    let (capture, ring) =
+        start_capture(device, info, CAPTURE_PERIOD_FRAMES, 2.0, want).map_err(HostError::Device)?;
     let channels = usize::from(capture.channels);
     let ring = InputRing {
         ring,
@@ -225,23 +272,6 @@ fn start_device(
         read_now: capture.read_now(),
     };
     Ok((capture, ring))
-}
-
-/// The engine's input for the room's other voices, and its writing end for the network's
-/// thread: 48 kHz stereo, written a 20 ms frame at a time, and only while someone speaks.
-pub(crate) fn room_voices_ring() -> (rtrb::Producer<f32>, InputRing) {
-    let (producer, ring) = rtrb::RingBuffer::new(48_000 * 2);
-    (
-        producer,
-        InputRing {
-            ring,
-            rate: 48_000,
-            channels: 2,
-            burst_frames: 960,
-            rests: true,
-            read_now: None,
-        },
-    )
 }
 
 /// Runs until `seconds` pass (or forever); `status` hears what happens.
@@ -308,41 +338,19 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
-        let mut open_or_wait = |which: Input, choice: &InputChoice| match (
-            open(choice, channels_of(which)),
-            choice,
-            missing,
-        ) {
-            (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
-            (Err(e), InputChoice::Device(selector), Missing::Wait) => {
-                status(HostStatus::Lost(which, e.to_string()));
-                Ok((
-                    Feeder::Lost {
-                        selector: selector.clone(),
-                        host: None,
-                    },
-                    None,
-                ))
-            }
-            (Err(e), _, _) => Err(e),
-        };
-        let (game_feeder, game) = open_or_wait(Input::Game, &opts.game)?;
-        let (mic_feeder, mic) = open_or_wait(Input::Mic, &opts.mic)?;
-        let file = |choice: &InputChoice| match choice {
-            InputChoice::File(path) => Some(path.clone()),
-            InputChoice::Device(_) => None,
-        };
+        let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game, missing, status)?;
+        let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic, missing, status)?;
         for (which, feeder, choice) in [
-            (Input::Game, &game_feeder, &opts.game),
-            (Input::Mic, &mic_feeder, &opts.mic),
+            (Feed::Game, &game_feeder, &opts.game),
+            (Feed::Mic, &mic_feeder, &opts.mic),
         ] {
-            if let Some(source) = feeder.source(file(choice).as_deref()) {
+            if let Some(source) = feeder.source(choice.file()) {
                 status(HostStatus::Opened(which, source));
             }
         }
         let (remote_feeder, remote) = match &opts.remote {
             Some(choice) => {
-                let (feeder, ring) = open(choice, channels_of(Input::Remote))?;
+                let (feeder, ring) = open(choice, channels_of(Feed::Remote))?;
                 (Some(feeder), Some(ring))
             }
             None => (None, None),
@@ -354,22 +362,10 @@ impl HostSession {
             }
             None => (None, None),
         };
-        let encoder = EncoderSettings::program_stereo(opts.bitrate_kbps.saturating_mul(1000));
-        let config = EngineConfig {
-            settings: opts.settings,
-            encoder: encoder.clone(),
-            noise_suppression: opts.noise_suppression,
-            max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
-        };
+        let config = engine_config(opts);
         let mut consumers: Vec<FrameSink> = Vec::new();
         let recorder = match &opts.record {
-            Some(path) => {
-                let (rec, tx) = Recorder::start(path, &encoder).map_err(|e| {
-                    HostError(format!("cannot record to '{}': {e}", path.display()))
-                })?;
-                consumers.push(tx.into());
-                Some(rec)
-            }
+            Some(path) => Some(start_recorder(path, &config.encoder, &mut consumers)?),
             None => None,
         };
         let inputs = engine::Inputs {
@@ -378,8 +374,7 @@ impl HostSession {
             remote,
             monitor,
         };
-        let engine =
-            engine::start(config, inputs, consumers).map_err(|e| HostError(e.to_string()))?;
+        let engine = engine::start(config, inputs, consumers)?;
         let meters = engine.meters();
         let mut session = Self {
             game: game_feeder,
@@ -430,10 +425,10 @@ impl HostSession {
     /// Already live, or the room cannot be reached or refuses.
     pub fn go_live(&mut self, target: &RoomTarget) -> Result<crate::live::LiveRoom, HostError> {
         if self.live.is_some() {
-            return Err(HostError("already live: end the room first".into()));
+            return Err(HostError::AlreadyLive);
         }
         let (voices, ring) = if self.remote_from_room {
-            let (producer, ring) = room_voices_ring();
+            let (producer, ring) = engine::room_voices_ring();
             (Some(producer), Some(ring))
         } else {
             (None, None)
@@ -445,13 +440,13 @@ impl HostSession {
             voices,
             std::sync::Arc::clone(&self.meters),
         )
-        .map_err(|e| HostError(e.to_string()))?;
+        .map_err(HostError::GoingLive)?;
         self.room_messages = live.take_messages();
         for c in consumers {
             let _ = self.engine.send(Command::AddConsumer(c));
         }
         if ring.is_some() {
-            let _ = self.engine.send(Command::Replace(Input::Remote, ring));
+            let _ = self.engine.send(Command::Replace(Feed::Remote, ring));
         }
         let room = live.room().clone();
         self.live = Some(live);
@@ -463,7 +458,7 @@ impl HostSession {
         if let Some(live) = self.live.take() {
             live.stop();
             if self.remote_from_room {
-                let _ = self.engine.send(Command::Replace(Input::Remote, None));
+                let _ = self.engine.send(Command::Replace(Feed::Remote, None));
             }
         }
     }
@@ -472,11 +467,7 @@ impl HostSession {
     ///
     /// # Errors
     /// It cannot be opened; the input keeps what it had.
-    pub fn switch_input(
-        &mut self,
-        which: Input,
-        choice: &InputChoice,
-    ) -> Result<String, HostError> {
+    pub fn switch_input(&mut self, which: Feed, choice: &InputChoice) -> Result<String, HostError> {
         let (feeder, ring) = open(choice, channels_of(which))?;
         let name = match &feeder {
             Feeder::Device { capture, .. } => capture.info.name.clone(),
@@ -487,9 +478,9 @@ impl HostSession {
         };
         let _ = self.engine.send(Command::Replace(which, Some(ring)));
         match which {
-            Input::Game => self.game = feeder,
-            Input::Mic => self.mic = feeder,
-            Input::Remote => self.remote = Some(feeder),
+            Feed::Game => self.game = feeder,
+            Feed::Mic => self.mic = feeder,
+            Feed::Remote => self.remote = Some(feeder),
         }
         Ok(name)
     }
@@ -561,11 +552,11 @@ impl HostSession {
             let changes = crate::audio::default_changes();
             if changes != self.defaults_seen {
                 self.defaults_seen = changes;
-                follow_default(Input::Game, &mut self.game, &self.engine, status);
-                follow_default(Input::Mic, &mut self.mic, &self.engine, status);
+                follow_default(Feed::Game, &mut self.game, &self.engine, status);
+                follow_default(Feed::Mic, &mut self.mic, &self.engine, status);
             }
-            watch(Input::Game, &mut self.game, &self.engine, status);
-            watch(Input::Mic, &mut self.mic, &self.engine, status);
+            watch(Feed::Game, &mut self.game, &self.engine, status);
+            watch(Feed::Mic, &mut self.mic, &self.engine, status);
             self.watch_monitor(status);
         }
         if let Some(live) = &self.live
@@ -595,10 +586,10 @@ impl HostSession {
         self.engine.stop();
         let recorded_frames = match self.recorder {
             Some(rec) => {
-                let path = rec.path().display().to_string();
+                let path = rec.path().to_owned();
                 Some(
                     rec.finish()
-                        .map_err(|e| HostError(format!("recording '{path}': {e}")))?,
+                        .map_err(|source| HostError::RecordingNotFinished { path, source })?,
                 )
             }
             None => None,
@@ -610,13 +601,63 @@ impl HostSession {
     }
 }
 
+/// Opens an input at the start. A device that cannot be opened is, with [`Missing::Wait`],
+/// reported lost and waited for; otherwise its error ends the start.
+fn open_or_wait(
+    which: Feed,
+    choice: &InputChoice,
+    missing: Missing,
+    status: &mut dyn FnMut(HostStatus),
+) -> Result<(Feeder, Option<InputRing>), HostError> {
+    match (open(choice, channels_of(which)), choice, missing) {
+        (Ok((feeder, ring)), _, _) => Ok((feeder, Some(ring))),
+        (Err(e), InputChoice::Device(selector), Missing::Wait) => {
+            status(HostStatus::Lost(which, e.to_string()));
+            Ok((
+                Feeder::Lost {
+                    selector: selector.clone(),
+                    host: None,
+                },
+                None,
+            ))
+        }
+        (Err(e), _, _) => Err(e),
+    }
+}
+
+/// The engine's settings for `opts`: the program at the asked bitrate, stopping after
+/// `opts.seconds` when given.
+fn engine_config(opts: &HostOptions) -> EngineConfig {
+    EngineConfig {
+        settings: opts.settings,
+        encoder: EncoderSettings::program_stereo(opts.bitrate_kbps.saturating_mul(1000)),
+        noise_suppression: opts.noise_suppression,
+        max_frames: opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64),
+    }
+}
+
+/// Starts recording the program to `path`, one more of the engine's consumers.
+fn start_recorder(
+    path: &std::path::Path,
+    encoder: &EncoderSettings,
+    consumers: &mut Vec<FrameSink>,
+) -> Result<Recorder, HostError> {
+    let (recorder, frames) =
+        Recorder::start(path, encoder).map_err(|source| HostError::RecordingNotStarted {
+            path: path.to_owned(),
+            source,
+        })?;
+    consumers.push(frames.into());
+    Ok(recorder)
+}
+
 /// Opens the output `name` on the sound system called `host` (`None`: the one Booth uses).
 fn open_monitor(
     name: &str,
     host: Option<&str>,
 ) -> Result<(Playback, rtrb::Producer<f32>), HostError> {
-    let (device, info) = open_output_on(name, host).map_err(|e| HostError(e.to_string()))?;
-    start_playback(&device, info, 0.5).map_err(|e| HostError(e.to_string()))
+    let (device, info) = open_output_on(name, host).map_err(HostError::Device)?;
+    start_playback(&device, info, 0.5).map_err(HostError::Device)
 }
 
 /// [`open_monitor`] for an engine already running: the room's mono voices steered onto the
@@ -626,7 +667,7 @@ fn open_monitor_lane(
     host: Option<&str>,
 ) -> Result<(Playback, Box<engine::OutputLane>), HostError> {
     let (playback, producer) = open_monitor(name, host)?;
-    let lane = engine::OutputLane::new(producer, 1).map_err(|e| HostError(e.to_string()))?;
+    let lane = engine::OutputLane::new(producer, 1).map_err(EngineError::from)?;
     Ok((playback, Box::new(lane)))
 }
 
@@ -635,7 +676,7 @@ fn open_monitor_lane(
 /// sends the game there, and the monitor of the old output would carry silence. A device the
 /// user named stays.
 fn follow_default(
-    which: Input,
+    which: Feed,
     feeder: &mut Feeder,
     engine: &engine::EngineHandle,
     status: &mut dyn FnMut(HostStatus),
@@ -667,7 +708,7 @@ fn follow_default(
 
 /// Checks a device input; a lost one is retried, and handed back to the engine when it opens.
 fn watch(
-    which: Input,
+    which: Feed,
     feeder: &mut Feeder,
     engine: &engine::EngineHandle,
     status: &mut dyn FnMut(HostStatus),
@@ -700,7 +741,7 @@ fn watch(
 
 #[cfg(test)]
 mod tests {
-    use super::period_ms;
+    use super::{CodecError, HostError, period_ms};
 
     #[test]
     fn periods_are_said_to_a_tenth_of_a_millisecond() {
@@ -709,5 +750,22 @@ mod tests {
         assert_eq!(format!("{}", period_ms(441, 44_100)), "10");
         assert_eq!(format!("{}", period_ms(256, 44_100)), "5.8");
         assert_eq!(format!("{}", period_ms(480, 0)), "480000");
+    }
+
+    #[test]
+    fn a_host_error_says_which_file_and_what_went_wrong() {
+        let refused = HostError::RecordingNotStarted {
+            path: "show.wav".into(),
+            source: CodecError::InvalidInput("name the file .ogg or .opus".into()),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "cannot record to 'show.wav': name the file .ogg or .opus"
+        );
+        assert!(matches!(refused, HostError::RecordingNotStarted { .. }));
+        assert_eq!(
+            HostError::AlreadyLive.to_string(),
+            "already live: end the room first"
+        );
     }
 }

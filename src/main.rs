@@ -1,4 +1,5 @@
-//! The `booth` command line: parse, then call into the library.
+//! The `booth` command line: parse, then call into the library. No audio, network or room logic
+//! lives here: only arguments in, and what the library reports printed for a terminal.
 
 #![forbid(unsafe_code)]
 
@@ -428,11 +429,11 @@ fn devices_table(list: &[booth::audio::DeviceInfo]) -> String {
 }
 
 /// An input, as the terminal names it.
-fn input_word(which: booth::engine::Input) -> &'static str {
+fn input_word(which: booth::engine::Feed) -> &'static str {
     match which {
-        booth::engine::Input::Game => "game audio",
-        booth::engine::Input::Mic => "mic",
-        booth::engine::Input::Remote => "room's voices",
+        booth::engine::Feed::Game => "game audio",
+        booth::engine::Feed::Mic => "mic",
+        booth::engine::Feed::Remote => "room's voices",
     }
 }
 
@@ -500,19 +501,33 @@ fn listen(a: ListenArgs) -> anyhow::Result<()> {
 }
 
 fn host(a: HostArgs) -> anyhow::Result<()> {
-    use booth::audio::DeviceSelector;
-    use booth::host::{HostOptions, HostStatus, InputChoice};
     if !a.headless {
         anyhow::bail!(
             "`booth host` runs without a window: add --headless (or run `booth` for the overlay)"
         );
     }
+    let record = a.record.clone();
+    let opts = host_options(a);
+    if let Some(path) = &record {
+        eprintln!("booth: recording the program to {}", path.display());
+    }
+    let mut terminal = HostTerminal::default();
+    let summary = booth::host::run_headless(&opts, &mut |s| terminal.say(s))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    print_host_summary(record.as_deref(), &summary);
+    Ok(())
+}
+
+/// What `booth host` was asked to do, from its arguments.
+fn host_options(a: HostArgs) -> booth::host::HostOptions {
+    use booth::audio::DeviceSelector;
+    use booth::host::InputChoice;
     let choice = |file: Option<PathBuf>, device: Option<String>, default| match (file, device) {
         (Some(f), _) => InputChoice::File(f),
         (None, Some(d)) => InputChoice::Device(DeviceSelector::Named(d)),
         (None, None) => InputChoice::Device(default),
     };
-    let opts = HostOptions {
+    booth::host::HostOptions {
         game: choice(
             a.game_file,
             a.game_device,
@@ -521,88 +536,116 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         mic: choice(a.mic_file, a.mic_device, DeviceSelector::DefaultMic),
         remote: a.remote_file.map(InputChoice::File),
         monitor_device: a.monitor_device,
-        record: a.record.clone(),
+        record: a.record,
         seconds: a.seconds,
         settings: a.program.settings(a.voice_gate),
         noise_suppression: !a.no_noise_suppression,
         bitrate_kbps: a.bitrate,
-        room: (!a.offline).then(|| booth::host::RoomTarget {
-            server: a.server.clone(),
+        room: (!a.offline).then_some(booth::host::RoomTarget {
+            server: a.server,
             bind: a.bind,
             udp_ports: (50_000, 50_100),
-            data_dir: a.data.clone(),
-            title: a.title.clone(),
-            game: a.game.clone(),
-            room: a.room.clone(),
-            token: a.token.clone(),
+            data_dir: a.data,
+            title: a.title,
+            game: a.game,
+            room: a.room,
+            token: a.token,
         }),
-    };
-    if let Some(path) = &a.record {
-        eprintln!("booth: recording the program to {}", path.display());
     }
-    let level = |db: f32| booth::dsp::meter_text(db, 6);
-    // Underruns so far (game, mic): a second with new ones says so on its line.
-    let mut short = (0u64, 0u64);
-    let summary = booth::host::run_headless(&opts, &mut |s| match s {
-        HostStatus::Meters(m) => {
-            let now = (m.underruns_game, m.underruns_mic);
-            let note = if now == short {
-                String::new()
-            } else {
-                format!(
-                    "  short: game {} mic {}",
-                    now.0.saturating_sub(short.0),
-                    now.1.saturating_sub(short.1)
-                )
-            };
-            short = now;
-            eprintln!(
-                "{:>6.1} s  program {} dBFS {:>6.1} LUFS  game {} dBFS  mic {} dBFS  duck -{:.1} dB{note}",
-                m.frames as f64 / 50.0,
-                level(m.program_peak_dbfs),
-                m.program_short_term_lufs,
-                level(m.game_peak_dbfs),
-                level(m.mic_peak_dbfs),
-                m.duck_reduction_db
-            );
-        }
-        HostStatus::Opened(which, source) => eprintln!("booth: {}: {source}", input_word(which)),
-        HostStatus::Lost(which, why) => {
-            eprintln!(
-                "booth: {} lost, carrying on without it: {why}",
-                input_word(which)
-            );
-        }
-        HostStatus::Back(which, name) => eprintln!("booth: {} back: {name}", input_word(which)),
-        HostStatus::MonitorLost(why) => {
-            eprintln!("booth: monitor output lost, the room goes on unheard there: {why}");
-        }
-        HostStatus::MonitorBack(name) => eprintln!("booth: monitor output back: {name}"),
-        HostStatus::Followed(which, name) => {
-            eprintln!("booth: {} follows the new default: {name}", input_word(which));
-        }
-        HostStatus::Engine(ev) => eprintln!("booth: {ev}"),
-        HostStatus::Live(room) => {
-            println!("listen: {}", room.listener_link);
-            if let Some(link) = &room.host_link {
-                println!("host:   {link}");
+}
+
+/// `booth host`'s terminal: what the host reports, a line each, and the meters once a second.
+#[derive(Default)]
+struct HostTerminal {
+    /// Underruns so far (game, mic): a second with new ones says so on its line.
+    short: (u64, u64),
+    /// Frames the encoder refused so far: the same.
+    refused: u64,
+}
+
+impl HostTerminal {
+    fn say(&mut self, status: booth::host::HostStatus) {
+        use booth::host::HostStatus;
+        match status {
+            HostStatus::Meters(m) => self.meters(&m),
+            HostStatus::Opened(which, source) => {
+                eprintln!("booth: {}: {source}", input_word(which))
             }
-            println!("room:   {}", room.room);
-            println!("token:  {}", room.token);
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-        }
-        HostStatus::RoomLost(why) => {
-            eprintln!("booth: the room connection ended ({why}); the program goes on locally");
-        }
-        HostStatus::Room(message) => {
-            if let Some(line) = booth::live::describe(&message) {
-                eprintln!("booth: {line}");
+            HostStatus::Lost(which, why) => {
+                eprintln!(
+                    "booth: {} lost, carrying on without it: {why}",
+                    input_word(which)
+                );
+            }
+            HostStatus::Back(which, name) => eprintln!("booth: {} back: {name}", input_word(which)),
+            HostStatus::MonitorLost(why) => {
+                eprintln!("booth: monitor output lost, the room goes on unheard there: {why}");
+            }
+            HostStatus::MonitorBack(name) => eprintln!("booth: monitor output back: {name}"),
+            HostStatus::Followed(which, name) => {
+                eprintln!(
+                    "booth: {} follows the new default: {name}",
+                    input_word(which)
+                );
+            }
+            HostStatus::Engine(ev) => eprintln!("booth: {ev}"),
+            HostStatus::Live(room) => {
+                println!("listen: {}", room.listener_link);
+                if let Some(link) = &room.host_link {
+                    println!("host:   {link}");
+                }
+                println!("room:   {}", room.room);
+                println!("token:  {}", room.token);
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+            HostStatus::RoomLost(why) => {
+                eprintln!("booth: the room connection ended ({why}); the program goes on locally");
+            }
+            HostStatus::Room(message) => {
+                if let Some(line) = booth::live::describe(&message) {
+                    eprintln!("booth: {line}");
+                }
             }
         }
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let m = summary.meters;
-    if let (Some(path), Some(frames)) = (&a.record, summary.recorded_frames) {
+    }
+
+    /// The meters' line, with what went short or unencoded since the last one.
+    fn meters(&mut self, m: &booth::engine::Meters) {
+        let level = |db: f32| booth::dsp::meter_text(db, 6);
+        let now = (m.underruns_game, m.underruns_mic);
+        let mut note = if now == self.short {
+            String::new()
+        } else {
+            format!(
+                "  short: game {} mic {}",
+                now.0.saturating_sub(self.short.0),
+                now.1.saturating_sub(self.short.1)
+            )
+        };
+        self.short = now;
+        if m.encode_failures != self.refused {
+            note.push_str(&format!(
+                "  not encoded: {}",
+                m.encode_failures.saturating_sub(self.refused)
+            ));
+        }
+        self.refused = m.encode_failures;
+        eprintln!(
+            "{:>6.1} s  program {} dBFS {:>6.1} LUFS  game {} dBFS  mic {} dBFS  duck -{:.1} dB{note}",
+            m.frames as f64 / 50.0,
+            level(m.program_peak_dbfs),
+            m.program_short_term_lufs,
+            level(m.game_peak_dbfs),
+            level(m.mic_peak_dbfs),
+            m.duck_reduction_db
+        );
+    }
+}
+
+/// `booth host`'s last words: the recording, the frames, loudness and what went wrong.
+fn print_host_summary(record: Option<&std::path::Path>, summary: &booth::host::HostSummary) {
+    let m = &summary.meters;
+    if let (Some(path), Some(frames)) = (record, summary.recorded_frames) {
         println!(
             "recorded   {} ({:.2} s)",
             path.display(),
@@ -618,6 +661,12 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         "underruns  game {}, mic {}",
         m.underruns_game, m.underruns_mic
     );
+    if m.encode_failures > 0 {
+        println!(
+            "encoding   {} frames refused by the Opus encoder (not sent, not recorded)",
+            m.encode_failures
+        );
+    }
     let denoised = m.denoiser_ran + m.denoiser_rested;
     if denoised > 0 {
         println!(
@@ -625,5 +674,4 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
             100.0 * m.denoiser_rested as f64 / denoised as f64
         );
     }
-    Ok(())
 }

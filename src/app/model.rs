@@ -15,7 +15,7 @@ use super::settings::Settings;
 use super::worker::{HostWorker, Report, Request};
 use crate::audio::{DeviceInfo, DeviceSelector, Direction};
 use crate::dsp::ProgramSettings;
-use crate::engine::{Command, EngineEvent, Input, MeterReadout, Meters};
+use crate::engine::{Command, EngineEvent, Feed as Input, MeterReadout, Meters};
 use crate::host::{HostOptions, HostStatus, InputChoice, RoomTarget};
 use crate::live::{LiveRoom, RoomNews};
 use crate::room::protocol::ServerMsg;

@@ -10,7 +10,7 @@ use eframe::egui::{
 };
 
 use super::model::{Level, Overlay, Phase};
-use crate::engine::Input;
+use crate::engine::Feed as Input;
 use crate::room::Role;
 
 /// The compact strip's size.

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::room_view::Speaking;
-use crate::engine::{Command, Input, MeterReadout, Meters};
+use crate::engine::{Command, Feed as Input, MeterReadout, Meters};
 use crate::host::{HostOptions, HostSession, HostStatus, InputChoice, Missing, RoomTarget};
 use crate::live::RoomNews;
 use crate::room::protocol::ServerMsg;

@@ -6,6 +6,7 @@
 //! Never here: devices, sockets, threads or clocks. The writer takes any `Write`, the reader any
 //! `Read + Seek`; bad input from outside is an error, never a panic.
 
+pub mod frame;
 pub mod ogg_opus;
 pub mod opus;
 

@@ -9,6 +9,8 @@
 //!
 //! Most of the time nothing is near the ceiling: then the limiter is at rest and a block costs one
 //! peak scan and the delay.
+//!
+//! It never allocates after construction, and never lets a sample past the ceiling.
 
 use super::{DelayLine, DspError, check_range, db_to_gain, ms_to_frames};
 
@@ -32,7 +34,6 @@ pub struct Limiter {
     release_coeff: f32,
     /// Frames in a row that needed no gain reduction.
     quiet: u64,
-    min_gain: f32,
 }
 
 impl Limiter {
@@ -83,7 +84,6 @@ impl Limiter {
             released: 1.0,
             release_coeff,
             quiet: u64::MAX,
-            min_gain: 1.0,
         })
     }
 
@@ -97,11 +97,6 @@ impl Limiter {
     #[must_use]
     pub fn ceiling(&self) -> f32 {
         self.ceiling
-    }
-
-    /// The deepest gain applied since the last call, linear (1.0 = untouched); resets it.
-    pub fn take_min_gain(&mut self) -> f32 {
-        std::mem::replace(&mut self.min_gain, 1.0)
     }
 
     /// At rest: nothing in the window needed reduction and the release is complete, so every
@@ -204,7 +199,6 @@ impl Limiter {
         let c = self.ceiling;
         frame[0] = (l * gain).clamp(-c, c);
         frame[1] = (r * gain).clamp(-c, c);
-        self.min_gain = self.min_gain.min(gain);
     }
 
     /// Back to rest: silent delay, no gain reduction.

@@ -1,4 +1,5 @@
-//! Meters: sample peak, RMS, and EBU R128 loudness (momentary, short-term, integrated).
+//! The loudness meter: sample peak, RMS, and EBU R128 loudness (momentary, short-term,
+//! integrated).
 //!
 //! Loudness is ITU-R BS.1770-4 as EBU R128 uses it, measured here in one pass: each sample is
 //! K-weighted (two biquads per channel) and squared into the current 100 ms block, and each
@@ -7,15 +8,16 @@
 //! each 400 ms gating block (75% overlap, one per 100 ms) goes into a histogram of 0.1 LU bins
 //! that keeps each bin's count and its exact energy sum, so integrated loudness over hours needs
 //! no growing memory, and its gates (absolute at -70 LUFS, relative at -10 LU) are applied to
-//! real energies, not to bin centres. A meter that re-summed its windows on every reading cost
-//! the engine more than all of its mixing; the tests hold this one to the `ebur128` crate (a
+//! real energies, not to bin centres. A meter that re-summed its windows on every reading would
+//! cost the engine more than all of its mixing; the tests hold this one to the `ebur128` crate (a
 //! port of libebur128, the broadcast world's reference) and to EBU Tech 3341's test signals.
 //!
 //! Readings follow whole blocks: they change every 100 ms, as EBU Tech 3341 asks of a meter.
+//! Memory is fixed at construction: the meter never allocates, however long it runs.
 
 use super::{SAMPLE_RATE, gain_to_db};
 
-/// What the meters read, in dBFS and LUFS. Silence reads -inf.
+/// What a [`LoudnessMeter`] reads, in dBFS and LUFS. Silence reads -inf.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MeterReadings {
     /// Highest sample magnitude since the last reading, dBFS.
@@ -30,9 +32,10 @@ pub struct MeterReadings {
     pub integrated_lufs: f32,
 }
 
-/// Stereo program meters at 48 kHz.
+/// A meter of a 48 kHz stereo signal: its sample peak and RMS since the last reading, and its
+/// EBU R128 loudness.
 #[derive(Clone)]
-pub struct Meters {
+pub struct LoudnessMeter {
     loudness: Loudness,
     peak: f32,
     sum_sq: f64,
@@ -40,10 +43,10 @@ pub struct Meters {
     overall_peak: f32,
 }
 
-impl std::fmt::Debug for Meters {
+impl std::fmt::Debug for LoudnessMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Not the histogram's 2,000 numbers.
-        f.debug_struct("Meters")
+        f.debug_struct("LoudnessMeter")
             .field("momentary_lufs", &self.momentary_lufs())
             .field("integrated_lufs", &self.integrated_lufs())
             .field("overall_peak", &self.overall_peak)
@@ -51,14 +54,14 @@ impl std::fmt::Debug for Meters {
     }
 }
 
-impl Default for Meters {
+impl Default for LoudnessMeter {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Meters {
-    /// Meters for 48 kHz stereo.
+impl LoudnessMeter {
+    /// A meter for 48 kHz stereo.
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -413,7 +416,7 @@ mod tests {
 
     #[test]
     fn full_scale_sine_reads_zero_dbfs_and_ebu_reference_level() {
-        let mut m = Meters::new();
+        let mut m = LoudnessMeter::new();
         // EBU Tech 3341, test 1: a 1 kHz sine at -23 dBFS on both channels reads -23 LUFS.
         m.process(&sine(1000.0, -23.0, 20.0));
         let r = m.read();
@@ -429,7 +432,7 @@ mod tests {
         // Tech 3341, tests 3 and 4: -36, -23, -36 dBFS for 10, 60, 10 s reads -23 LUFS
         // integrated; so does -72, -36, -23, -36, -72 for 10, 10, 60, 10, 10 s (the absolute
         // gate leaves out the -72 parts).
-        let mut m = Meters::new();
+        let mut m = LoudnessMeter::new();
         for (dbfs, s) in [(-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0)] {
             m.process(&sine(1000.0, dbfs, s));
         }
@@ -438,7 +441,7 @@ mod tests {
             "{}",
             m.integrated_lufs()
         );
-        let mut m = Meters::new();
+        let mut m = LoudnessMeter::new();
         let parts = [
             (-72.0, 10.0),
             (-36.0, 10.0),
@@ -459,7 +462,7 @@ mod tests {
     #[test]
     fn it_reads_what_libebur128_reads_on_programme_material_block_by_block() {
         let audio = programme(60.0);
-        let mut ours = Meters::new();
+        let mut ours = LoudnessMeter::new();
         let mut theirs = reference();
         let mut worst = [0f64; 3];
         // Fed in 20 ms frames, as the engine does, and read at every 100 ms block's end.
@@ -486,8 +489,8 @@ mod tests {
                 }
             }
         }
-        // The same sums, rounded differently (60 s of this read within 4e-6 LU); integrated
-        // could differ by the blocks that share the relative gate's 0.1 LU bin.
+        // The same sums, rounded differently: far inside the tolerance. Integrated could
+        // differ by the blocks that share the relative gate's 0.1 LU bin.
         assert!(
             worst[0] < 0.001 && worst[1] < 0.001,
             "momentary/short-term off by {worst:?}"
@@ -536,7 +539,7 @@ mod tests {
 
     #[test]
     fn silence_reads_minus_infinity_and_a_nan_is_forgotten_with_its_block() {
-        let mut m = Meters::new();
+        let mut m = LoudnessMeter::new();
         m.process(&vec![0.0; 48_000 * 2]);
         assert_eq!(m.momentary_lufs(), f32::NEG_INFINITY);
         assert_eq!(m.short_term_lufs(), f32::NEG_INFINITY);

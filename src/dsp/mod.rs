@@ -5,13 +5,13 @@
 //! from the `*_max` methods), so the whole chain can run inside a real-time loop.
 //!
 //! The program chain, in order (see [`ProgramMix`]):
-//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there, and
-//! [`SteeredResampler`] live devices) ->
+//! game (stereo) and voice (mono), both at 48 kHz ([`StreamResampler`] gets files there,
+//! [`SteeredResampler`] live devices, steered by [`FillSteering`] from a ring's fill) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
-//! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling that is
-//! never exceeded) -> [`Meters`] (peak, RMS, EBU R128 loudness). Live, the voice first goes
-//! through the engine's mic chain: a high-pass and the [`Denoiser`] (noise suppression that
-//! rests while the host is not speaking).
+//! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling
+//! that is never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). Live, the voice
+//! first goes through the engine's mic chain: a high-pass and the [`Denoiser`] (noise
+//! suppression that rests while the host is not speaking).
 //!
 //! Samples are `f32`, interleaved, full scale 1.0.
 
@@ -26,6 +26,7 @@ mod mixer;
 mod program;
 mod resampler;
 mod steered;
+mod steering;
 mod vad;
 
 pub use biquad::Biquad;
@@ -34,11 +35,12 @@ pub use denoise::Denoiser;
 pub use ducker::{Ducker, DuckerParams, Key};
 pub use frames::{downmix_to_mono, downmix_to_stereo, fold_channels};
 pub use limiter::Limiter;
-pub use meters::{MeterReadings, Meters};
+pub use meters::{LoudnessMeter, MeterReadings};
 pub use mixer::mix_into;
 pub use program::{ProgramMix, ProgramSettings};
 pub use resampler::StreamResampler;
 pub use steered::SteeredResampler;
+pub use steering::FillSteering;
 pub use vad::VoiceActivity;
 
 /// The rate everything inside Booth runs at.

@@ -1,9 +1,11 @@
 //! The program chain: game and voice in, the finished program out. `booth mix` runs it on files;
 //! the live engine runs it on devices. Same object, same sound.
+//!
+//! It never allocates after `new` and never blocks: the engine calls it once per 20 ms block.
 
 use super::{
-    DelayLine, DspError, Ducker, DuckerParams, Key, Limiter, Meters, check_range, db_to_gain,
-    mix_into,
+    DelayLine, DspError, Ducker, DuckerParams, Key, Limiter, LoudnessMeter, check_range,
+    db_to_gain, mix_into,
 };
 
 /// Everything a user can set on the program chain.
@@ -81,7 +83,7 @@ pub struct ProgramMix {
     ducker: Ducker,
     voice_delay: DelayLine,
     limiter: Limiter,
-    meters: Meters,
+    meters: LoudnessMeter,
     game: Vec<f32>,
     gains: Vec<f32>,
     gate: Vec<f32>,
@@ -107,7 +109,7 @@ impl ProgramMix {
             ducker,
             voice_delay,
             limiter: Limiter::new(settings.ceiling_db)?,
-            meters: Meters::new(),
+            meters: LoudnessMeter::new(),
             game: vec![0.0; max_block * 2],
             gains: vec![0.0; max_block],
             gate: vec![0.0; max_block],
@@ -144,8 +146,8 @@ impl ProgramMix {
         self.ducker.latency_frames() + self.limiter.latency_frames()
     }
 
-    /// The meters on the output.
-    pub fn meters(&mut self) -> &mut Meters {
+    /// The loudness meter on the output.
+    pub fn meters(&mut self) -> &mut LoudnessMeter {
         &mut self.meters
     }
 

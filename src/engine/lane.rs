@@ -2,28 +2,16 @@
 //! clock, drained every 20 ms on the program clock through an adjustable resampler.
 //!
 //! Two clocks never agree: a "48 kHz" microphone may deliver 48,010 frames a second. The lane
-//! keeps its ring near a target fill by steering the resampling ratio with a slow PI controller
-//! on the (smoothed) fill, so it never drops or repeats a block, and its latency stays bounded
-//! for hours. Corrections are tiny (hundreds of ppm) and ramped by the resampler, so they are
-//! inaudible.
+//! keeps its ring near a target fill by steering the resampling ratio with a slow PI controller on
+//! the (smoothed) fill ([`FillSteering`]), so it never drops or repeats a block, and its latency
+//! stays bounded for hours. Corrections are tiny (hundreds of ppm) and ramped by the resampler, so
+//! they are inaudible.
 //!
 //! Runs on the engine thread: no allocation after construction, no locks, no blocking.
 
 use rtrb::Consumer;
 
-use crate::dsp::{DspError, SAMPLE_RATE, SteeredResampler, fold_channels};
-
-/// Largest correction the controller may apply (0.5%: a clock that far off is broken anyway).
-const MAX_CORRECTION: f64 = 0.005;
-/// Proportional gain: a fill error of 1 s corrects the ratio by 10%... per second of error.
-const KP: f64 = 0.1;
-/// Integral gain (per second of error, per second): with KP, a damped (zeta 0.5) loop that
-/// settles in about a minute and leaves no standing error.
-const KI: f64 = 0.01;
-/// Pulls after priming that only measure the fill (half a second).
-const SETTLE_PULLS: u32 = 25;
-/// Smoothing of the fill measurement (per 20 ms tick): about one second.
-const FILL_SMOOTHING: f64 = 0.02;
+use crate::dsp::{DspError, FillSteering, SteeredResampler, fold_channels};
 
 /// How one pull went.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -91,7 +79,7 @@ impl std::fmt::Debug for Lane {
         f.debug_struct("Lane")
             .field("rate", &self.rate)
             .field("in_channels", &self.in_channels)
-            .field("correction", &self.steering.correction)
+            .field("correction", &self.steering.correction())
             .finish_non_exhaustive()
     }
 }
@@ -128,8 +116,12 @@ impl Lane {
         } else {
             2
         };
-        let resampler =
-            SteeredResampler::new(rate, in_channels, frames_out, 1.0 + 2.0 * MAX_CORRECTION)?;
+        let resampler = SteeredResampler::new(
+            rate,
+            in_channels,
+            frames_out,
+            1.0 + 2.0 * FillSteering::MAX_CORRECTION,
+        )?;
         let max_in = resampler.input_frames_max();
         let target_fill = (target_latency_s * f64::from(rate)).max(1.0);
         Ok(Self {
@@ -181,9 +173,9 @@ impl Lane {
     /// until the source sends again. Then, before it plays the new phrase, it pads with
     /// silence (or passes over what piled up in a stall) so that the fill sits at the headroom
     /// after the pull: the phrase starts that much later and is heard whole, however the
-    /// source's blocks fall against the pulls. (Steered back from wherever the phrase began,
-    /// a block landing a moment after a pull would leave it short, some seconds into a
-    /// phrase, every few phrases.) It needs a headroom of a block and a little more.
+    /// source's blocks fall against the pulls. (Steered back from wherever the phrase began
+    /// instead, a block landing a moment after a pull would leave that pull short.) It needs
+    /// a headroom of a block and a little more.
     #[must_use]
     pub fn with_rests(mut self) -> Self {
         self.rests = true;
@@ -201,8 +193,8 @@ impl Lane {
     pub fn stats(&self) -> LaneStats {
         LaneStats {
             underruns: self.underruns,
-            correction: self.steering.correction,
-            smoothed_fill: self.steering.smoothed,
+            correction: self.steering.correction(),
+            smoothed_fill: self.steering.smoothed(),
         }
     }
 
@@ -227,7 +219,7 @@ impl Lane {
             if self.headroom > 0 {
                 return self.measure(out, available);
             }
-            if (available as f64) < self.steering.target {
+            if (available as f64) < self.steering.target() {
                 out[..self.frames_out * self.out_channels].fill(0.0);
                 return PullReport {
                     missing_frames: 0,
@@ -245,42 +237,8 @@ impl Lane {
         let got = self.read_ring(pad, need - pad);
         self.input[(pad + got) * ch..need * ch].fill(0.0);
         let missing = need - pad - got;
-        if missing > 0 && self.rests {
-            // The phrase ended (or the source stalled): rest until it sends again.
-            self.underruns += 1;
-            self.primed = false;
-        } else if missing > 0 {
-            self.underruns += 1;
-            self.since_short = 0;
-            // The device came later than the headroom allows. What it owes still comes, a
-            // little later, so the fill now sits higher by what was missing: keep it there,
-            // and a millisecond more, rather than steer it back down into the next late
-            // period. A device lane's headroom grows to at most twice what it started with.
-            if self.headroom > 0 {
-                let most = 2.0 * self.headroom as f64;
-                let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                let kept = (self.steering.lift(lift, most).round() as usize).min(missing);
-                // The rest stood in for a stall (a busy sound server, a machine that froze):
-                // it is heard as the gap it was, and what the device delivers for it, in a
-                // burst once it runs again, is passed over. Kept, it would sit in the ring as
-                // latency (the game behind the voice) that the steering drains at its slow
-                // pace, bending the pitch for half a minute after a 150 ms stall. (Sources in
-                // step with the engine, with no headroom, keep what comes late: below.)
-                self.stale += missing - kept;
-                // A few frames short is jitter, or a clock the steering has not caught up
-                // with yet: what comes late for those is kept too.
-                self.stalled |= missing - kept > need / 4;
-            } else {
-                // A source in step with the engine (a paced file) keeps what comes late, and
-                // the fill stays that much higher, up to two pulls above where it settled: a busy
-                // machine that held its thread (or the engine's, which then pulls twice in a
-                // row) once too long for its lead does not leave the next pull short as well
-                // (steered back down, a speaker's file did, some runs a few times a second,
-                // with both cores busy).
-                let most = self.steering.settled + 2.0 * need as f64;
-                let lift = missing as f64 + f64::from(self.rate) / 1000.0;
-                self.steering.lift(lift, most);
-            }
+        if missing > 0 {
+            self.came_up_short(missing, need);
         }
 
         // The buffers are sized from the resampler, so this cannot fail; silence if it did.
@@ -302,6 +260,42 @@ impl Lane {
         PullReport {
             missing_frames: missing,
             fill_frames: fill,
+        }
+    }
+
+    /// A pull of `need` frames found `missing` of them absent.
+    fn came_up_short(&mut self, missing: usize, need: usize) {
+        self.underruns += 1;
+        if self.rests {
+            // The phrase ended (or the source stalled): rest until it sends again.
+            self.primed = false;
+            return;
+        }
+        self.since_short = 0;
+        // What the source owes still comes, a little later, so the fill now sits higher by
+        // what was missing: keep it there, and a millisecond more, rather than steer it back
+        // down into the next late period.
+        let lift = missing as f64 + f64::from(self.rate) / 1000.0;
+        if self.headroom > 0 {
+            // A device lane's headroom grows to at most twice what it started with.
+            let most = 2.0 * self.headroom as f64;
+            let kept = (self.steering.lift(lift, most).round() as usize).min(missing);
+            // Beyond that the silence stood in for a stall (a busy sound server, a machine
+            // that froze): it is heard as the gap it was, and what the device delivers for it,
+            // in a burst once it runs again, is passed over. Kept, it would sit in the ring as
+            // latency (the game behind the voice) that the steering could only drain slowly,
+            // bending the pitch while it did.
+            self.stale += missing - kept;
+            // A few frames short is jitter, or a clock the steering has not caught up with
+            // yet: what comes late for those is kept too.
+            self.stalled |= missing - kept > need / 4;
+        } else {
+            // A source in step with the engine (a paced file) keeps all that comes late, up to
+            // two pulls above where it settled: a busy machine that holds the source's thread
+            // (or the engine's, which then pulls twice in a row) past its lead once should not
+            // leave the next pull short as well.
+            let most = self.steering.settled() + 2.0 * need as f64;
+            self.steering.lift(lift, most);
         }
     }
 
@@ -337,7 +331,7 @@ impl Lane {
         }
         self.since_short += 1;
         if self.stalled {
-            let expected = self.steering.target.round() as usize + need;
+            let expected = self.steering.target().round() as usize + need;
             let surplus = (available + self.pad).saturating_sub(expected);
             let skip = surplus.min(self.stale).min(available);
             if skip > 0
@@ -429,105 +423,6 @@ impl Lane {
             missing_frames: 0,
             fill_frames: self.ring.slots() / self.ring_channels + self.pad,
         }
-    }
-}
-
-/// Keeps a ring's fill at a target by steering a resampler's ratio: a slow PI controller on the
-/// smoothed fill, once per 20 ms block. The side that drains the ring on its own clock may be
-/// a device (a capture lane's ring: the engine drains it) or the engine (a playback's ring: the
-/// device drains it); either way a ring fuller than its target means the resampler should make
-/// less per frame it takes.
-///
-/// The first half second only measures: the average fill then becomes the target, so the
-/// controller corrects drift rather than chasing a latency the device's period does not allow,
-/// and the pitch never bends at start-up.
-#[derive(Clone, Debug)]
-pub(crate) struct FillSteering {
-    /// The ring's rate, frames a second.
-    rate: f64,
-    /// Seconds between updates.
-    dt: f64,
-    pub(crate) target: f64,
-    pub(crate) smoothed: f64,
-    integral: f64,
-    /// The ratio relative to the nominal one (1.0 = none).
-    pub(crate) correction: f64,
-    settling: u32,
-    settle_sum: f64,
-    /// How far above the measured fill the target goes.
-    above: f64,
-    /// The target as it was set once measured (before any lift).
-    pub(crate) settled: f64,
-}
-
-impl FillSteering {
-    /// Steering a ring at `rate` Hz, updated every `block` frames of 48 kHz, towards `target`
-    /// frames until it has measured its own; then towards what it measured, plus `above`.
-    pub(crate) fn new(rate: u32, block: usize, target: f64, above: f64) -> Self {
-        Self {
-            rate: f64::from(rate),
-            dt: block as f64 / f64::from(SAMPLE_RATE),
-            target,
-            smoothed: target,
-            integral: 0.0,
-            correction: 1.0,
-            settling: 0,
-            settle_sum: 0.0,
-            above,
-            settled: target,
-        }
-    }
-
-    /// Skips the measuring: `target` is where the fill belongs from now on.
-    pub(crate) fn settled_at(&mut self, target: f64) {
-        self.target = target;
-        self.settled = target;
-        self.smoothed = target;
-        self.settling = SETTLE_PULLS;
-    }
-
-    /// Measures the fill again for half a second and holds it there from then on (what the
-    /// controller learned of the clocks stays).
-    pub(crate) fn measure_again(&mut self) {
-        self.settling = 0;
-        self.settle_sum = 0.0;
-    }
-
-    /// Raises the target (and the smoothed fill with it) by `by` frames, to at most `most`;
-    /// returns how far the target rose.
-    pub(crate) fn lift(&mut self, by: f64, most: f64) -> f64 {
-        let before = self.target;
-        self.target = (self.target + by).min(most).max(before);
-        self.smoothed = (self.smoothed + by).min(most);
-        self.target - before
-    }
-
-    /// Takes the fill after a block; the ratio the resampler should take now (for
-    /// [`SteeredResampler::set_relative`]), or `None` while it still measures.
-    pub(crate) fn update(&mut self, fill: usize) -> Option<f64> {
-        if self.settling < SETTLE_PULLS {
-            self.settling += 1;
-            self.settle_sum += fill as f64;
-            if self.settling == SETTLE_PULLS {
-                let measured = self.settle_sum / f64::from(SETTLE_PULLS);
-                self.target = measured.max(1.0) + self.above;
-                self.settled = self.target;
-                self.smoothed = measured;
-            }
-            return None;
-        }
-        self.smoothed += (fill as f64 - self.smoothed) * FILL_SMOOTHING;
-        let error_s = (self.smoothed - self.target) / self.rate;
-        let correction = KP * error_s + KI * self.integral;
-        // Anti-windup: integrate only while the correction is inside its limits.
-        if correction.abs() < MAX_CORRECTION {
-            self.integral += error_s * self.dt;
-        }
-        let correction = correction.clamp(-MAX_CORRECTION, MAX_CORRECTION);
-        // A full ring: the drained side runs slow, or the filling side fast. Make less per
-        // frame taken.
-        self.correction = 1.0 / (1.0 + correction);
-        Some(self.correction)
     }
 }
 
@@ -671,8 +566,7 @@ mod tests {
     #[test]
     fn a_device_period_landing_at_a_pull_never_leaves_it_short() {
         // Without headroom the same device underruns until the fill has risen by what came
-        // late (twice in a minute; a lane that steered it back down was short over 100 times):
-        // the case is a real one.
+        // late: the case is a real one.
         let underruns = jittery_device(48_000.0, 0, 1.0).underruns;
         assert!(underruns > 0, "{underruns}");
         for actual in [48_000.0, 48_010.0, 47_990.0] {
@@ -783,14 +677,14 @@ mod tests {
     /// pulls, at a bounded latency.
     #[test]
     fn the_rooms_voices_are_heard_whole_phrase_after_phrase() {
-        // As the room's ring was: no headroom, no rests. Its phrases lose 20 ms now and then.
-        let before = room_voices(0, false, 10.0);
-        assert!(before.cut > 10, "{before:?}");
+        // With no headroom and no rests, phrases lose 20 ms now and then.
+        let plain = room_voices(0, false, 10.0);
+        assert!(plain.cut > 10, "{plain:?}");
         // With a device's headroom but no rests, the same.
         let device = room_voices(960 + 96, false, 10.0);
         assert!(device.cut > 10, "{device:?}");
         let run = room_voices(960 + 96, true, 10.0);
-        eprintln!("before {before:?}\ndevice {device:?}\nnow {run:?}");
+        eprintln!("plain {plain:?}\ndevice {device:?}\nwith rests {run:?}");
         assert_eq!(run.cut, 0, "{run:?}");
         assert!(run.phrases > 100, "{run:?}");
         // Nothing lost: what was sent came out, within the resampler's edges.
@@ -801,9 +695,10 @@ mod tests {
         );
         // Never more in hand than the headroom and the block that just came.
         assert!(run.high <= 960 + 96 + 960 + 48, "{run:?}");
-        // And the pitch holds: steered through the pauses, the ring empty, it bent by the
-        // controller's limit (0.5%) and the voices drifted ahead of the program.
-        assert!(before.bend > 0.004, "{before:?}");
+        // And the pitch holds. Without rests the steering works through the pauses on an
+        // empty ring, bends the pitch towards the controller's limit (0.5%), and the voices
+        // drift ahead of the program.
+        assert!(plain.bend > 0.004, "{plain:?}");
         assert!(run.bend < 0.001, "{run:?}");
     }
 
@@ -889,8 +784,7 @@ mod tests {
     #[test]
     fn a_paced_file_held_back_past_its_lead_keeps_more_in_hand() {
         // Held 30 ms (past its 22 ms lead) every 5 s for 10 minutes: the first leaves a pull
-        // short, and the fill stays higher by what came late; at most one more does (steered
-        // back down each time, the same 10 minutes had 2,946 short pulls).
+        // short, and the fill stays higher by what came late; at most one more does.
         let (underruns, high) = held_back_file(0.03, 500, 10.0);
         eprintln!("held back 30 ms every 5 s: {underruns} short, fill up to {high}");
         assert!(underruns <= 2, "{underruns} short pulls");
@@ -927,8 +821,7 @@ mod tests {
             // Back where the headroom (lifted by the stall, to at most twice) keeps it, at once:
             // what the device sent for the gap is not queued up as latency.
             assert!(run.high <= 2 * 576 + 480 + 48, "{stall} s stall: {run:?}");
-            // So the steering has nothing to drain, and the pitch stays put (kept, a 150 ms
-            // stall bent it by the controller's limit, 0.5%, for half a minute).
+            // So the steering has nothing to drain, and the pitch stays put.
             assert!(run.bend < calm + 1e-4, "{stall} s stall: {run:?}");
         }
     }
@@ -953,7 +846,7 @@ mod tests {
     #[test]
     fn a_lane_keeps_the_highs_of_the_game() {
         // 16 kHz at 0.5 through a 48 kHz stereo lane steered off nominal: the level holds
-        // (a lane once cut everything above 14 kHz).
+        // (the lane's filter is flat to 20 kHz).
         let (mut prod, cons) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
         let mut lane = Lane::new(cons, 48_000, 2, 2, 960, 0.02).unwrap();
         lane.resampler.set_relative(1.003);

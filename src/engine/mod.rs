@@ -33,10 +33,10 @@ pub use output::OutputLane;
 pub use paced::PacedFile;
 pub use record::Recorder;
 
+use crate::codec::frame::EncodedFrame;
 use crate::codec::opus::{FRAME_SAMPLES, MAX_PACKET};
 use crate::codec::{CodecError, EncoderSettings, OpusEncoder};
 use crate::dsp::{Biquad, Denoiser, DspError, ProgramMix, ProgramSettings, SAMPLE_RATE};
-use crate::rtc::peer::OutFrame;
 
 /// How much input the lanes keep queued: one device period of 10 ms plus jitter.
 pub const LANE_LATENCY_S: f64 = 0.02;
@@ -54,11 +54,15 @@ pub enum EngineError {
     /// The engine thread could not be started.
     #[error("cannot start the engine thread: {0}")]
     Thread(String),
+    /// The program is stereo; an encoder of another width would refuse every block.
+    #[error("the live program is stereo: its Opus encoder must be too, not {0} channel(s)")]
+    EncoderNotStereo(u8),
 }
 
-/// Which input.
+/// One of the engine's three feeds: which source an input lane reads (and which one a
+/// [`Command::Replace`] replaces).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
+pub enum Feed {
     /// Game audio (loopback of what the computer plays).
     Game,
     /// The host's microphone.
@@ -91,6 +95,23 @@ pub struct InputRing {
     pub read_now: Option<fn()>,
 }
 
+/// The engine's input for the room's other voices, and its writing end for the network's
+/// thread: 48 kHz stereo, written a 20 ms frame at a time, and only while someone speaks.
+pub(crate) fn room_voices_ring() -> (rtrb::Producer<f32>, InputRing) {
+    let (producer, ring) = rtrb::RingBuffer::new(SAMPLE_RATE as usize * 2);
+    (
+        producer,
+        InputRing {
+            ring,
+            rate: SAMPLE_RATE,
+            channels: 2,
+            burst_frames: FRAME_SAMPLES,
+            rests: true,
+            read_now: None,
+        },
+    )
+}
+
 /// Controls, sent to the running engine.
 #[derive(Debug)]
 pub enum Command {
@@ -107,7 +128,7 @@ pub enum Command {
     },
     /// Replace an input (a device came back, or the user picked another); `None` removes it
     /// (silence).
-    Replace(Input, Option<InputRing>),
+    Replace(Feed, Option<InputRing>),
     /// Where the host hears the room's voices from now on (a new monitor output: a lane onto
     /// its ring, made by the sender, so an error reaches whoever chose the output); `None`
     /// stops playing them.
@@ -167,7 +188,7 @@ pub enum FrameSink {
     Thread(SyncSender<EncodedFrame>),
     /// An async task's channel (the WebRTC publisher): the task is woken straight from the
     /// engine thread, with no thread in between.
-    Publisher(tokio::sync::mpsc::Sender<OutFrame>),
+    Publisher(tokio::sync::mpsc::Sender<EncodedFrame>),
     /// The program itself, before Opus: 20 ms of 48 kHz interleaved stereo per block, whole
     /// blocks only, into a ring (the room's task in this process, which mixes and encodes it
     /// once for everyone: no second generation of Opus, no encode or decode between the host
@@ -186,6 +207,8 @@ enum Offered {
     Taken,
     Full,
     Gone,
+    /// This block has no packet for it (the encoder failed on it).
+    Nothing,
 }
 
 impl FrameSink {
@@ -194,8 +217,13 @@ impl FrameSink {
         !matches!(self, Self::Program(_))
     }
 
-    /// Hands over this block: the packet (when it takes packets) or the program itself.
-    fn offer(&mut self, pts: u64, packet: &[u8], program: &[f32]) -> Offered {
+    /// Hands over this block: the packet (when it takes packets and there is one) or the
+    /// program itself.
+    fn offer(&mut self, pts: u64, packet: Option<&[u8]>, program: &[f32]) -> Offered {
+        if self.wants_opus() && packet.is_none() {
+            return Offered::Nothing;
+        }
+        let packet = packet.unwrap_or_default();
         match self {
             Self::Program(ring) => {
                 if ring.is_abandoned() {
@@ -209,15 +237,14 @@ impl FrameSink {
             }
             Self::Thread(tx) => match tx.try_send(EncodedFrame {
                 pts,
-                at: Instant::now(),
                 packet: packet.to_vec(),
             }) {
                 Ok(()) => Offered::Taken,
                 Err(TrySendError::Full(_)) => Offered::Full,
                 Err(TrySendError::Disconnected(_)) => Offered::Gone,
             },
-            Self::Publisher(tx) => match tx.try_send(OutFrame {
-                rtp_time: pts,
+            Self::Publisher(tx) => match tx.try_send(EncodedFrame {
+                pts,
                 packet: packet.to_vec(),
             }) {
                 Ok(()) => Offered::Taken,
@@ -226,17 +253,6 @@ impl FrameSink {
             },
         }
     }
-}
-
-/// One encoded 20 ms frame of the program.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedFrame {
-    /// Position of the frame's first sample, in 48 kHz samples since the engine started.
-    pub pts: u64,
-    /// When the engine made it.
-    pub at: Instant,
-    /// The Opus packet.
-    pub packet: Vec<u8>,
 }
 
 /// Meter readings shared with the UI: `f32` values stored as bits in atomics, written once per
@@ -255,6 +271,7 @@ pub struct MeterReadout {
     underruns_mic: AtomicU64,
     denoiser_ran: AtomicU64,
     denoiser_rested: AtomicU64,
+    encode_failures: AtomicU64,
 }
 
 /// A snapshot of [`MeterReadout`].
@@ -284,6 +301,9 @@ pub struct Meters {
     pub denoiser_ran: u64,
     /// 10 ms frames it rested on while the host was not speaking (see [`crate::dsp::Denoiser`]).
     pub denoiser_rested: u64,
+    /// 20 ms frames the Opus encoder refused: no packet went out for them (the recording and
+    /// the room miss those 20 ms). Zero unless something is badly wrong.
+    pub encode_failures: u64,
 }
 
 fn store(a: &AtomicU32, v: f32) {
@@ -311,6 +331,7 @@ impl MeterReadout {
             underruns_mic: self.underruns_mic.load(Ordering::Relaxed),
             denoiser_ran: self.denoiser_ran.load(Ordering::Relaxed),
             denoiser_rested: self.denoiser_rested.load(Ordering::Relaxed),
+            encode_failures: self.encode_failures.load(Ordering::Relaxed),
         }
     }
 }
@@ -505,6 +526,9 @@ fn pull_or_silence(input: &mut Option<InputState>, buf: &mut [f32]) -> bool {
 
 impl EngineCore {
     fn new(config: &EngineConfig, inputs: Inputs) -> Result<Self, EngineError> {
+        if config.encoder.channels != 2 {
+            return Err(EngineError::EncoderNotStereo(config.encoder.channels));
+        }
         Ok(Self {
             game: inputs.game.map(|g| input_state(g, 2)).transpose()?,
             mic: inputs.mic.map(|m| input_state(m, 1)).transpose()?,
@@ -556,9 +580,9 @@ impl EngineCore {
             }
             Command::Replace(which, ring) => {
                 let (slot, channels) = match which {
-                    Input::Game => (&mut self.game, 2),
-                    Input::Mic => (&mut self.mic, 1),
-                    Input::Remote => (&mut self.remote, 1),
+                    Feed::Game => (&mut self.game, 2),
+                    Feed::Mic => (&mut self.mic, 1),
+                    Feed::Remote => (&mut self.remote, 1),
                 };
                 *slot = ring.and_then(|r| input_state(r, channels).ok());
             }
@@ -602,11 +626,12 @@ impl EngineCore {
                 let _ = events.send(EngineEvent::Overloaded { late: now - due });
             }
             let pts = self.frames * FRAME_SAMPLES as u64;
-            let n = self.block(meters, consumers.iter().any(FrameSink::wants_opus));
+            let packet_len = self.block(meters, consumers.iter().any(FrameSink::wants_opus));
+            let packet = packet_len.map(|n| &self.packet[..n]);
             let mut i = 0;
             while let Some(c) = consumers.get_mut(i) {
-                match c.offer(pts, &self.packet[..n], &self.out) {
-                    Offered::Taken => {}
+                match c.offer(pts, packet, &self.out) {
+                    Offered::Taken | Offered::Nothing => {}
                     // A consumer that hung up (the room was left) is let go.
                     Offered::Gone => {
                         consumers.swap_remove(i);
@@ -623,8 +648,9 @@ impl EngineCore {
     }
 
     /// Makes one 20 ms frame: pull, mic chain, program chain, and the Opus encode when `encode`
-    /// (someone takes packets: Opus is the block's largest cost). Returns the packet length.
-    fn block(&mut self, meters: &MeterReadout, encode: bool) -> usize {
+    /// (someone takes packets: Opus is the block's largest cost). Returns the packet's length,
+    /// or `None` when there is no packet (none asked for, or the encoder failed).
+    fn block(&mut self, meters: &MeterReadout, encode: bool) -> Option<usize> {
         for input in [&self.game, &self.mic, &self.remote].into_iter().flatten() {
             if let Some(read_now) = input.read_now {
                 read_now();
@@ -656,18 +682,11 @@ impl EngineCore {
             &mut self.out,
         );
 
-        let n = if encode {
-            if self.encoder_paused {
-                // Nothing from before the pause may leak into the first packet after it.
-                let _ = self.encoder.reset();
-                self.encoder_paused = false;
-            }
-            self.encoder
-                .encode_frame(&self.out, &mut self.packet)
-                .unwrap_or(0)
+        let packet_len = if encode {
+            self.encode(meters)
         } else {
             self.encoder_paused = true;
-            0
+            None
         };
         self.frames += 1;
 
@@ -694,7 +713,25 @@ impl EngineCore {
         meters.denoiser_ran.store(ran, Ordering::Relaxed);
         meters.denoiser_rested.store(rested, Ordering::Relaxed);
         meters.frames.store(self.frames, Ordering::Relaxed);
-        n
+        packet_len
+    }
+
+    /// Encodes the program block into `self.packet`; its length, or `None` when the encoder
+    /// refused the block. A refusal is counted for the meters and the block goes out as no
+    /// packet at all (a receiver conceals 20 ms it never got), not as an empty one.
+    fn encode(&mut self, meters: &MeterReadout) -> Option<usize> {
+        if self.encoder_paused {
+            // Nothing from before the pause may leak into the first packet after it.
+            let _ = self.encoder.reset();
+            self.encoder_paused = false;
+        }
+        match self.encoder.encode_frame(&self.out, &mut self.packet) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                meters.encode_failures.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// High-pass (rumble, desk thumps), then noise suppression when on. Voice only: the game
@@ -747,12 +784,12 @@ mod tests {
         )
     }
 
-    /// The room's voices as `booth host` takes them in (`host::room_voices_ring`), their
+    /// The room's voices as the host takes them in ([`room_voices_ring`]), their
     /// frames landing around the engine's pulls, every other one a moment after the pull it
     /// was meant for: from its first frame on, no pull comes up short.
     #[test]
     fn the_room_voices_ring_keeps_a_frame_in_hand() {
-        let (mut tx, ring) = crate::host::room_voices_ring();
+        let (mut tx, ring) = room_voices_ring();
         let mut voices = input_state(ring, 2).unwrap();
         let frame = [0.1f32; 1_920];
         let mut out = vec![0.0f32; 1_920];
@@ -839,5 +876,34 @@ mod tests {
         assert!(core.denoiser.starts_clean());
         assert!(run(&mut core, &mut tx, 10, voice_block) >= 18);
         assert!(!core.denoiser.starts_clean());
+    }
+
+    #[test]
+    fn a_block_the_encoder_refuses_is_counted_and_goes_out_as_no_packet() {
+        let (mut core, _tx) = engine();
+        let meters = MeterReadout::default();
+        assert!(core.block(&meters, true).is_some());
+        // No room for any packet: libopus refuses the block.
+        core.packet = Vec::new();
+        assert_eq!(core.block(&meters, true), None);
+        assert_eq!(meters.read().encode_failures, 1);
+        // A consumer of packets is handed nothing for it, not an empty packet.
+        let (tx, rx) = mpsc::sync_channel(4);
+        let mut sink = FrameSink::from(tx);
+        assert!(matches!(sink.offer(0, None, &core.out), Offered::Nothing));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_mono_encoder_for_the_stereo_program_is_refused_at_start() {
+        let config = EngineConfig {
+            encoder: EncoderSettings::voice_mono(32_000),
+            ..EngineConfig::default()
+        };
+        let refused = EngineCore::new(&config, Inputs::default()).err();
+        assert!(
+            matches!(refused, Some(EngineError::EncoderNotStereo(1))),
+            "{refused:?}"
+        );
     }
 }

@@ -15,18 +15,18 @@
 
 use rtrb::Producer;
 
-use super::lane::FillSteering;
 use crate::codec::opus::FRAME_SAMPLES;
-use crate::dsp::{DspError, SAMPLE_RATE, SteeredResampler, fold_channels};
+use crate::dsp::{DspError, FillSteering, SAMPLE_RATE, SteeredResampler, fold_channels};
 
 /// Frames the resampler makes at a time (5 ms): what it holds back between blocks.
 const CHUNK: usize = 240;
 /// How much more than the device settled on the lane keeps in the ring: 10 ms. The lane sees
 /// the ring only between its own blocks, and a device that asks for 20 ms at a time takes it
 /// 20 ms at a time: a clock slightly fast shows no drift at all until it has gained a whole
-/// request, and then takes one more than the lane saw coming. Without this, a device 200 ppm
-/// fast found the ring dry every 96 s (the tests below); with it, never in an hour, and the
-/// controller learns the drift from those requests.
+/// request, and then takes one more than the lane saw coming. Without this margin a fast
+/// device finds the ring dry each time it has gained a request; with it the ring never runs
+/// dry (the tests below hold an hour to that), and the controller learns the drift from those
+/// requests.
 const ABOVE: usize = FRAME_SAMPLES / 2;
 /// Blocks after the device is first seen draining the ring before the fill is measured: its
 /// first requests may come in a burst, and the playout may still be trimming a pile-up.
@@ -57,7 +57,7 @@ impl std::fmt::Debug for OutputLane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutputLane")
             .field("channels", &self.channels)
-            .field("correction", &self.steering.correction)
+            .field("correction", &self.steering.correction())
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +92,7 @@ impl OutputLane {
     /// The ratio it plays at, relative to the nominal one (above 1: the device runs fast).
     #[must_use]
     pub fn correction(&self) -> f64 {
-        self.steering.correction
+        self.steering.correction()
     }
 
     /// Frames in the ring now.

@@ -2,6 +2,9 @@
 //! file's own rate, paced by the clock. Used by `booth host --game-file/--mic-file`, and by tests
 //! that need a live source without a sound card. After the file ends it delivers silence, like a
 //! device with nothing playing.
+//!
+//! It never holds up the engine: its thread only pushes into the ring, and a period that does
+//! not fit is dropped, as a device's would be.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -94,17 +97,17 @@ impl PacedFile {
 
 /// What a file gives ahead of the clock, with its first period: two periods and 2 ms. The
 /// engine's lane starts on the first pull that finds a block in the ring, and the file and the
-/// engine wake on the same clock: started with less in hand, a run whose periods fell just
-/// before the engine's pulls had some come a moment after them instead, each leaving a pull
-/// 10 ms short (53 to 98 short pulls in 12-25 s of the demo, one run in five). With this
-/// much, a period that lands a moment after a pull is still in time for the next.
+/// engine wake on the same clock, so a file whose periods fall just before the engine's pulls
+/// has some land a moment after them instead; with less in hand each of those leaves a pull
+/// 10 ms short. With this much, a period that lands a moment after a pull is still in time
+/// for the next.
 pub(crate) fn lead_frames(rate: u32) -> usize {
     2 * (rate as usize / 100) + rate as usize / 500
 }
 
 /// The frames of period `n` (10 ms each) of a file at `rate`: a hundredth of a second, rounded
-/// so that the periods add up to the rate exactly (220 and 221 in turn at 22,050 Hz, where 220
-/// every time played the file 0.23% slow, and the engine ran short while it caught up).
+/// so that the periods add up to the rate exactly (220 and 221 in turn at 22,050 Hz: 220 every
+/// time would play the file 0.23% slow, and leave the engine short).
 fn period_frames(rate: u32, n: u32) -> usize {
     let upto = |n: u32| u64::from(n) * u64::from(rate) / 100;
     usize::try_from(upto(n + 1) - upto(n)).unwrap_or(0)

@@ -5,6 +5,9 @@
 //! The writer wakes five times a second and writes what has queued, rather than once a frame:
 //! a file needs no frame sooner, and the engine's thread then hands frames over without waking
 //! anyone (a wake-up per frame costs both threads a system call and a context switch).
+//!
+//! It never holds up the engine: when the writer falls behind, the engine drops frames for it
+//! rather than wait.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -13,10 +16,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::codec::frame::EncodedFrame;
 use crate::codec::{CodecError, EncoderSettings, OggOpusWriter};
 use crate::dsp::SAMPLE_RATE;
-
-use super::EncodedFrame;
 
 /// Frames the recorder may fall behind before the engine drops frames for it (2 s).
 const QUEUE: usize = 100;

@@ -76,9 +76,9 @@ fn crypto() -> Arc<CryptoProvider> {
 /// RTP header extensions: the media id (BUNDLE needs it) and the audio level, nothing else.
 /// Transport-wide congestion control is left out on purpose: Booth's bit rates are fixed (one
 /// program at 128 kbit/s, voices), so nobody estimates bandwidth from it, yet with it
-/// negotiated every receiver reports on it about 20 times a second: a listener sent 20 packets
-/// to the server (each to decrypt and parse) for every 50 it received, and woke a host running
-/// its own room 20 more times a second.
+/// negotiated every receiver reports on it about 20 times a second: a listener would send 20
+/// packets to the server (each to decrypt and parse) for every 50 it receives, and wake a host
+/// running its own room 20 more times a second.
 #[must_use]
 pub fn rtc_config() -> RtcConfig {
     let mut config = RtcConfig::new()

@@ -1,5 +1,8 @@
 //! A client peer: one str0m session on its own UDP socket, driven by a tokio task. It publishes
 //! Opus frames (WHIP) or receives them (WHEP). Used by `booth host` and `booth listen`.
+//!
+//! It never blocks its caller: frames come and go through channels, and a packet the socket
+//! cannot take is dropped, as the network would drop it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::signal::{self, Negotiated};
 use super::{RtcError, local_ip_towards, rtc_config};
+use crate::codec::frame::EncodedFrame;
 
 /// Which way the media goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +27,6 @@ pub enum Mode {
     Publish,
     /// WHEP: we receive.
     Listen,
-}
-
-/// One Opus frame to send.
-#[derive(Debug, Clone)]
-pub struct OutFrame {
-    /// RTP time in 48 kHz samples (the frame's first sample).
-    pub rtp_time: u64,
-    /// The Opus packet.
-    pub packet: Vec<u8>,
 }
 
 /// One Opus frame received.
@@ -49,7 +44,7 @@ pub struct InFrame {
 #[derive(Debug)]
 pub struct ClientPeer {
     /// Frames to send (publishing).
-    pub frames: mpsc::Sender<OutFrame>,
+    pub frames: mpsc::Sender<EncodedFrame>,
     /// Frames received (listening).
     pub incoming: mpsc::Receiver<InFrame>,
     /// The session resource on the server.
@@ -208,7 +203,7 @@ struct Driver {
     socket: UdpSocket,
     local: SocketAddr,
     mid: Mid,
-    frames: mpsc::Receiver<OutFrame>,
+    frames: mpsc::Receiver<EncodedFrame>,
     incoming: mpsc::Sender<InFrame>,
     up: Option<oneshot::Sender<()>>,
 }
@@ -252,7 +247,7 @@ impl Driver {
         }
     }
 
-    fn write(&mut self, frame: OutFrame) -> Result<(), RtcError> {
+    fn write(&mut self, frame: EncodedFrame) -> Result<(), RtcError> {
         let Some(writer) = self.rtc.writer(self.mid) else {
             return Ok(());
         };
@@ -262,7 +257,7 @@ impl Driver {
         writer.write(
             pt,
             Instant::now(),
-            MediaTime::new(frame.rtp_time, Frequency::FORTY_EIGHT_KHZ),
+            MediaTime::new(frame.pts, Frequency::FORTY_EIGHT_KHZ),
             frame.packet,
         )?;
         Ok(())
