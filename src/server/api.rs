@@ -67,10 +67,19 @@ const ROOM_HTML: &str = include_str!("../../assets/web/room.html");
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// The files the room page loads from `/assets/`: (name, content type, body).
-const WEB_ASSETS: [(&str, &str, &str); 2] = [
+/// The files the room page loads from `/assets/`: (name, content type, body). room.js imports
+/// the other modules by these names.
+const WEB_ASSETS: [(&str, &str, &str); 6] = [
     ("room.css", CSS, include_str!("../../assets/web/room.css")),
     ("room.js", JS, include_str!("../../assets/web/room.js")),
+    (
+        "channel.js",
+        JS,
+        include_str!("../../assets/web/channel.js"),
+    ),
+    ("state.js", JS, include_str!("../../assets/web/state.js")),
+    ("media.js", JS, include_str!("../../assets/web/media.js")),
+    ("view.js", JS, include_str!("../../assets/web/view.js")),
 ];
 
 async fn web_asset(Path(file): Path<String>) -> Response {
