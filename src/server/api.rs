@@ -44,14 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/r/{room}", get(room_page))
-        .route(
-            "/assets/room.css",
-            get(|| async { asset("text/css; charset=utf-8", ROOM_CSS) }),
-        )
-        .route(
-            "/assets/room.js",
-            get(|| async { asset("text/javascript; charset=utf-8", ROOM_JS) }),
-        )
+        .route("/assets/{file}", get(web_asset))
         .route("/metrics", get(metrics))
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}", get(room_info))
@@ -70,8 +63,31 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The web room client, embedded in the binary.
 const ROOM_HTML: &str = include_str!("../../assets/web/room.html");
-const ROOM_CSS: &str = include_str!("../../assets/web/room.css");
-const ROOM_JS: &str = include_str!("../../assets/web/room.js");
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The files the room page loads from `/assets/`: (name, content type, body). room.js imports
+/// the other modules by these names.
+const WEB_ASSETS: [(&str, &str, &str); 6] = [
+    ("room.css", CSS, include_str!("../../assets/web/room.css")),
+    ("room.js", JS, include_str!("../../assets/web/room.js")),
+    (
+        "channel.js",
+        JS,
+        include_str!("../../assets/web/channel.js"),
+    ),
+    ("state.js", JS, include_str!("../../assets/web/state.js")),
+    ("media.js", JS, include_str!("../../assets/web/media.js")),
+    ("view.js", JS, include_str!("../../assets/web/view.js")),
+];
+
+async fn web_asset(Path(file): Path<String>) -> Response {
+    match WEB_ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some(&(_, content_type, body)) => asset(content_type, body),
+        None => ApiError::not_found("that page").into_response(),
+    }
+}
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -113,6 +113,43 @@ async function levels(page, freqs, channel = -1) {
   }, [freqs, channel]);
 }
 
+/** Who the room says `page` is (the `you` of its first `welcome`): call before the page loads. */
+function welcomedAs(page) {
+  return new Promise((resolveYou) => {
+    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+      let msg;
+      try { msg = JSON.parse(payload); } catch { return; }
+      if (msg.type === "welcome") resolveYou(msg.you);
+    }));
+  });
+}
+
+/** Follows `page`'s listening (WHEP) sessions: `.current` is the URL of the newest one. */
+function whepSessions(page) {
+  const sessions = { current: null };
+  page.on("response", (res) => {
+    const req = res.request();
+    if (req.method() === "POST" && new URL(req.url()).pathname.startsWith("/whep/") && res.status() === 201) {
+      sessions.current = res.headers().location;
+    }
+  });
+  return sessions;
+}
+
+/** Keeps every WebSocket `page` opens in `window.__sockets`, so a test can cut the room channel. */
+async function trackSockets(page) {
+  await page.addInitScript(() => {
+    window.__sockets = [];
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    };
+  });
+}
+
 async function waitFor(what, fn, seconds = 10) {
   const end = Date.now() + seconds * 1000;
   let last;
@@ -216,10 +253,11 @@ test("a raised hand is heard by the room, not by itself; a co-host mutes and rem
   ]);
   const speaker = await speakerCtx.newPage();
   await speaker.addInitScript(() => localStorage.setItem("booth-name", "Guest Gamer"));
+  const speakerYou = welcomedAs(speaker);
   await speaker.goto(link);
   await speaker.getByRole("button", { name: "Listen" }).click();
   await speaker.getByRole("button", { name: "✋ Raise hand" }).click();
-  const speakerId = await speaker.evaluate(() => state.me.id);
+  const speakerId = (await speakerYou).id;
   // The raised hand reaches the room over the page's WebSocket: until it has, there is no hand
   // to approve (409).
   await waitFor("the raised hand approved", async () => {
@@ -265,16 +303,19 @@ test("a listener whose connection is cut hears the room again within 5 s, withou
   const host = await booth(["host", "--headless", "--server", url, "--game-file", game, "--mic-file", game, "--seconds", "60"],
     ["listen: ", "room:   ", "token:  "]);
   const page = await (await browser({ width: 390, height: 844 })).newPage();
+  const you = welcomedAs(page);
+  const sessions = whepSessions(page);
+  await trackSockets(page);
   await page.goto(host["listen: "]);
   await page.getByRole("button", { name: "Listen" }).click();
   await waitFor("440 Hz", async () => { const [l] = await levels(page, [440]); return { ok: l > -45, l }; }, 15);
-  const session = await page.evaluate(() => listenSession);
+  const session = sessions.current;
   const cut = await fetch(new URL(session, url), { method: "DELETE" });
   assert.equal(cut.status, 200);
   const t0 = Date.now();
   // The page notices and comes back by itself.
   await waitFor("a new session", async () => {
-    const now = await page.evaluate(() => listenSession);
+    const now = sessions.current;
     return { ok: now && now !== session, now };
   }, 5);
   await page.evaluate(() => { window.__an = null; });
@@ -285,8 +326,8 @@ test("a listener whose connection is cut hears the room again within 5 s, withou
 
   // What the listener does while the room channel is down is not lost: it goes out once the
   // page is back in the room.
-  const id = await page.evaluate(() => state.me.id);
-  await page.evaluate(() => ws.close());
+  const id = (await you).id;
+  await page.evaluate(() => window.__sockets.at(-1).close());
   await page.getByRole("button", { name: "✋ Raise hand" }).click();
   await page.getByText("Reconnecting to the room").waitFor();
   await waitFor("the hand raised while the channel was down reaches the room", async () => {

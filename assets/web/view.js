@@ -1,0 +1,281 @@
+// The page: draws the room state (state.js) and turns clicks into calls on the page's handlers.
+// A control for an action shows only when the room lets this page take that action (`may`); the
+// view keeps no copy of the permissions table, only the rank rule the room enforces anyway.
+// Everything a person typed (names, titles, emoji) goes on the page with textContent, never as
+// HTML. No WebSocket and no RTCPeerConnection here.
+
+import { may, myRole, outranks, isOver, isMe, speaksFromPage } from "./state.js";
+
+const $ = (id) => document.getElementById(id);
+
+// A speaking indicator lights above this voice level; the avatar's ring grows from LEVEL_FLOOR.
+const SPEAKING_LEVEL = 0.45;
+const LEVEL_FLOOR = 0.3;
+const FLOAT_MS = 3200;
+
+function initials(name) {
+  const parts = String(name || "?").trim().split(/\s+/);
+  return ((parts[0] || "?")[0] + (parts[1] ? parts[1][0] : "")).toUpperCase();
+}
+
+function roleLabel(role) {
+  return { host: "Host", co_host: "Co-host", speaker: "Speaker", listener: "Listener" }[role] || role;
+}
+
+function button(label, onClick, ariaLabel) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  if (ariaLabel) b.setAttribute("aria-label", ariaLabel);
+  return b;
+}
+
+function div(className, text) {
+  const d = document.createElement("div");
+  d.className = className;
+  d.textContent = text;
+  return d;
+}
+
+/** `act(action)` after the person confirms `question`. */
+function confirmed(question, act, action) {
+  return () => { if (confirm(question)) act(action); };
+}
+
+// ---------------------------------------------------------------- drawing
+
+// The stage and moderation lists are rebuilt only when what they list changes: voice levels
+// arrive five times a second, and rebuilding on each would pull buttons out from under a click.
+let stageKey = "";
+let moderationKey = "";
+let reactionsShown = 0;
+let act = () => {};
+
+function paintLevels(state) {
+  for (const li of $("stage").children) {
+    const m = state.stage.find((s) => String(s.id) === li.dataset.id);
+    if (!m) continue;
+    const level = state.levels.get(m.id) || 0;
+    const speaking = level > SPEAKING_LEVEL && !m.muted;
+    li.classList.toggle("speaking", speaking);
+    const ring = m.muted ? 0 : Math.max(0, (level - LEVEL_FLOOR) / (1 - LEVEL_FLOOR)).toFixed(2);
+    li.querySelector(".avatar").style.setProperty("--level", ring);
+    li.querySelector(".role").textContent = roleLabel(m.role) + (speaking ? " · speaking" : "");
+  }
+}
+
+/** A moderator's buttons for a stage member of lower rank, or null. */
+function memberTools(state, m) {
+  if (!state.me || isMe(state, m.id) || !outranks(state, m)) return null;
+  const tools = [];
+  if (may(state, "mute") && !m.muted) tools.push(button("Mute", () => act({ type: "mute", target: m.id }), `Mute ${m.name}`));
+  if (may(state, "move_to_audience")) {
+    tools.push(button("To audience", () => act({ type: "move_to_audience", target: m.id }), `Move ${m.name} to the audience`));
+  }
+  if (may(state, "make_co_host") && m.role === "speaker") {
+    tools.push(button("Make co-host", () => act({ type: "make_co_host", target: m.id }), `Make ${m.name} co-host`));
+  }
+  if (may(state, "unmake_co_host") && m.role === "co_host") {
+    tools.push(button("Unmake co-host", () => act({ type: "unmake_co_host", target: m.id }), `Unmake ${m.name} co-host`));
+  }
+  if (may(state, "remove")) {
+    tools.push(button("Remove", confirmed(`Remove ${m.name} from the room?`, act, { type: "remove", target: m.id }), `Remove ${m.name}`));
+  }
+  if (!tools.length) return null;
+  const box = div("tools", "");
+  box.append(...tools);
+  return box;
+}
+
+function stageMember(state, m) {
+  const li = document.createElement("li");
+  li.className = "member";
+  li.dataset.id = m.id;
+  const avatar = div("avatar", initials(m.name));
+  avatar.setAttribute("aria-hidden", "true");
+  li.append(avatar, div("name", m.name), div("role", roleLabel(m.role)));
+  if (m.muted) li.append(div("muted-icon", "🔇 muted"));
+  const tools = memberTools(state, m);
+  if (tools) li.append(tools);
+  return li;
+}
+
+function renderStage(state) {
+  const key = JSON.stringify([state.stage, state.actions, myRole(state), state.me && state.me.id]);
+  if (key !== stageKey) {
+    stageKey = key;
+    $("stage").replaceChildren(...state.stage.map((m) => stageMember(state, m)));
+  }
+  paintLevels(state);
+}
+
+function who(text) {
+  const span = document.createElement("span");
+  span.className = "who";
+  span.textContent = text;
+  return span;
+}
+
+function handItem(state, h) {
+  const li = document.createElement("li");
+  li.append(who("✋ " + h.name));
+  if (may(state, "approve")) li.append(button("Approve", () => act({ type: "approve", target: h.id }), `Approve ${h.name}`));
+  if (may(state, "deny")) li.append(button("Deny", () => act({ type: "deny", target: h.id }), `Deny ${h.name}`));
+  return li;
+}
+
+function audienceItem(state, id, name) {
+  const li = document.createElement("li");
+  li.append(who(name));
+  if (may(state, "invite")) li.append(button("Invite to speak", () => act({ type: "invite", target: id }), `Invite ${name} to speak`));
+  if (may(state, "remove")) {
+    li.append(button("Remove", confirmed(`Remove ${name} from the room?`, act, { type: "remove", target: id }), `Remove ${name}`));
+  }
+  if (may(state, "make_co_host")) li.append(button("Make co-host", () => act({ type: "make_co_host", target: id }), `Make ${name} co-host`));
+  return li;
+}
+
+// The moderation panel is for whoever the room lets take one of these.
+const MODERATION = ["approve", "deny", "invite", "remove", "make_co_host", "end"];
+
+function renderModeration(state) {
+  const moderates = MODERATION.some((a) => may(state, a));
+  $("mod").hidden = !moderates || isOver(state) || state.left;
+  if (!moderates) return;
+  const key = JSON.stringify([state.hands, [...state.audience], state.actions, state.me && state.me.id]);
+  if (key === moderationKey) return;
+  moderationKey = key;
+  $("hands").replaceChildren(...state.hands.map((h) => handItem(state, h)));
+  $("no-hands").hidden = state.hands.length > 0;
+  const others = [...state.audience].filter(([id]) => !isMe(state, id));
+  $("audience").replaceChildren(...others.map(([id, name]) => audienceItem(state, id, name)));
+  $("end").hidden = !may(state, "end");
+}
+
+function renderHeader(state) {
+  if (state.room) {
+    $("title").textContent = state.room.title;
+    $("game").textContent = state.room.game;
+    document.title = state.room.title + " · Booth";
+  }
+  const over = isOver(state);
+  $("live").hidden = over;
+  $("rec").hidden = !state.recording || over;
+  $("count").textContent = over ? "" : `${state.listening} listening · ${state.stage.length} on stage`;
+}
+
+function renderPlayer(media) {
+  $("listen").hidden = media.listening;
+  $("playing").hidden = !media.listening;
+  $("playing-text").textContent = media.connected ? "Listening live" : "Connecting…";
+}
+
+function renderControls(state, media) {
+  const over = isOver(state);
+  const hand = $("hand");
+  hand.hidden = !may(state, state.handRaised ? "lower_hand" : "raise_hand") || over;
+  hand.setAttribute("aria-pressed", String(state.handRaised));
+  hand.textContent = state.handRaised ? "✋ Lower hand" : "✋ Raise hand";
+  $("invite").hidden = !(state.invited && may(state, "accept_invite"));
+  $("mic").hidden = !speaksFromPage(state) || media.speaking || over;
+  const mute = $("mute");
+  mute.hidden = !media.speaking || !may(state, state.selfMuted ? "unmute" : "mute_self");
+  mute.textContent = state.selfMuted ? "🎙 Unmute" : "Mute";
+  mute.setAttribute("aria-pressed", String(state.selfMuted));
+  $("leave-stage").hidden = !may(state, "leave_stage");
+  document.querySelector(".reactions").hidden = !may(state, "react");
+}
+
+/** What the ended panel says, or null while the person is in the room. */
+function ending(state) {
+  if (state.removed) return { title: "You were removed from this room", text: "A moderator removed you. You can't rejoin this room." };
+  if (state.ended === "host_gone") return { title: "This room has ended", text: "The host left and the room closed." };
+  if (state.ended) return { title: "This room has ended", text: "The host ended the room. Thanks for listening." };
+  if (state.left) return { title: "You left the room", text: "Open the link again to come back." };
+  return null;
+}
+
+function renderEnding(state) {
+  const end = ending(state);
+  $("ended").hidden = !end;
+  $("player").hidden = !!end;
+  $("me").hidden = !!end;
+  // Who was on stage stays in sight for a person who leaves or is removed; an ended room has none.
+  document.querySelector(".stage-wrap").hidden = state.ended !== null;
+  if (!end) return;
+  $("ended-title").textContent = end.title;
+  $("ended-text").textContent = end.text;
+}
+
+function floatEmoji(emoji) {
+  const f = document.createElement("span");
+  f.className = "floater";
+  f.textContent = emoji;
+  f.style.left = (10 + Math.random() * 80) + "%";
+  $("floaters").append(f);
+  setTimeout(() => f.remove(), FLOAT_MS);
+}
+
+/** Draws `state`; `media` says what the page's sessions are doing: `{listening, connected, speaking}`. */
+export function render(state, media) {
+  renderHeader(state);
+  renderPlayer(media);
+  renderControls(state, media);
+  renderStage(state);
+  renderModeration(state);
+  renderEnding(state);
+  $("notice").textContent = state.notice;
+  if (state.reactions !== reactionsShown) {
+    reactionsShown = state.reactions;
+    floatEmoji(state.lastReaction);
+  }
+}
+
+/** Shows how long the room has been live. */
+export function tick(state, now) {
+  const s = Math.max(0, Math.floor((now - state.startedAt) / 1000));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  $("elapsed").textContent = (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(sec).padStart(2, "0");
+}
+
+/** Plays the room's audio. */
+export function play(stream) {
+  const audio = $("audio");
+  audio.srcObject = stream;
+  audio.volume = Number($("volume").value);
+  audio.play().catch(() => {});
+}
+
+/** Puts the room's name for the person in the name field, unless they are typing in it. */
+export function showName(name) {
+  if (document.activeElement !== $("name")) $("name").value = name;
+}
+
+// ---------------------------------------------------------------- the person's input
+
+/**
+ * Connects the page's controls to `page`: `act(action)` sends an action to the room;
+ * `listen()`, `rename(name)`, `toggleHand()`, `answerInvite(accept)`, `speak()`,
+ * `toggleMute()`, `leave()` do what their buttons say.
+ */
+export function wire(page) {
+  act = page.act;
+  $("listen").addEventListener("click", () => page.listen());
+  $("name").addEventListener("change", (e) => {
+    const name = e.target.value.trim();
+    if (name) page.rename(name);
+  });
+  $("volume").addEventListener("input", (e) => { $("audio").volume = Number(e.target.value); });
+  $("hand").addEventListener("click", () => page.toggleHand());
+  $("accept").addEventListener("click", () => page.answerInvite(true));
+  $("decline").addEventListener("click", () => page.answerInvite(false));
+  $("mic").addEventListener("click", () => page.speak());
+  $("mute").addEventListener("click", () => page.toggleMute());
+  $("leave-stage").addEventListener("click", () => act({ type: "leave_stage" }));
+  $("leave").addEventListener("click", () => page.leave());
+  $("end").addEventListener("click", confirmed("End the room for everyone?", act, { type: "end" }));
+  for (const b of document.querySelectorAll(".react")) {
+    b.addEventListener("click", () => act({ type: "react", emoji: b.dataset.emoji }));
+  }
+}
