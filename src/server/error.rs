@@ -5,6 +5,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::room_task::Refusal;
+
 /// An error answered to a client.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -61,7 +63,7 @@ impl ApiError {
         )
     }
 
-    /// 503: the room is gone or shutting down.
+    /// 410: the room is gone or shutting down.
     pub fn gone() -> Self {
         Self::new(StatusCode::GONE, "room_ended", "the room has ended")
     }
@@ -76,5 +78,44 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<crate::room::RoomError> for ApiError {
+    fn from(e: crate::room::RoomError) -> Self {
+        use crate::room::RoomError;
+        let status = match e {
+            RoomError::NotAllowed { .. } | RoomError::Removed => StatusCode::FORBIDDEN,
+            RoomError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RoomError::Ended => StatusCode::GONE,
+            RoomError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::CONFLICT,
+        };
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+/// A room's refusal as HTTP: its status and the protocol's code.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::NoToken | Refusal::BadToken | Refusal::BadInvitation => {
+                Self::unauthorized(message)
+            }
+            Refusal::Removed => Self::forbidden("removed", message),
+            Refusal::NotOnStage => Self::forbidden("not_on_stage", message),
+            Refusal::MayNotInvite => Self::forbidden("not_allowed", message),
+            Refusal::Ended => Self::gone(),
+            Refusal::Room(e) => e.into(),
+            Refusal::NoSuchSession => Self::not_found("that session"),
+            Refusal::BadMedia { code, message } => Self::bad_request(code, message),
+            Refusal::IceRestart => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ice_restart_unsupported",
+                message,
+            ),
+            Refusal::Internal(detail) => Self::internal(detail),
+        }
     }
 }

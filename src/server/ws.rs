@@ -114,6 +114,7 @@ async fn run(mut socket: WebSocket, room: RoomHandle) {
     let welcome = match (sent, rx.await) {
         (Ok(()), Ok(Ok(w))) => w,
         (_, Ok(Err(e))) => {
+            let e = ApiError::from(e);
             let _ = socket.send(error_msg(e.code, &e.message, None)).await;
             close(&mut socket, &e.message).await;
             return;
@@ -225,7 +226,10 @@ async fn handle_text(text: &str, room: &RoomHandle, who: ParticipantId) -> Optio
     }
     match rx.await {
         Ok(Ok(())) => Some(msg(&ServerMsg::Ok { reference })),
-        Ok(Err(e)) => Some(error_msg(e.code, &e.message, reference)),
+        Ok(Err(e)) => {
+            let e = ApiError::from(e);
+            Some(error_msg(e.code, &e.message, reference))
+        }
         Err(_) => ended(reference),
     }
 }

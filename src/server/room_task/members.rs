@@ -8,10 +8,9 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::messages::{Invitation, Welcome, WsOut};
-use super::{RoomTask, room_error};
+use super::{Refusal, RoomTask};
 use crate::room::protocol::You;
 use crate::room::{ParticipantId, Permissions, Role};
-use crate::server::error::ApiError;
 use crate::server::tokens::{self, Secret, TokenRef};
 
 /// A participant's identity and open channels.
@@ -31,28 +30,21 @@ pub(super) struct InviteEntry {
 
 impl RoomTask {
     /// The participant a token names, checked in constant time.
-    pub(super) fn identify(&self, token: Option<&str>) -> Result<ParticipantId, ApiError> {
-        let token = token.ok_or_else(|| ApiError::unauthorized("a token is required"))?;
+    pub(super) fn identify(&self, token: Option<&str>) -> Result<ParticipantId, Refusal> {
+        let token = token.ok_or_else(|| Refusal::NoToken)?;
         let Some((TokenRef::Participant(n), secret)) = tokens::parse(token) else {
-            return Err(ApiError::unauthorized(
-                "that token is not valid for this room",
-            ));
+            return Err(Refusal::BadToken);
         };
         let id = ParticipantId(n);
         match self.members.get(&id) {
             Some(m) if m.secret.matches(secret) => {
                 if self.room.is_removed(id) {
-                    Err(ApiError::forbidden(
-                        "removed",
-                        "you were removed from this room",
-                    ))
+                    Err(Refusal::Removed)
                 } else {
                     Ok(id)
                 }
             }
-            _ => Err(ApiError::unauthorized(
-                "that token is not valid for this room",
-            )),
+            _ => Err(Refusal::BadToken),
         }
     }
 
@@ -60,10 +52,10 @@ impl RoomTask {
         &mut self,
         grant: Role,
         name: &str,
-    ) -> Result<(ParticipantId, String), ApiError> {
+    ) -> Result<(ParticipantId, String), Refusal> {
         let id = ParticipantId(self.next_id);
         self.next_id += 1;
-        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let secret = Secret::generate().map_err(Refusal::internal)?;
         let token = tokens::format(TokenRef::Participant(id.0), &secret);
         self.members.insert(
             id,
@@ -82,7 +74,7 @@ impl RoomTask {
         token: Option<&str>,
         name: String,
         out: mpsc::Sender<WsOut>,
-    ) -> Result<Welcome, ApiError> {
+    ) -> Result<Welcome, Refusal> {
         let now = Instant::now();
         let (id, token) = match token.map(|t| (t, tokens::parse(t))) {
             None => self.new_member(Role::Listener, &name)?,
@@ -92,15 +84,13 @@ impl RoomTask {
             Some((_, Some((TokenRef::Invite(n), secret)))) => {
                 let role = match self.invites.get(&n) {
                     Some(inv) if inv.secret.matches(secret) => inv.role,
-                    _ => return Err(ApiError::unauthorized("that invitation is not valid")),
+                    _ => return Err(Refusal::BadInvitation),
                 };
                 self.invites.remove(&n);
                 self.new_member(role, &name)?
             }
             Some((_, None)) => {
-                return Err(ApiError::unauthorized(
-                    "that token is not valid for this room",
-                ));
+                return Err(Refusal::BadToken);
             }
         };
         let grant = self.members.get(&id).map_or(Role::Listener, |m| m.grant);
@@ -125,7 +115,7 @@ impl RoomTask {
                 {
                     self.members.remove(&id);
                 }
-                return Err(room_error(&e));
+                return Err(e.into());
             }
             self.away.remove(&id);
         }
@@ -184,7 +174,7 @@ impl RoomTask {
         &mut self,
         token: Option<&str>,
         role: Role,
-    ) -> Result<Invitation, ApiError> {
+    ) -> Result<Invitation, Refusal> {
         let who = self.identify(token)?;
         let by = self.room.role(who);
         let allowed = match role {
@@ -193,14 +183,11 @@ impl RoomTask {
             _ => false,
         };
         if !allowed {
-            return Err(ApiError::forbidden(
-                "not_allowed",
-                "only the host invites co-hosts, and only moderators invite speakers",
-            ));
+            return Err(Refusal::MayNotInvite);
         }
         let n = self.next_id;
         self.next_id += 1;
-        let secret = Secret::generate().map_err(ApiError::internal)?;
+        let secret = Secret::generate().map_err(Refusal::internal)?;
         let token = tokens::format(TokenRef::Invite(n), &secret);
         self.invites.insert(n, InviteEntry { secret, role });
         Ok(Invitation { token, role })

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::Refusal;
 use crate::room::protocol::{RoomInfo, You};
 use crate::room::{Action, ParticipantId, Role};
 use crate::rtc::peer::InFrame;
-use crate::server::error::ApiError;
 
 /// What the WebSocket task forwards to its client.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub enum RoomMsg {
         /// Where its messages go.
         out: mpsc::Sender<WsOut>,
         /// The answer.
-        reply: oneshot::Sender<Result<Welcome, ApiError>>,
+        reply: oneshot::Sender<Result<Welcome, Refusal>>,
     },
     /// An action from a connected client.
     Act {
@@ -72,7 +72,7 @@ pub enum RoomMsg {
         /// What.
         action: Action,
         /// The answer.
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// An action over HTTP with a bearer token.
     ActWithToken {
@@ -81,7 +81,7 @@ pub enum RoomMsg {
         /// What.
         action: Action,
         /// The answer.
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// A WebSocket connection closed.
     Closed {
@@ -97,7 +97,7 @@ pub enum RoomMsg {
         /// The role it grants.
         role: Role,
         /// The answer.
-        reply: oneshot::Sender<Result<Invitation, ApiError>>,
+        reply: oneshot::Sender<Result<Invitation, Refusal>>,
     },
     /// WHIP: publish.
     Publish {
@@ -106,7 +106,7 @@ pub enum RoomMsg {
         /// SDP offer.
         offer: String,
         /// The answer.
-        reply: oneshot::Sender<Result<SessionCreated, ApiError>>,
+        reply: oneshot::Sender<Result<SessionCreated, Refusal>>,
     },
     /// WHEP: listen.
     Listen {
@@ -115,7 +115,7 @@ pub enum RoomMsg {
         /// SDP offer.
         offer: String,
         /// The answer.
-        reply: oneshot::Sender<Result<SessionCreated, ApiError>>,
+        reply: oneshot::Sender<Result<SessionCreated, Refusal>>,
     },
     /// Trickle ICE for a session.
     Trickle {
@@ -124,14 +124,14 @@ pub enum RoomMsg {
         /// The `application/trickle-ice-sdpfrag` body.
         fragment: String,
         /// The answer.
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// DELETE of a session.
     Hangup {
         /// The session.
         session: String,
         /// The answer.
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// The room's public state.
     Info {
@@ -149,7 +149,7 @@ pub enum RoomMsg {
         /// its receiver is dropped.
         alive: mpsc::Sender<()>,
         /// The answer.
-        reply: oneshot::Sender<Result<(), ApiError>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// A publisher tells how loud their own voice is (0..1).
     VoiceLevel {

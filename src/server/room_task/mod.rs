@@ -10,6 +10,7 @@
 mod members;
 mod messages;
 pub mod mix;
+mod refusal;
 mod sessions;
 
 use std::collections::{HashMap, HashSet};
@@ -20,7 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -29,8 +29,8 @@ use self::members::{InviteEntry, Member};
 pub use self::messages::{Invitation, LocalMedia, RoomMsg, SessionCreated, Welcome, WsOut};
 pub use self::mix::ServerMix;
 use self::mix::level_of;
+pub use self::refusal::Refusal;
 use self::sessions::{Kind, Link, Session};
-use super::error::ApiError;
 use super::media::{Datagram, MediaSocket};
 use super::metrics::Metrics;
 use super::tokens::{self, Secret, TokenRef};
@@ -38,7 +38,7 @@ use crate::codec::ogg_opus::OggOpusWriter;
 use crate::room::protocol::{RoomInfo, ServerMsg};
 use crate::room::{
     Action, Event, MediaCommand, Output as RoomOutput, ParticipantId, Permissions, Role, Room,
-    RoomConfig, RoomError,
+    RoomConfig,
 };
 
 const TICK: Duration = Duration::from_millis(20);
@@ -79,12 +79,12 @@ pub fn spawn(
     config: RoomConfig,
     host_name: String,
     shared: Shared,
-) -> Result<(RoomHandle, String), ApiError> {
+) -> Result<(RoomHandle, String), Refusal> {
     let (tx, rx) = mpsc::channel(4096);
     let (datagrams, datagrams_rx) = mpsc::channel(DATAGRAM_QUEUE);
     let now = Instant::now();
     let host = ParticipantId(1);
-    let secret = Secret::generate().map_err(ApiError::internal)?;
+    let secret = Secret::generate().map_err(Refusal::internal)?;
     let host_token = tokens::format(TokenRef::Participant(1), &secret);
     let room = Room::new(config, host, host_name.clone(), now);
     let mut members = HashMap::new();
@@ -109,7 +109,7 @@ pub fn spawn(
         socket: shared.media.socket(),
         shared,
         datagrams,
-        mix: ServerMix::new().map_err(ApiError::internal)?,
+        mix: ServerMix::new().map_err(Refusal::internal)?,
         levels: Vec::new(),
         recording: None,
         recordings: 0,
@@ -144,17 +144,6 @@ pub(super) struct RoomTask {
     ended_at: Option<Instant>,
     /// Levels publishers report for their own voice, and when.
     voice_levels: HashMap<ParticipantId, (f32, Instant)>,
-}
-
-pub(super) fn room_error(e: &RoomError) -> ApiError {
-    let status = match e {
-        RoomError::NotAllowed { .. } | RoomError::Removed => StatusCode::FORBIDDEN,
-        RoomError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        RoomError::Ended => StatusCode::GONE,
-        RoomError::UnknownParticipant(_) => StatusCode::NOT_FOUND,
-        _ => StatusCode::CONFLICT,
-    };
-    ApiError::new(status, e.code(), e.to_string())
 }
 
 /// A WebSocket message as sent, shared by every connection it goes to.
@@ -350,7 +339,7 @@ impl RoomTask {
                         self.close_session(i);
                         Ok(())
                     }
-                    None => Err(ApiError::not_found("that session")),
+                    None => Err(Refusal::NoSuchSession),
                 };
                 let _ = reply.send(result);
             }
@@ -358,12 +347,12 @@ impl RoomTask {
         }
     }
 
-    fn act(&mut self, from: ParticipantId, action: Action) -> Result<(), ApiError> {
+    fn act(&mut self, from: ParticipantId, action: Action) -> Result<(), Refusal> {
         let result = self
             .room
             .handle(crate::room::Input::Action { from, action }, Instant::now());
         self.pump();
-        result.map_err(|e| room_error(&e))
+        result.map_err(Refusal::from)
     }
 
     /// Delivers what the room decided.

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use str0m::change::SdpOffer;
 use str0m::media::{Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::mpsc;
 
+use super::Refusal;
 use super::messages::{LocalMedia, SessionCreated};
 use super::mix::STEREO_FRAME;
 use super::{RoomTask, message, send_all};
@@ -23,7 +23,6 @@ use crate::room::protocol::ServerMsg;
 use crate::rtc::jitter::{JitterBuffer, Playout};
 use crate::rtc::peer::InFrame;
 use crate::rtc::{rtc_config, sdp_ice_ufrag};
-use crate::server::error::ApiError;
 use crate::server::media::Datagram;
 use crate::server::tokens;
 
@@ -265,29 +264,25 @@ impl RoomTask {
         kind: Kind,
         who: Option<ParticipantId>,
         offer: &str,
-    ) -> Result<SessionCreated, ApiError> {
+    ) -> Result<SessionCreated, Refusal> {
         if self.room.is_ended() {
-            return Err(ApiError::gone());
+            return Err(Refusal::Ended);
         }
         let lower = offer.to_ascii_lowercase();
         if !lower.contains("m=audio") {
-            return Err(ApiError::bad_request(
-                "no_audio",
-                "the offer has no audio section",
-            ));
+            return Err(Refusal::media("no_audio", "the offer has no audio section"));
         }
         if !lower.contains("opus/48000") {
-            return Err(ApiError::bad_request(
+            return Err(Refusal::media(
                 "no_opus",
                 "the offer does not offer Opus audio",
             ));
         }
-        let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| {
-            ApiError::bad_request("bad_sdp", format!("the offer is not valid SDP: {e}"))
-        })?;
+        let parsed = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| Refusal::media("bad_sdp", format!("the offer is not valid SDP: {e}")))?;
         let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
         let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
-            return Err(ApiError::bad_request(
+            return Err(Refusal::media(
                 "no_audio",
                 "the offer's audio section has no a=mid",
             ));
@@ -297,7 +292,7 @@ impl RoomTask {
             Kind::Listen => matches!(direction, "recvonly" | "sendrecv"),
         };
         if !usable {
-            return Err(ApiError::bad_request(
+            return Err(Refusal::media(
                 "wrong_direction",
                 match kind {
                     Kind::Publish => "a WHIP offer must send audio (sendonly)",
@@ -308,17 +303,15 @@ impl RoomTask {
         let now = Instant::now();
         let mut rtc = rtc_config().set_ice_lite(true).build(now);
         let candidate =
-            Candidate::host(self.shared.media.advertised(), "udp").map_err(ApiError::internal)?;
+            Candidate::host(self.shared.media.advertised(), "udp").map_err(Refusal::internal)?;
         rtc.add_local_candidate(candidate);
         let answer = rtc
             .sdp_api()
             .accept_offer(parsed)
-            .map_err(|e| {
-                ApiError::bad_request("bad_sdp", format!("the offer cannot be answered: {e}"))
-            })?
+            .map_err(|e| Refusal::media("bad_sdp", format!("the offer cannot be answered: {e}")))?
             .to_sdp_string();
         let ufrag = sdp_ice_ufrag(&answer).unwrap_or_default().to_owned();
-        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        let id = tokens::random_id(16).map_err(Refusal::internal)?;
         self.shared.media.route(&ufrag, self.datagrams.clone());
         let link = RtcLink {
             rtc,
@@ -350,13 +343,10 @@ impl RoomTask {
         &mut self,
         token: Option<&str>,
         offer: &str,
-    ) -> Result<SessionCreated, ApiError> {
+    ) -> Result<SessionCreated, Refusal> {
         let who = self.identify(token)?;
         if !self.room.may_publish(who) {
-            return Err(ApiError::forbidden(
-                "not_on_stage",
-                "only the host, co-hosts and speakers on stage may publish",
-            ));
+            return Err(Refusal::NotOnStage);
         }
         // One voice per participant: a new session replaces the old one.
         self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
@@ -367,7 +357,7 @@ impl RoomTask {
         &mut self,
         token: Option<&str>,
         offer: &str,
-    ) -> Result<SessionCreated, ApiError> {
+    ) -> Result<SessionCreated, Refusal> {
         let who = match token {
             Some(t) => Some(self.identify(Some(t))?),
             None => None,
@@ -382,19 +372,16 @@ impl RoomTask {
         token: &str,
         media: LocalMedia,
         alive: mpsc::Sender<()>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refusal> {
         if self.room.is_ended() {
-            return Err(ApiError::gone());
+            return Err(Refusal::Ended);
         }
         let who = self.identify(Some(token))?;
         let (kind, end) = match media {
             LocalMedia::Listen(out) => (Kind::Listen, LocalEnd::Hears(out)),
             LocalMedia::Publish(ring) => {
                 if !self.room.may_publish(who) {
-                    return Err(ApiError::forbidden(
-                        "not_on_stage",
-                        "only the host, co-hosts and speakers on stage may publish",
-                    ));
+                    return Err(Refusal::NotOnStage);
                 }
                 self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
                 let program = ProgramIn {
@@ -404,7 +391,7 @@ impl RoomTask {
                 (Kind::Publish, LocalEnd::Program(program))
             }
         };
-        let id = tokens::random_id(16).map_err(ApiError::internal)?;
+        let id = tokens::random_id(16).map_err(Refusal::internal)?;
         let now = Instant::now();
         let link = Link::Local { end, alive };
         self.sessions.push(Session {
@@ -424,23 +411,19 @@ impl RoomTask {
         Ok(())
     }
 
-    pub(super) fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), ApiError> {
+    pub(super) fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), Refusal> {
         let i = self
             .sessions
             .iter()
             .position(|s| s.id == session)
-            .ok_or_else(|| ApiError::not_found("that session"))?;
+            .ok_or_else(|| Refusal::NoSuchSession)?;
         if let Some(ufrag) = sdp_ice_ufrag(fragment)
             && self.sessions[i]
                 .link
                 .rtc()
                 .is_some_and(|l| l.remote_ufrag != ufrag)
         {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ice_restart_unsupported",
-                "ICE restarts are not supported: start a new session",
-            ));
+            return Err(Refusal::IceRestart);
         }
         for line in fragment.lines() {
             let line = line.trim();
@@ -449,12 +432,12 @@ impl RoomTask {
                 .or_else(|| line.strip_prefix("candidate:"))
             {
                 let c = Candidate::from_sdp_string(&format!("candidate:{c}")).map_err(|e| {
-                    ApiError::bad_request("bad_candidate", format!("cannot read candidate: {e}"))
+                    Refusal::media("bad_candidate", format!("cannot read candidate: {e}"))
                 })?;
                 match self.sessions[i].link.rtc() {
                     Some(link) => link.rtc.add_remote_candidate(c),
                     None => {
-                        return Err(ApiError::bad_request(
+                        return Err(Refusal::media(
                             "not_webrtc",
                             "that session does not use WebRTC",
                         ));
