@@ -38,10 +38,12 @@ fn meter(ui: &mut Ui, label: &str, dbfs: f32, text: &str) {
     });
 }
 
+/// A meter's reading as text, with its unit.
 fn fmt_db(v: f32, unit: &str) -> String {
     format!("{} {unit}", crate::dsp::meter_text(v, 6))
 }
 
+/// One labelled grid row with a device list; the device picked this frame, if any.
 fn device_picker(
     ui: &mut Ui,
     label: &str,
@@ -97,46 +99,22 @@ fn fader(
     .changed()
 }
 
+/// Sources, levels, the mix and ducking faders, the voice options.
 pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
+    sources(ui, o);
+    levels(ui, o);
+    let moved = mix_and_ducking_faders(ui, o);
+    lookahead(ui, o);
+    if moved {
+        o.apply_program();
+    }
+    voice(ui, o);
+}
+
+/// The devices the game, the mic and the room's voices use, and the inputs that are lost.
+fn sources(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Sources");
-    let name = |d: &crate::audio::DeviceInfo| {
-        let tag = if d.is_monitor {
-            " (what the computer plays)"
-        } else {
-            ""
-        };
-        (d.name.clone(), format!("{}{tag}", d.name))
-    };
-    let game: Vec<_> = o.devices.game.iter().map(name).collect();
-    let mic: Vec<_> = o.devices.mic.iter().map(name).collect();
-    let outputs: Vec<_> = o.devices.outputs.iter().map(name).collect();
-    let (mut game_pick, mut mic_pick, mut out_pick) = (None, None, None);
-    egui::Grid::new("devices")
-        .num_columns(2)
-        .spacing([8.0, 6.0])
-        .show(ui, |ui| {
-            game_pick = device_picker(
-                ui,
-                "Game",
-                &o.settings.game_device,
-                "What the computer plays (default)",
-                &game,
-            );
-            mic_pick = device_picker(
-                ui,
-                "Mic",
-                &o.settings.mic_device,
-                "Default microphone",
-                &mic,
-            );
-            out_pick = device_picker(
-                ui,
-                "Hear room",
-                &o.settings.monitor_device,
-                "Nowhere",
-                &outputs,
-            );
-        });
+    let (game_pick, mic_pick, out_pick) = device_pickers(ui, o);
     if let Some(p) = game_pick {
         o.pick_input(Input::Game, &p);
     }
@@ -154,34 +132,83 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
     if ui.small_button("Refresh devices").clicked() {
         o.refresh_devices();
     }
+}
 
-    heading(ui, "Levels");
-    let m = o.meters();
-    if let Some(m) = m {
-        meter(
-            ui,
-            "Game",
-            m.game_peak_dbfs,
-            &fmt_db(m.game_peak_dbfs, "dB"),
-        );
-        meter(ui, "Mic", m.mic_peak_dbfs, &fmt_db(m.mic_peak_dbfs, "dB"));
-        meter(
-            ui,
-            "Program",
-            m.program_peak_dbfs,
-            &fmt_db(m.program_short_term_lufs, "LU"),
-        );
-        let ducked = m.duck_reduction_db;
-        let text = if ducked > 0.5 {
-            format!("Game ducked by {ducked:.0} dB")
+/// The three pickers; each returns the device picked this frame (`""`: the default).
+fn device_pickers(ui: &mut Ui, o: &Overlay) -> (Option<String>, Option<String>, Option<String>) {
+    let name = |d: &crate::audio::DeviceInfo| {
+        let tag = if d.is_monitor {
+            " (what the computer plays)"
         } else {
-            "Game at full level".to_owned()
+            ""
         };
-        ui.label(RichText::new(text).color(if ducked > 0.5 { HAND_AMBER } else { MUTED_GREY }));
-    } else {
-        ui.label(RichText::new("The audio engine is starting...").color(MUTED_GREY));
-    }
+        (d.name.clone(), format!("{}{tag}", d.name))
+    };
+    let game: Vec<_> = o.devices.game.iter().map(name).collect();
+    let mic: Vec<_> = o.devices.mic.iter().map(name).collect();
+    let outputs: Vec<_> = o.devices.outputs.iter().map(name).collect();
+    egui::Grid::new("devices")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let game_pick = device_picker(
+                ui,
+                "Game",
+                &o.settings.game_device,
+                "What the computer plays (default)",
+                &game,
+            );
+            let mic_pick = device_picker(
+                ui,
+                "Mic",
+                &o.settings.mic_device,
+                "Default microphone",
+                &mic,
+            );
+            let out_pick = device_picker(
+                ui,
+                "Hear room",
+                &o.settings.monitor_device,
+                "Nowhere",
+                &outputs,
+            );
+            (game_pick, mic_pick, out_pick)
+        })
+        .inner
+}
 
+/// Peak meters for the game, the mic and the program, and how far the game is ducked.
+fn levels(ui: &mut Ui, o: &Overlay) {
+    heading(ui, "Levels");
+    let Some(m) = o.meters() else {
+        ui.label(RichText::new("The audio engine is starting...").color(MUTED_GREY));
+        return;
+    };
+    meter(
+        ui,
+        "Game",
+        m.game_peak_dbfs,
+        &fmt_db(m.game_peak_dbfs, "dB"),
+    );
+    meter(ui, "Mic", m.mic_peak_dbfs, &fmt_db(m.mic_peak_dbfs, "dB"));
+    meter(
+        ui,
+        "Program",
+        m.program_peak_dbfs,
+        &fmt_db(m.program_short_term_lufs, "LU"),
+    );
+    let ducked = m.duck_reduction_db;
+    let text = if ducked > 0.5 {
+        format!("Game ducked by {ducked:.0} dB")
+    } else {
+        "Game at full level".to_owned()
+    };
+    ui.label(RichText::new(text).color(if ducked > 0.5 { HAND_AMBER } else { MUTED_GREY }));
+}
+
+/// The gains and the ducker's depth and timing; true when one moved (the engine takes them
+/// live).
+fn mix_and_ducking_faders(ui: &mut Ui, o: &mut Overlay) -> bool {
     heading(ui, "Mix");
     ui.spacing_mut().slider_width = 200.0;
     let s = &mut o.settings;
@@ -214,9 +241,15 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
         "ms",
         "Release",
     );
+    moved
+}
+
+/// The ducker's lookahead: the running engine keeps its own until it restarts, so a change
+/// is only saved, with a note and (off air) a button to restart the audio.
+fn lookahead(ui: &mut Ui, o: &mut Overlay) {
     let lookahead = fader(
         ui,
-        &mut s.duck_lookahead_ms,
+        &mut o.settings.duck_lookahead_ms,
         0.0..=50.0,
         1.0,
         "ms",
@@ -237,9 +270,10 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
             }
         });
     }
-    if moved {
-        o.apply_program();
-    }
+}
+
+/// The mic chain's options: noise suppression, push-to-talk.
+fn voice(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Voice");
     let mut ns = o.settings.noise_suppression;
     if ui.checkbox(&mut ns, "Noise suppression").changed() {

@@ -8,8 +8,10 @@ use eframe::egui::{self, Align, Color32, CornerRadius, Layout, RichText, Sense, 
 use super::ViewState;
 use super::widgets::{CARD, HAND_AMBER, LIVE_RED, MUTED_GREY, SPEAK_GREEN, card, heading};
 use crate::app::model::{Overlay, Phase};
+use crate::app::room_view::{Hand, OnStage};
 use crate::room::Role;
 
+/// A link with a Copy button (it says "Copied" for two seconds), selectable as text too.
 fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(label).color(MUTED_GREY));
@@ -34,6 +36,7 @@ fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instan
     );
 }
 
+/// Off air, the form to go live; live, everything about the room.
 pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     let Some(room) = o.live_room().cloned() else {
         go_live_form(ui, o);
@@ -47,7 +50,19 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
             format!("{} - {}", o.room.title, o.room.game)
         },
     );
-    link_row(ui, v, "Listener link", &room.listener_link, now);
+    links(ui, o, v, &room.listener_link, now);
+    stage(ui, o);
+    hand_queue(ui, o);
+    reactions(ui, o);
+    ui.add_space(8.0);
+    recording_and_moments(ui, o);
+    ui.add_space(8.0);
+    end_room(ui, o, v);
+}
+
+/// The listener link (and its QR code), and the invitation links asked for.
+fn links(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, listener_link: &str, now: Instant) {
+    link_row(ui, v, "Listener link", listener_link, now);
     ui.horizontal(|ui| {
         ui.toggle_value(&mut v.show_qr, "QR code");
         if ui.button("Invite co-host").clicked() {
@@ -58,7 +73,7 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
         }
     });
     if v.show_qr {
-        qr(ui, v, &room.listener_link);
+        qr(ui, v, listener_link);
     }
     for (role, link) in o.invites.clone() {
         let label = if role == Role::CoHost {
@@ -68,7 +83,10 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
         };
         link_row(ui, v, label, &link, now);
     }
+}
 
+/// Who is on stage, each with the moderator's buttons.
+fn stage(ui: &mut Ui, o: &mut Overlay) {
     heading(
         ui,
         &format!(
@@ -80,60 +98,73 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
     for m in o.room.stage.clone() {
         card(ui, CARD, |ui| {
             ui.horizontal(|ui| {
-                let speaking = o.room.is_speaking(m.id) && !m.muted;
-                let (rect, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
-                let dot = if m.muted {
-                    MUTED_GREY
-                } else if speaking {
-                    SPEAK_GREEN
-                } else {
-                    Color32::from_gray(70)
-                };
-                ui.painter().circle_filled(rect.center(), 5.0, dot);
-                let name = if Some(m.id) == me {
-                    format!("{} (you)", if m.name.is_empty() { "Host" } else { &m.name })
-                } else {
-                    m.name.clone()
-                };
-                ui.label(RichText::new(name).strong());
-                ui.label(RichText::new(m.role.label()).small().color(MUTED_GREY));
-                if m.muted {
-                    ui.label(RichText::new("muted").small().color(LIVE_RED));
-                }
-                if Some(m.id) != me && m.role != Role::Host {
-                    ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                        if ui
-                            .small_button("Remove")
-                            .on_hover_text(format!("remove {} from the room", m.name))
-                            .clicked()
-                        {
-                            o.remove(m.id);
-                        }
-                        if ui.small_button("To audience").clicked() {
-                            o.move_to_audience(m.id);
-                        }
-                        let co = if m.role == Role::CoHost {
-                            "Un-co-host"
-                        } else {
-                            "Co-host"
-                        };
-                        if ui.small_button(co).clicked() {
-                            o.toggle_co_host(m.id);
-                        }
-                        if !m.muted
-                            && ui
-                                .small_button("Mute")
-                                .on_hover_text(format!("mute {}", m.name))
-                                .clicked()
-                        {
-                            o.mute_member(m.id);
-                        }
-                    });
-                }
+                on_stage_row(ui, o, &m, me);
             });
         });
     }
+}
 
+/// One person on stage: speaking or muted, name, role; for others, what a moderator can do.
+fn on_stage_row(ui: &mut Ui, o: &mut Overlay, m: &OnStage, me: Option<u64>) {
+    let speaking = o.room.is_speaking(m.id) && !m.muted;
+    let (rect, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+    let dot = if m.muted {
+        MUTED_GREY
+    } else if speaking {
+        SPEAK_GREEN
+    } else {
+        Color32::from_gray(70)
+    };
+    ui.painter().circle_filled(rect.center(), 5.0, dot);
+    let name = if Some(m.id) == me {
+        format!("{} (you)", if m.name.is_empty() { "Host" } else { &m.name })
+    } else {
+        m.name.clone()
+    };
+    ui.label(RichText::new(name).strong());
+    ui.label(RichText::new(m.role.label()).small().color(MUTED_GREY));
+    if m.muted {
+        ui.label(RichText::new("muted").small().color(LIVE_RED));
+    }
+    if Some(m.id) != me && m.role != Role::Host {
+        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+            moderation_buttons(ui, o, m);
+        });
+    }
+}
+
+/// Remove, move to the audience, (un)make co-host, mute: laid out right to left.
+fn moderation_buttons(ui: &mut Ui, o: &mut Overlay, m: &OnStage) {
+    if ui
+        .small_button("Remove")
+        .on_hover_text(format!("remove {} from the room", m.name))
+        .clicked()
+    {
+        o.remove(m.id);
+    }
+    if ui.small_button("To audience").clicked() {
+        o.move_to_audience(m.id);
+    }
+    let co = if m.role == Role::CoHost {
+        "Un-co-host"
+    } else {
+        "Co-host"
+    };
+    if ui.small_button(co).clicked() {
+        o.toggle_co_host(m.id);
+    }
+    if !m.muted
+        && ui
+            .small_button("Mute")
+            .on_hover_text(format!("mute {}", m.name))
+            .clicked()
+    {
+        o.mute_member(m.id);
+    }
+}
+
+/// The raised hands, each to approve or deny.
+fn hand_queue(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, &format!("Raised hands ({})", o.room.hands.len()));
     if o.room.hands.is_empty() {
         ui.label(RichText::new("Nobody has asked to speak.").color(MUTED_GREY));
@@ -141,32 +172,38 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
     for h in o.room.hands.clone() {
         card(ui, HAND_AMBER, |ui| {
             ui.horizontal(|ui| {
-                ui.label(
-                    RichText::new(if h.name.is_empty() {
-                        format!("#{}", h.id)
-                    } else {
-                        h.name.clone()
-                    })
-                    .strong(),
-                );
-                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-                    if ui.button("Deny").clicked() {
-                        o.deny(h.id);
-                    }
-                    if ui
-                        .add(
-                            egui::Button::new(RichText::new("Approve").color(Color32::BLACK))
-                                .fill(SPEAK_GREEN),
-                        )
-                        .clicked()
-                    {
-                        o.approve(h.id);
-                    }
-                });
+                raised_hand_row(ui, o, &h);
             });
         });
     }
+}
 
+fn raised_hand_row(ui: &mut Ui, o: &mut Overlay, h: &Hand) {
+    ui.label(
+        RichText::new(if h.name.is_empty() {
+            format!("#{}", h.id)
+        } else {
+            h.name.clone()
+        })
+        .strong(),
+    );
+    ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+        if ui.button("Deny").clicked() {
+            o.deny(h.id);
+        }
+        if ui
+            .add(
+                egui::Button::new(RichText::new("Approve").color(Color32::BLACK)).fill(SPEAK_GREEN),
+            )
+            .clicked()
+        {
+            o.approve(h.id);
+        }
+    });
+}
+
+/// The latest reactions, while there are any.
+fn reactions(ui: &mut Ui, o: &Overlay) {
     if !o.room.reactions.is_empty() {
         heading(ui, "Reactions");
         ui.horizontal_wrapped(|ui| {
@@ -176,8 +213,10 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
             }
         });
     }
+}
 
-    ui.add_space(8.0);
+/// Recording on or off, and marking moments (chapters of the episode).
+fn recording_and_moments(ui: &mut Ui, o: &mut Overlay) {
     ui.horizontal(|ui| {
         let rec = if o.room.recording {
             "Stop recording"
@@ -198,7 +237,10 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
             ui.label(RichText::new(format!("{} marked", o.room.moments)).color(MUTED_GREY));
         }
     });
-    ui.add_space(8.0);
+}
+
+/// Ending the room takes a second click: it ends it for everyone.
+fn end_room(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState) {
     if v.confirm_end {
         card(ui, LIVE_RED, |ui| {
             ui.label("End the room for everyone? Listeners are told it has ended.");
@@ -226,26 +268,40 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
     }
 }
 
+/// What the server field means, on hover.
+const SERVER_HINT: &str = "empty: the room runs on this computer; or a Booth server's address, like https://rooms.example.org";
+
+/// The room's details (saved with the settings) and the Go live button.
 fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Your room");
     let mut changed = false;
-    egui::Grid::new("go-live").num_columns(2).spacing([8.0, 6.0]).show(ui, |ui| {
-        ui.label("Your name");
-        changed |= ui.add(egui::TextEdit::singleline(&mut o.settings.name).hint_text("Host")).changed();
-        ui.end_row();
-        ui.label("Title");
-        changed |= ui.add(egui::TextEdit::singleline(&mut o.settings.title).hint_text("Live review")).changed();
-        ui.end_row();
-        ui.label("Game");
-        changed |= ui.add(egui::TextEdit::singleline(&mut o.settings.game).hint_text("what you play")).changed();
-        ui.end_row();
-        ui.label("Server");
-        changed |= ui
-            .add(egui::TextEdit::singleline(&mut o.settings.server).hint_text("this computer"))
-            .on_hover_text("empty: the room runs on this computer; or a Booth server's address, like https://rooms.example.org")
-            .changed();
-        ui.end_row();
-    });
+    egui::Grid::new("go-live")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let s = &mut o.settings;
+            ui.label("Your name");
+            changed |= ui
+                .add(egui::TextEdit::singleline(&mut s.name).hint_text("Host"))
+                .changed();
+            ui.end_row();
+            ui.label("Title");
+            changed |= ui
+                .add(egui::TextEdit::singleline(&mut s.title).hint_text("Live review"))
+                .changed();
+            ui.end_row();
+            ui.label("Game");
+            changed |= ui
+                .add(egui::TextEdit::singleline(&mut s.game).hint_text("what you play"))
+                .changed();
+            ui.end_row();
+            ui.label("Server");
+            changed |= ui
+                .add(egui::TextEdit::singleline(&mut s.server).hint_text("this computer"))
+                .on_hover_text(SERVER_HINT)
+                .changed();
+            ui.end_row();
+        });
     if changed {
         o.changed();
     }
@@ -274,6 +330,7 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     );
 }
 
+/// The link as a QR code for a phone, made once per link.
 fn qr(ui: &mut Ui, v: &mut ViewState, link: &str) {
     if v.qr.as_ref().is_none_or(|(l, _, _)| l != link) {
         v.qr = qrcode::QrCode::new(link.as_bytes()).ok().map(|code| {

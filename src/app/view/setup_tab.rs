@@ -5,6 +5,10 @@ use eframe::egui::{self, RichText, Slider, Ui};
 use super::widgets::{MUTED_GREY, heading};
 use crate::app::model::{HotkeyAction, Overlay};
 
+/// Why Booth may not show over a game, said under the window options.
+const FULLSCREEN_NOTE: &str = "Games in exclusive fullscreen draw over every window: set the game to borderless windowed to see Booth over it.";
+
+/// The hotkey fields (registered again when one loses focus) and the window's options.
 pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Hotkeys");
     ui.label(
@@ -48,5 +52,5 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay) {
     {
         o.changed();
     }
-    ui.label(RichText::new("Games in exclusive fullscreen draw over every window: set the game to borderless windowed to see Booth over it.").small().color(MUTED_GREY));
+    ui.label(RichText::new(FULLSCREEN_NOTE).small().color(MUTED_GREY));
 }
