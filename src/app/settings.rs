@@ -5,6 +5,9 @@
 //! not overwritten until the user changes a setting, so a hand-edited file with a typo is not
 //! lost silently. Writes go to a temporary file renamed over the old one, so a full disk leaves
 //! the previous settings in place.
+//!
+//! Nothing here draws (no GUI types) and nothing a file holds makes it panic: a bad value is
+//! clamped or the file is reported as a [`SettingsError`].
 
 use std::path::{Path, PathBuf};
 
