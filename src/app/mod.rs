@@ -7,6 +7,9 @@
 //! - [`view`]: the compact strip and the expanded panel, drawn with egui.
 //! - this module: the eframe window (borderless, on top, translucent, remembering its place)
 //!   and the global hotkeys.
+//!
+//! This module is glue: it never keeps room or audio state of its own (the model does) and
+//! never waits on a device or the network inside a frame (the worker does that).
 
 pub mod model;
 pub mod room_view;

@@ -5,6 +5,9 @@
 //! not overwritten until the user changes a setting, so a hand-edited file with a typo is not
 //! lost silently. Writes go to a temporary file renamed over the old one, so a full disk leaves
 //! the previous settings in place.
+//!
+//! Nothing here draws (no GUI types) and nothing a file holds makes it panic: a bad value is
+//! clamped or the file is reported as a [`SettingsError`].
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +15,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::dsp::{DuckerParams, ProgramSettings};
 
-/// Why settings could not be read or written. The message names the file.
+/// Why settings could not be read or written. Every message names the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SettingsError(String);
+#[non_exhaustive]
+pub enum SettingsError {
+    /// The file exists but could not be read.
+    #[error("cannot read the settings in {}: {source}", .path.display())]
+    Read {
+        /// The settings file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or holds a value of the wrong kind.
+    #[error(
+        "the settings in {} are not valid ({}); using the defaults until you change one",
+        .path.display(),
+        .source.message()
+    )]
+    Invalid {
+        /// The settings file.
+        path: PathBuf,
+        /// Where and why the file does not parse.
+        source: toml::de::Error,
+    },
+    /// The settings could not be written as TOML.
+    #[error("cannot save the settings to {}: {source}", .path.display())]
+    Serialize {
+        /// The settings file.
+        path: PathBuf,
+        /// Why TOML refused them.
+        source: toml::ser::Error,
+    },
+    /// The directory or the file could not be written; the old file is as it was.
+    #[error("cannot save the settings to {}: {source}", .path.display())]
+    Write {
+        /// The settings file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
 
 /// Global hotkeys, as `global-hotkey` parses them ("Ctrl+Shift+M", "F9", "Alt+KeyT").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,19 +181,16 @@ impl Settings {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(SettingsError(format!(
-                    "cannot read the settings in {}: {e}",
-                    path.display()
-                )));
+            Err(source) => {
+                return Err(SettingsError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
             }
         };
-        let mut s: Self = toml::from_str(&text).map_err(|e| {
-            SettingsError(format!(
-                "the settings in {} are not valid ({}); using the defaults until you change one",
-                path.display(),
-                e.message()
-            ))
+        let mut s: Self = toml::from_str(&text).map_err(|source| SettingsError::Invalid {
+            path: path.to_owned(),
+            source,
         })?;
         s.clamp();
         Ok(s)
@@ -164,22 +201,23 @@ impl Settings {
     /// # Errors
     /// The directory or file cannot be written (the old file stays as it was).
     pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
-        let fail = |e: &dyn std::fmt::Display| {
-            SettingsError(format!(
-                "cannot save the settings to {}: {e}",
-                path.display()
-            ))
+        let write_failed = |source| SettingsError::Write {
+            path: path.to_owned(),
+            source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+            std::fs::create_dir_all(dir).map_err(write_failed)?;
         }
-        let text = toml::to_string_pretty(self).map_err(|e| fail(&e))?;
+        let text = toml::to_string_pretty(self).map_err(|source| SettingsError::Serialize {
+            path: path.to_owned(),
+            source,
+        })?;
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, text).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            fail(&e)
+            write_failed(e)
         })?;
-        std::fs::rename(&tmp, path).map_err(|e| fail(&e))
+        std::fs::rename(&tmp, path).map_err(write_failed)
     }
 
     /// Brings every value into the range the engine takes (a hand-edited file may not).
@@ -249,6 +287,38 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("not valid"), "{err}");
         assert_eq!(std::fs::read_to_string(&path)?, "title = [unclosed");
+        assert!(matches!(
+            Settings::load(&path),
+            Err(SettingsError::Invalid { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_a_read_error_naming_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let err = Settings::load(dir.path()).err();
+        assert!(
+            matches!(&err, Some(SettingsError::Read { path, .. }) if path == dir.path()),
+            "{err:?}"
+        );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("cannot read the settings in "), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_place_that_cannot_be_written_is_a_write_error() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let blocker = dir.path().join("not-a-directory");
+        std::fs::write(&blocker, "a file where the settings' directory would be")?;
+        let err = Settings::default()
+            .save(&blocker.join("settings.toml"))
+            .err();
+        assert!(matches!(&err, Some(SettingsError::Write { .. })), "{err:?}");
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("cannot save the settings to "), "{text}");
         Ok(())
     }
 }

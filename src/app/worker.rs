@@ -5,6 +5,9 @@
 //! The worker wakes the window (`wake`) when something it shows has changed: a report, the set
 //! of people speaking, the game's ducking by a dB, and, while the meters are on screen, the
 //! meters by a dB. At most 30 times a second; the window does not poll.
+//!
+//! The worker never draws and holds no GUI types; it reports what happened and leaves what to
+//! show to the model.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -31,7 +31,7 @@ pub(super) struct InviteEntry {
 impl RoomTask {
     /// The participant a token names, checked in constant time.
     pub(super) fn identify(&self, token: Option<&str>) -> Result<ParticipantId, Refusal> {
-        let token = token.ok_or_else(|| Refusal::NoToken)?;
+        let token = token.ok_or(Refusal::NoToken)?;
         let Some((TokenRef::Participant(n), secret)) = tokens::parse(token) else {
             return Err(Refusal::BadToken);
         };

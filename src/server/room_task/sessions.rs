@@ -416,7 +416,7 @@ impl RoomTask {
             .sessions
             .iter()
             .position(|s| s.id == session)
-            .ok_or_else(|| Refusal::NoSuchSession)?;
+            .ok_or(Refusal::NoSuchSession)?;
         if let Some(ufrag) = sdp_ice_ufrag(fragment)
             && self.sessions[i]
                 .link
