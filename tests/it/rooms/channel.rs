@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use booth::room::protocol::{ClientMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -60,18 +61,19 @@ pub async fn join(url: &str, room: &str, token: Option<&str>, name: &str) -> (Ws
     let (mut ws, _) = tokio_tungstenite::connect_async(channel_url(url, room))
         .await
         .unwrap();
-    ws.send(Message::Text(
-        json!({"v": 1, "type": "hello", "token": token, "name": name})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
+    let hello = ClientMsg::Hello {
+        token: token.map(str::to_owned),
+        name: name.to_owned(),
+    };
+    ws.send(Message::Text(hello.to_text().into()))
+        .await
+        .unwrap();
     let welcome = next_of(&mut ws, &["welcome", "error"]).await;
     (ws, welcome)
 }
 
-/// The next message of one of these types (others are skipped).
+/// The next message of one of these types (others are skipped). Every message the server
+/// sends must read as a `room::protocol::ServerMsg`: the typed protocol is what the wire says.
 pub async fn next_of(ws: &mut Ws, types: &[&str]) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -80,6 +82,9 @@ pub async fn next_of(ws: &mut Ws, types: &[&str]) -> Value {
             .unwrap_or_else(|_| panic!("no {types:?} message within 10 s"));
         match msg {
             Some(Ok(Message::Text(t))) => {
+                if let Err(e) = ServerMsg::parse(&t) {
+                    panic!("the server sent what the protocol does not say: {e}: {t}");
+                }
                 let v: Value = serde_json::from_str(&t).unwrap();
                 if types.contains(&v["type"].as_str().unwrap_or("")) {
                     return v;
