@@ -408,7 +408,6 @@ impl Ducker {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::dsp::gain_to_db;

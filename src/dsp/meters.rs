@@ -359,7 +359,6 @@ fn loudness(energy: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ebur128::{EbuR128, Mode};

@@ -232,7 +232,6 @@ impl StreamResampler {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

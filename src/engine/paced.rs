@@ -123,7 +123,6 @@ impl Drop for PacedFile {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{PacedFile, lead_frames, period_frames};
 
