@@ -365,7 +365,7 @@ fn open_picked(
 }
 
 /// A PulseAudio source is recorded from, and a sink played to, on Booth's own lean connection
-/// (see `pulse.rs`); any other device as cpal opens it. `BOOTH_CPAL_PULSE_STREAMS=1` keeps
+/// (see `audio::pulse`); any other device as cpal opens it. `BOOTH_CPAL_PULSE_STREAMS=1` keeps
 /// cpal's own PulseAudio streams, `=input` or `=output` for that direction only (to compare).
 fn lean(device: cpal::Device, info: &DeviceInfo) -> cpal::Device {
     #[cfg(target_os = "linux")]
