@@ -19,7 +19,7 @@ pub use devices::{
     open_input, open_input_on, open_output, open_output_on, spans_text,
 };
 pub use file::{AudioError, FileSource};
-pub use playback::{Playback, PlaybackStats, Playout, pull_interleaved, start_playback};
+pub use playback::{Playback, PlaybackRing, PlaybackStats, pull_interleaved, start_playback};
 
 /// A count that moves when the sound server says its defaults (or another of its settings)
 /// changed: compare it now and then to follow the default devices without asking the server.

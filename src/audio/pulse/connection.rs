@@ -100,11 +100,11 @@ impl Connection {
             }
             if desc.channel == u32::MAX {
                 match self.command(&self.inbox[body..end]) {
-                    Heard::Nothing => {}
-                    Heard::Requested(bytes) => {
+                    ServerNotice::Nothing => {}
+                    ServerNotice::Requested(bytes) => {
                         self.requested = self.requested.saturating_add(bytes as usize);
                     }
-                    Heard::Ended(why) => {
+                    ServerNotice::Ended(why) => {
                         ended = Some(why);
                         at = end;
                         break;
@@ -122,16 +122,16 @@ impl Connection {
         ended
     }
 
-    /// A message from the server.
-    fn command(&self, message: &[u8]) -> Heard {
+    /// What the server's command `message` means for this stream.
+    fn command(&self, message: &[u8]) -> ServerNotice {
         let mut cursor = std::io::Cursor::new(message);
         let Ok((_, command)) = protocol::Command::read_tag_prefixed(&mut cursor, self.version)
         else {
             // A message this client does not know: not about the data, so not fatal.
-            return Heard::Nothing;
+            return ServerNotice::Nothing;
         };
         let ended = |why: &'static str| {
-            Heard::Ended(Error::with_message(ErrorKind::DeviceNotAvailable, why))
+            ServerNotice::Ended(Error::with_message(ErrorKind::DeviceNotAvailable, why))
         };
         match command {
             protocol::Command::RecordStreamKilled(channel)
@@ -157,15 +157,15 @@ impl Connection {
             protocol::Command::Request(request)
                 if self.output && request.channel == self.channel =>
             {
-                Heard::Requested(request.length)
+                ServerNotice::Requested(request.length)
             }
             protocol::Command::SubscribeEvent(event)
                 if event.event_facility == protocol::SubscriptionEventFacility::Server =>
             {
                 server_changes::heard();
-                Heard::Nothing
+                ServerNotice::Nothing
             }
-            _ => Heard::Nothing,
+            _ => ServerNotice::Nothing,
         }
     }
 
@@ -259,8 +259,9 @@ impl Connection {
     }
 }
 
-/// What a message from the server comes to.
-enum Heard {
+/// What a command from the server means for this stream.
+enum ServerNotice {
+    /// Nothing this stream acts on (another stream's, or one Booth does not need).
     Nothing,
     /// A playback stream's server wants this many more bytes.
     Requested(u32),
