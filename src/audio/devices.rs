@@ -524,7 +524,18 @@ fn pick_named(
 }
 
 /// Every device of `host`, inputs first. A device that vanishes while being read is left out.
+/// What ALSA's plugins print while their devices are probed stays out of the terminal (see
+/// `quiet_probe`).
 fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
+    #[cfg(target_os = "linux")]
+    if host.id() == cpal::HostId::Alsa {
+        return super::quiet_probe::quietly(|| probe_devices(host));
+    }
+    probe_devices(host)
+}
+
+/// Asks every device of `host` what it is and what it takes (see [`found_devices`]).
+fn probe_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
     let host_name = host.id().name();
     // WASAPI records what an output plays when an output device is opened for input.
     let loopback_outputs = host_name == "WASAPI";

@@ -12,6 +12,8 @@ mod file;
 mod playback;
 #[cfg(target_os = "linux")]
 mod pulse;
+#[cfg(target_os = "linux")]
+mod quiet_probe;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{

@@ -9,6 +9,7 @@ mod ducking;
 mod host;
 mod layering;
 mod limiter;
+mod listen_cli;
 mod mix_cli;
 #[cfg(feature = "gui")]
 mod overlay;
