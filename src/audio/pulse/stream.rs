@@ -46,134 +46,41 @@ impl PulseStream {
         error: ErrorCallback,
     ) -> Result<Self, Error> {
         let (socket, version) = connect(timeout)?;
-        let mut reader = BufReader::new(socket.try_clone().map_err(io_error)?);
-        let mut writer = socket;
-
+        let mut setup = Setup {
+            reader: BufReader::new(socket.try_clone().map_err(io_error)?),
+            writer: socket,
+            version,
+            device,
+        };
         let output = matches!(way, Way::Play { .. });
-        let frame_bytes = format.bytes() * u32::from(config.channels);
-        let period = match config.buffer_size {
-            cpal::BufferSize::Fixed(frames) => frames.clamp(1, MAX_PERIOD_FRAMES) * frame_bytes,
-            // PulseAudio's own default is about two seconds; 20 ms suits a live mix.
-            cpal::BufferSize::Default => config.sample_rate / 50 * frame_bytes,
-        };
-        let sample_spec = protocol::SampleSpec {
-            format: format.on_the_wire(),
-            channels: config.channels as u8,
-            sample_rate: config.sample_rate,
-        };
-        let channel_map = if config.channels == 1 {
-            protocol::ChannelMap::mono()
+        let shape = WireShape::of(device, config, format)?;
+        let created = if output {
+            setup.create_playback(shape)?
         } else {
-            protocol::ChannelMap::stereo()
-        };
-        let mut props = protocol::Props::new();
-        let name = CString::new(device).map_err(|_| {
-            Error::with_message(ErrorKind::InvalidInput, "a device name holds a NUL byte")
-        })?;
-        let flags = protocol::stream::StreamFlags {
-            start_corked: true,
-            adjust_latency: true,
-            no_move: true,
-            ..Default::default()
-        };
-        let mut requested = 0;
-        let (channel, stream_index, buffer_attr, latency) = if output {
-            props.set(protocol::Prop::MediaName, c"Booth monitor");
-            let params = protocol::PlaybackStreamParams {
-                sample_spec,
-                channel_map,
-                sink_name: Some(name),
-                // The pump comes once a period: the server holds three, and asks for one at a
-                // time, so a late pump finds two still queued rather than a sink run dry.
-                buffer_attr: protocol::stream::BufferAttr {
-                    max_length: period.saturating_mul(4),
-                    target_length: period.saturating_mul(3),
-                    minimum_request_length: period,
-                    // Plays from the first period on (the server's default waits for a full
-                    // buffer, and may ask for less than that to begin with).
-                    pre_buffering: period,
-                    ..Default::default()
-                },
-                flags,
-                props,
-                ..Default::default()
-            };
-            let created: protocol::CreatePlaybackStreamReply = request(
-                &mut writer,
-                &mut reader,
-                (2, version),
-                &protocol::Command::CreatePlaybackStream(params),
-                "creating the playback stream",
-                || {
-                    (
-                        ErrorKind::DeviceNotAvailable,
-                        format!("PulseAudio refused to play to '{device}'"),
-                    )
-                },
-            )?;
-            requested = created.requested_bytes as usize;
-            (
-                created.channel,
-                created.stream_index,
-                created.buffer_attr.minimum_request_length,
-                created.stream_latency,
-            )
-        } else {
-            props.set(protocol::Prop::MediaName, c"Booth capture");
-            let params = protocol::RecordStreamParams {
-                sample_spec,
-                channel_map,
-                source_name: Some(name),
-                buffer_attr: protocol::stream::BufferAttr {
-                    fragment_size: period,
-                    ..Default::default()
-                },
-                flags,
-                props,
-                ..Default::default()
-            };
-            let created: protocol::CreateRecordStreamReply = request(
-                &mut writer,
-                &mut reader,
-                (2, version),
-                &protocol::Command::CreateRecordStream(params),
-                "creating the record stream",
-                || {
-                    (
-                        ErrorKind::DeviceNotAvailable,
-                        format!("PulseAudio refused to record from '{device}'"),
-                    )
-                },
-            )?;
-            (
-                created.channel,
-                created.stream_index,
-                created.buffer_attr.fragment_size,
-                created.stream_latency,
-            )
-        };
-        if !output {
+            let created = setup.create_record(shape)?;
             // Told when the server's defaults change (see `server_changes`). Its reply is not
             // waited for: the pump passes over it with the other messages it does not need.
-            server_changes::subscribe(&mut writer, 3, version)?;
-        }
+            server_changes::subscribe(&mut setup.writer, 3, version)?;
+            created
+        };
         // From here the pump reads (and writes) what it can, once a period, without waiting.
         // The writer shares the socket and so its non-blocking mode: its cork commands are a
         // few dozen bytes into a send buffer the pump never fills (it writes a period, when
         // the server asks for one).
-        let inbox = reader.buffer().to_vec();
-        let socket = reader.into_inner();
+        let inbox = setup.reader.buffer().to_vec();
+        let socket = setup.reader.into_inner();
         socket.set_nonblocking(true).map_err(io_error)?;
 
-        let period_frames = (buffer_attr / frame_bytes).max(1);
+        let frame_bytes = format.bytes() * u32::from(config.channels);
+        let period_frames = (created.period_bytes / frame_bytes).max(1);
         let flags = Arc::new(Flags::default());
         let start = Instant::now();
         let read = Connection {
             socket,
             inbox,
             version,
-            channel,
-            stream_index,
+            channel: created.channel,
+            stream_index: created.stream_index,
             output,
             channels: usize::from(config.channels),
             frame_bytes: frame_bytes as usize,
@@ -181,8 +88,8 @@ impl PulseStream {
                 f64::from(period_frames) / f64::from(config.sample_rate.max(1)),
             ),
             start,
-            latency: Duration::from_micros(latency),
-            requested,
+            latency: Duration::from_micros(created.latency_micros),
+            requested: created.requested,
             seq: 4,
         };
         pump(Pumped {
@@ -196,9 +103,9 @@ impl PulseStream {
             flags: Arc::clone(&flags),
         })?;
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(setup.writer),
             version,
-            channel,
+            channel: created.channel,
             output,
             seq: AtomicU32::new(4),
             period_frames,
@@ -224,6 +131,156 @@ impl PulseStream {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         protocol::write_command_message(&mut *writer, seq, &command, self.version)
             .map_err(|e| protocol_error("starting or pausing the stream", &e))
+    }
+}
+
+/// What both kinds of stream are created with: the samples' shape on the wire, the device,
+/// and the period asked for.
+struct WireShape {
+    sample_spec: protocol::SampleSpec,
+    channel_map: protocol::ChannelMap,
+    device: CString,
+    flags: protocol::stream::StreamFlags,
+    /// The period asked for, in bytes.
+    period: u32,
+}
+
+impl WireShape {
+    fn of(device: &str, config: &StreamConfig, format: Format) -> Result<Self, Error> {
+        let frame_bytes = format.bytes() * u32::from(config.channels);
+        let period = match config.buffer_size {
+            cpal::BufferSize::Fixed(frames) => frames.clamp(1, MAX_PERIOD_FRAMES) * frame_bytes,
+            // PulseAudio's own default is about two seconds; 20 ms suits a live mix.
+            cpal::BufferSize::Default => config.sample_rate / 50 * frame_bytes,
+        };
+        Ok(Self {
+            sample_spec: protocol::SampleSpec {
+                format: format.on_the_wire(),
+                channels: config.channels as u8,
+                sample_rate: config.sample_rate,
+            },
+            channel_map: if config.channels == 1 {
+                protocol::ChannelMap::mono()
+            } else {
+                protocol::ChannelMap::stereo()
+            },
+            device: CString::new(device).map_err(|_| {
+                Error::with_message(ErrorKind::InvalidInput, "a device name holds a NUL byte")
+            })?,
+            flags: protocol::stream::StreamFlags {
+                start_corked: true,
+                adjust_latency: true,
+                no_move: true,
+                ..Default::default()
+            },
+            period,
+        })
+    }
+}
+
+/// What the server said when it created a stream.
+struct Created {
+    channel: u32,
+    stream_index: u32,
+    /// The period the server settled on, in bytes: a playback stream's request, a record
+    /// stream's fragment.
+    period_bytes: u32,
+    latency_micros: u64,
+    /// Playing: the bytes the server asked for with its reply.
+    requested: usize,
+}
+
+/// A connection while its stream is set up: each request waits for its reply.
+struct Setup<'a> {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    version: u16,
+    device: &'a str,
+}
+
+impl Setup<'_> {
+    fn create_playback(&mut self, shape: WireShape) -> Result<Created, Error> {
+        let mut props = protocol::Props::new();
+        props.set(protocol::Prop::MediaName, c"Booth monitor");
+        let period = shape.period;
+        let params = protocol::PlaybackStreamParams {
+            sample_spec: shape.sample_spec,
+            channel_map: shape.channel_map,
+            sink_name: Some(shape.device),
+            // The pump comes once a period: the server holds three, and asks for one at a
+            // time, so a late pump finds two still queued rather than a sink run dry.
+            buffer_attr: protocol::stream::BufferAttr {
+                max_length: period.saturating_mul(4),
+                target_length: period.saturating_mul(3),
+                minimum_request_length: period,
+                // Plays from the first period on (the server's default waits for a full
+                // buffer, and may ask for less than that to begin with).
+                pre_buffering: period,
+                ..Default::default()
+            },
+            flags: shape.flags,
+            props,
+            ..Default::default()
+        };
+        let device = self.device;
+        let created: protocol::CreatePlaybackStreamReply = request(
+            &mut self.writer,
+            &mut self.reader,
+            (2, self.version),
+            &protocol::Command::CreatePlaybackStream(params),
+            "creating the playback stream",
+            || {
+                (
+                    ErrorKind::DeviceNotAvailable,
+                    format!("PulseAudio refused to play to '{device}'"),
+                )
+            },
+        )?;
+        Ok(Created {
+            channel: created.channel,
+            stream_index: created.stream_index,
+            period_bytes: created.buffer_attr.minimum_request_length,
+            latency_micros: created.stream_latency,
+            requested: created.requested_bytes as usize,
+        })
+    }
+
+    fn create_record(&mut self, shape: WireShape) -> Result<Created, Error> {
+        let mut props = protocol::Props::new();
+        props.set(protocol::Prop::MediaName, c"Booth capture");
+        let params = protocol::RecordStreamParams {
+            sample_spec: shape.sample_spec,
+            channel_map: shape.channel_map,
+            source_name: Some(shape.device),
+            buffer_attr: protocol::stream::BufferAttr {
+                fragment_size: shape.period,
+                ..Default::default()
+            },
+            flags: shape.flags,
+            props,
+            ..Default::default()
+        };
+        let device = self.device;
+        let created: protocol::CreateRecordStreamReply = request(
+            &mut self.writer,
+            &mut self.reader,
+            (2, self.version),
+            &protocol::Command::CreateRecordStream(params),
+            "creating the record stream",
+            || {
+                (
+                    ErrorKind::DeviceNotAvailable,
+                    format!("PulseAudio refused to record from '{device}'"),
+                )
+            },
+        )?;
+        Ok(Created {
+            channel: created.channel,
+            stream_index: created.stream_index,
+            period_bytes: created.buffer_attr.fragment_size,
+            latency_micros: created.stream_latency,
+            requested: 0,
+        })
     }
 }
 

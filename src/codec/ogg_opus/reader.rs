@@ -21,6 +21,70 @@ const MAX_AUDIO_PACKET: usize = 1 << 20;
 /// 2.5 ms, the shortest Opus frame.
 const MIN_FRAME_SAMPLES: u64 = 120;
 
+/// Checks that the input at `origin` starts with an Ogg page, and goes back there.
+fn expect_an_ogg_page(reader: &mut (impl Read + Seek), origin: u64) -> Result<(), CodecError> {
+    let mut magic = [0u8; 4];
+    match read_up_to(reader, &mut magic)? {
+        0 => return Err(CodecError::NotOggOpus("it is empty".into())),
+        4 if &magic == CAPTURE => {}
+        _ => {
+            return Err(CodecError::NotOggOpus(
+                "it does not start with an Ogg page".into(),
+            ));
+        }
+    }
+    reader.seek(SeekFrom::Start(origin))?;
+    Ok(())
+}
+
+/// The OpusHead packet among the streams' first packets. Every stream's first page comes
+/// before any other page (RFC 3533), so the Opus stream is found there or nowhere.
+fn find_opus_head<R: Read + Seek>(ogg: &mut PacketReader<R>) -> Result<Packet, CodecError> {
+    let mut seen: Option<&'static str> = None;
+    loop {
+        let Some(p) = ogg.read_packet().map_err(header_error)? else {
+            return Err(CodecError::NotOggOpus(
+                seen.map_or("it holds no Opus stream".into(), |c| {
+                    format!("it holds {c}, not Opus")
+                }),
+            ));
+        };
+        if !p.first_in_stream() {
+            return Err(CodecError::NotOggOpus(format!(
+                "it holds {}, not Opus",
+                seen.unwrap_or("another codec")
+            )));
+        }
+        if p.data.starts_with(OPUS_HEAD) {
+            return Ok(p);
+        }
+        seen = Some(other_codec(&p.data));
+    }
+}
+
+/// Reads past stream `serial`'s OpusTags packet; true when the stream ends with it.
+fn skip_opus_tags<R: Read + Seek>(
+    ogg: &mut PacketReader<R>,
+    serial: u32,
+) -> Result<bool, CodecError> {
+    let tags = loop {
+        let Some(p) = ogg.read_packet().map_err(header_error)? else {
+            return Err(CodecError::Corrupt(
+                "it ends before its OpusTags header (cut short?)".into(),
+            ));
+        };
+        if p.stream_serial() == serial {
+            break p;
+        }
+    };
+    if !tags.data.starts_with(OPUS_TAGS) {
+        return Err(CodecError::Corrupt(
+            "its second header is not OpusTags".into(),
+        ));
+    }
+    Ok(tags.last_in_stream())
+}
+
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -88,41 +152,9 @@ impl<R: Read + Seek> OggOpusReader<R> {
     /// [`CodecError::UnsupportedLayout`] for a channel layout it does not decode.
     pub fn new(mut reader: R) -> Result<Self, CodecError> {
         let origin = reader.stream_position()?;
-        let mut magic = [0u8; 4];
-        match read_up_to(&mut reader, &mut magic)? {
-            0 => return Err(CodecError::NotOggOpus("it is empty".into())),
-            4 if &magic == CAPTURE => {}
-            _ => {
-                return Err(CodecError::NotOggOpus(
-                    "it does not start with an Ogg page".into(),
-                ));
-            }
-        }
-        reader.seek(SeekFrom::Start(origin))?;
+        expect_an_ogg_page(&mut reader, origin)?;
         let mut ogg = PacketReader::new(reader);
-
-        // Every stream's first page comes before any other page (RFC 3533), so the Opus stream
-        // is found there or nowhere.
-        let mut seen: Option<&'static str> = None;
-        let head = loop {
-            let Some(p) = ogg.read_packet().map_err(header_error)? else {
-                return Err(CodecError::NotOggOpus(
-                    seen.map_or("it holds no Opus stream".into(), |c| {
-                        format!("it holds {c}, not Opus")
-                    }),
-                ));
-            };
-            if !p.first_in_stream() {
-                return Err(CodecError::NotOggOpus(format!(
-                    "it holds {}, not Opus",
-                    seen.unwrap_or("another codec")
-                )));
-            }
-            if p.data.starts_with(OPUS_HEAD) {
-                break p;
-            }
-            seen = Some(other_codec(&p.data));
-        };
+        let head = find_opus_head(&mut ogg)?;
         let serial = head.stream_serial();
         let Head {
             channels,
@@ -131,26 +163,7 @@ impl<R: Read + Seek> OggOpusReader<R> {
             gain_q8,
             decoder,
         } = parse_head(&head.data)?;
-        let mut ended = head.last_in_stream();
-
-        if !ended {
-            let tags = loop {
-                let Some(p) = ogg.read_packet().map_err(header_error)? else {
-                    return Err(CodecError::Corrupt(
-                        "it ends before its OpusTags header (cut short?)".into(),
-                    ));
-                };
-                if p.stream_serial() == serial {
-                    break p;
-                }
-            };
-            if !tags.data.starts_with(OPUS_TAGS) {
-                return Err(CodecError::Corrupt(
-                    "its second header is not OpusTags".into(),
-                ));
-            }
-            ended = tags.last_in_stream();
-        }
+        let ended = head.last_in_stream() || skip_opus_tags(&mut ogg, serial)?;
 
         let mut reader = Self {
             ogg,
