@@ -91,8 +91,8 @@ impl Playback {
 
 /// Opens `device` at 48 kHz stereo with ~20 ms periods and plays what arrives in the returned
 /// ring's producer (interleaved stereo `f32`). Holds `ring_seconds` at most. What it plays comes
-/// 20 ms at a time (the room's Opus frames); a shorter period only costs more wake-ups (with
-/// PulseAudio, half as many took the stream from 2.7% of a core to 1.3-1.5%).
+/// 20 ms at a time (the room's Opus frames), so a shorter period would only wake the stream more
+/// often for nothing new, each wake-up a cost in CPU.
 ///
 /// # Errors
 /// [`DeviceError::StreamConfig`] when the device takes no 48 kHz stereo stream in a sample format
