@@ -8,9 +8,12 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::audio::{open_output, start_playback};
+use crate::audio::{DeviceError, open_output, start_playback};
+use crate::codec::CodecError;
 use crate::codec::ogg_opus::OggOpusWriter;
 use crate::codec::opus::{EncoderSettings, MAX_PACKET, OpusEncoder};
+use crate::dsp::DspError;
+use crate::rtc::RtcError;
 use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode};
 
@@ -48,17 +51,87 @@ pub struct ListenSummary {
 }
 
 /// Why `booth listen` failed.
+///
+/// Each message already says its cause in full, so no variant reports a `source()`: an error
+/// printed with its chain (`{:#}`) would say the cause twice.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ListenError(String);
+#[non_exhaustive]
+pub enum ListenError {
+    /// The link is not a URL at all.
+    #[error("'{url}' is not a URL: {reason}")]
+    NotAUrl {
+        /// What was given.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The link is a URL that names no room.
+    #[error("'{url}' names no room: pass a listener link like http://HOST:8080/r/ROOM")]
+    NoRoom {
+        /// What was given.
+        url: String,
+    },
+    /// Playing was asked for, and the sound system has no default output.
+    #[error("there is no output device: write a file with --out")]
+    NoOutputDevice,
+    /// The output device could not be listed, found, opened or started.
+    #[error("{0}")]
+    Device(DeviceError),
+    /// The lane that steers the room to the output's clock could not be built.
+    #[error("{0}")]
+    OutputLane(DspError),
+    /// The file's name asks for a format Booth does not write.
+    #[error("'{}': write .ogg, .opus or .wav", path.display())]
+    UnknownFileType {
+        /// The file asked for.
+        path: PathBuf,
+    },
+    /// The file could not be created, or its stream not started.
+    #[error("cannot write '{}': {error}", path.display())]
+    CannotWrite {
+        /// The file asked for.
+        path: PathBuf,
+        /// What failed.
+        error: FileError,
+    },
+    /// The server refused the session, or its media did not connect.
+    #[error("{0}")]
+    Connect(RtcError),
+    /// The decoder for the room's stream could not start.
+    #[error("{0}")]
+    Decoder(CodecError),
+    /// A frame could not be written to the file.
+    #[error("writing: {0}")]
+    Writing(FileError),
+    /// The file could not be finished (its last page, or the WAV header's lengths).
+    #[error("finishing the file: {0}")]
+    Finishing(FileError),
+}
+
+/// What failed while writing the listener's file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// Creating the file failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// The Ogg Opus stream failed (encoding, or the write under it).
+    #[error("{0}")]
+    Ogg(CodecError),
+    /// The WAV writer failed.
+    #[error("{0}")]
+    Wav(hound::Error),
+}
 
 /// The WHEP endpoint for a link a user may paste.
 ///
 /// # Errors
 /// The URL names no room.
 pub fn whep_url(url: &str) -> Result<String, ListenError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| ListenError(format!("'{url}' is not a URL: {e}")))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| ListenError::NotAUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
     let segments: Vec<&str> = parsed
         .path_segments()
         .map(|s| s.filter(|x| !x.is_empty()).collect())
@@ -66,9 +139,9 @@ pub fn whep_url(url: &str) -> Result<String, ListenError> {
     let room = match segments.as_slice() {
         [.., "whep", room] | [.., "r", room] | [.., "rooms", room] => *room,
         _ => {
-            return Err(ListenError(format!(
-                "'{url}' names no room: pass a listener link like http://HOST:8080/r/ROOM"
-            )));
+            return Err(ListenError::NoRoom {
+                url: url.to_owned(),
+            });
         }
     };
     let mut base = parsed.clone();
@@ -99,21 +172,18 @@ fn open_sink(opts: &ListenOptions) -> Result<Sink, ListenError> {
             let name = match &opts.device {
                 Some(n) => n.clone(),
                 None => crate::audio::list_devices()
-                    .map_err(|e| ListenError(e.to_string()))?
+                    .map_err(ListenError::Device)?
                     .into_iter()
                     .find(|d| d.is_default && d.direction == crate::audio::Direction::Output)
                     .map(|d| d.id)
-                    .ok_or_else(|| {
-                        ListenError("there is no output device: write a file with --out".into())
-                    })?,
+                    .ok_or(ListenError::NoOutputDevice)?,
             };
-            let (device, info) = open_output(&name).map_err(|e| ListenError(e.to_string()))?;
+            let (device, info) = open_output(&name).map_err(ListenError::Device)?;
             let (playback, producer) =
-                start_playback(&device, info, 0.3).map_err(|e| ListenError(e.to_string()))?;
+                start_playback(&device, info, 0.3).map_err(ListenError::Device)?;
             Ok(Sink::Play {
                 lane: Box::new(
-                    crate::engine::OutputLane::new(producer, 2)
-                        .map_err(|e| ListenError(e.to_string()))?,
+                    crate::engine::OutputLane::new(producer, 2).map_err(ListenError::OutputLane)?,
                 ),
                 _playback: playback,
             })
@@ -127,23 +197,25 @@ fn open_file(path: &Path) -> Result<Sink, ListenError> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let fail =
-        |e: &dyn std::fmt::Display| ListenError(format!("cannot write '{}': {e}", path.display()));
+    let fail = |error: FileError| ListenError::CannotWrite {
+        path: path.to_owned(),
+        error,
+    };
     match ext.as_str() {
         "ogg" | "opus" => {
             let settings = EncoderSettings::music_stereo(128_000);
-            let file = File::create(path).map_err(|e| fail(&e))?;
+            let file = File::create(path).map_err(|e| fail(FileError::Io(e)))?;
             let mut writer = OggOpusWriter::with_comments(
                 BufWriter::new(file),
                 &settings,
                 48_000,
                 &[("ENCODER", "Booth listen")],
             )
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| fail(FileError::Ogg(e)))?;
             writer.set_page_duration(Duration::from_millis(200));
             Ok(Sink::Ogg {
                 writer,
-                encoder: OpusEncoder::new(&settings).map_err(|e| fail(&e))?,
+                encoder: OpusEncoder::new(&settings).map_err(|e| fail(FileError::Ogg(e)))?,
                 packet: vec![0; MAX_PACKET],
             })
         }
@@ -154,38 +226,36 @@ fn open_file(path: &Path) -> Result<Sink, ListenError> {
                 bits_per_sample: 16,
                 sample_format: hound::SampleFormat::Int,
             };
-            let file = File::create(path).map_err(|e| fail(&e))?;
+            let file = File::create(path).map_err(|e| fail(FileError::Io(e)))?;
             Ok(Sink::Wav(
-                hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| fail(&e))?,
+                hound::WavWriter::new(BufWriter::new(file), spec)
+                    .map_err(|e| fail(FileError::Wav(e)))?,
             ))
         }
-        _ => Err(ListenError(format!(
-            "'{}': write .ogg, .opus or .wav",
-            path.display()
-        ))),
+        _ => Err(ListenError::UnknownFileType {
+            path: path.to_owned(),
+        }),
     }
 }
 
 impl Sink {
-    fn put(&mut self, pcm: &[f32], received: Option<&[u8]>) -> Result<(), String> {
+    fn put(&mut self, pcm: &[f32], received: Option<&[u8]>) -> Result<(), FileError> {
         match self {
             Self::Ogg {
                 writer,
                 encoder,
                 packet,
             } => match received {
-                Some(p) => writer.write_packet(p).map_err(|e| e.to_string()),
+                Some(p) => writer.write_packet(p).map_err(FileError::Ogg),
                 None => {
-                    let n = encoder
-                        .encode_frame(pcm, packet)
-                        .map_err(|e| e.to_string())?;
-                    writer.write_packet(&packet[..n]).map_err(|e| e.to_string())
+                    let n = encoder.encode_frame(pcm, packet).map_err(FileError::Ogg)?;
+                    writer.write_packet(&packet[..n]).map_err(FileError::Ogg)
                 }
             },
             Self::Wav(w) => {
                 for s in pcm {
                     let v = (s.clamp(-1.0, 1.0) * 32_767.0).round() as i16;
-                    w.write_sample(v).map_err(|e| e.to_string())?;
+                    w.write_sample(v).map_err(FileError::Wav)?;
                 }
                 Ok(())
             }
@@ -196,10 +266,10 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> Result<(), String> {
+    fn finish(self) -> Result<(), FileError> {
         match self {
-            Self::Ogg { writer, .. } => writer.finish().map(|_| ()).map_err(|e| e.to_string()),
-            Self::Wav(w) => w.finalize().map_err(|e| e.to_string()),
+            Self::Ogg { writer, .. } => writer.finish().map(|_| ()).map_err(FileError::Ogg),
+            Self::Wav(w) => w.finalize().map_err(FileError::Wav),
             Self::Play { .. } => Ok(()),
         }
     }
@@ -221,12 +291,12 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
         Duration::from_secs(10),
     )
     .await
-    .map_err(|e| ListenError(e.to_string()))?;
+    .map_err(ListenError::Connect)?;
     let mut summary = ListenSummary {
         connect_ms: u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX),
         ..ListenSummary::default()
     };
-    let mut playout = PlayoutDecoder::new(2, 10).map_err(|e| ListenError(e.to_string()))?;
+    let mut playout = PlayoutDecoder::new(2, 10).map_err(ListenError::Decoder)?;
     let max_frames = opts.seconds.map(|s| (s.max(0.0) * 50.0).round() as u64);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -252,7 +322,7 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
                         .ok()
                         .and_then(|d| u64::try_from(d.as_millis()).ok());
                 }
-                sink.put(played.pcm, played.packet.as_deref()).map_err(|e| ListenError(format!("writing: {e}")))?;
+                sink.put(played.pcm, played.packet.as_deref()).map_err(ListenError::Writing)?;
                 summary.frames += 1;
                 if max_frames.is_some_and(|m| summary.frames >= m) {
                     break;
@@ -263,7 +333,52 @@ pub async fn run(opts: ListenOptions) -> Result<ListenSummary, ListenError> {
     }
     summary.concealed = playout.stats().concealed;
     peer.close().await;
-    sink.finish()
-        .map_err(|e| ListenError(format!("finishing the file: {e}")))?;
+    sink.finish().map_err(ListenError::Finishing)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_link_a_whep_url_and_an_api_room_all_lead_to_the_whep_endpoint() {
+        for link in [
+            "http://booth.example:8080/r/abc",
+            "http://booth.example:8080/whep/abc?x=1#top",
+            "http://booth.example:8080/api/rooms/abc/",
+        ] {
+            assert_eq!(
+                whep_url(link).unwrap(),
+                "http://booth.example:8080/whep/abc",
+                "{link}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_link_is_an_error_a_caller_can_match_with_the_message_a_user_reads() {
+        let e = whep_url("booth.example/r/abc").unwrap_err();
+        assert!(matches!(&e, ListenError::NotAUrl { url, .. } if url == "booth.example/r/abc"));
+        assert!(
+            e.to_string()
+                .starts_with("'booth.example/r/abc' is not a URL: "),
+            "{e}"
+        );
+
+        let e = whep_url("http://booth.example:8080/").unwrap_err();
+        assert!(matches!(e, ListenError::NoRoom { .. }));
+        assert_eq!(
+            e.to_string(),
+            "'http://booth.example:8080/' names no room: pass a listener link like \
+             http://HOST:8080/r/ROOM"
+        );
+    }
+
+    #[test]
+    fn a_file_of_another_type_is_refused_before_anything_is_written() {
+        let e = open_file(Path::new("room.mp3")).err().unwrap();
+        assert!(matches!(e, ListenError::UnknownFileType { .. }));
+        assert_eq!(e.to_string(), "'room.mp3': write .ogg, .opus or .wav");
+    }
 }

@@ -110,7 +110,7 @@ impl Capture {
     /// Needed because a stream error is not the only way a device goes away: when a PulseAudio
     /// source disappears, the server moves its recordings to the default source, and cpal 0.18's
     /// streams do not report the move. The game capture would quietly become the microphone.
-    /// Booth's own PulseAudio streams (see `pulse.rs`) report it themselves, so for them this
+    /// Booth's own PulseAudio streams (see `audio::pulse`) report it themselves, so for them this
     /// asks nothing of the server.
     ///
     /// Blocks for a round trip to the sound server (milliseconds): call it from a control

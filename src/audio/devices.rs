@@ -365,7 +365,7 @@ fn open_picked(
 }
 
 /// A PulseAudio source is recorded from, and a sink played to, on Booth's own lean connection
-/// (see `pulse.rs`); any other device as cpal opens it. `BOOTH_CPAL_PULSE_STREAMS=1` keeps
+/// (see `audio::pulse`); any other device as cpal opens it. `BOOTH_CPAL_PULSE_STREAMS=1` keeps
 /// cpal's own PulseAudio streams, `=input` or `=output` for that direction only (to compare).
 fn lean(device: cpal::Device, info: &DeviceInfo) -> cpal::Device {
     #[cfg(target_os = "linux")]
@@ -524,16 +524,22 @@ fn pick_named(
 }
 
 /// Every device of `host`, inputs first. A device that vanishes while being read is left out.
+/// What ALSA's plugins print while their devices are probed stays out of the terminal (see
+/// `quiet_probe`).
 fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
+    #[cfg(target_os = "linux")]
+    if host.id() == cpal::HostId::Alsa {
+        return super::quiet_probe::quietly(|| probe_devices(host));
+    }
+    probe_devices(host)
+}
+
+/// Asks every device of `host` what it is and what it takes (see [`found_devices`]).
+fn probe_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
     let host_name = host.id().name();
     // WASAPI records what an output plays when an output device is opened for input.
     let loopback_outputs = host_name == "WASAPI";
-    let id_of = |d: &cpal::Device| d.id().ok().map(|id| id.id().to_owned());
-    let default_in = host.default_input_device().as_ref().and_then(id_of);
-    let default_out = host.default_output_device().as_ref().and_then(id_of);
-    let default_game = default_out
-        .as_ref()
-        .map(|out| [format!("{out}.monitor"), format!("loopback:{out}")]);
+    let defaults = Defaults::of(host);
     let devices: Vec<cpal::Device> = host
         .devices()
         .map_err(|e| DeviceError::Backend(e.to_string()))?
@@ -542,39 +548,74 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
     let mut inputs = Vec::new();
     let mut outputs = Vec::new();
     for device in devices {
-        let (Some(id), Ok(description)) = (id_of(&device), device.description()) else {
+        let (Some(id), Ok(description)) = (device_id(&device), device.description()) else {
             continue;
         };
-        let name = description.name().to_owned();
-        let native = |config: Result<cpal::SupportedStreamConfig, _>| {
-            config.ok().map(|c| NativeFormat {
-                channels: c.channels(),
-                sample_rate: c.sample_rate(),
-                sample_format: c.sample_format().to_string(),
-            })
+        let named = Named {
+            id,
+            name: description.name().to_owned(),
+            host: host_name,
         };
-        let info = |direction,
-                    is_default,
-                    is_monitor,
-                    native: Option<NativeFormat>,
-                    ranges: Vec<cpal::SupportedStreamConfigRange>| {
-            let (channels, sample_rates) = compact(&ranges);
-            DeviceInfo {
-                id: id.clone(),
-                name: name.clone(),
-                host: host_name.to_owned(),
-                direction,
-                is_default,
-                is_monitor,
-                is_default_game_audio: false,
-                native,
-                channels,
-                sample_rates,
+        if let Some(info) = named.as_input(&device, &defaults) {
+            inputs.push(Found {
+                device: device.clone(),
+                info,
+            });
+        }
+        if let Some(info) = named.as_output(&device, &defaults) {
+            if loopback_outputs {
+                inputs.push(Found {
+                    device: device.clone(),
+                    info: loopback_of(&info),
+                });
             }
-        };
-        // A device that cannot say what it supports cannot be opened either (on ALSA: a
-        // plugin with nothing behind it, such as `jack` with no JACK server): leave it out.
-        let input_ranges: Vec<_> = if device.supports_input() {
+            outputs.push(Found { device, info });
+        }
+    }
+    inputs.extend(outputs);
+    Ok(inputs)
+}
+
+fn device_id(device: &cpal::Device) -> Option<String> {
+    device.id().ok().map(|id| id.id().to_owned())
+}
+
+/// The defaults a host's devices are compared with.
+struct Defaults {
+    input: Option<String>,
+    output: Option<String>,
+    /// The ids the default output's loopback goes by: `<sink>.monitor`, `loopback:<output>`.
+    game: Option<[String; 2]>,
+}
+
+impl Defaults {
+    fn of(host: &cpal::Host) -> Self {
+        let input = host.default_input_device().as_ref().and_then(device_id);
+        let output = host.default_output_device().as_ref().and_then(device_id);
+        let game = output
+            .as_ref()
+            .map(|out| [format!("{out}.monitor"), format!("loopback:{out}")]);
+        Self {
+            input,
+            output,
+            game,
+        }
+    }
+}
+
+/// What a device's entries share: its id and name, and the sound system it is on.
+struct Named<'a> {
+    id: String,
+    name: String,
+    host: &'a str,
+}
+
+impl Named<'_> {
+    /// The device as an input, when it can say what it records in. A device that cannot say
+    /// what it supports cannot be opened either (on ALSA: a plugin with nothing behind it,
+    /// such as `jack` with no JACK server): it is left out.
+    fn as_input(&self, device: &cpal::Device, defaults: &Defaults) -> Option<DeviceInfo> {
+        let ranges: Vec<_> = if device.supports_input() {
             device
                 .supported_input_configs()
                 .map(Iterator::collect)
@@ -582,25 +623,26 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
         } else {
             Vec::new()
         };
-        if !input_ranges.is_empty() {
-            let ranges = input_ranges;
-            let monitor = id.ends_with(".monitor");
-            let is_default = default_in.as_deref() == Some(id.as_str());
-            let mut found = info(
-                Direction::Input,
-                is_default,
-                monitor,
-                native(device.default_input_config()),
-                ranges,
-            );
-            found.is_default_game_audio =
-                monitor && default_game.as_ref().is_some_and(|g| g.contains(&id));
-            inputs.push(Found {
-                device: device.clone(),
-                info: found,
-            });
+        if ranges.is_empty() {
+            return None;
         }
-        let output_ranges: Vec<_> = if device.supports_output() {
+        let monitor = self.id.ends_with(".monitor");
+        let is_default = defaults.input.as_deref() == Some(self.id.as_str());
+        let mut found = self.info(
+            Direction::Input,
+            is_default,
+            monitor,
+            native_format(device.default_input_config()),
+            &ranges,
+        );
+        found.is_default_game_audio =
+            monitor && defaults.game.as_ref().is_some_and(|g| g.contains(&self.id));
+        Some(found)
+    }
+
+    /// The device as an output, when it can say what it plays (as [`Self::as_input`]).
+    fn as_output(&self, device: &cpal::Device, defaults: &Defaults) -> Option<DeviceInfo> {
+        let ranges: Vec<_> = if device.supports_output() {
             device
                 .supported_output_configs()
                 .map(Iterator::collect)
@@ -608,34 +650,63 @@ fn found_devices(host: &cpal::Host) -> Result<Vec<Found>, DeviceError> {
         } else {
             Vec::new()
         };
-        if !output_ranges.is_empty() {
-            let ranges = output_ranges;
-            let is_default = default_out.as_deref() == Some(id.as_str());
-            let format = native(device.default_output_config());
-            if loopback_outputs {
-                let mut loopback = info(
-                    Direction::Input,
-                    false,
-                    true,
-                    format.clone(),
-                    ranges.clone(),
-                );
-                loopback.id = format!("loopback:{id}");
-                loopback.name = format!("{name} (loopback)");
-                loopback.is_default_game_audio = is_default;
-                inputs.push(Found {
-                    device: device.clone(),
-                    info: loopback,
-                });
-            }
-            outputs.push(Found {
-                device,
-                info: info(Direction::Output, is_default, false, format, ranges),
-            });
+        if ranges.is_empty() {
+            return None;
+        }
+        let is_default = defaults.output.as_deref() == Some(self.id.as_str());
+        Some(self.info(
+            Direction::Output,
+            is_default,
+            false,
+            native_format(device.default_output_config()),
+            &ranges,
+        ))
+    }
+
+    fn info(
+        &self,
+        direction: Direction,
+        is_default: bool,
+        is_monitor: bool,
+        native: Option<NativeFormat>,
+        ranges: &[cpal::SupportedStreamConfigRange],
+    ) -> DeviceInfo {
+        let (channels, sample_rates) = compact(ranges);
+        DeviceInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            host: self.host.to_owned(),
+            direction,
+            is_default,
+            is_monitor,
+            is_default_game_audio: false,
+            native,
+            channels,
+            sample_rates,
         }
     }
-    inputs.extend(outputs);
-    Ok(inputs)
+}
+
+/// The input that records what `output` plays (WASAPI loopback).
+fn loopback_of(output: &DeviceInfo) -> DeviceInfo {
+    DeviceInfo {
+        id: format!("loopback:{}", output.id),
+        name: format!("{} (loopback)", output.name),
+        direction: Direction::Input,
+        is_default: false,
+        is_monitor: true,
+        is_default_game_audio: output.is_default,
+        ..output.clone()
+    }
+}
+
+/// The format a device runs at, where its sound system says.
+fn native_format<E>(config: Result<cpal::SupportedStreamConfig, E>) -> Option<NativeFormat> {
+    config.ok().map(|c| NativeFormat {
+        channels: c.channels(),
+        sample_rate: c.sample_rate(),
+        sample_format: c.sample_format().to_string(),
+    })
 }
 
 /// The channel counts and sample rates of all supported ranges, each merged into spans.

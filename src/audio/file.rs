@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
 use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader};
@@ -380,21 +380,8 @@ impl FileSource {
         if self.ended {
             return Ok(None);
         }
-        if let Inner::Wav(wav) = &mut self.inner {
-            let len = wav
-                .read(self.channels)
-                .map_err(|e| AudioError::Io {
-                    path: self.path.clone(),
-                    source: e,
-                })?
-                .len();
-            if len == 0 {
-                self.ended = true;
-                check_complete(&self.path, self.total_frames, self.frames_read, self.rate)?;
-                return Ok(None);
-            }
-            self.frames_read += (len / self.channels) as u64;
-            return Ok(Some(self.wav_block()));
+        if matches!(self.inner, Inner::Wav(_)) {
+            return self.next_wav_block();
         }
         let at = self.frames_read as f64 / f64::from(self.rate.max(1));
         let path = &self.path;
@@ -440,39 +427,72 @@ impl FileSource {
                 let decoded = decoder
                     .decode(&packet)
                     .map_err(|e| corrupt(e.to_string()))?;
-                let spec = *decoded.spec();
                 if decoded.frames() == 0 {
                     continue;
                 }
-                let channels = spec.channels.count();
-                if self.channels == 0 {
-                    self.channels = channels;
-                }
-                if self.rate == 0 {
-                    self.rate = spec.rate;
-                }
-                if channels != self.channels || spec.rate != self.rate {
-                    return Err(corrupt(format!(
-                        "the stream changes from {} ch {} Hz to {channels} ch {} Hz midway",
-                        self.channels, self.rate, spec.rate
-                    )));
-                }
-                let need = decoded.capacity() as u64;
-                if buf
-                    .as_ref()
-                    .is_none_or(|b| (b.capacity() as u64) < need * channels as u64)
-                {
-                    *buf = Some(SampleBuffer::new(need, spec));
-                }
-                let Some(sb) = buf.as_mut() else {
-                    return Ok(None);
-                };
-                sb.copy_interleaved_ref(decoded);
-                self.frames_read += (sb.len() / channels) as u64;
-                return Ok(Some(sb.samples()));
+                let block = interleave(decoded, (&mut self.channels, &mut self.rate), buf)
+                    .map_err(corrupt)?;
+                self.frames_read += (block.len() / self.channels) as u64;
+                return Ok(Some(block));
             },
         }
     }
+
+    /// The next block of a PCM WAV file (see [`WavPcm::read`]).
+    fn next_wav_block(&mut self) -> Result<Option<&[f32]>, AudioError> {
+        let Inner::Wav(wav) = &mut self.inner else {
+            return Ok(None);
+        };
+        let len = wav
+            .read(self.channels)
+            .map_err(|e| AudioError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?
+            .len();
+        if len == 0 {
+            self.ended = true;
+            check_complete(&self.path, self.total_frames, self.frames_read, self.rate)?;
+            return Ok(None);
+        }
+        self.frames_read += (len / self.channels) as u64;
+        Ok(Some(self.wav_block()))
+    }
+}
+
+/// Copies a decoded packet into `buf` as interleaved samples. The stream's channel count and
+/// rate (`format`, 0 where not yet known) are learnt from its first packet; a later packet
+/// that changes them is an error (its detail).
+fn interleave<'b>(
+    decoded: AudioBufferRef<'_>,
+    format: (&mut usize, &mut u32),
+    buf: &'b mut Option<SampleBuffer<f32>>,
+) -> Result<&'b [f32], String> {
+    let (known_channels, known_rate) = format;
+    let spec = *decoded.spec();
+    let channels = spec.channels.count();
+    if *known_channels == 0 {
+        *known_channels = channels;
+    }
+    if *known_rate == 0 {
+        *known_rate = spec.rate;
+    }
+    if channels != *known_channels || spec.rate != *known_rate {
+        return Err(format!(
+            "the stream changes from {} ch {} Hz to {channels} ch {} Hz midway",
+            known_channels, known_rate, spec.rate
+        ));
+    }
+    let need = decoded.capacity() as u64;
+    if buf
+        .as_ref()
+        .is_none_or(|b| (b.capacity() as u64) < need * channels as u64)
+    {
+        *buf = Some(SampleBuffer::new(need, spec));
+    }
+    let sb = buf.get_or_insert_with(|| SampleBuffer::new(need, spec));
+    sb.copy_interleaved_ref(decoded);
+    Ok(sb.samples())
 }
 
 /// At the end: a file whose audio stops well short of what its header promises was cut off or

@@ -12,6 +12,8 @@ mod file;
 mod playback;
 #[cfg(target_os = "linux")]
 mod pulse;
+#[cfg(target_os = "linux")]
+mod quiet_probe;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{
@@ -19,7 +21,7 @@ pub use devices::{
     open_input, open_input_on, open_output, open_output_on, spans_text,
 };
 pub use file::{AudioError, FileSource};
-pub use playback::{Playback, PlaybackStats, Playout, pull_interleaved, start_playback};
+pub use playback::{Playback, PlaybackRing, PlaybackStats, pull_interleaved, start_playback};
 
 /// A count that moves when the sound server says its defaults (or another of its settings)
 /// changed: compare it now and then to follow the default devices without asking the server.

@@ -9,7 +9,7 @@
 //! device asks falls anywhere within the engine's 20 ms, and moves when either is late. A
 //! callback that took whatever had arrived would play a few milliseconds of silence every time
 //! the engine's block landed just after the device asked: on a busy machine (a game running)
-//! that is a click now and then. So the callback keeps a margin in hand ([`Playout`]): it starts
+//! that is a click now and then. So the callback keeps a margin in hand ([`PlaybackRing`]): it starts
 //! once the ring holds what the device asks for plus the margin (10 ms), and a late block then
 //! finds the device still playing what was queued. A block later than the margin leaves a gap
 //! once; the callback waits for the margin again, now 10 ms larger (up to 40 ms), so a machine
@@ -91,8 +91,8 @@ impl Playback {
 
 /// Opens `device` at 48 kHz stereo with ~20 ms periods and plays what arrives in the returned
 /// ring's producer (interleaved stereo `f32`). Holds `ring_seconds` at most. What it plays comes
-/// 20 ms at a time (the room's Opus frames); a shorter period only costs more wake-ups (with
-/// PulseAudio, half as many took the stream from 2.7% of a core to 1.3-1.5%).
+/// 20 ms at a time (the room's Opus frames), so a shorter period would only wake the stream more
+/// often for nothing new, each wake-up a cost in CPU.
 ///
 /// # Errors
 /// [`DeviceError::StreamConfig`] when the device takes no 48 kHz stereo stream in a sample format
@@ -152,11 +152,11 @@ where
 {
     let data_stats = Arc::clone(stats);
     let error_stats = Arc::clone(stats);
-    let mut playout = Playout::new(consumer);
+    let mut ring = PlaybackRing::new(consumer);
     device.build_output_stream(
         config,
         move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
-            pull_interleaved(data, &mut playout, &data_stats);
+            pull_interleaved(data, &mut ring, &data_stats);
         },
         move |error: cpal::Error| {
             if !matches!(
@@ -177,18 +177,18 @@ const MAX_MARGIN_FRAMES: usize = 4 * MARGIN_FRAMES;
 /// The ring a playback callback drains, and the margin it keeps in hand (see the module's
 /// doc). Built once, outside the callback.
 #[derive(Debug)]
-pub struct Playout {
-    ring: rtrb::Consumer<f32>,
+pub struct PlaybackRing {
+    consumer: rtrb::Consumer<f32>,
     margin: usize,
     playing: bool,
 }
 
-impl Playout {
-    /// A playout of `ring` (48 kHz stereo, interleaved) that waits for its margin first.
+impl PlaybackRing {
+    /// The ring `consumer` drains (48 kHz stereo, interleaved), waiting for its margin first.
     #[must_use]
-    pub fn new(ring: rtrb::Consumer<f32>) -> Self {
+    pub fn new(consumer: rtrb::Consumer<f32>) -> Self {
         Self {
-            ring,
+            consumer,
             margin: MARGIN_FRAMES,
             playing: false,
         }
@@ -201,41 +201,41 @@ impl Playout {
     }
 }
 
-/// The whole playback callback: fills `data` from the playout's ring once it holds the
+/// The whole playback callback: fills `data` from the ring once it holds the
 /// request plus the margin, silence before that and where the ring runs dry (counted in
 /// `stats.underruns`, in frames, once playing). Real-time safe. Public so tests can run it
 /// without a device.
-pub fn pull_interleaved<T>(data: &mut [T], playout: &mut Playout, stats: &PlaybackStats)
+pub fn pull_interleaved<T>(data: &mut [T], ring: &mut PlaybackRing, stats: &PlaybackStats)
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(PLAYBACK_CHANNELS);
     let wanted = data.len() / channels;
-    let mut held = playout.ring.slots() / channels;
+    let mut held = ring.consumer.slots() / channels;
     // A device asking for more than the ring can hold starts once it is full.
-    let capacity = playout.ring.buffer().capacity() / channels;
-    if !playout.playing && held >= (wanted + playout.margin).min(capacity) {
-        playout.playing = true;
+    let capacity = ring.consumer.buffer().capacity() / channels;
+    if !ring.playing && held >= (wanted + ring.margin).min(capacity) {
+        ring.playing = true;
     }
     let mut filled = 0;
-    if playout.playing {
+    if ring.playing {
         // More queued than the margin and three of the engine's 20 ms blocks of arrival jitter:
         // the engine caught up after a stall, or the device plays slower than the engine's
         // clock. Drop the oldest down to the margin rather than let the host hear the room
         // later and later.
-        let most = wanted + playout.margin + 3 * FRAME_SAMPLES;
+        let most = wanted + ring.margin + 3 * FRAME_SAMPLES;
         if held > most {
-            let drop = (held - wanted - playout.margin) * channels;
-            if let Ok(chunk) = playout.ring.read_chunk(drop) {
+            let drop = (held - wanted - ring.margin) * channels;
+            if let Ok(chunk) = ring.consumer.read_chunk(drop) {
                 chunk.commit_all();
                 stats
                     .dropped
                     .fetch_add((drop / channels) as u64, Ordering::Relaxed);
             }
-            held = playout.ring.slots() / channels;
+            held = ring.consumer.slots() / channels;
         }
         let take = held.min(wanted) * channels;
-        if let Ok(chunk) = playout.ring.read_chunk(take) {
+        if let Ok(chunk) = ring.consumer.read_chunk(take) {
             let (a, b) = chunk.as_slices();
             for (d, &s) in data.iter_mut().zip(a.iter().chain(b.iter())) {
                 *d = T::from_sample(s);
@@ -245,8 +245,8 @@ where
         }
         if filled < wanted * channels {
             // Later than the margin allowed: wait for a larger one before playing again.
-            playout.playing = false;
-            playout.margin = (playout.margin + MARGIN_FRAMES).min(MAX_MARGIN_FRAMES);
+            ring.playing = false;
+            ring.margin = (ring.margin + MARGIN_FRAMES).min(MAX_MARGIN_FRAMES);
             stats
                 .underruns
                 .fetch_add((wanted - filled / channels) as u64, Ordering::Relaxed);
@@ -270,13 +270,15 @@ mod tests {
             .collect()
     }
 
-    /// A ring of `capacity` frames: its producer, a playout of it, its counters and a
+    /// A ring of `capacity` frames: its producer, its playback side, its counters and a
     /// device's 20 ms request.
-    fn playout(capacity: usize) -> (rtrb::Producer<f32>, Playout, PlaybackStats, Vec<f32>) {
+    fn playback_ring(
+        capacity: usize,
+    ) -> (rtrb::Producer<f32>, PlaybackRing, PlaybackStats, Vec<f32>) {
         let (tx, rx) = rtrb::RingBuffer::<f32>::new(capacity * 2);
         (
             tx,
-            Playout::new(rx),
+            PlaybackRing::new(rx),
             PlaybackStats::default(),
             vec![1.0; 960 * 2],
         )
@@ -284,29 +286,29 @@ mod tests {
 
     #[test]
     fn waits_for_the_margin_then_plays_then_counts_a_gap_and_widens_the_margin() {
-        let (mut tx, mut playout, stats, mut out) = playout(9_600);
+        let (mut tx, mut ring, stats, mut out) = playback_ring(9_600);
         // One block queued: less than a request and the margin, so silence, nothing taken.
         let _ = tx.push_partial_slice(&frames(0, 960));
-        pull_interleaved(&mut out, &mut playout, &stats);
+        pull_interleaved(&mut out, &mut ring, &stats);
         assert!(out.iter().all(|&s| s == 0.0));
         assert_eq!(tx.slots(), (9_600 - 960) * 2, "nothing was taken");
         assert_eq!(stats.underruns.load(Ordering::Relaxed), 0);
         // The margin arrives: the first 960 frames play, in order.
         let _ = tx.push_partial_slice(&frames(960, 480));
-        pull_interleaved(&mut out, &mut playout, &stats);
+        pull_interleaved(&mut out, &mut ring, &stats);
         assert_eq!(out[0], 0.0);
         assert_eq!(out[2 * 959], 959.0 / 100_000.0);
         // Nothing more comes: the 480 in hand play, then silence, counted, and the margin grows.
-        pull_interleaved(&mut out, &mut playout, &stats);
+        pull_interleaved(&mut out, &mut ring, &stats);
         assert_eq!(out[0], 960.0 / 100_000.0);
         assert!(out[480 * 2..].iter().all(|&s| s == 0.0));
         assert_eq!(stats.underruns.load(Ordering::Relaxed), 480);
-        assert_eq!(playout.margin_frames(), 960);
+        assert_eq!(ring.margin_frames(), 960);
         assert_eq!(stats.frames.load(Ordering::Relaxed), 3 * 960);
         // Converts to the device's format.
         let _ = tx.push_partial_slice(&[0.5, -0.5].repeat(2_000));
         let mut ints = [1i16; 8];
-        pull_interleaved(&mut ints, &mut playout, &stats);
+        pull_interleaved(&mut ints, &mut ring, &stats);
         assert_eq!(ints[0], i16::from_sample(0.5f32));
         assert_eq!(ints[1], i16::from_sample(-0.5f32));
     }
@@ -314,9 +316,9 @@ mod tests {
     /// Plays 4 s of the engine's 20 ms blocks, due every 20 ms from 0, to a device that asks
     /// for 20 ms at 2 ms past each block's turn. During each of `stalls` (start, length, in
     /// ms) the engine is stalled: the blocks due then come together at its end. Returns the
-    /// frames of silence after the playout started, and the margin at the end.
+    /// frames of silence after playback started, and the margin at the end.
     fn stalled(stalls: &[(usize, usize)]) -> (u64, usize) {
-        let (mut tx, mut playout, stats, mut out) = playout(24_000);
+        let (mut tx, mut ring, stats, mut out) = playback_ring(24_000);
         let block = frames(0, 960);
         let arrival = |due: usize| {
             stalls
@@ -331,12 +333,12 @@ mod tests {
                 due += 20;
             }
             if ms % 20 == 2 {
-                pull_interleaved(&mut out, &mut playout, &stats);
+                pull_interleaved(&mut out, &mut ring, &stats);
             }
         }
         (
             stats.underruns.load(Ordering::Relaxed),
-            playout.margin_frames(),
+            ring.margin_frames(),
         )
     }
 
@@ -356,12 +358,12 @@ mod tests {
 
     #[test]
     fn a_pile_up_is_dropped_down_to_the_margin() {
-        let (mut tx, mut playout, stats, mut out) = playout(24_000);
+        let (mut tx, mut ring, stats, mut out) = playback_ring(24_000);
         let _ = tx.push_partial_slice(&frames(0, 1_440));
-        pull_interleaved(&mut out, &mut playout, &stats);
+        pull_interleaved(&mut out, &mut ring, &stats);
         // The engine catches up after a stall: 200 ms at once.
         let _ = tx.push_partial_slice(&frames(1_440, 9_600));
-        pull_interleaved(&mut out, &mut playout, &stats);
+        pull_interleaved(&mut out, &mut ring, &stats);
         // The oldest went: what plays is the newest request and margin's worth.
         let newest = 1_440 + 9_600;
         assert_eq!(out[0], (newest - 960 - 480) as f32 / 100_000.0);

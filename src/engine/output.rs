@@ -4,7 +4,7 @@
 //!
 //! A "48 kHz" output plays 48,005 or 47,990 frames a second of the system's. Unsteered, its ring
 //! would drain or fill by that much: with the playout's margin (see
-//! [`Playout`](crate::audio::Playout)) that is a gap or a drop every few minutes, for as long
+//! [`PlaybackRing`](crate::audio::PlaybackRing)) that is a gap or a drop every few minutes, for as long
 //! as the host is live. So the lane resamples what it is given by a ratio steered from the
 //! ring's fill ([`FillSteering`], as the capture lanes are), and the ring stays where the
 //! device settled it, for hours. Corrections are hundreds of ppm at most and ramped, so
@@ -160,7 +160,7 @@ impl OutputLane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::{PlaybackStats, Playout, pull_interleaved};
+    use crate::audio::{PlaybackRing, PlaybackStats, pull_interleaved};
     use std::sync::atomic::Ordering;
 
     /// What the device played.
@@ -183,7 +183,7 @@ mod tests {
     /// much. Through an output lane when `steered`, else straight into the ring.
     fn play(device_hz: f64, request: usize, minutes: f64, steered: bool) -> Played {
         let (tx, rx) = rtrb::RingBuffer::<f32>::new(24_000 * 2);
-        let mut playout = Playout::new(rx);
+        let mut playout = PlaybackRing::new(rx);
         let stats = PlaybackStats::default();
         let mut lane = OutputLane::new(tx, 1).unwrap_or_else(|e| panic!("{e}"));
         let mut block = vec![0.0f32; 960];

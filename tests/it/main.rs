@@ -11,6 +11,7 @@ mod ducking;
 mod host;
 mod layering;
 mod limiter;
+mod listen_cli;
 mod mix_cli;
 #[cfg(feature = "gui")]
 mod overlay;
