@@ -17,7 +17,8 @@
 //! - [`live`]: going live from `booth host`: the in-process server or a remote one, WHIP out.
 //! - [`listen`]: `booth listen`: a WHEP client that plays or records a room.
 
-// `deny`, not `forbid`: one module (`audio::pulse`) argues for the one `unsafe` call it makes.
+// `deny`, not `forbid`: `audio::pulse` allows `unsafe` on the two blocks that need it, each with
+// its safety argument.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "gui")]

@@ -744,7 +744,6 @@ fn merge(spans: impl Iterator<Item = Span<u32>>) -> Vec<Span<u32>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

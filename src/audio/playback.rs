@@ -17,7 +17,7 @@
 //! the margin (the engine catching up after a stall, or a device that plays slower than the
 //! engine's clock) is dropped once it passes three blocks more (the engine's side keeps a
 //! request more than the device settled on: see `engine::OutputLane`), so the host's delay
-//! stays bounded. A steered [`OutputLane`](crate::engine::OutputLane) keeps the ring where the
+//! stays bounded. The engine's steered output lane keeps the ring where the
 //! device settled it, so the gaps and drops are for stalls, not for the two clocks' drift.
 //!
 //! Play the room on a device other than the one whose monitor is captured as game audio (a

@@ -270,7 +270,6 @@ enum ServerNotice {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::audio::pulse::stream::UNCORK;

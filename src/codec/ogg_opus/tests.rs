@@ -1,8 +1,6 @@
 //! The Ogg Opus writer and reader, each checked against the other and against RFC 7845's
 //! rules for pages; damaged input must be an error, never a panic.
 
-#![allow(clippy::unwrap_used)]
-
 use std::io::{Cursor, Read, Seek};
 use std::time::Duration;
 
