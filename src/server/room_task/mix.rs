@@ -74,9 +74,11 @@ impl Chain {
     }
 }
 
-/// A publisher as the mix knows them this tick.
+/// A publisher as the mix knows them (kept, with its buffer, until they are forgotten).
 struct Voice {
     pcm: Vec<f32>,
+    /// Publishing this tick: only then do they hear a mix-minus.
+    publishing: bool,
     /// Heard this tick (their voice is in the program).
     heard: bool,
     /// One of their listening sessions crosses the network: they are sent their mix-minus
@@ -140,6 +142,7 @@ impl ServerMix {
     pub fn begin(&mut self) {
         self.program.fill(0.0);
         for v in self.voices.values_mut() {
+            v.publishing = false;
             v.heard = false;
             v.remote_ears = false;
         }
@@ -155,11 +158,15 @@ impl ServerMix {
     /// hear a mix-minus, from an encoder of their own even in a tick their voice is missing, so
     /// their stream never switches encoders.
     pub fn publisher(&mut self, who: ParticipantId) {
-        self.voices.entry(who).or_insert_with(|| Voice {
-            pcm: vec![0.0; STEREO_FRAME],
-            heard: false,
-            remote_ears: false,
-        });
+        self.voices
+            .entry(who)
+            .or_insert_with(|| Voice {
+                pcm: vec![0.0; STEREO_FRAME],
+                publishing: false,
+                heard: false,
+                remote_ears: false,
+            })
+            .publishing = true;
     }
 
     /// `who`'s voice this tick (48 kHz interleaved stereo, one 20 ms block), at `level` (0..1)
@@ -180,7 +187,13 @@ impl ServerMix {
     /// A connected listening session of `who` (none: an anonymous listener); `remote` when it
     /// crosses the network. Call after every [`ServerMix::publisher`] of the tick.
     pub fn listener(&mut self, who: Option<ParticipantId>, remote: bool) {
-        match who.and_then(|w| self.voices.get_mut(&w).map(|v| (w, v))) {
+        let publishing = who.and_then(|w| {
+            self.voices
+                .get_mut(&w)
+                .filter(|v| v.publishing)
+                .map(|v| (w, v))
+        });
+        match publishing {
             Some((w, v)) => {
                 v.remote_ears |= remote;
                 self.minus_for.insert(w);
@@ -208,6 +221,13 @@ impl ServerMix {
     }
 
     fn encode_minus(&mut self) {
+        // A chain nobody hears this tick starts clean when it is heard again (a speaker back
+        // on stage), as after a pause.
+        for (who, chain) in &mut self.minus {
+            if !self.minus_for.contains(who) {
+                chain.paused = true;
+            }
+        }
         for &who in &self.minus_for {
             let Some(voice) = self.voices.get(&who) else {
                 continue;
@@ -371,6 +391,25 @@ mod tests {
         );
         assert!(tone_db(&a, 440.0) > -16.0 && tone_db(&a, 1000.0) > -16.0);
         assert_eq!(mix.minus_count(), 1);
+    }
+
+    #[test]
+    fn a_speaker_sent_back_to_the_audience_hears_the_program_again() {
+        let (host, guest) = (ParticipantId(1), ParticipantId(2));
+        let mut mix = ServerMix::new().unwrap();
+        for tick in 0..2 {
+            mix.begin();
+            mix.voice(host, &tone(440.0, 0.3, tick), 0.3);
+            if tick == 0 {
+                mix.voice(guest, &tone(1000.0, 0.3, tick), 0.3);
+            }
+            mix.listener(Some(guest), true);
+            mix.listener(None, true);
+            mix.encode(false).unwrap();
+            assert_eq!(mix.hears_minus(guest), tick == 0, "tick {tick}");
+        }
+        assert_eq!(mix.packet_for(Some(guest)), mix.program());
+        assert_eq!(mix.minus_count(), 0);
     }
 
     #[test]
