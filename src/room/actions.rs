@@ -127,11 +127,7 @@ impl Room {
         if self.speakers() >= self.config.max_speakers {
             return Err(RoomError::StageFull);
         }
-        let had_hand = self.has_hand(from);
         self.set_role(from, Role::Speaker, now);
-        if had_hand {
-            self.emit_queue();
-        }
         Ok(())
     }
 
@@ -152,7 +148,6 @@ impl Room {
             return Err(RoomError::StageFull);
         }
         self.set_role(target, Role::Speaker, now);
-        self.emit_queue();
         Ok(())
     }
 
@@ -246,11 +241,7 @@ impl Room {
         if self.cohosts() >= self.config.max_cohosts {
             return Err(RoomError::CoHostsFull);
         }
-        let had_hand = self.has_hand(target);
         self.set_role(target, Role::CoHost, now);
-        if had_hand {
-            self.emit_queue();
-        }
         Ok(())
     }
 

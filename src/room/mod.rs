@@ -391,6 +391,8 @@ impl Room {
         }
     }
 
+    /// Gives `id` a new role and tells everyone; coming on stage takes down their hand (and
+    /// the moderators hear the queue without it).
     fn set_role(&mut self, id: ParticipantId, role: Role, now: Instant) {
         let Some(m) = self.members.get_mut(&id) else {
             return;
@@ -400,11 +402,14 @@ impl Room {
         if !role.on_stage() {
             m.muted = false;
         }
+        let mut hand_taken_down = false;
         if role.on_stage() && !was_on_stage {
             m.since = now;
             self.order.retain(|x| *x != id);
             self.order.push(id);
+            let before = self.hands.len();
             self.hands.retain(|(x, _)| *x != id);
+            hand_taken_down = self.hands.len() != before;
             self.invited.remove(&id);
         }
         if !role.on_stage() && was_on_stage {
@@ -416,6 +421,9 @@ impl Room {
             .push_back(Output::Broadcast(Event::RoleChanged { id, role }));
         self.emit_stage();
         self.emit_count();
+        if hand_taken_down {
+            self.emit_queue();
+        }
     }
 
     fn end(&mut self, reason: EndReason) {
