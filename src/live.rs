@@ -13,10 +13,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::engine::{FrameSink, MeterReadout};
-use crate::room::protocol::{ClientMsg, ServerMsg};
+use crate::room::protocol::{
+    ClientMsg, CreatedRoom, ErrorBody, Invitation, NewInvite, NewRoom, ServerMsg,
+};
 use crate::room::{Action, Event, Role};
 use crate::rtc::jitter::PlayoutDecoder;
 use crate::rtc::peer::{ClientPeer, Mode};
@@ -329,20 +330,20 @@ async fn ask_for_invitation(url: &str, token: &str, role: Role) -> Result<String
     let response = crate::rtc::signal::http_client()
         .post(url)
         .bearer_auth(token)
-        .json(&serde_json::json!({ "role": role }))
+        .json(&NewInvite { role })
         .send()
         .await
         .map_err(|e| format!("cannot reach the room server: {e}"))?;
-    let status = response.status();
-    let v: Value = response.json().await.unwrap_or(Value::Null);
-    match v.get("link").and_then(Value::as_str) {
-        Some(link) if status.is_success() => Ok(link.to_owned()),
-        _ => Err(v
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("the server refused the invitation")
-            .to_owned()),
+    if response.status().is_success() {
+        return match response.json::<Invitation>().await {
+            Ok(invitation) => Ok(invitation.link),
+            Err(_) => Err("the server's answer was not an invitation".to_owned()),
+        };
     }
+    Err(match response.json::<ErrorBody>().await {
+        Ok(refused) => refused.message,
+        Err(_) => "the server refused the invitation".to_owned(),
+    })
 }
 
 type RoomSocket =
@@ -585,56 +586,61 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
             (Some(running), base)
         }
     };
-    let http = crate::rtc::signal::http_client();
-    let room =
-        match (&target.room, &target.token) {
-            (Some(room), Some(token)) => LiveRoom {
+    let room = match (&target.room, &target.token) {
+        (Some(room), Some(token)) => LiveRoom {
+            server: base.clone(),
+            room: room.clone(),
+            listener_link: format!("{base}/r/{room}"),
+            host_link: None,
+            token: token.clone(),
+            embedded: server.is_some(),
+        },
+        (Some(_), None) => return Err(LiveError::NoToken),
+        (None, _) => {
+            let created = create_room(&base, target).await?;
+            LiveRoom {
                 server: base.clone(),
-                room: room.clone(),
-                listener_link: format!("{base}/r/{room}"),
-                host_link: None,
-                token: token.clone(),
+                room: created.id,
+                listener_link: created.listener_link,
+                host_link: Some(created.host_link),
+                token: created.host_token,
                 embedded: server.is_some(),
-            },
-            (Some(_), None) => {
-                return Err(LiveError::NoToken);
             }
-            (None, _) => {
-                let url = format!("{base}/api/rooms");
-                let body = serde_json::json!({ "title": target.title, "game": target.game });
-                let response = http.post(&url).json(&body).send().await.map_err(|e| {
-                    LiveError::Unreachable {
-                        server: base.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                let status = response.status();
-                let v: Value = response.json().await.unwrap_or(Value::Null);
-                if !status.is_success() {
-                    let why = v
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("no reason given");
-                    return Err(LiveError::Refused {
-                        status: status.as_u16(),
-                        why: why.to_owned(),
-                    });
-                }
-                let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-                match (field("id"), field("host_token"), field("listener_link")) {
-                    (Some(room), Some(token), Some(listener_link)) => LiveRoom {
-                        server: base.clone(),
-                        room,
-                        listener_link,
-                        host_link: field("host_link"),
-                        token,
-                        embedded: server.is_some(),
-                    },
-                    _ => {
-                        return Err(LiveError::NotBooth(url));
-                    }
-                }
-            }
-        };
+        }
+    };
     Ok((server, room))
+}
+
+/// Creates the room on the server at `base`.
+async fn create_room(base: &str, target: &RoomTarget) -> Result<CreatedRoom, LiveError> {
+    let url = format!("{base}/api/rooms");
+    let new = NewRoom {
+        title: target.title.clone(),
+        game: target.game.clone(),
+        host_name: None,
+    };
+    let response = crate::rtc::signal::http_client()
+        .post(&url)
+        .json(&new)
+        .send()
+        .await
+        .map_err(|e| LiveError::Unreachable {
+            server: base.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let why = response
+            .json::<ErrorBody>()
+            .await
+            .map_or_else(|_| "no reason given".to_owned(), |e| e.message);
+        return Err(LiveError::Refused {
+            status: status.as_u16(),
+            why,
+        });
+    }
+    response
+        .json::<CreatedRoom>()
+        .await
+        .map_err(|_| LiveError::NotBooth(url))
 }

@@ -414,6 +414,69 @@ pub struct RoomInfo {
     pub live: bool,
 }
 
+/// `POST /api/rooms`: a new room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRoom {
+    /// Its title (1-100 characters).
+    pub title: String,
+    /// The game played.
+    #[serde(default)]
+    pub game: String,
+    /// The host's name on stage (`Host` when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+}
+
+/// The answer to `POST /api/rooms`: the room and its host's secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedRoom {
+    /// The room's id.
+    pub id: String,
+    /// Its title, as kept.
+    pub title: String,
+    /// Its game, as kept.
+    pub game: String,
+    /// What listeners open.
+    pub listener_link: String,
+    /// The host's own page (with the host token).
+    pub host_link: String,
+    /// The host's token.
+    pub host_token: String,
+    /// Where the host publishes.
+    pub whip_url: String,
+    /// Where players listen.
+    pub whep_url: String,
+    /// The room channel.
+    pub ws_url: String,
+}
+
+/// `POST /api/rooms/{id}/invites`: an invitation for a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvite {
+    /// Co-host or speaker.
+    pub role: Role,
+}
+
+/// The answer to `POST /api/rooms/{id}/invites`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// The capability token (used once).
+    pub token: String,
+    /// The role it grants.
+    pub role: Role,
+    /// The page that joins with it.
+    pub link: String,
+}
+
+/// An HTTP error's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable code.
+    pub error: String,
+    /// What happened and what to do.
+    pub message: String,
+}
+
 /// What a client says on the room channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -903,6 +966,41 @@ mod tests {
         assert!(ServerMsg::error("removed", "out", None).ends_the_channel());
         assert!(!ServerMsg::error("stage_full", "full", None).ends_the_channel());
         assert!(!ServerMsg::Event(Event::HostBack).ends_the_channel());
+    }
+
+    #[test]
+    fn the_http_bodies_survive_the_wire() {
+        fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(
+            value: &T,
+        ) {
+            let text = serde_json::to_string(value).unwrap();
+            assert_eq!(&serde_json::from_str::<T>(&text).unwrap(), value, "{text}");
+        }
+        round_trip(&NewRoom {
+            title: "Launch night".into(),
+            game: "Hollow Stars".into(),
+            host_name: Some("Ada".into()),
+        });
+        round_trip(&CreatedRoom {
+            id: "abc".into(),
+            title: "T".into(),
+            game: "G".into(),
+            listener_link: "http://h/r/abc".into(),
+            host_link: "http://h/r/abc#token=p1.x".into(),
+            host_token: "p1.x".into(),
+            whip_url: "http://h/whip/abc".into(),
+            whep_url: "http://h/whep/abc".into(),
+            ws_url: "ws://h/api/rooms/abc/ws".into(),
+        });
+        round_trip(&NewInvite { role: Role::CoHost });
+        round_trip(&Invitation {
+            token: "i3.x".into(),
+            role: Role::Speaker,
+            link: "http://h/r/abc#invite=i3.x".into(),
+        });
+        // What a client that sends only a title gets.
+        let minimal: NewRoom = serde_json::from_str(r#"{"title": "T"}"#).unwrap();
+        assert_eq!((minimal.game.as_str(), minimal.host_name), ("", None));
     }
 
     /// The backticked message types in the first column of a table under `heading` in

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::oneshot;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -18,8 +17,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::room_task::{self, RoomHandle, RoomMsg};
 use super::tokens;
-use crate::room::protocol::RoomInfo;
-use crate::room::{Action, Role, RoomConfig};
+use crate::room::protocol::{CreatedRoom, Invitation, NewInvite, NewRoom, RoomInfo};
+use crate::room::{Action, RoomConfig};
 
 /// Largest request body accepted (SDP offers are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -162,15 +161,6 @@ fn clean_text(s: &str, max: usize) -> String {
         .collect()
 }
 
-#[derive(Deserialize)]
-struct NewRoom {
-    title: String,
-    #[serde(default)]
-    game: String,
-    #[serde(default)]
-    host_name: Option<String>,
-}
-
 async fn create_room(
     State(state): State<Arc<AppState>>,
     body: Bytes,
@@ -202,17 +192,17 @@ async fn create_room(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(id.clone(), handle);
     let base = &state.base_url;
-    let body = json!({
-        "id": id,
-        "title": title,
-        "game": game,
-        "listener_link": format!("{base}/r/{id}"),
-        "host_link": format!("{base}/r/{id}#token={host_token}"),
-        "host_token": host_token,
-        "whip_url": format!("{base}/whip/{id}"),
-        "whep_url": format!("{base}/whep/{id}"),
-        "ws_url": format!("{}/api/rooms/{id}/ws", base.replacen("http", "ws", 1)),
-    });
+    let body = CreatedRoom {
+        listener_link: format!("{base}/r/{id}"),
+        host_link: format!("{base}/r/{id}#token={host_token}"),
+        whip_url: format!("{base}/whip/{id}"),
+        whep_url: format!("{base}/whep/{id}"),
+        ws_url: format!("{}/api/rooms/{id}/ws", base.replacen("http", "ws", 1)),
+        id: id.clone(),
+        title,
+        game,
+        host_token,
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/rooms/{id}"))],
@@ -247,11 +237,6 @@ async fn act(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct NewInvite {
-    role: Role,
-}
-
 async fn invite(
     State(state): State<Arc<AppState>>,
     Path(room_id): Path<String>,
@@ -270,7 +255,11 @@ async fn invite(
     let link = format!("{}/r/{room_id}#invite={}", state.base_url, inv.token);
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": inv.token, "role": inv.role, "link": link })),
+        Json(Invitation {
+            token: inv.token,
+            role: inv.role,
+            link,
+        }),
     )
         .into_response())
 }

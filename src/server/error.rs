@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::room_task::Refusal;
+use crate::room::protocol::ErrorBody;
 
 /// An error answered to a client.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,8 +71,11 @@ impl ApiError {
 
     /// The JSON body.
     #[must_use]
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.code, "message": self.message })
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message.clone(),
+        }
     }
 }
 
