@@ -1,21 +1,35 @@
 //! Booth: host a live audio room from inside a game.
 //!
-//! Module map (arrows point one way: the outer modules use the inner ones, never back):
+//! Module map, in layers: the outer modules use the inner ones, never back (`tests/it/layering.rs`
+//! checks it).
 //!
-//! - [`dsp`]: pure signal processing (resampler, voice activity, ducker, mixer, limiter,
-//!   meters). Samples in, samples out; no IO, threads or clocks; allocates only at construction.
-//! - [`codec`]: Opus encoder/decoder wrappers and the Ogg Opus (RFC 7845) writer and reader.
-//! - [`audio`]: audio IO: decoding files of any common format; listing devices and capturing
-//!   them through cpal into lock-free rings.
-//! - [`engine`]: the live host pipeline on its own thread: rings -> drift-steered resampling ->
-//!   mic chain -> program chain -> Opus frames for a room or a recorder.
-//! - [`host`]: `booth host --headless`: the engine on devices or files, watched and recorded.
-//! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
+//! Pure core (no IO, threads or clocks):
+//! - [`dsp`]: signal processing (resampler, voice activity, ducker, mixer, limiter, meters, the
+//!   drift controller). Samples in, samples out; allocates only at construction.
+//! - [`codec`]: Opus encoder/decoder wrappers, the encoded frame, and the Ogg Opus (RFC 7845)
+//!   writer and reader.
+//! - [`room`]: the room as a state machine (roles, stage, hands, moderation, permissions) and
+//!   [`room::protocol`], the typed wire protocol every client and the server speak.
+//!
+//! IO and real time:
+//! - [`audio`]: decoding files of any common format; listing devices and capturing and playing
+//!   them through cpal and lock-free rings.
 //! - [`rtc`]: WebRTC (str0m): peer configuration, WHIP/WHEP signalling, client peers, jitter
 //!   buffer.
-//! - [`server`]: `booth serve`: rooms over HTTP, WebSocket and WHIP/WHEP, the server-side mix.
-//! - [`live`]: going live from `booth host`: the in-process server or a remote one, WHIP out.
+//! - [`engine`]: the live host pipeline on its own thread: rings -> drift-steered lanes -> mic
+//!   chain -> program chain -> Opus frames for a room or a recorder.
+//!
+//! Service:
+//! - [`server`]: `booth serve`: rooms over HTTP, WebSocket and WHIP/WHEP; one task per room with
+//!   its sessions and its server mix.
+//!
+//! Front-ends (one per command; nothing below uses them):
+//! - [`host`]: `booth host --headless`: the engine on devices or files, watched and recorded.
+//! - [`live`]: going live from `booth host` and the overlay: the in-process server or a remote
+//!   one, the room channel.
 //! - [`listen`]: `booth listen`: a WHEP client that plays or records a room.
+//! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
+//! - `app` (the `gui` feature): the egui overlay.
 
 // `deny`, not `forbid`: `audio::pulse` allows `unsafe` on the two blocks that need it, each with
 // its safety argument.
