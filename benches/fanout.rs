@@ -7,6 +7,8 @@
 //! listener received. Run it pinned away from the server: `taskset -c 1 cargo bench --bench
 //! fanout`. A measurement only: nothing here passes or fails on a number.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -63,7 +65,7 @@ fn main() {
     let (mut server, url, pid) = start_pinned_server(data.path());
 
     rt.block_on(async {
-        let (id, token) = create_room(&url).await;
+        let (id, token) = common::create_room(&url, "fan-out").await;
         let publisher = ClientPeer::connect(
             &format!("{url}/whip/{id}"),
             Some(&token),
@@ -128,23 +130,6 @@ fn start_pinned_server(data: &std::path::Path) -> (std::process::Child, String, 
         .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
         .unwrap_or(pid);
     (server, url, pid)
-}
-
-/// A new room on the server: its id and the host's token.
-async fn create_room(url: &str) -> (String, String) {
-    let room: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/rooms"))
-        .json(&serde_json::json!({"title": "fan-out", "game": "bench"}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("create room: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("room json: {e}"));
-    let id = room["id"].as_str().unwrap_or_default().to_owned();
-    let token = room["host_token"].as_str().unwrap_or_default().to_owned();
-    (id, token)
 }
 
 /// The program: a 440 Hz tone, encoded and sent a 20 ms frame at a time, until the publisher

@@ -11,6 +11,8 @@
 //! `cargo bench --bench mouth_to_ear [-- SECONDS]` prints p50/p95/p99 and the spread. A
 //! measurement only: nothing here passes or fails on a number.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let (room, token) = rt.block_on(create_room(&url));
+    let (room, token) = rt.block_on(common::create_room(&url, "latency"));
     let publisher = rt
         .block_on(ClientPeer::connect(
             &format!("{url}/whip/{room}"),
@@ -104,24 +106,6 @@ fn start_server(data: &std::path::Path) -> (std::process::Child, String) {
         })
         .unwrap_or_else(|| panic!("booth serve did not start"));
     (server, url)
-}
-
-/// A new room on the server: its id and the host's token.
-async fn create_room(url: &str) -> (String, String) {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/api/rooms"))
-        .json(&serde_json::json!({"title": "latency", "game": "bench"}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("create room: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (
-        v["id"].as_str().unwrap_or_default().to_owned(),
-        v["host_token"].as_str().unwrap_or_default().to_owned(),
-    )
 }
 
 /// The listener plays out as `booth listen` does and notes in `heard` when it plays each
