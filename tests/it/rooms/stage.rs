@@ -97,6 +97,9 @@ async fn hand_raised_and_approved(live: &LiveRoom) -> (Ws, Ws, String, Value) {
     assert_eq!(gw["you"]["role"], "listener", "{gw}");
     let gid = gw["you"]["id"].clone();
     let gtoken = gw["you"]["token"].as_str().unwrap().to_owned();
+    // What the page offers a listener: a hand to raise, no microphone.
+    assert!(offers(&gw["you"]["actions"], "raise_hand"), "{gw}");
+    assert!(!offers(&gw["you"]["actions"], "mute_self"), "{gw}");
     assert_eq!(
         act(&mut g, json!({"type": "raise_hand"})).await["type"],
         "ok"
@@ -105,7 +108,18 @@ async fn hand_raised_and_approved(live: &LiveRoom) -> (Ws, Ws, String, Value) {
     assert_eq!(queue["queue"][0]["id"], gid, "{queue}");
     let approved = act(&mut h, json!({"type": "approve", "target": gid})).await;
     assert_eq!(approved["type"], "ok", "{approved}");
+    // On stage, the room tells the guest what they may do now: speak, not raise a hand.
+    let allowed = next_of(&mut g, &["allowed"]).await;
+    assert!(offers(&allowed["actions"], "mute_self"), "{allowed}");
+    assert!(!offers(&allowed["actions"], "raise_hand"), "{allowed}");
     (h, g, gtoken, gid)
+}
+
+/// Whether a list of action types (`you.actions`, `allowed`) holds `action`.
+fn offers(actions: &Value, action: &str) -> bool {
+    actions
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == action))
 }
 
 /// The host mutes the guest, and cannot unmute them.
