@@ -11,6 +11,8 @@
 //! `cargo bench --bench latency [-- SECONDS [PERIOD_MS]]`. A measurement only: nothing here
 //! passes or fails on a number.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use booth::codec::frame::EncodedFrame;
@@ -60,7 +62,7 @@ fn main() {
         received
     });
 
-    let feeder = std::thread::spawn(move || feed_impulses(game_tx, seconds, period_ms));
+    let feeder = std::thread::spawn(move || common::feed_impulses(game_tx, seconds, period_ms));
     let pushes = feeder.join().unwrap_or_default();
     while !engine.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
@@ -83,32 +85,6 @@ fn main() {
         latencies[0],
         latencies[latencies.len() - 1]
     );
-}
-
-/// The "device": periods of `period_ms` for `seconds`, an impulse every 500 ms, paced by the
-/// clock; when each impulse went into the ring.
-fn feed_impulses(mut game_tx: rtrb::Producer<f32>, seconds: u64, period_ms: u64) -> Vec<Instant> {
-    let start = Instant::now();
-    let mut pushes = Vec::new();
-    let mut period = vec![0.0f32; 96 * period_ms as usize];
-    let every = (500 / period_ms).max(2);
-    for n in 0..seconds * 1000 / period_ms {
-        let due = start + Duration::from_millis(period_ms * n);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        period.fill(0.0);
-        let impulse = n % every == every / 2;
-        if impulse {
-            period[0] = 0.9;
-            period[1] = 0.9;
-        }
-        let _ = game_tx.push_partial_slice(&period);
-        if impulse {
-            pushes.push(Instant::now());
-        }
-    }
-    pushes
 }
 
 /// Each impulse's latency, ms: from its push to when the frame that carries it was handed

@@ -63,7 +63,7 @@ fn main() {
             let _ = frames.blocking_send(f);
         }
     });
-    let feeder = std::thread::spawn(move || feed_impulses(game_tx, seconds));
+    let feeder = std::thread::spawn(move || common::feed_impulses(game_tx, seconds, 10));
     let pushes = feeder.join().unwrap_or_default();
     std::thread::sleep(Duration::from_millis(800));
     while !engine.is_finished() {
@@ -173,31 +173,6 @@ fn start_engine(
     let engine = engine::start(config, inputs, vec![frames_tx.into()])
         .unwrap_or_else(|e| panic!("engine: {e}"));
     (game_tx, engine, frames_rx)
-}
-
-/// The "device": 10 ms periods into the game ring for `seconds`, an impulse every 500 ms;
-/// when each impulse went in.
-fn feed_impulses(mut game_tx: rtrb::Producer<f32>, seconds: u64) -> Vec<Instant> {
-    let start = Instant::now();
-    let mut pushes = Vec::new();
-    let mut period = [0.0f32; 960];
-    for n in 0..seconds * 100 {
-        let due = start + Duration::from_millis(10 * n);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        period.fill(0.0);
-        let impulse = n % 50 == 25;
-        if impulse {
-            period[0] = 0.9;
-            period[1] = 0.9;
-        }
-        let _ = game_tx.push_partial_slice(&period);
-        if impulse {
-            pushes.push(Instant::now());
-        }
-    }
-    pushes
 }
 
 /// Each impulse heard against the last one pushed before it: p50/p95/p99 and the spread.
