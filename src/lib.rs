@@ -41,6 +41,7 @@ pub mod audio;
 pub mod codec;
 pub mod dsp;
 pub mod engine;
+pub mod episodes;
 pub mod host;
 pub mod listen;
 pub mod live;
