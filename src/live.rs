@@ -38,6 +38,8 @@ pub struct LiveRoom {
     pub token: String,
     /// Whether the server runs in this process.
     pub embedded: bool,
+    /// The episode the room records into, when it records from the start.
+    pub episode: Option<crate::room::protocol::EpisodeRef>,
 }
 
 /// Where the program goes live.
@@ -59,6 +61,8 @@ pub struct RoomTarget {
     pub room: Option<String>,
     /// The host's (or a speaker's) token for `room`.
     pub token: Option<String>,
+    /// Record a new room as a podcast episode from its start.
+    pub record: bool,
 }
 
 /// Why going live failed.
@@ -594,6 +598,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
             host_link: None,
             token: token.clone(),
             embedded: server.is_some(),
+            episode: None,
         },
         (Some(_), None) => return Err(LiveError::NoToken),
         (None, _) => {
@@ -605,6 +610,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
                 host_link: Some(created.host_link),
                 token: created.host_token,
                 embedded: server.is_some(),
+                episode: created.episode,
             }
         }
     };
@@ -618,6 +624,7 @@ async fn create_room(base: &str, target: &RoomTarget) -> Result<CreatedRoom, Liv
         title: target.title.clone(),
         game: target.game.clone(),
         host_name: None,
+        record: target.record,
     };
     let response = crate::rtc::signal::http_client()
         .post(&url)

@@ -57,6 +57,89 @@ enum Command {
     Serve(ServeArgs),
     /// Listen to a room in the terminal (WHEP), or record it to a file.
     Listen(ListenArgs),
+    /// The podcast episodes recorded rooms became: list, show, publish, unlist, delete, export.
+    Episodes(EpisodesArgs),
+}
+
+#[derive(Args, Debug)]
+struct EpisodesArgs {
+    #[command(subcommand)]
+    command: EpisodesCommand,
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR", default_value = "booth-data", global = true)]
+    data: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum EpisodesCommand {
+    /// Every episode, newest first.
+    List,
+    /// One episode: its chapters, who spoke, its files.
+    Show { id: i64 },
+    /// Put an episode in the feed and on the episodes page.
+    Publish { id: i64 },
+    /// Take an episode out of the feed and the list (its page still answers its link).
+    Unlist { id: i64 },
+    /// Delete an episode and its files.
+    Delete { id: i64 },
+    /// Copy every rendered episode's files (MP3, Ogg Opus, chapters, tracks) into DIR.
+    Export { dir: PathBuf },
+}
+
+/// The podcast every recorded room is an episode of.
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// The show's config file (TOML: title, author, email, description, language, category,
+    /// explicit, artwork, public_url); the flags below win over it.
+    #[arg(long, value_name = "FILE")]
+    show: Option<PathBuf>,
+    /// The podcast's title.
+    #[arg(long, value_name = "TITLE")]
+    show_title: Option<String>,
+    /// Who makes it.
+    #[arg(long, value_name = "NAME")]
+    show_author: Option<String>,
+    /// The owner's email (podcast directories write to it).
+    #[arg(long, value_name = "EMAIL")]
+    show_email: Option<String>,
+    /// What the show is about.
+    #[arg(long, value_name = "TEXT")]
+    show_description: Option<String>,
+    /// Its language (en, fr-CA...).
+    #[arg(long, value_name = "TAG")]
+    show_language: Option<String>,
+    /// Its Apple Podcasts category (Leisure/Video Games).
+    #[arg(long, value_name = "CATEGORY")]
+    show_category: Option<String>,
+    /// Square cover art, JPEG or PNG, 1400-3000 px (default: drawn from the title).
+    #[arg(long, value_name = "FILE")]
+    show_artwork: Option<PathBuf>,
+    /// Mark the show explicit.
+    #[arg(long)]
+    show_explicit: bool,
+}
+
+impl ShowArgs {
+    fn show(self) -> anyhow::Result<booth::episodes::Show> {
+        let mut show = match &self.show {
+            Some(path) => booth::episodes::manage::load_show(path)?,
+            None => booth::episodes::Show::default(),
+        };
+        let set = |field: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut show.title, self.show_title);
+        set(&mut show.author, self.show_author);
+        set(&mut show.email, self.show_email);
+        set(&mut show.description, self.show_description);
+        set(&mut show.language, self.show_language);
+        set(&mut show.category, self.show_category);
+        show.artwork = self.show_artwork.or(show.artwork);
+        show.explicit |= self.show_explicit;
+        Ok(show)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +162,8 @@ struct ServeArgs {
     /// The public base URL links are made with (default: http://BIND).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    #[command(flatten)]
+    show: ShowArgs,
 }
 
 #[derive(Args, Debug)]
@@ -232,6 +317,9 @@ struct HostArgs {
     /// The in-process server's data directory.
     #[arg(long, value_name = "DIR", default_value = "booth-data")]
     data: PathBuf,
+    /// Record the new room as a podcast episode (published when the room ends).
+    #[arg(long, conflicts_with = "room")]
+    episode: bool,
 }
 
 #[derive(Args, Debug)]
@@ -273,6 +361,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Listen(args)) => listen(args),
         Some(Command::Devices(args)) => devices(args),
+        Some(Command::Episodes(args)) => episodes(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -461,16 +550,35 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         data_dir: a.data,
         ice_servers: a.ice_server,
         public_url: a.public_url,
+        show: a.show.show()?,
     };
     runtime()?.block_on(async move {
-        let server = booth::server::start(opts).await?;
+        let mut server = booth::server::start(opts).await?;
         println!("booth: serving rooms on {}", server.base_url);
         tokio::select! {
             r = server.wait() => r?,
-            _ = tokio::signal::ctrl_c() => eprintln!("booth: stopping"),
+            () = booth::server::stop_signal() => {
+                eprintln!("booth: stopping (finishing recordings)");
+                server.shutdown().await;
+            }
         }
         anyhow::Ok(())
     })
+}
+
+fn episodes(a: EpisodesArgs) -> anyhow::Result<()> {
+    use booth::episodes::{Status, manage};
+    let store = booth::episodes::store::Store::open(&a.data)?;
+    let out = match a.command {
+        EpisodesCommand::List => manage::list(&store)?,
+        EpisodesCommand::Show { id } => manage::show(&store, id)?,
+        EpisodesCommand::Publish { id } => manage::set_status(&store, id, Status::Published)?,
+        EpisodesCommand::Unlist { id } => manage::set_status(&store, id, Status::Unlisted)?,
+        EpisodesCommand::Delete { id } => manage::delete(&store, id)?,
+        EpisodesCommand::Export { dir } => manage::export(&store, &dir)?,
+    };
+    print!("{out}");
+    Ok(())
 }
 
 fn listen(a: ListenArgs) -> anyhow::Result<()> {
@@ -550,6 +658,7 @@ fn host_options(a: HostArgs) -> booth::host::HostOptions {
             game: a.game,
             room: a.room,
             token: a.token,
+            record: a.episode,
         }),
     }
 }

@@ -15,6 +15,7 @@ pub async fn create_room(url: &str, title: &str) -> (String, String) {
         title: title.to_owned(),
         game: "bench".to_owned(),
         host_name: None,
+        record: false,
     };
     let room: CreatedRoom = reqwest::Client::new()
         .post(format!("{url}/api/rooms"))

@@ -396,6 +396,7 @@ impl Overlay {
             game: s.game.trim().to_owned(),
             room: None,
             token: None,
+            record: s.record_episode,
         };
         self.invites.clear();
         self.room = RoomView::default();

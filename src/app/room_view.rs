@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::live::RoomNews;
-use crate::room::protocol::{RoomInfo, ServerMsg};
+use crate::room::protocol::{EpisodeRef, RoomInfo, ServerMsg};
 use crate::room::{EndReason, Event, HandEntry, ParticipantId, Role, StageMember};
 
 /// Someone on stage.
@@ -141,6 +141,8 @@ pub struct RoomView {
     pub moments: u32,
     /// The room is being recorded.
     pub recording: bool,
+    /// The episode the room records into.
+    pub episode: Option<EpisodeRef>,
     /// The host's connection is away (grace period running).
     pub host_away: bool,
     /// The room has ended, and why.
@@ -181,6 +183,7 @@ impl RoomView {
         match said {
             ServerMsg::Welcome { you, room } => self.welcome(you.id, room, now),
             ServerMsg::Audience { listening } => self.listening = *listening as u64,
+            ServerMsg::Episode(episode) => self.episode = Some(episode.clone()),
             ServerMsg::Error { message, .. } => return RoomNotice::Refused(message.clone()),
             ServerMsg::Event(event) => self.event(event, now),
             ServerMsg::Allowed { .. } | ServerMsg::Ok { .. } | ServerMsg::Pong { .. } => {}
@@ -202,6 +205,7 @@ impl RoomView {
         self.listener_count = room.listener_count as u64;
         self.listening = info.listening as u64;
         self.recording = room.recording;
+        self.episode.clone_from(&info.episode);
         self.host_away = room.host_away;
         for m in &room.audience {
             self.audience.insert(m.id.0, m.name.clone());

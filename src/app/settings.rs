@@ -92,6 +92,8 @@ pub struct Settings {
     pub title: String,
     /// The game being played.
     pub game: String,
+    /// Record each new room as a podcast episode.
+    pub record_episode: bool,
     /// A remote room server's base URL; empty runs the server in this process.
     pub server: String,
     /// Where the in-process server listens.
@@ -141,6 +143,7 @@ impl Default for Settings {
             name: String::new(),
             title: "Live review".into(),
             game: String::new(),
+            record_episode: false,
             server: String::new(),
             bind: "0.0.0.0:8080".into(),
             game_device: String::new(),

@@ -6,6 +6,13 @@
 //! server's pages show. No HTTP here, and nothing of the room's task: `server` records, and serves
 //! what this module makes.
 
+pub mod cover;
+pub mod feed;
+pub mod manage;
+pub mod publish;
+pub mod render;
+pub mod store;
+
 use serde::{Deserialize, Serialize};
 
 /// Where an episode stands.

@@ -109,6 +109,9 @@ pub enum Input {
     Levels(Vec<(ParticipantId, f32)>),
     /// Time passed (see `poll_timeout`).
     Tick,
+    /// The recording stopped by itself (its disk failed): the room says so, and records no
+    /// more until a moderator starts it again.
+    RecordingStopped,
 }
 
 /// Where an event goes, and media commands.
@@ -468,6 +471,14 @@ impl Room {
             }
             Input::Tick => {
                 self.tick(now);
+                Ok(())
+            }
+            Input::RecordingStopped => {
+                if self.recording {
+                    self.recording = false;
+                    self.outputs
+                        .push_back(Output::Broadcast(Event::Recording { on: false }));
+                }
                 Ok(())
             }
         }

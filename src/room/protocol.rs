@@ -412,6 +412,9 @@ pub struct RoomInfo {
     pub listening: usize,
     /// The host is publishing.
     pub live: bool,
+    /// The episode the room records into, if it records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<EpisodeRef>,
 }
 
 /// `POST /api/rooms`: a new room.
@@ -425,6 +428,20 @@ pub struct NewRoom {
     /// The host's name on stage (`Host` when none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
+    /// Record it as a podcast episode from the start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
+}
+
+/// The episode a room records into: where it will be heard, and how to follow it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpisodeRef {
+    /// Its number (`/api/episodes/{id}`).
+    pub id: i64,
+    /// Its page, once published.
+    pub page: String,
+    /// The show's feed.
+    pub feed: String,
 }
 
 /// The answer to `POST /api/rooms`: the room and its host's secrets.
@@ -448,6 +465,9 @@ pub struct CreatedRoom {
     pub whep_url: String,
     /// The room channel.
     pub ws_url: String,
+    /// The episode it records into, when it records from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode: Option<EpisodeRef>,
 }
 
 /// `POST /api/rooms/{id}/invites`: an invitation for a role.
@@ -549,6 +569,9 @@ pub enum ServerMsg {
         /// How many.
         listening: usize,
     },
+    /// The episode the room records into (to moderators, when recording makes it and in their
+    /// welcome).
+    Episode(EpisodeRef),
     /// What happened in the room.
     #[serde(untagged)]
     Event(Event),
@@ -896,6 +919,7 @@ mod tests {
                     room,
                     listening: 2,
                     live: true,
+                    episode: None,
                 }),
             },
             ServerMsg::Allowed {
@@ -907,6 +931,11 @@ mod tests {
             ServerMsg::Pong { reference: None },
             ServerMsg::error("stage_full", "the stage is full", Some(Value::from("a"))),
             ServerMsg::Audience { listening: 40 },
+            ServerMsg::Episode(EpisodeRef {
+                id: 7,
+                page: "http://h/episodes/7".into(),
+                feed: "http://h/podcast.xml".into(),
+            }),
         ];
         all.extend(events().into_iter().map(ServerMsg::Event));
         all
@@ -980,6 +1009,7 @@ mod tests {
             title: "Launch night".into(),
             game: "Hollow Stars".into(),
             host_name: Some("Ada".into()),
+            record: true,
         });
         round_trip(&CreatedRoom {
             id: "abc".into(),
@@ -991,6 +1021,11 @@ mod tests {
             whip_url: "http://h/whip/abc".into(),
             whep_url: "http://h/whep/abc".into(),
             ws_url: "ws://h/api/rooms/abc/ws".into(),
+            episode: Some(EpisodeRef {
+                id: 3,
+                page: "http://h/episodes/3".into(),
+                feed: "http://h/podcast.xml".into(),
+            }),
         });
         round_trip(&NewInvite { role: Role::CoHost });
         round_trip(&Invitation {

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::room_task::{self, RoomHandle, RoomMsg};
 use super::tokens;
 use crate::room::protocol::{CreatedRoom, Invitation, NewInvite, NewRoom, RoomInfo};
-use crate::room::{Action, RoomConfig};
+use crate::room::{Action, ParticipantId, RoomConfig};
 
 /// Largest request body accepted (SDP offers are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ])
         .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
     Router::new()
+        .merge(super::episodes::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/r/{room}", get(room_page))
         .route("/assets/{file}", get(web_asset))
@@ -122,7 +123,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// The bearer token of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -146,12 +147,12 @@ async fn ask<T>(
     rx.await.map_err(|_| ApiError::gone())
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid: {e}")))
 }
 
-fn clean_text(s: &str, max: usize) -> String {
+pub(super) fn clean_text(s: &str, max: usize) -> String {
     s.chars()
         .filter(|c| !c.is_control())
         .collect::<String>()
@@ -190,7 +191,18 @@ async fn create_room(
         .rooms
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(id.clone(), handle);
+        .insert(id.clone(), handle.clone());
+    let episode = if req.record {
+        ask(&handle, |reply| RoomMsg::Act {
+            from: ParticipantId(1),
+            action: Action::StartRecording,
+            reply,
+        })
+        .await??;
+        ask(&handle, |reply| RoomMsg::Info { reply }).await?.episode
+    } else {
+        None
+    };
     let base = &state.base_url;
     let body = CreatedRoom {
         listener_link: format!("{base}/r/{id}"),
@@ -202,6 +214,7 @@ async fn create_room(
         title,
         game,
         host_token,
+        episode,
     };
     Ok((
         StatusCode::CREATED,

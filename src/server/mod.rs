@@ -6,9 +6,13 @@
 //! `src/server/protocol.md`.
 
 pub mod api;
+pub mod episodes;
 pub mod error;
 pub mod media;
+pub mod media_files;
 pub mod metrics;
+pub mod podcast_pages;
+pub mod recorder;
 pub mod room_task;
 pub mod tokens;
 pub mod ws;
@@ -43,6 +47,8 @@ pub struct ServeOptions {
     pub ice_servers: Vec<String>,
     /// The base URL links are made from (default: `http://<bind>`).
     pub public_url: Option<String>,
+    /// The podcast every recorded room is an episode of.
+    pub show: crate::episodes::Show,
 }
 
 impl Default for ServeOptions {
@@ -54,6 +60,7 @@ impl Default for ServeOptions {
             data_dir: PathBuf::from("booth-data"),
             ice_servers: Vec::new(),
             public_url: None,
+            show: crate::episodes::Show::default(),
         }
     }
 }
@@ -107,6 +114,9 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("the server stopped: {0}")]
     Run(std::io::Error),
+    /// The episodes database cannot be opened.
+    #[error("{0}")]
+    Episodes(#[from] crate::episodes::store::StoreError),
 }
 
 /// What every request handler shares.
@@ -120,6 +130,8 @@ pub struct AppState {
     pub base_url: String,
     /// ICE servers for `Link` headers.
     pub ice_servers: Vec<String>,
+    /// The show and its episodes.
+    pub episodes: Arc<crate::episodes::store::Store>,
 }
 
 impl AppState {
@@ -148,8 +160,10 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops serving and waits for it.
+    /// Stops serving and waits for it: every room's recording is finished first (its files
+    /// closed properly; rendering resumes at the next start).
     pub async fn shutdown(mut self) {
+        self.finish_recordings().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -158,15 +172,36 @@ impl RunningServer {
         }
     }
 
+    async fn finish_recordings(&self) {
+        let rooms: Vec<RoomHandle> = self
+            .state
+            .rooms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            let (reply, done) = oneshot::channel();
+            if room.tx.send(RoomMsg::Shutdown { reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        }
+    }
+
     /// Waits until the server stops by itself (it does not, unless it fails).
     ///
     /// # Errors
     /// The server failed.
-    pub async fn wait(mut self) -> Result<(), ServeError> {
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| ServeError::Run(std::io::Error::other(e.to_string())))?,
+    pub async fn wait(&mut self) -> Result<(), ServeError> {
+        match self.task.as_mut() {
+            Some(task) => {
+                let r = task
+                    .await
+                    .map_err(|e| ServeError::Run(std::io::Error::other(e.to_string())))?;
+                self.task = None;
+                r
+            }
             None => Ok(()),
         }
     }
@@ -250,6 +285,45 @@ impl RunningServer {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM: the server should then [`RunningServer::shutdown`], which
+/// finishes every recording's files.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Opens the episodes database and keeps the show as configured (a new title draws a new
+/// default cover).
+fn open_episodes(opts: &ServeOptions) -> Result<crate::episodes::store::Store, ServeError> {
+    let store = crate::episodes::store::Store::open(&opts.data_dir)?;
+    let mut show = opts.show.clone();
+    if show.public_url.is_none() {
+        show.public_url.clone_from(&opts.public_url);
+    }
+    if store.show()?.title != show.title {
+        crate::episodes::publish::forget_default_cover(&store);
+    }
+    store.set_show(&show)?;
+    Ok(store)
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -293,16 +367,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         media.local(),
         media.advertised()
     );
+    let store = Arc::new(open_episodes(&opts)?);
+    let urls = episodes::Urls::new(opts.show.public_url.as_deref().unwrap_or(&base_url));
     let state = Arc::new(AppState {
         rooms: RwLock::new(HashMap::new()),
         shared: Shared {
             media,
             metrics,
             data_dir: opts.data_dir.clone(),
+            episodes: Arc::clone(&store),
+            urls,
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
+        episodes: Arc::clone(&store),
     });
+    episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -649,3 +649,23 @@ fn a_new_name_reaches_everyone_and_stays_clean() {
         .is_err()
     );
 }
+
+#[test]
+fn a_recording_that_stopped_by_itself_is_off_for_everyone_and_can_start_again() {
+    let clock = Clock(Instant::now());
+    let mut room = full_room(&clock);
+    act(&mut room, HOST, Action::StartRecording, clock.at(1.0)).unwrap();
+    drain(&mut room);
+    room.handle(Input::RecordingStopped, clock.at(2.0)).unwrap();
+    let out = drain(&mut room);
+    assert_eq!(
+        out,
+        [Output::Broadcast(Event::Recording { on: false })],
+        "no media command: the recorder is already gone"
+    );
+    assert!(!room.snapshot(clock.at(2.0)).recording);
+    room.handle(Input::RecordingStopped, clock.at(3.0)).unwrap();
+    assert!(drain(&mut room).is_empty());
+    act(&mut room, HOST, Action::StartRecording, clock.at(4.0)).unwrap();
+    assert!(drain(&mut room).contains(&Output::Media(MediaCommand::Recording(true))));
+}

@@ -138,6 +138,19 @@ pub enum RoomMsg {
         /// The answer.
         reply: oneshot::Sender<RoomInfo>,
     },
+    /// The room's recorder failed (its disk is full, or cannot be written): recording stops,
+    /// the moderators are told why, and the room goes on.
+    RecordingFailed {
+        /// The episode it recorded.
+        episode: i64,
+        /// Why.
+        why: String,
+    },
+    /// The server stops: every file is finished before the answer.
+    Shutdown {
+        /// Answered once the files are finished.
+        reply: oneshot::Sender<()>,
+    },
     /// The host in the server's own process publishes its program (before Opus) or hears the
     /// room: the room's rules as for WHIP and WHEP, without WebRTC or a codec in between.
     Local {

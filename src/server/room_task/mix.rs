@@ -220,6 +220,13 @@ impl ServerMix {
         }
     }
 
+    /// This tick's program as encoded (limited), 48 kHz interleaved stereo: what a recording
+    /// measures the loudness of. Meaningful once [`ServerMix::program`] has a packet.
+    #[must_use]
+    pub fn program_pcm(&self) -> &[f32] {
+        &self.scratch
+    }
+
     fn encode_minus(&mut self) {
         // A chain nobody hears this tick starts clean when it is heard again (a speaker back
         // on stage), as after a pause.

@@ -10,12 +10,11 @@
 mod members;
 mod messages;
 pub mod mix;
+mod recording;
 mod refusal;
 mod sessions;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,12 +28,14 @@ use self::members::{InviteEntry, Member};
 pub use self::messages::{Invitation, LocalMedia, RoomMsg, SessionCreated, Welcome, WsOut};
 pub use self::mix::ServerMix;
 use self::mix::level_of;
+use self::recording::EpisodeRecording;
 pub use self::refusal::Refusal;
 use self::sessions::{Kind, Link, Session};
 use super::media::{Datagram, MediaSocket};
 use super::metrics::Metrics;
 use super::tokens::{self, Secret, TokenRef};
-use crate::codec::ogg_opus::OggOpusWriter;
+use super::episodes::Urls;
+use crate::episodes::store::{Store, host_key};
 use crate::room::protocol::{RoomInfo, ServerMsg};
 use crate::room::{
     Action, Event, MediaCommand, Output as RoomOutput, ParticipantId, Permissions, Role, Room,
@@ -59,6 +60,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Where recordings go.
     pub data_dir: PathBuf,
+    /// The episodes database.
+    pub episodes: Arc<Store>,
+    /// The links episodes are given.
+    pub urls: Urls,
 }
 
 /// A room as the registry holds it.
@@ -86,6 +91,7 @@ pub fn spawn(
     let host = ParticipantId(1);
     let secret = Secret::generate().map_err(Refusal::internal)?;
     let host_token = tokens::format(TokenRef::Participant(1), &secret);
+    let host_key = host_key(&host_token);
     let room = Room::new(config, host, host_name.clone(), now);
     let mut members = HashMap::new();
     members.insert(
@@ -111,8 +117,9 @@ pub fn spawn(
         datagrams,
         mix: ServerMix::new().map_err(Refusal::internal)?,
         levels: Vec::new(),
-        recording: None,
-        recordings: 0,
+        episode: None,
+        host_key,
+        inbox: tx.clone(),
         listening_announced: usize::MAX,
         ended_at: None,
         voice_levels: HashMap::new(),
@@ -138,8 +145,12 @@ pub(super) struct RoomTask {
     mix: ServerMix,
     /// The speaking lights' levels, handed to the room every 100 ms.
     levels: Vec<(ParticipantId, f32)>,
-    recording: Option<OggOpusWriter<BufWriter<File>>>,
-    recordings: u32,
+    /// The episode the room records into.
+    episode: Option<EpisodeRecording>,
+    /// What proves the host's token to the episodes database.
+    host_key: String,
+    /// This task's own inbox (the recorder reports its failure there).
+    inbox: mpsc::Sender<RoomMsg>,
     listening_announced: usize,
     ended_at: Option<Instant>,
     /// Levels publishers report for their own voice, and when.
@@ -223,7 +234,7 @@ impl RoomTask {
     /// Nothing crosses the network or is recorded: every session is in this process (a host
     /// live in its own server, alone), so no packet waits on the mix's timing.
     fn quiet(&self) -> bool {
-        self.recording.is_none()
+        !self.episode.as_ref().is_some_and(EpisodeRecording::recording)
             && self
                 .sessions
                 .iter()
@@ -297,6 +308,8 @@ impl RoomTask {
             RoomMsg::Info { reply } => {
                 let _ = reply.send(self.info());
             }
+            RoomMsg::RecordingFailed { episode, why } => self.recording_failed(episode, &why),
+            RoomMsg::Shutdown { reply } => self.shutdown(reply),
             media => self.on_media_message(media),
         }
     }
@@ -362,6 +375,12 @@ impl RoomTask {
                 RoomOutput::Broadcast(event) => {
                     let changed = match &event {
                         Event::RoleChanged { id, role } => Some((*id, *role)),
+                        Event::Moment(marker) => {
+                            if let Some(e) = self.episode.as_mut() {
+                                e.moment(&marker.label);
+                            }
+                            None
+                        }
                         _ => None,
                     };
                     let text = message(&ServerMsg::Event(event));
@@ -410,7 +429,7 @@ impl RoomTask {
             MediaCommand::SetMuted(..) => {}
             MediaCommand::Recording(on) => self.set_recording(on),
             MediaCommand::EndRoom => {
-                self.set_recording(false);
+                self.finish_episode(false);
                 self.close_where(|_| true);
                 self.ended_at = Some(Instant::now());
                 for m in self.members.values_mut() {
@@ -419,39 +438,6 @@ impl RoomTask {
                     }
                 }
             }
-        }
-    }
-
-    fn set_recording(&mut self, on: bool) {
-        if on && self.recording.is_none() {
-            self.recordings += 1;
-            let dir = self.shared.data_dir.join("rooms").join(&self.id);
-            let path = dir.join(format!("program-{}.ogg", self.recordings));
-            // The header describes the packets it will hold: the program encoder's.
-            let settings = self.mix.settings();
-            let opened = std::fs::create_dir_all(&dir)
-                .and_then(|()| File::create(&path))
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    OggOpusWriter::with_comments(
-                        BufWriter::new(f),
-                        settings,
-                        48_000,
-                        &[("ENCODER", "Booth room")],
-                    )
-                    .map_err(|e| e.to_string())
-                });
-            match opened {
-                Ok(w) => self.recording = Some(w),
-                Err(e) => {
-                    tracing::error!("room {}: cannot record to {}: {e}", self.id, path.display())
-                }
-            }
-        } else if !on
-            && let Some(w) = self.recording.take()
-            && let Err(e) = w.finish()
-        {
-            tracing::error!("room {}: recording failed at the end: {e}", self.id);
         }
     }
 
@@ -464,6 +450,7 @@ impl RoomTask {
                 .sessions
                 .iter()
                 .any(|s| s.kind == Kind::Publish && s.connected && s.who == Some(ParticipantId(1))),
+            episode: self.episode.as_ref().map(|e| e.reference(&self.shared.urls)),
         }
     }
 
@@ -487,7 +474,11 @@ impl RoomTask {
         {
             self.mix.listener(s.who, matches!(s.link, Link::Rtc(_)));
         }
-        if let Err(e) = self.mix.encode(self.recording.is_some()) {
+        let recording = self
+            .episode
+            .as_ref()
+            .is_some_and(EpisodeRecording::recording);
+        if let Err(e) = self.mix.encode(recording) {
             tracing::error!("room {}: {e}", self.id);
         }
         if self.mix.program().is_some() {
@@ -495,7 +486,7 @@ impl RoomTask {
         }
         let minus = self.mix.minus_count() as u64;
         self.shared.metrics.minus_frames.fetch_add(minus, Relaxed);
-        self.record_program();
+        self.record_tick();
         self.send_mixed();
         let now = Instant::now();
         if self.mix.ticks().is_multiple_of(5) {
@@ -518,21 +509,13 @@ impl RoomTask {
         for s in self.sessions.iter_mut().filter(|s| s.kind == Kind::Publish) {
             let who = s.who.unwrap_or(ParticipantId(0));
             self.mix.publisher(who);
+            s.heard = false;
             if !s.next_voice() || !self.room.may_publish(who) || self.room.is_muted(who) {
                 continue;
             }
+            s.heard = true;
             let level = shown_level(self.voice_levels.get(&who).copied(), level_of(&s.pcm));
             self.mix.voice(who, &s.pcm, level);
-        }
-    }
-
-    fn record_program(&mut self) {
-        if let Some(program) = self.mix.program()
-            && let Some(w) = self.recording.as_mut()
-            && let Err(e) = w.write_packet(program)
-        {
-            tracing::error!("room {}: recording stopped: {e}", self.id);
-            self.recording = None;
         }
     }
 

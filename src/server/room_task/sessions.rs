@@ -50,6 +50,11 @@ pub(super) struct Session {
     pub deadline: Instant,
     /// A publisher's voice this tick.
     pub pcm: Vec<f32>,
+    /// The Opus packet behind `pcm` this tick, as received (none: concealed, or a local
+    /// program, or nothing to play).
+    pub packet: Option<std::sync::Arc<[u8]>>,
+    /// Its voice is in this tick's mix.
+    pub heard: bool,
 }
 
 impl Session {
@@ -64,6 +69,8 @@ impl Session {
             connected: false,
             deadline: now,
             pcm: vec![0.0; STEREO_FRAME],
+            packet: None,
+            heard: false,
         }
     }
 
@@ -71,6 +78,7 @@ impl Session {
     /// rebuilt from FEC when a packet is missing), or taken from a local program. False when
     /// there is nothing to play this tick.
     pub fn next_voice(&mut self) -> bool {
+        self.packet = None;
         match &mut self.link {
             Link::Local {
                 end: LocalEnd::Program(program),
@@ -82,7 +90,11 @@ impl Session {
                     return false;
                 };
                 let decoded = match link.jitter.pop() {
-                    Playout::Packet(p) => decoder.decode(&p, &mut self.pcm),
+                    Playout::Packet(p) => {
+                        let d = decoder.decode(&p, &mut self.pcm);
+                        self.packet = Some(p);
+                        d
+                    }
                     Playout::Lost { next: Some(p) } => decoder.decode_fec(&p, &mut self.pcm),
                     Playout::Lost { next: None } => decoder.decode_lost(&mut self.pcm),
                     Playout::Silence => return false,
