@@ -705,6 +705,12 @@ impl HostTerminal {
                 }
                 println!("room:   {}", room.room);
                 println!("token:  {}", room.token);
+                if let Some(e) = &room.episode {
+                    println!(
+                        "episode: {} (published there when the room ends; feed {})",
+                        e.page, e.feed
+                    );
+                }
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }
             HostStatus::RoomLost(why) => {

@@ -462,7 +462,12 @@ mod tests {
         let a = store.create(&new("a", 1)).unwrap();
         let b = store.create(&new("b", 2)).unwrap();
         assert_eq!(
-            store.list().unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
+            store
+                .list()
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>(),
             [b.id, a.id]
         );
         assert!(store.delete(b.id).unwrap());
@@ -504,9 +509,6 @@ mod tests {
             .conn()
             .execute("UPDATE episodes SET chapters = '{' WHERE id = ?1", [e.id])
             .unwrap();
-        assert!(matches!(
-            store.get(e.id),
-            Err(StoreError::Damaged { .. })
-        ));
+        assert!(matches!(store.get(e.id), Err(StoreError::Damaged { .. })));
     }
 }

@@ -231,14 +231,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/episodes", get(episodes_page))
         .route("/episodes/{id}", get(episode_page))
         .route("/api/episodes", get(list))
-        .route(
-            "/api/episodes/{id}",
-            get(one).patch(change).delete(delete),
-        )
-        .route(
-            "/media/episodes/{id}/{file}",
-            get(media).head(media),
-        )
+        .route("/api/episodes/{id}", get(one).patch(change).delete(delete))
+        .route("/media/episodes/{id}/{file}", get(media).head(media))
         .route("/media/cover.{ext}", get(cover).head(cover))
 }
 
@@ -391,7 +385,8 @@ async fn one(
 }
 
 fn authorize(state: &AppState, headers: &HeaderMap, id: i64) -> Result<(), ApiError> {
-    let token = super::api::bearer(headers).ok_or_else(|| ApiError::unauthorized("the host's token of the room that recorded it"))?;
+    let token = super::api::bearer(headers)
+        .ok_or_else(|| ApiError::unauthorized("the host's token of the room that recorded it"))?;
     if state.episodes.is_host(id, &token).map_err(store_error)? {
         Ok(())
     } else {
@@ -426,8 +421,7 @@ async fn change(
         }
         if !viewable(&e) {
             return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            
+                StatusCode::CONFLICT,
                 "not_rendered",
                 "the episode is not rendered yet",
             ));
@@ -459,7 +453,6 @@ async fn delete(
     if matches!(e.status, Status::Recording | Status::Rendering) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            
             "not_rendered",
             "the episode is still being recorded or rendered",
         ));

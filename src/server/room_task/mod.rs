@@ -31,10 +31,10 @@ use self::mix::level_of;
 use self::recording::EpisodeRecording;
 pub use self::refusal::Refusal;
 use self::sessions::{Kind, Link, Session};
+use super::episodes::Urls;
 use super::media::{Datagram, MediaSocket};
 use super::metrics::Metrics;
 use super::tokens::{self, Secret, TokenRef};
-use super::episodes::Urls;
 use crate::episodes::store::{Store, host_key};
 use crate::room::protocol::{RoomInfo, ServerMsg};
 use crate::room::{
@@ -234,7 +234,10 @@ impl RoomTask {
     /// Nothing crosses the network or is recorded: every session is in this process (a host
     /// live in its own server, alone), so no packet waits on the mix's timing.
     fn quiet(&self) -> bool {
-        !self.episode.as_ref().is_some_and(EpisodeRecording::recording)
+        !self
+            .episode
+            .as_ref()
+            .is_some_and(EpisodeRecording::recording)
             && self
                 .sessions
                 .iter()
@@ -450,7 +453,10 @@ impl RoomTask {
                 .sessions
                 .iter()
                 .any(|s| s.kind == Kind::Publish && s.connected && s.who == Some(ParticipantId(1))),
-            episode: self.episode.as_ref().map(|e| e.reference(&self.shared.urls)),
+            episode: self
+                .episode
+                .as_ref()
+                .map(|e| e.reference(&self.shared.urls)),
         }
     }
 

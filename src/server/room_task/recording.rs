@@ -12,11 +12,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::RoomMsg;
+use super::sessions::{Kind, Link};
 use crate::codec::opus::EncoderSettings;
 use crate::episodes::store::{NewEpisode, Store};
 use crate::episodes::{Chapter, Person};
 use crate::room::protocol::EpisodeRef;
-use super::sessions::{Kind, Link};
 use crate::room::protocol::ServerMsg;
 use crate::room::{ParticipantId, Role};
 use crate::server::episodes::{self as published, Urls};
@@ -300,7 +300,11 @@ impl super::RoomTask {
 
     /// The recorder failed: recording is off, the moderators hear why, the room goes on.
     pub(super) fn recording_failed(&mut self, episode: i64, why: &str) {
-        let Some(e) = self.episode.as_mut().filter(|e| e.id == episode && e.can_resume()) else {
+        let Some(e) = self
+            .episode
+            .as_mut()
+            .filter(|e| e.id == episode && e.can_resume())
+        else {
             return;
         };
         tracing::error!("room {}: recording stopped: {why}", self.id);
@@ -309,9 +313,10 @@ impl super::RoomTask {
     }
 
     fn stop_recording_because(&mut self, why: &str) {
-        let _ = self
-            .room
-            .handle(crate::room::Input::RecordingStopped, std::time::Instant::now());
+        let _ = self.room.handle(
+            crate::room::Input::RecordingStopped,
+            std::time::Instant::now(),
+        );
         self.pump();
         self.to_moderators(&ServerMsg::error("recording_failed", why, None));
     }

@@ -6,6 +6,7 @@
 
 mod api;
 mod channel;
+mod episodes;
 mod interop;
 mod listening;
 mod stage;
