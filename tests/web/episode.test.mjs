@@ -1,0 +1,104 @@
+// An episode's page in a real browser (Debian's Chromium, driven by playwright-core): a room
+// recorded by a real `booth serve` with a real `booth host` publishing a tone, a moment marked,
+// the room ended; then its page plays, and clicking a chapter seeks the player to it.
+// Run by tests/run:  node --test tests/web/
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "../..");
+const BOOTH = process.env.BOOTH_BIN || join(root, "target/debug/booth");
+const SHOTS = process.env.BOOTH_SCREENSHOTS || join(root, "target/screenshots");
+mkdirSync(SHOTS, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "booth-episode-"));
+const procs = [];
+let ctx = null;
+
+after(async () => {
+  if (ctx) await ctx.close().catch(() => {});
+  while (procs.length) procs.pop().kill("SIGKILL");
+});
+
+/** Starts booth with `args`; resolves the first stdout line starting with `prefix`. */
+function booth(args, prefix) {
+  const p = spawn(BOOTH, args, { stdio: ["ignore", "pipe", "pipe"] });
+  procs.push(p);
+  let stderr = "";
+  p.stderr.on("data", (d) => { stderr += d; });
+  return new Promise((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`booth ${args[0]}: no '${prefix}' in 20 s\n${stderr}`)), 20000);
+    createInterface({ input: p.stdout }).on("line", (line) => {
+      if (line.startsWith(prefix)) { clearTimeout(timer); done(line.slice(prefix.length).trim()); }
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function api(url, method, body, token) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(url, { method, headers, body: body && JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A 14 s room recorded from its start, a moment marked at 6 s, ended: its published episode. */
+async function recordedEpisode() {
+  const url = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")],
+    "booth: serving rooms on ");
+  const created = await api(`${url}/api/rooms`, "POST", { title: "Chapters & seeking", record: true });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const { id: room, host_token: token, episode } = created.body;
+  const game = join(work, "game.wav");
+  const mic = join(work, "mic.wav");
+  execFileSync("sox", ["-n", "-r", "48000", "-c", "2", "-b", "16", game, "synth", "20", "sine", "440", "vol", "0.5"]);
+  execFileSync("sox", ["-n", "-r", "48000", "-c", "1", "-b", "16", mic, "trim", "0", "20"]);
+  await booth(["host", "--headless", "--server", url, "--room", room, "--token", token,
+    "--game-file", game, "--mic-file", mic, "--seconds", "20"], "listen: ");
+  const started = (await api(`${url}/api/episodes/${episode.id}`, "GET")).body.started_ms;
+  await sleep(Math.max(0, started + 6000 - Date.now()));
+  const marked = await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "mark_moment", label: "Boss fight" }, token);
+  assert.equal(marked.status, 204, JSON.stringify(marked.body));
+  await sleep(Math.max(0, started + 14000 - Date.now()));
+  assert.equal((await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "end" }, token)).status, 204);
+  for (let i = 0; i < 120; i++) {
+    const e = (await api(`${url}/api/episodes/${episode.id}`, "GET")).body;
+    if (e.status === "published") return e;
+    assert.notEqual(e.status, "failed", JSON.stringify(e));
+    await sleep(500);
+  }
+  throw new Error("the episode was not published within 60 s");
+}
+
+test("an episode's page plays, and a chapter click seeks to the chapter", { timeout: 150000 }, async () => {
+  const episode = await recordedEpisode();
+  ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
+    executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+    viewport: { width: 900, height: 900 },
+  });
+  const page = await ctx.newPage();
+  await page.goto(episode.page);
+  await page.waitForFunction(() => document.getElementById("player").readyState >= 1, null, { timeout: 15000 });
+  await page.evaluate(() => document.getElementById("player").play());
+  await page.waitForFunction(() => document.getElementById("player").currentTime > 0.5, null, { timeout: 15000 });
+  const chapters = await page.$$eval(".chapter[data-start]", (els) => els.map((e) => [Number(e.dataset.start), e.textContent]));
+  const boss = chapters.find(([, label]) => label.includes("Boss fight"));
+  assert.ok(boss, `no "Boss fight" chapter on the page: ${JSON.stringify(chapters)}`);
+  assert.ok(Math.abs(boss[0] - 6) <= 0.5, `the chapter starts at ${boss[0]} s`);
+  await page.click(`.chapter[data-start="${boss[0]}"]`);
+  await page.waitForFunction((at) => {
+    const p = document.getElementById("player");
+    return !p.paused && p.currentTime >= at && p.currentTime < at + 3;
+  }, boss[0], { timeout: 10000 });
+  await page.screenshot({ path: join(SHOTS, "episode-page.png") });
+});
