@@ -20,8 +20,10 @@
 //!   chain -> program chain -> Opus frames for a room or a recorder.
 //!
 //! Service:
+//! - [`episodes`]: the show and its episodes in SQLite; rendering a recorded room to a podcast
+//!   episode (MP3 normalised in one pass, ID3 and JSON chapters); the feed; `booth episodes`.
 //! - [`server`]: `booth serve`: rooms over HTTP, WebSocket and WHIP/WHEP; one task per room with
-//!   its sessions and its server mix.
+//!   its sessions, its server mix and its recorder; the feed, episode pages and media.
 //!
 //! Front-ends (one per command; nothing below uses them):
 //! - [`host`]: `booth host --headless`: the engine on devices or files, watched and recorded.

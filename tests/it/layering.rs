@@ -126,8 +126,18 @@ fn the_server_knows_nothing_of_the_front_ends_or_the_overlay() {
 }
 
 #[test]
+fn episodes_know_nothing_of_http_rooms_tasks_or_the_front_ends() {
+    let forbidden = [
+        "server", "engine", "rtc", "audio", "host", "live", "app", "listen", "mix",
+    ];
+    assert_eq!(reaches("episodes", &forbidden), None);
+}
+
+#[test]
 fn the_lower_layers_never_reach_up() {
-    let up = ["server", "live", "host", "app", "engine", "listen", "mix"];
+    let up = [
+        "server", "live", "host", "app", "engine", "listen", "mix", "episodes",
+    ];
     for module in ["rtc", "codec", "audio"] {
         assert_eq!(reaches(module, &up), None);
     }
