@@ -274,19 +274,24 @@ fn start_device(
     Ok((capture, ring))
 }
 
-/// Runs until `seconds` pass (or forever); `status` hears what happens.
+/// Runs until `seconds` pass (or forever), or until `stop` is set (Ctrl-C, SIGTERM: the
+/// recording and an in-process server's episodes are then finished properly); `status` hears
+/// what happens.
 ///
 /// # Errors
 /// An input that cannot be opened at the start, an unwritable recording, engine settings out of
 /// range.
 pub fn run_headless(
     opts: &HostOptions,
+    stop: &std::sync::atomic::AtomicBool,
     status: &mut dyn FnMut(HostStatus),
 ) -> Result<HostSummary, HostError> {
     let mut session = HostSession::start(opts, Missing::Fail, status)?;
-    // Engine events end the wait at once; the rest (devices, the room) is looked at twice a
-    // second: nothing here needs this thread awake more often than that.
-    while session.tick(Duration::from_millis(500), status) {}
+    // Engine events end the wait at once; the rest (devices, the room, `stop`) is looked at
+    // twice a second: nothing here needs this thread awake more often than that.
+    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && session.tick(Duration::from_millis(500), status)
+    {}
     session.finish()
 }
 

@@ -620,10 +620,30 @@ fn host(a: HostArgs) -> anyhow::Result<()> {
         eprintln!("booth: recording the program to {}", path.display());
     }
     let mut terminal = HostTerminal::default();
-    let summary = booth::host::run_headless(&opts, &mut |s| terminal.say(s))
+    let stop = stop_on_signal()?;
+    let summary = booth::host::run_headless(&opts, &stop, &mut |s| terminal.say(s))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     print_host_summary(record.as_deref(), &summary);
     Ok(())
+}
+
+/// A flag set on Ctrl-C or SIGTERM, watched by a thread of its own.
+fn stop_on_signal() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("booth-signals".into())
+        .spawn(move || {
+            rt.block_on(booth::server::stop_signal());
+            eprintln!("booth: stopping (finishing the recordings; again to quit at once)");
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            rt.block_on(booth::server::stop_signal());
+            std::process::exit(130);
+        })?;
+    Ok(stop)
 }
 
 /// What `booth host` was asked to do, from its arguments.
