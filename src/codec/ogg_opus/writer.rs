@@ -79,16 +79,54 @@ impl<W: Write> OggOpusWriter<W> {
     /// # Errors
     /// As [`new`](Self::new), and [`CodecError::InvalidInput`] for an invalid comment name.
     pub fn with_comments(
+        writer: W,
+        settings: &EncoderSettings,
+        input_sample_rate: u32,
+        comments: &[(&str, &str)],
+    ) -> Result<Self, CodecError> {
+        Self::start(writer, settings, None, input_sample_rate, comments)
+    }
+
+    /// As [`with_comments`](Self::with_comments), for a stream of packets encoded elsewhere
+    /// (through [`write_packet`](Self::write_packet)) whose decoded audio is to be trimmed by
+    /// `pre_skip` samples rather than by this writer's own encoder's lookahead: a speaker's
+    /// packets as received, lined up with a program that carries them already decoded
+    /// (pre-skip 0). `settings` give the channel count in OpusHead and the encoder that pads
+    /// the end in [`finish`](Self::finish).
+    ///
+    /// # Errors
+    /// As [`with_comments`](Self::with_comments).
+    pub fn with_pre_skip(
+        writer: W,
+        settings: &EncoderSettings,
+        pre_skip: u16,
+        input_sample_rate: u32,
+        comments: &[(&str, &str)],
+    ) -> Result<Self, CodecError> {
+        Self::start(
+            writer,
+            settings,
+            Some(pre_skip),
+            input_sample_rate,
+            comments,
+        )
+    }
+
+    fn start(
         mut writer: W,
         settings: &EncoderSettings,
+        pre_skip: Option<u16>,
         input_sample_rate: u32,
         comments: &[(&str, &str)],
     ) -> Result<Self, CodecError> {
         let enc = OpusEncoder::new(settings)?;
         let channels = usize::from(settings.channels);
-        let pre_skip = u16::try_from(enc.lookahead()).map_err(|_| {
-            CodecError::Opus(format!("encoder delay {} is too long", enc.lookahead()))
-        })?;
+        let pre_skip = match pre_skip {
+            Some(p) => p,
+            None => u16::try_from(enc.lookahead()).map_err(|_| {
+                CodecError::Opus(format!("encoder delay {} is too long", enc.lookahead()))
+            })?,
+        };
         let mut pages = PageWriter::new(stream_serial());
 
         let mut head = Vec::with_capacity(19);
@@ -253,6 +291,13 @@ impl<W: Write> OggOpusWriter<W> {
     /// A failed write or encode.
     pub fn finish(mut self) -> Result<W, CodecError> {
         let end = self.pre_skip + self.frames_in;
+        if self.filled == 0 && self.granule >= end && !self.pages.is_empty() {
+            // Packets from elsewhere with no delay to flush (pre-skip 0): the page holding the
+            // last of them ends the stream, with no padding to trim.
+            self.pages.write_page(&mut self.out, true)?;
+            self.out.flush()?;
+            return Ok(self.out);
+        }
         loop {
             self.frame[self.filled..].fill(0.0);
             let n = self.encode()?;
