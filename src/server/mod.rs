@@ -9,6 +9,7 @@ pub mod api;
 pub mod error;
 pub mod media;
 pub mod metrics;
+pub mod recorder;
 pub mod room_task;
 pub mod tokens;
 pub mod ws;
