@@ -15,6 +15,7 @@ mod listen_cli;
 mod mix_cli;
 #[cfg(feature = "gui")]
 mod overlay;
+mod recording;
 mod resampler;
 mod room_rules;
 mod rooms;

@@ -17,14 +17,17 @@
 //!
 //! The parts: `page` (Ogg pages per RFC 3533: the CRC, laying packets into pages, finding a
 //! page's fields), `writer` ([`OggOpusWriter`]), `head` (OpusHead, and the decoder it calls
-//! for) and `reader` ([`OggOpusReader`]).
+//! for), `reader` ([`OggOpusReader`]) and `repair` ([`repair`]: a stream a crash left
+//! unfinished made whole again).
 
 mod head;
 mod page;
 mod reader;
+mod repair;
 mod writer;
 
 pub use reader::OggOpusReader;
+pub use repair::{Repaired, repair};
 pub use writer::OggOpusWriter;
 
 use page::{CAPTURE, FLAG_BOS, PAGE_HEADER};

@@ -37,6 +37,9 @@ pub struct OggOpusWriter<W: Write> {
     enc: OpusEncoder,
     channels: usize,
     pre_skip: u64,
+    /// The pre-skip is this writer's own encoder's delay, so the end holds that much more
+    /// (packets from elsewhere carry no delay of ours: they end where they end).
+    own_delay: bool,
     /// The 20 ms frame being gathered from `write` calls.
     frame: Vec<f32>,
     filled: usize,
@@ -79,16 +82,56 @@ impl<W: Write> OggOpusWriter<W> {
     /// # Errors
     /// As [`new`](Self::new), and [`CodecError::InvalidInput`] for an invalid comment name.
     pub fn with_comments(
+        writer: W,
+        settings: &EncoderSettings,
+        input_sample_rate: u32,
+        comments: &[(&str, &str)],
+    ) -> Result<Self, CodecError> {
+        Self::start(writer, settings, None, input_sample_rate, comments)
+    }
+
+    /// As [`with_comments`](Self::with_comments), for a stream of packets encoded elsewhere
+    /// (through [`write_packet`](Self::write_packet)) whose decoded audio is to be trimmed by
+    /// `pre_skip` samples rather than by this writer's own encoder's lookahead: a speaker's
+    /// packets as received, after a lead of silence `pre_skip` long, lined up with a program
+    /// that carries them already decoded. Such a stream ends exactly after its last packet.
+    /// `settings` give the channel count in OpusHead and the encoder that pads the end in
+    /// [`finish`](Self::finish) when a page must carry the end-of-stream flag.
+    ///
+    /// # Errors
+    /// As [`with_comments`](Self::with_comments).
+    pub fn with_pre_skip(
+        writer: W,
+        settings: &EncoderSettings,
+        pre_skip: u16,
+        input_sample_rate: u32,
+        comments: &[(&str, &str)],
+    ) -> Result<Self, CodecError> {
+        Self::start(
+            writer,
+            settings,
+            Some(pre_skip),
+            input_sample_rate,
+            comments,
+        )
+    }
+
+    fn start(
         mut writer: W,
         settings: &EncoderSettings,
+        pre_skip: Option<u16>,
         input_sample_rate: u32,
         comments: &[(&str, &str)],
     ) -> Result<Self, CodecError> {
         let enc = OpusEncoder::new(settings)?;
         let channels = usize::from(settings.channels);
-        let pre_skip = u16::try_from(enc.lookahead()).map_err(|_| {
-            CodecError::Opus(format!("encoder delay {} is too long", enc.lookahead()))
-        })?;
+        let own_delay = pre_skip.is_none();
+        let pre_skip = match pre_skip {
+            Some(p) => p,
+            None => u16::try_from(enc.lookahead()).map_err(|_| {
+                CodecError::Opus(format!("encoder delay {} is too long", enc.lookahead()))
+            })?,
+        };
         let mut pages = PageWriter::new(stream_serial());
 
         let mut head = Vec::with_capacity(19);
@@ -114,6 +157,7 @@ impl<W: Write> OggOpusWriter<W> {
             enc,
             channels,
             pre_skip: u64::from(pre_skip),
+            own_delay,
             frame: vec![0.0; FRAME_SAMPLES * channels],
             filled: 0,
             packet: vec![0; MAX_PACKET],
@@ -252,7 +296,18 @@ impl<W: Write> OggOpusWriter<W> {
     /// # Errors
     /// A failed write or encode.
     pub fn finish(mut self) -> Result<W, CodecError> {
-        let end = self.pre_skip + self.frames_in;
+        let end = if self.own_delay {
+            self.pre_skip + self.frames_in
+        } else {
+            self.frames_in
+        };
+        if self.filled == 0 && self.granule >= end && !self.pages.is_empty() {
+            // Packets from elsewhere with no delay of ours to flush: the page holding the last
+            // of them ends the stream, with no padding to trim.
+            self.pages.write_page(&mut self.out, true)?;
+            self.out.flush()?;
+            return Ok(self.out);
+        }
         loop {
             self.frame[self.filled..].fill(0.0);
             let n = self.encode()?;
