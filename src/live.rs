@@ -260,7 +260,8 @@ impl GoLive {
         }
         drop(self.here.take());
         if let Some(server) = self.server.take() {
-            self.rt.block_on(server.shutdown());
+            // The room ends with this process: its episode is published before it goes.
+            self.rt.block_on(server.close());
         }
     }
 }

@@ -138,7 +138,8 @@ fn relative(dir: &Path, path: &Path) -> String {
         .into_owned()
 }
 
-fn render(store: &Store, id: i64) {
+/// Renders and publishes episode `id` now, logging how it went.
+pub fn render(store: &Store, id: i64) {
     match publish::publish(store, id) {
         Ok(e) => tracing::info!("episode {id} published: {} ({} ms)", e.title, e.duration_ms),
         Err(PublishError::Render { why, .. }) => {

@@ -162,8 +162,18 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops serving and waits for it: every room's recording is finished first (its files
     /// closed properly; rendering resumes at the next start).
-    pub async fn shutdown(mut self) {
-        self.finish_recordings().await;
+    pub async fn shutdown(self) {
+        self.stop(false).await;
+    }
+
+    /// Stops as the host's process ends (the rooms end with it): every room's recording is
+    /// finished and its episode rendered and published before it returns.
+    pub async fn close(self) {
+        self.stop(true).await;
+    }
+
+    async fn stop(mut self, render: bool) {
+        self.finish_recordings(render).await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -172,7 +182,7 @@ impl RunningServer {
         }
     }
 
-    async fn finish_recordings(&self) {
+    async fn finish_recordings(&self, render: bool) {
         let rooms: Vec<RoomHandle> = self
             .state
             .rooms
@@ -183,7 +193,12 @@ impl RunningServer {
             .collect();
         for room in rooms {
             let (reply, done) = oneshot::channel();
-            if room.tx.send(RoomMsg::Shutdown { reply }).await.is_ok() {
+            if room
+                .tx
+                .send(RoomMsg::Shutdown { render, reply })
+                .await
+                .is_ok()
+            {
                 let _ = done.await;
             }
         }

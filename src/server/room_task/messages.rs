@@ -146,8 +146,12 @@ pub enum RoomMsg {
         /// Why.
         why: String,
     },
-    /// The server stops: every file is finished before the answer.
+    /// The server stops: every file is finished before the answer (and the episode rendered,
+    /// when `render`).
     Shutdown {
+        /// Render and publish the episode now (a server in a host's process, whose room ends
+        /// with it), rather than at the next start.
+        render: bool,
         /// Answered once the files are finished.
         reply: oneshot::Sender<()>,
     },

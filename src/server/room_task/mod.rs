@@ -312,7 +312,7 @@ impl RoomTask {
                 let _ = reply.send(self.info());
             }
             RoomMsg::RecordingFailed { episode, why } => self.recording_failed(episode, &why),
-            RoomMsg::Shutdown { reply } => self.shutdown(reply),
+            RoomMsg::Shutdown { render, reply } => self.shutdown(render, reply),
             media => self.on_media_message(media),
         }
     }
@@ -432,7 +432,7 @@ impl RoomTask {
             MediaCommand::SetMuted(..) => {}
             MediaCommand::Recording(on) => self.set_recording(on),
             MediaCommand::EndRoom => {
-                self.finish_episode(false);
+                self.finish_episode();
                 self.close_where(|_| true);
                 self.ended_at = Some(Instant::now());
                 for m in self.members.values_mut() {

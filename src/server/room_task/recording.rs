@@ -204,20 +204,31 @@ impl EpisodeRecording {
         }
     }
 
-    /// The room ended (or the server stops): the files are finished and the episode rendered.
-    /// `wait` (shutdown): returns once every file is finished, leaving rendering to the next
-    /// start.
-    pub fn finish(&mut self, wait: bool) {
-        let people = self.people();
-        let _ = self.store.modify(self.id, |e| e.people = people);
+    /// The room ended: the files are finished, then the episode is rendered and published, in
+    /// the background.
+    pub fn finish(&mut self) {
+        self.keep_people();
         if let Some(r) = self.recorder.take() {
-            if wait {
-                let result = r.finish_and_wait();
-                published::recorded_at_shutdown(&self.store, self.id, result);
-            } else {
-                r.finish();
+            r.finish();
+        }
+    }
+
+    /// The server stops: returns once every file is finished, and, when `render`, once the
+    /// episode is published too (else it is rendered at the next start).
+    pub fn finish_now(&mut self, render: bool) {
+        self.keep_people();
+        if let Some(r) = self.recorder.take() {
+            let result = r.finish_and_wait();
+            published::recorded_at_shutdown(&self.store, self.id, result);
+            if render {
+                published::render(&self.store, self.id);
             }
         }
+    }
+
+    fn keep_people(&self) {
+        let people = self.people();
+        let _ = self.store.modify(self.id, |e| e.people = people);
     }
 
     fn people(&self) -> Vec<Person> {
@@ -331,18 +342,19 @@ impl super::RoomTask {
     }
 
     /// The room ended: the episode's files are finished, then it is rendered and published.
-    pub(super) fn finish_episode(&mut self, wait: bool) {
+    pub(super) fn finish_episode(&mut self) {
         if let Some(mut e) = self.episode.take() {
-            e.finish(wait);
+            e.finish();
         }
     }
 
-    /// The server stops: the files are finished (on a blocking thread) before the answer.
-    pub(super) fn shutdown(&mut self, reply: tokio::sync::oneshot::Sender<()>) {
+    /// The server stops: the files are finished (on a blocking thread), and the episode
+    /// rendered when `render`, before the answer.
+    pub(super) fn shutdown(&mut self, render: bool, reply: tokio::sync::oneshot::Sender<()>) {
         let episode = self.episode.take();
         tokio::task::spawn_blocking(move || {
             if let Some(mut e) = episode {
-                e.finish(true);
+                e.finish_now(render);
             }
             let _ = reply.send(());
         });
