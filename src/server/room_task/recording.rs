@@ -323,13 +323,14 @@ impl super::RoomTask {
         self.stop_recording_because(&format!("recording stopped: {why}"));
     }
 
+    /// The moderators hear why first, then everyone that recording is off.
     fn stop_recording_because(&mut self, why: &str) {
+        self.to_moderators(&ServerMsg::error("recording_failed", why, None));
         let _ = self.room.handle(
             crate::room::Input::RecordingStopped,
             std::time::Instant::now(),
         );
         self.pump();
-        self.to_moderators(&ServerMsg::error("recording_failed", why, None));
     }
 
     fn to_moderators(&self, msg: &ServerMsg) {
