@@ -8,6 +8,7 @@
 mod alloc;
 mod devices;
 mod ducking;
+mod feed;
 mod host;
 mod layering;
 mod limiter;
