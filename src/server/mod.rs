@@ -8,6 +8,7 @@
 pub mod api;
 pub mod error;
 pub mod media;
+pub mod media_files;
 pub mod metrics;
 pub mod room_task;
 pub mod tokens;

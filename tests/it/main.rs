@@ -13,6 +13,7 @@ mod host;
 mod layering;
 mod limiter;
 mod listen_cli;
+mod media_files;
 mod mix_cli;
 #[cfg(feature = "gui")]
 mod overlay;
