@@ -10,6 +10,7 @@ pub mod error;
 pub mod media;
 pub mod media_files;
 pub mod metrics;
+pub mod podcast_pages;
 pub mod room_task;
 pub mod tokens;
 pub mod ws;
