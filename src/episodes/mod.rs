@@ -6,6 +6,7 @@
 //! server's pages show. No HTTP here, and nothing of the room's task: `server` records, and serves
 //! what this module makes.
 
+pub mod cover;
 pub mod feed;
 
 use serde::{Deserialize, Serialize};
