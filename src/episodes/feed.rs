@@ -265,11 +265,16 @@ fn channel_head(x: &mut String, show: &Show, base: &str, cover_ext: &str) {
     );
     element(x, "  ", "itunes:type", "episodic");
     element(x, "  ", "podcast:guid", &podcast_guid(&feed));
-    let _ = writeln!(
-        x,
-        "  <podcast:locked owner=\"{}\">no</podcast:locked>",
-        e(&show.email)
-    );
+    // The owner is who may move the feed; with no email configured there is no one to name.
+    if show.email.is_empty() {
+        x.push_str("  <podcast:locked>no</podcast:locked>\n");
+    } else {
+        let _ = writeln!(
+            x,
+            "  <podcast:locked owner=\"{}\">no</podcast:locked>",
+            e(&show.email)
+        );
+    }
 }
 
 fn explicit(show: &Show) -> &'static str {
@@ -462,6 +467,10 @@ mod tests {
         let first = xml.find("<title>first</title>").unwrap();
         assert!(second < first, "newest first:\n{xml}");
         assert!(!xml.contains("unlisted") && !xml.contains("rendering"));
+        assert!(
+            xml.contains("<podcast:locked>no</podcast:locked>"),
+            "no owner without an email"
+        );
     }
 
     #[test]
