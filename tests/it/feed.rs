@@ -1,7 +1,8 @@
 //! The podcast feed as podcast apps read it: a feed Booth writes, with two episodes (one with a
 //! title full of XML's special characters and an emoji) and a live room, parsed by two
 //! independent parsers from PyPI, feedparser and podcastparser (gPodder's), and by Python's
-//! `xml.etree` (well-formed), in the Python that `tests/run` prepares.
+//! `xml.etree` (well-formed), in the Python that `tests/run` prepares; and the default cover as
+//! ffprobe reads it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -145,4 +146,25 @@ fn two_independent_parsers_read_the_feed_as_written() {
         "feedparser finds the feed well-formed: {}",
         seen["feedparser"]["bozo_exception"]
     );
+}
+
+#[test]
+fn ffprobe_reads_the_default_cover_as_a_1400_px_square_png() {
+    if !crate::support::have_tool("ffprobe") {
+        return;
+    }
+    let dir = tempdir();
+    let path = dir.path().join("cover.png");
+    let png = booth::episodes::cover::default_cover(TRICKY_TITLE).unwrap();
+    std::fs::write(&path, png).unwrap();
+    let out = run(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "png,1400,1400");
 }
