@@ -69,7 +69,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// The files the room page loads from `/assets/`: (name, content type, body). room.js imports
 /// the other modules by these names.
-const WEB_ASSETS: [(&str, &str, &str); 6] = [
+const WEB_ASSETS: [(&str, &str, &str); 8] = [
     ("room.css", CSS, include_str!("../../assets/web/room.css")),
     ("room.js", JS, include_str!("../../assets/web/room.js")),
     (
@@ -80,6 +80,16 @@ const WEB_ASSETS: [(&str, &str, &str); 6] = [
     ("state.js", JS, include_str!("../../assets/web/state.js")),
     ("media.js", JS, include_str!("../../assets/web/media.js")),
     ("view.js", JS, include_str!("../../assets/web/view.js")),
+    (
+        "episode.css",
+        CSS,
+        include_str!("../../assets/web/episode.css"),
+    ),
+    (
+        "episode.js",
+        JS,
+        include_str!("../../assets/web/episode.js"),
+    ),
 ];
 
 async fn web_asset(Path(file): Path<String>) -> Response {

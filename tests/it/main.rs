@@ -8,10 +8,12 @@
 mod alloc;
 mod devices;
 mod ducking;
+mod feed;
 mod host;
 mod layering;
 mod limiter;
 mod listen_cli;
+mod media_files;
 mod mix_cli;
 #[cfg(feature = "gui")]
 mod overlay;
