@@ -15,7 +15,7 @@ use crate::support::{run, tempdir};
 
 /// The Python with feedparser and podcastparser that `tests/run` prepares; `None` (skip) when
 /// absent, unless `BOOTH_REQUIRE_TOOLS` is set.
-fn feed_parsers_python() -> Option<PathBuf> {
+pub fn feed_parsers_python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("BOOTH_PEERS_PYTHON").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")),
@@ -74,7 +74,7 @@ fn episode(id: i64, title: &str, mp3_bytes: u64, duration_ms: u64) -> Episode {
 }
 
 /// What `tests/peers/feed_check.py` reports of the feed at `path`.
-fn parsed(python: &Path, path: &Path) -> Value {
+pub fn parsed(python: &Path, path: &Path) -> Value {
     let out = run(Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/feed_check.py"))
         .arg(path));

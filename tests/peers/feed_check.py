@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What two independent podcast feed parsers see in a feed file: feedparser (the common RSS
-library) and podcastparser (gPodder's). Prints one JSON object; the Rust test judges it.
+library) and podcastparser (gPodder's), and, read with xml.etree (neither parser knows them),
+the Podcasting 2.0 live items. Prints one JSON object; the Rust test judges it.
 
     feed_check.py FEED.xml
 """
@@ -56,7 +57,23 @@ def main():
             for e in pp.get("episodes", [])
         ],
     }
-    json.dump({"feedparser": seen_fp, "podcastparser": seen_pp}, sys.stdout, ensure_ascii=False)
+    json.dump({"feedparser": seen_fp, "podcastparser": seen_pp, "live": live_items(raw)},
+              sys.stdout, ensure_ascii=False)
+
+
+PODCAST = "{https://podcastindex.org/namespace/1.0}"
+
+
+def live_items(raw):
+    out = []
+    for item in ET.fromstring(raw).iter(PODCAST + "liveItem"):
+        link = item.find(PODCAST + "contentLink")
+        out.append({
+            "status": item.get("status"),
+            "title": item.findtext("title"),
+            "link": link.get("href") if link is not None else None,
+        })
+    return out
 
 
 if __name__ == "__main__":
