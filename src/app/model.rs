@@ -769,6 +769,9 @@ impl Overlay {
         match self.room.apply(news, now) {
             RoomNotice::Nothing => {}
             RoomNotice::Refused(why) => self.problem(format!("The room says: {why}")),
+            RoomNotice::RecordingFailed(why) => self.problem(format!(
+                "Recording failed ({why}). The room goes on unrecorded: free disk space or fix the data folder's permissions, then press Record to record again."
+            )),
             RoomNotice::InviteLink { role, link } => {
                 self.invites.insert(role, link);
             }

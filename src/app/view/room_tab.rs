@@ -271,6 +271,9 @@ fn end_room(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState) {
 /// What the server field means, on hover.
 const SERVER_HINT: &str = "empty: the room runs on this computer; or a Booth server's address, like https://rooms.example.org";
 
+/// What recording as an episode means, on hover.
+const RECORD_HINT: &str = "record the room from its start: when it ends it becomes a podcast episode, in the feed, with a page of its own";
+
 /// The room's details (saved with the settings) and the Go live button.
 fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Your room");
@@ -293,6 +296,12 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
             ui.label("Game");
             changed |= ui
                 .add(egui::TextEdit::singleline(&mut s.game).hint_text("what you play"))
+                .changed();
+            ui.end_row();
+            ui.label("Podcast");
+            changed |= ui
+                .checkbox(&mut s.record_episode, "Record as episode")
+                .on_hover_text(RECORD_HINT)
                 .changed();
             ui.end_row();
             ui.label("Server");
