@@ -166,12 +166,14 @@ fn run(
         let _ = reports.send(r);
     };
     let mut carried = false;
+    // The room records into an episode: once it ends, an in-process server is kept for it.
+    let mut recorded = false;
     loop {
         let mut pending = carried;
         loop {
             match requests.try_recv() {
                 Ok(request) => {
-                    handle(&mut session, request, &post);
+                    handle(&mut session, request, &post, &mut recorded);
                     pending = true;
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
@@ -185,6 +187,7 @@ fn run(
         let running = session.tick(frame, &mut |s| {
             if let HostStatus::Room(news) = &s {
                 ended |= news.ends_the_channel();
+                recorded |= tells_of_an_episode(news);
                 // Levels come five times a second; only a change of who speaks is drawn.
                 if let RoomNews::Said(ServerMsg::Event(Event::Levels { levels })) = news {
                     speaking.update(levels, Instant::now());
@@ -199,7 +202,7 @@ fn run(
             }
         });
         if ended && session.live().is_some() {
-            session.leave_room();
+            leave(&mut session, &mut recorded);
             post(Report::Left);
             pending = true;
         }
@@ -227,10 +230,32 @@ fn run(
     }
 }
 
-fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
+/// Whether the room says it records into an episode.
+fn tells_of_an_episode(news: &RoomNews) -> bool {
+    match news {
+        RoomNews::Said(ServerMsg::Episode(_)) => true,
+        RoomNews::Said(ServerMsg::Welcome { room, .. }) => room.episode.is_some(),
+        _ => false,
+    }
+}
+
+/// Leaves the room; an in-process server stays up when the room recorded an episode, which
+/// is rendered there and which its host may still change from the overlay.
+fn leave(session: &mut HostSession, recorded: &mut bool) {
+    if std::mem::take(recorded) {
+        session.leave_room_keeping_server();
+    } else {
+        session.leave_room();
+    }
+}
+
+fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report), recorded: &mut bool) {
     match request {
         Request::GoLive(target) => match session.go_live(&target) {
-            Ok(room) => send(Report::Status(HostStatus::Live(room))),
+            Ok(room) => {
+                *recorded = room.episode.is_some();
+                send(Report::Status(HostStatus::Live(room)));
+            }
             Err(e) => send(Report::LiveFailed(e.to_string())),
         },
         Request::EndRoom => {
@@ -239,7 +264,7 @@ fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
                 // The `end` goes out before the connection is closed.
                 std::thread::sleep(Duration::from_millis(200));
             }
-            session.leave_room();
+            leave(session, recorded);
             send(Report::Left);
         }
         Request::Engine(command) => {
