@@ -12,7 +12,7 @@ use crate::app::room_view::{Hand, OnStage};
 use crate::room::Role;
 
 /// A link with a Copy button (it says "Copied" for two seconds), selectable as text too.
-fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
+pub(super) fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(label).color(MUTED_GREY));
         let copied = v.copied.as_ref().is_some_and(|(l, at)| {
@@ -39,6 +39,7 @@ fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instan
 /// Off air, the form to go live; live, everything about the room.
 pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     let Some(room) = o.live_room().cloned() else {
+        super::episode_panel::show(ui, o, v, now);
         go_live_form(ui, o);
         return;
     };
@@ -237,6 +238,10 @@ fn recording_and_moments(ui: &mut Ui, o: &mut Overlay) {
             ui.label(RichText::new(format!("{} marked", o.room.moments)).color(MUTED_GREY));
         }
     });
+    if let Some(episode) = o.room.episode.as_ref().filter(|_| o.room.recording) {
+        ui.label(RichText::new(format!("Recording episode {}", episode.id)).color(LIVE_RED))
+            .on_hover_text("when the room ends it is rendered and published in the feed");
+    }
 }
 
 /// Ending the room takes a second click: it ends it for everyone.
