@@ -165,24 +165,13 @@ fn run(
     let post = |r: Report| {
         let _ = reports.send(r);
     };
-    let mut carried = false;
-    // The room records into an episode: once it ends, an in-process server is kept for it.
-    let mut recorded = false;
+    let (mut carried, mut recorded) = (false, false);
     loop {
-        let mut pending = carried;
-        loop {
-            match requests.try_recv() {
-                Ok(request) => {
-                    handle(&mut session, request, &post, &mut recorded);
-                    pending = true;
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    let _ = session.finish();
-                    return;
-                }
-            }
-        }
+        let Some(handled) = take_requests(&mut session, requests, &post, &mut recorded) else {
+            let _ = session.finish();
+            return;
+        };
+        let mut pending = carried || handled;
         let mut ended = false;
         let running = session.tick(frame, &mut |s| {
             if let HostStatus::Room(news) = &s {
@@ -230,6 +219,26 @@ fn run(
     }
 }
 
+/// Handles the requests waiting: whether there were any; `None` once the window has gone.
+fn take_requests(
+    session: &mut HostSession,
+    requests: &Receiver<Request>,
+    post: &dyn Fn(Report),
+    recorded: &mut bool,
+) -> Option<bool> {
+    let mut any = false;
+    loop {
+        match requests.try_recv() {
+            Ok(request) => {
+                handle(session, request, post, recorded);
+                any = true;
+            }
+            Err(mpsc::TryRecvError::Empty) => return Some(any),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+        }
+    }
+}
+
 /// Whether the room says it records into an episode.
 fn tells_of_an_episode(news: &RoomNews) -> bool {
     match news {
@@ -239,8 +248,9 @@ fn tells_of_an_episode(news: &RoomNews) -> bool {
     }
 }
 
-/// Leaves the room; an in-process server stays up when the room recorded an episode, which
-/// is rendered there and which its host may still change from the overlay.
+/// Leaves the room; an in-process server stays up when the room recorded an episode
+/// (`recorded`, from its creation or its messages), which is rendered there and which its
+/// host may still change from the overlay.
 fn leave(session: &mut HostSession, recorded: &mut bool) {
     if std::mem::take(recorded) {
         session.leave_room_keeping_server();
