@@ -755,3 +755,46 @@ fn the_episode_ready_panel_shows_its_links_and_delete_takes_two_clicks() {
     assert_eq!(p.asked, Some(EpisodeRequest::Delete));
     h.get_by_label("Deleting...");
 }
+
+#[test]
+fn a_recorded_room_becomes_an_episode_the_overlay_follows_after_the_room_ends() {
+    use booth::app::episode::EpisodeStage;
+    let dir = tempfile::tempdir().unwrap();
+    let l = launch(dir.path(), true);
+    let path = l.settings_path.clone().unwrap();
+    let mut settings = Settings::load(&path).unwrap();
+    settings.record_episode = true;
+    settings.save(&path).unwrap();
+    let mut h = harness(l);
+    let room = go_live(&mut h);
+    let episode = room.episode.clone().expect("the room records an episode");
+    wait_for(&mut h, "the episode in the room view", |w| {
+        w.overlay.room.episode.is_some()
+    });
+    h.get_by_label(&format!("Recording episode {}", episode.id));
+    std::thread::sleep(Duration::from_secs(2));
+    click(&h, "End room");
+    h.run_steps(2);
+    click(&h, "End it");
+    wait_for(&mut h, "the room ended", |w| {
+        matches!(w.overlay.phase, Phase::Ready)
+    });
+    // The in-process server stays up for the episode: the panel hears it rendered (or failed).
+    wait_for(&mut h, "the episode rendered", |w| {
+        w.overlay
+            .episode
+            .as_ref()
+            .is_some_and(|p| matches!(p.stage(), EpisodeStage::Ready(_) | EpisodeStage::Failed(_)))
+    });
+    // What the panel shows is what the server says, on screen: published, with its links.
+    let info = get_json(&format!("{}/api/episodes/{}", room.server, episode.id));
+    match h.state().overlay.episode.as_ref().unwrap().stage() {
+        EpisodeStage::Ready(view) => {
+            assert_eq!(info["status"], "published", "{info}");
+            h.get_by_label("Episode ready");
+            h.get_by_label(&view.page);
+            h.get_by_label(&view.feed);
+        }
+        other => panic!("the episode did not render: {other:?}; the server says {info}"),
+    }
+}
