@@ -324,6 +324,8 @@ pub struct HostSession {
     meters: std::sync::Arc<engine::MeterReadout>,
     live: Option<crate::live::GoLive>,
     room_messages: Option<std::sync::mpsc::Receiver<crate::live::RoomNews>>,
+    /// The in-process server of a room that ended, kept for its episode until the next room.
+    kept_server: Option<crate::live::KeptServer>,
     recorder: Option<Recorder>,
     last_check: Instant,
     last_meters: Instant,
@@ -393,6 +395,7 @@ impl HostSession {
             meters,
             live: None,
             room_messages: None,
+            kept_server: None,
             recorder,
             last_check: Instant::now(),
             last_meters: Instant::now(),
@@ -438,6 +441,8 @@ impl HostSession {
         } else {
             (None, None)
         };
+        // The next room's server takes the usual port again.
+        self.kept_server = None;
         let mut consumers = Vec::new();
         let mut live = crate::live::GoLive::start(
             target,
@@ -462,6 +467,18 @@ impl HostSession {
     pub fn leave_room(&mut self) {
         if let Some(live) = self.live.take() {
             live.stop();
+            if self.remote_from_room {
+                let _ = self.engine.send(Command::Replace(Feed::Remote, None));
+            }
+        }
+    }
+
+    /// Leaves the room like [`HostSession::leave_room`], but an in-process server keeps
+    /// running (until the next room, or the end of the session): the episode the room recorded
+    /// is rendered there and stays reachable for its host.
+    pub fn leave_room_keeping_server(&mut self) {
+        if let Some(live) = self.live.take() {
+            self.kept_server = live.stop_keeping_server();
             if self.remote_from_room {
                 let _ = self.engine.send(Command::Replace(Feed::Remote, None));
             }

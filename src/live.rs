@@ -249,6 +249,26 @@ impl GoLive {
 
     /// Hangs up and stops the in-process server.
     pub fn stop(mut self) {
+        self.hang_up();
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.shutdown());
+        }
+    }
+
+    /// Hangs up but keeps the in-process server running (when there is one): the episode the
+    /// room recorded is rendered there, and its host can still rename, unlist or delete it.
+    #[must_use]
+    pub fn stop_keeping_server(mut self) -> Option<KeptServer> {
+        self.hang_up();
+        let server = self.server.take()?;
+        Some(KeptServer {
+            base_url: server.base_url.clone(),
+            rt: self.rt,
+            server: Some(server),
+        })
+    }
+
+    fn hang_up(&mut self) {
         if let Some(voices) = self.voices.take() {
             voices.abort();
         }
@@ -259,6 +279,21 @@ impl GoLive {
             self.rt.block_on(peer.close());
         }
         drop(self.here.take());
+    }
+}
+
+/// An in-process room server kept after its room ended, with the runtime it runs on. Dropping
+/// it stops the server (recordings are finished first, as always).
+#[derive(Debug)]
+pub struct KeptServer {
+    /// The server's base URL.
+    pub base_url: String,
+    rt: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+}
+
+impl Drop for KeptServer {
+    fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             // The room ends with this process: its episode is published before it goes.
             self.rt.block_on(server.close());

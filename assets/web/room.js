@@ -11,8 +11,9 @@ import { RoomChannel } from "./channel.js";
 import { Listener, Speaker } from "./media.js";
 import * as view from "./view.js";
 import {
-  apply, initialState, inviteAnswered, isMe, isOver, leftRoom, listenBearer, removedFromRoom,
-  withHand, withNotice, withoutLevels, withSelfMuted,
+  apply, awaitsEpisode, deleteClicked, deleteDisarmed, episodeAnswered, episodeAsked, episodeRequest,
+  episodeUnreachable, initialState, inviteAnswered, isMe, isOver, leftRoom, listenBearer,
+  removedFromRoom, withHand, withNotice, withoutLevels, withSelfMuted,
 } from "./state.js";
 
 const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
@@ -22,9 +23,12 @@ const tokenKey = "booth-token-" + roomId;
 const nameKey = "booth-name";
 // Levels arrive five times a second while anyone speaks; when they stop, nobody is speaking.
 const LEVELS_HOLD_MS = 600;
+// How often the host's page asks about the episode while it is rendered.
+const EPISODE_POLL_MS = 2000;
 
 let state = initialState(Date.now());
 let levelsTimer = null;
+let episodeTimer = null;
 
 /** The token to join with: the room's, once welcomed; else one from the link or an earlier visit. */
 function token() {
@@ -73,7 +77,32 @@ function settle(before) {
     channel.close();
     if (state.ended) clearInterval(ticker);
   }
+  followEpisode(isOver(before) ? EPISODE_POLL_MS : 0);
   show();
+}
+
+/** Asks the server about the room's episode (`what`: see `episodeRequest`); `asked` names a change. */
+async function askEpisode(what, asked) {
+  const req = episodeRequest(state, what);
+  if (!req) return;
+  if (asked) update(episodeAsked(state, asked));
+  try {
+    const res = await fetch(req.url, req);
+    const body = res.status === 204 ? null : await res.json().catch(() => null);
+    update(episodeAnswered(state, res.status, body));
+  } catch (e) {
+    update(episodeUnreachable(state, e && e.message));
+  }
+}
+
+/** While the host waits for the episode to be rendered, the page asks again every few seconds. */
+function followEpisode(after) {
+  if (episodeTimer !== null || !awaitsEpisode(state)) return;
+  episodeTimer = setTimeout(async () => {
+    await askEpisode("get");
+    episodeTimer = null;
+    followEpisode(EPISODE_POLL_MS);
+  }, after);
 }
 
 function say(text) {
@@ -152,6 +181,17 @@ view.wire({
     channel.close();
     update(leftRoom(state));
   },
+  renameEpisode: (title) => askEpisode({ title }, "rename"),
+  toggleListing() {
+    const published = state.episodeView && state.episodeView.status === "published";
+    askEpisode(published ? "unlist" : "publish", published ? "unlist" : "publish");
+  },
+  deleteEpisode() {
+    const click = deleteClicked(state);
+    update(click.state);
+    if (click.delete) askEpisode("delete", "delete");
+  },
+  keepEpisode: () => update(deleteDisarmed(state)),
 });
 window.addEventListener("beforeunload", () => {
   speaker.stop();

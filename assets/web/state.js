@@ -29,6 +29,14 @@ export function initialState(now = 0) {
     ended: null, // "host_ended" | "host_gone": the room is over for everyone
     removed: false, // a moderator removed this page's person
     left: false, // the person left with the Leave button
+    recordingFailed: "", // why the recording stopped (to moderators): shown until recording restarts
+    episode: null, // {id, page, feed}: the episode the room records into (to moderators)
+    // The host's episode panel, after the room ended (see "the episode" below):
+    episodeView: null, // {id, title, status, error, page, feed} as the server last said
+    episodeAsked: null, // the change on its way ("rename" | "publish" | "unlist" | "delete")
+    episodeProblem: "", // the last change refused, or the server unreachable
+    deleteArmed: false, // Delete was clicked once: the next click deletes
+    episodeDeleted: false,
   };
 }
 
@@ -139,6 +147,11 @@ function audienceOf(list) {
   return new Map(list.filter((a) => isObject(a) && isId(a.id)).map((a) => [a.id, text(a.name)]));
 }
 
+function episodeOf(e) {
+  if (!isObject(e) || !isId(e.id)) return null;
+  return { id: e.id, page: text(e.page), feed: text(e.feed) };
+}
+
 function actionsOf(list) {
   return Array.isArray(list) ? list.filter((a) => typeof a === "string") : [];
 }
@@ -161,6 +174,7 @@ function welcome(state, msg, now) {
     live: r.live === true,
     listening: count(r.listening),
     audience: audienceOf(r.audience),
+    episode: episodeOf(r.episode) || state.episode,
   };
   return r.ended === true ? endRoom(next, "host_ended") : next;
 }
@@ -218,6 +232,10 @@ function levels(state, msg) {
 
 function error(state, msg) {
   if (msg.code === "removed") return removedFromRoom(state);
+  if (msg.code === "recording_failed") {
+    const why = text(msg.message) || "a write failed";
+    return { ...state, recording: false, recordingFailed: `Recording failed (${why}). The room goes on unrecorded: free disk space or fix the server's data folder, then record again.` };
+  }
   return withNotice(state, text(msg.message));
 }
 
@@ -243,7 +261,8 @@ const ON = new Map([
   ["removed", removed],
   ["reaction", (s, m) => (typeof m.emoji === "string" ? { ...s, reactions: s.reactions + 1, lastReaction: m.emoji.slice(0, 16) } : s)],
   ["moment", unchanged],
-  ["recording", (s, m) => ({ ...s, recording: m.on === true })],
+  ["recording", (s, m) => ({ ...s, recording: m.on === true, recordingFailed: m.on === true ? "" : s.recordingFailed })],
+  ["episode", (s, m) => (episodeOf(m) ? { ...s, episode: episodeOf(m) } : s)],
   ["listener_count", unchanged],
   ["audience", (s, m) => ({ ...s, listening: count(m.listening) })],
   ["levels", levels],
@@ -259,4 +278,82 @@ export function apply(state, msg, now = 0) {
   if (!isObject(msg) || typeof msg.type !== "string") return state;
   const on = ON.get(msg.type);
   return on ? on(state, msg, now) : state;
+}
+
+// ---------------------------------------------------------------- the episode, after the room
+
+const SETTLED = ["published", "unlisted", "failed"];
+
+/** Whether the page shows the host's episode panel: the room recorded an episode and is over. */
+export function showsEpisode(state) {
+  return state.ended !== null && state.episode !== null && myRole(state) === "host";
+}
+
+/** Whether the page still waits for the episode to be rendered (it asks the server again). */
+export function awaitsEpisode(state) {
+  return showsEpisode(state) && !state.episodeDeleted && !(state.episodeView && SETTLED.includes(state.episodeView.status));
+}
+
+/** Whether the host can change the episode now: rendered, and no change on its way. */
+export function canChangeEpisode(state) {
+  const v = state.episodeView;
+  return !!v && !state.episodeDeleted && state.episodeAsked === null && (v.status === "published" || v.status === "unlisted");
+}
+
+/**
+ * The HTTP request for `what` on the room's episode (`fetch(req.url, req)`), or null when it
+ * cannot be asked now: "get"; {title} to rename; "publish" or "unlist"; "delete". Changes carry
+ * the host's token.
+ */
+export function episodeRequest(state, what) {
+  if (!state.episode) return null;
+  const url = `/api/episodes/${state.episode.id}`;
+  if (what === "get") return { url, method: "GET", headers: {} };
+  if (!canChangeEpisode(state) || !state.me) return null;
+  const headers = { authorization: `Bearer ${state.me.token}` };
+  if (what === "delete") return { url, method: "DELETE", headers };
+  let change = null;
+  if (what === "publish" || what === "unlist") change = { status: what === "publish" ? "published" : "unlisted" };
+  else if (isObject(what) && typeof what.title === "string" && what.title.trim()) change = { title: what.title.trim() };
+  if (!change) return null;
+  return { url, method: "PATCH", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify(change) };
+}
+
+/** A change is on its way (`what`: "rename" | "publish" | "unlist" | "delete"). */
+export function episodeAsked(state, what) {
+  return { ...state, episodeAsked: what, deleteArmed: false, episodeProblem: "" };
+}
+
+/** The server's answer to an episode request: `status` (HTTP) and its JSON `body` (or null). */
+export function episodeAnswered(state, status, body) {
+  const next = { ...state, episodeAsked: null };
+  if (status === 204 || status === 404) return { ...next, episodeDeleted: true };
+  if (status >= 200 && status < 300 && isObject(body) && isId(body.id)) {
+    return {
+      ...next,
+      episodeProblem: "",
+      episodeView: {
+        id: body.id, title: text(body.title), status: text(body.status), error: text(body.error),
+        page: text(body.page) || (state.episode ? state.episode.page : ""),
+        feed: text(body.feed) || (state.episode ? state.episode.feed : ""),
+      },
+    };
+  }
+  const why = isObject(body) && typeof body.message === "string" ? body.message : `the server refused (${status})`;
+  return { ...next, episodeProblem: why };
+}
+
+/** The server could not be reached. */
+export function episodeUnreachable(state, why) {
+  return { ...state, episodeAsked: null, episodeProblem: `Can't reach the server: ${text(why) || "no answer"}` };
+}
+
+/** Delete clicked: the first click arms it, the second (returns `delete: true`) deletes. */
+export function deleteClicked(state) {
+  return state.deleteArmed ? { state: { ...state, deleteArmed: false }, delete: true } : { state: { ...state, deleteArmed: true }, delete: false };
+}
+
+/** Delete was not meant: the armed Delete is forgotten. */
+export function deleteDisarmed(state) {
+  return state.deleteArmed ? { ...state, deleteArmed: false } : state;
 }

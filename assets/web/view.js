@@ -4,7 +4,7 @@
 // Everything a person typed (names, titles, emoji) goes on the page with textContent, never as
 // HTML. No WebSocket and no RTCPeerConnection here.
 
-import { may, myRole, outranks, isOver, isMe, speaksFromPage } from "./state.js";
+import { canChangeEpisode, may, myRole, outranks, isOver, isMe, showsEpisode, speaksFromPage } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -208,6 +208,43 @@ function renderEnding(state) {
   $("ended-text").textContent = end.text;
 }
 
+/** What the episode panel says while it waits, or once it is done. */
+function episodeStatus(state) {
+  const v = state.episodeView;
+  const n = state.episode ? state.episode.id : "";
+  if (state.episodeDeleted) return `Episode ${n} is deleted, with its files.`;
+  if (!v || v.status === "recording") return `Episode ${n}: finishing the recording…`;
+  if (v.status === "rendering") return `Episode ${n}: rendering (normalising, MP3, chapters)…`;
+  if (v.status === "failed") return `Episode ${n} could not be rendered: ${v.error || "no reason given"}`;
+  if (state.episodeAsked) return { rename: "Renaming…", publish: "Publishing…", unlist: "Unlisting…", delete: "Deleting…" }[state.episodeAsked] || "";
+  return v.status === "published" ? "Episode ready: in the feed." : "Episode ready: unlisted, only its link finds it.";
+}
+
+function renderEpisode(state) {
+  const shown = showsEpisode(state);
+  $("episode").hidden = !shown;
+  $("rec-failed").hidden = !state.recordingFailed || isOver(state);
+  $("rec-failed").textContent = state.recordingFailed;
+  if (!shown) return;
+  const v = state.episodeView;
+  const ready = !!v && !state.episodeDeleted && (v.status === "published" || v.status === "unlisted");
+  $("episode-title").textContent = ready ? "Episode ready" : "Episode";
+  $("episode-status").textContent = episodeStatus(state);
+  $("episode-problem").textContent = state.episodeProblem;
+  $("episode-ready").hidden = !ready;
+  if (!ready) return;
+  for (const [id, url] of [["episode-page", v.page], ["episode-feed", v.feed]]) {
+    $(id).href = url;
+    $(id).textContent = url;
+  }
+  if (document.activeElement !== $("episode-name") && !state.episodeAsked) $("episode-name").value = v.title;
+  const free = canChangeEpisode(state);
+  for (const id of ["episode-rename", "episode-listing", "episode-delete"]) $(id).disabled = !free;
+  $("episode-listing").textContent = v.status === "published" ? "Unlist" : "Publish";
+  $("episode-delete").textContent = state.deleteArmed ? "Delete for good" : "Delete";
+  $("episode-keep").hidden = !state.deleteArmed;
+}
+
 function floatEmoji(emoji) {
   const f = document.createElement("span");
   f.className = "floater";
@@ -225,6 +262,7 @@ export function render(state, media) {
   renderStage(state);
   renderModeration(state);
   renderEnding(state);
+  renderEpisode(state);
   $("notice").textContent = state.notice;
   if (state.reactions !== reactionsShown) {
     reactionsShown = state.reactions;
@@ -257,7 +295,9 @@ export function showName(name) {
 /**
  * Connects the page's controls to `page`: `act(action)` sends an action to the room;
  * `listen()`, `rename(name)`, `toggleHand()`, `answerInvite(accept)`, `speak()`,
- * `toggleMute()`, `leave()` do what their buttons say.
+ * `toggleMute()`, `leave()` do what their buttons say; for the host's episode after the room,
+ * `renameEpisode(title)`, `toggleListing()`, `deleteEpisode()` (the first click arms it) and
+ * `keepEpisode()`.
  */
 export function wire(page) {
   act = page.act;
@@ -275,6 +315,11 @@ export function wire(page) {
   $("leave-stage").addEventListener("click", () => act({ type: "leave_stage" }));
   $("leave").addEventListener("click", () => page.leave());
   $("end").addEventListener("click", confirmed("End the room for everyone?", act, { type: "end" }));
+  $("episode-rename").addEventListener("click", () => page.renameEpisode($("episode-name").value));
+  $("episode-name").addEventListener("keydown", (e) => { if (e.key === "Enter") page.renameEpisode(e.target.value); });
+  $("episode-listing").addEventListener("click", () => page.toggleListing());
+  $("episode-delete").addEventListener("click", () => page.deleteEpisode());
+  $("episode-keep").addEventListener("click", () => page.keepEpisode());
   for (const b of document.querySelectorAll(".react")) {
     b.addEventListener("click", () => act({ type: "react", emoji: b.dataset.emoji }));
   }

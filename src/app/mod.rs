@@ -2,6 +2,8 @@
 //!
 //! - [`settings`]: what the overlay remembers (a TOML file in the platform's config directory).
 //! - [`room_view`]: the room as last heard from its channel (pure).
+//! - [`episode`]: the episode a room became, after it ends: its state and the thread that asks
+//!   the server about it and sends the host's changes.
 //! - [`worker`]: the thread that owns the engine, the devices and the room connection.
 //! - [`model`]: the overlay's state and every user action, with no egui types.
 //! - [`view`]: the compact strip and the expanded panel, drawn with egui.
@@ -11,6 +13,7 @@
 //! This module is glue: it never keeps room or audio state of its own (the model does) and
 //! never waits on a device or the network inside a frame (the worker does that).
 
+pub mod episode;
 pub mod model;
 pub mod room_view;
 pub mod settings;

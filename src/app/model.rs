@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::episode::EpisodePanel;
 use super::room_view::{RoomNotice, RoomView};
 use super::settings::Settings;
 use super::worker::{HostWorker, Report, Request};
@@ -151,6 +152,8 @@ pub struct Overlay {
     pub click_through: bool,
     /// The hotkeys were edited (the window registers them again).
     pub hotkeys_changed: bool,
+    /// The episode the last room became, once it has ended (until the next room).
+    pub episode: Option<EpisodePanel>,
     /// The user ended the room (the off-air notice says so).
     ending: bool,
     /// The meters are on screen (the worker wakes the window for them only then).
@@ -208,6 +211,7 @@ impl Overlay {
             engine_lookahead_ms: 0.0,
             meters_on_screen: Arc::new(AtomicBool::new(false)),
             ending: false,
+            episode: None,
         };
         overlay.refresh_devices();
         overlay.start_engine();
@@ -400,6 +404,7 @@ impl Overlay {
         };
         self.invites.clear();
         self.room = RoomView::default();
+        self.episode = None;
         self.phase = Phase::GoingLive;
         self.send(Request::GoLive(Box::new(target)));
     }
@@ -620,6 +625,9 @@ impl Overlay {
         for r in reports {
             self.take(r, now);
         }
+        if let Some(episode) = &mut self.episode {
+            episode.poll();
+        }
         if self.save_due.is_some_and(|t| now >= t) {
             self.save_now();
         }
@@ -658,6 +666,7 @@ impl Overlay {
             }
             Report::Left => {
                 if self.live_room().is_some() {
+                    self.watch_episode();
                     self.phase = Phase::Ready;
                     let why = if std::mem::take(&mut self.ending) {
                         "you ended the room".to_owned()
@@ -678,6 +687,18 @@ impl Overlay {
             Report::Problem(why) => self.problem(why),
             Report::Status(status) => self.take_status(status, now),
         }
+    }
+
+    /// The room that just ended recorded an episode: the panel follows it on the room's server.
+    fn watch_episode(&mut self) {
+        let Some(live) = self.live_room() else {
+            return;
+        };
+        let Some(episode) = self.room.episode.as_ref().or(live.episode.as_ref()) else {
+            return;
+        };
+        let panel = EpisodePanel::watch(&live.server, &live.token, episode, Arc::clone(&self.wake));
+        self.episode = Some(panel);
     }
 
     fn input_mut(&mut self, which: Input) -> &mut InputStatus {
@@ -769,6 +790,9 @@ impl Overlay {
         match self.room.apply(news, now) {
             RoomNotice::Nothing => {}
             RoomNotice::Refused(why) => self.problem(format!("The room says: {why}")),
+            RoomNotice::RecordingFailed(why) => self.problem(format!(
+                "Recording failed ({why}). The room goes on unrecorded: free disk space or fix the data folder's permissions, then press Record to record again."
+            )),
             RoomNotice::InviteLink { role, link } => {
                 self.invites.insert(role, link);
             }

@@ -149,6 +149,9 @@ pub struct RoomView {
     pub ended: Option<String>,
 }
 
+/// The error code the server sends moderators when a recording's write failed.
+pub const RECORDING_FAILED: &str = "recording_failed";
+
 /// What the window should tell the user about room news, besides updating the view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomNotice {
@@ -156,6 +159,9 @@ pub enum RoomNotice {
     Nothing,
     /// The room refused something (`message`).
     Refused(String),
+    /// The recording stopped because a write failed (disk full, permissions); the room goes
+    /// on unrecorded. The server's reason.
+    RecordingFailed(String),
     /// An invitation link for a role.
     InviteLink {
         /// Co-host or speaker.
@@ -184,6 +190,10 @@ impl RoomView {
             ServerMsg::Welcome { you, room } => self.welcome(you.id, room, now),
             ServerMsg::Audience { listening } => self.listening = *listening as u64,
             ServerMsg::Episode(episode) => self.episode = Some(episode.clone()),
+            ServerMsg::Error { code, message, .. } if code == RECORDING_FAILED => {
+                self.recording = false;
+                return RoomNotice::RecordingFailed(message.clone());
+            }
             ServerMsg::Error { message, .. } => return RoomNotice::Refused(message.clone()),
             ServerMsg::Event(event) => self.event(event, now),
             ServerMsg::Allowed { .. } | ServerMsg::Ok { .. } | ServerMsg::Pong { .. } => {}
@@ -378,6 +388,26 @@ mod tests {
             ),
             RoomNotice::Refused("the stage is full".into())
         );
+    }
+
+    #[test]
+    fn a_failed_recording_is_its_own_notice_and_turns_recording_off() {
+        let now = Instant::now();
+        let mut v = RoomView {
+            recording: true,
+            ..RoomView::default()
+        };
+        let notice = v.apply(
+            &said(
+                r#"{"type": "error", "code": "recording_failed", "message": "recording stopped: No space left on device"}"#,
+            ),
+            now,
+        );
+        assert_eq!(
+            notice,
+            RoomNotice::RecordingFailed("recording stopped: No space left on device".into())
+        );
+        assert!(!v.recording);
     }
 
     #[test]

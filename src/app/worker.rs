@@ -165,26 +165,18 @@ fn run(
     let post = |r: Report| {
         let _ = reports.send(r);
     };
-    let mut carried = false;
+    let (mut carried, mut recorded) = (false, false);
     loop {
-        let mut pending = carried;
-        loop {
-            match requests.try_recv() {
-                Ok(request) => {
-                    handle(&mut session, request, &post);
-                    pending = true;
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    let _ = session.finish();
-                    return;
-                }
-            }
-        }
+        let Some(handled) = take_requests(&mut session, requests, &post, &mut recorded) else {
+            let _ = session.finish();
+            return;
+        };
+        let mut pending = carried || handled;
         let mut ended = false;
         let running = session.tick(frame, &mut |s| {
             if let HostStatus::Room(news) = &s {
                 ended |= news.ends_the_channel();
+                recorded |= tells_of_an_episode(news);
                 // Levels come five times a second; only a change of who speaks is drawn.
                 if let RoomNews::Said(ServerMsg::Event(Event::Levels { levels })) = news {
                     speaking.update(levels, Instant::now());
@@ -199,7 +191,7 @@ fn run(
             }
         });
         if ended && session.live().is_some() {
-            session.leave_room();
+            leave(&mut session, &mut recorded);
             post(Report::Left);
             pending = true;
         }
@@ -227,10 +219,53 @@ fn run(
     }
 }
 
-fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
+/// Handles the requests waiting: whether there were any; `None` once the window has gone.
+fn take_requests(
+    session: &mut HostSession,
+    requests: &Receiver<Request>,
+    post: &dyn Fn(Report),
+    recorded: &mut bool,
+) -> Option<bool> {
+    let mut any = false;
+    loop {
+        match requests.try_recv() {
+            Ok(request) => {
+                handle(session, request, post, recorded);
+                any = true;
+            }
+            Err(mpsc::TryRecvError::Empty) => return Some(any),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+        }
+    }
+}
+
+/// Whether the room says it records into an episode.
+fn tells_of_an_episode(news: &RoomNews) -> bool {
+    match news {
+        RoomNews::Said(ServerMsg::Episode(_)) => true,
+        RoomNews::Said(ServerMsg::Welcome { room, .. }) => room.episode.is_some(),
+        _ => false,
+    }
+}
+
+/// Leaves the room; an in-process server stays up when the room recorded an episode
+/// (`recorded`, from its creation or its messages), which is rendered there and which its
+/// host may still change from the overlay.
+fn leave(session: &mut HostSession, recorded: &mut bool) {
+    if std::mem::take(recorded) {
+        session.leave_room_keeping_server();
+    } else {
+        session.leave_room();
+    }
+}
+
+fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report), recorded: &mut bool) {
     match request {
         Request::GoLive(target) => match session.go_live(&target) {
-            Ok(room) => send(Report::Status(HostStatus::Live(room))),
+            Ok(room) => {
+                *recorded = room.episode.is_some();
+                send(Report::Status(HostStatus::Live(room)));
+            }
             Err(e) => send(Report::LiveFailed(e.to_string())),
         },
         Request::EndRoom => {
@@ -239,7 +274,7 @@ fn handle(session: &mut HostSession, request: Request, send: &dyn Fn(Report)) {
                 // The `end` goes out before the connection is closed.
                 std::thread::sleep(Duration::from_millis(200));
             }
-            session.leave_room();
+            leave(session, recorded);
             send(Report::Left);
         }
         Request::Engine(command) => {

@@ -673,3 +673,128 @@ fn a_busy_port_is_said_and_the_room_runs_on_another() {
     assert!(!room.server.ends_with(&format!(":{port}")));
     h.get_by_label_contains(&format!("Port {port} is in use by another program"));
 }
+
+/// An episode as the server's API gives it once rendered (`GET /api/episodes/7`).
+fn rendered_episode(status: booth::episodes::Status) -> booth::server::episodes::EpisodeView {
+    booth::server::episodes::EpisodeView {
+        episode: booth::episodes::Episode {
+            id: 7,
+            guid: "booth-episode-7".into(),
+            room: "r1".into(),
+            title: "Boss rush".into(),
+            description: String::new(),
+            game: Some("Test game".into()),
+            started_ms: 0,
+            duration_ms: 90_000,
+            status,
+            cut_short: false,
+            files: booth::episodes::Files::default(),
+            chapters: Vec::new(),
+            people: Vec::new(),
+            loudness_lufs: None,
+            error: None,
+        },
+        page: "http://127.0.0.1:9/episodes/7".into(),
+        audio: Some("http://127.0.0.1:9/media/episodes/7/episode.mp3".into()),
+        alternate: "http://127.0.0.1:9/media/episodes/7/program.opus".into(),
+        chapters_url: None,
+        feed: "http://127.0.0.1:9/podcast.xml".into(),
+    }
+}
+
+#[test]
+fn record_as_episode_is_a_checkbox_that_is_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = launch(dir.path(), true);
+    let path = l.settings_path.clone().unwrap();
+    let mut h = harness(l);
+    h.step();
+    assert!(!h.state().overlay.settings.record_episode);
+    h.get_by_label("Record as episode").click();
+    h.run_steps(2);
+    assert!(h.state().overlay.settings.record_episode);
+    h.state_mut().overlay.save_now();
+    assert!(Settings::load(&path).unwrap().record_episode);
+}
+
+#[test]
+fn the_episode_ready_panel_shows_its_links_and_delete_takes_two_clicks() {
+    use booth::app::episode::{EpisodeAnswer, EpisodePanel, EpisodeRequest};
+    use booth::episodes::Status;
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    let mut panel = EpisodePanel::unwatched(7);
+    let rendering = EpisodeAnswer::Seen(Box::new(rendered_episode(Status::Rendering)));
+    panel.take(rendering);
+    h.state_mut().overlay.episode = Some(panel);
+    h.run_steps(2);
+    h.get_by_label_contains("Episode 7: rendering");
+    assert!(h.query_by_label("Episode ready").is_none());
+    let published = EpisodeAnswer::Seen(Box::new(rendered_episode(Status::Published)));
+    if let Some(p) = h.state_mut().overlay.episode.as_mut() {
+        p.take(published);
+    }
+    h.run_steps(2);
+    h.get_by_label("Episode ready");
+    h.get_by_label("http://127.0.0.1:9/episodes/7");
+    h.get_by_label("http://127.0.0.1:9/podcast.xml");
+    h.get_by_label("In the feed");
+    // Delete asks first; "Keep it" keeps it.
+    click(&h, "Delete");
+    h.run_steps(2);
+    h.get_by_label_contains("for good");
+    assert_eq!(h.state().overlay.episode.as_ref().unwrap().asked, None);
+    click(&h, "Keep it");
+    h.run_steps(2);
+    assert!(h.query_by_label("Delete it").is_none());
+    click(&h, "Delete");
+    h.run_steps(2);
+    click(&h, "Delete it");
+    h.run_steps(2);
+    let p = h.state().overlay.episode.as_ref().unwrap();
+    assert_eq!(p.asked, Some(EpisodeRequest::Delete));
+    h.get_by_label("Deleting...");
+}
+
+#[test]
+fn a_recorded_room_becomes_an_episode_the_overlay_follows_after_the_room_ends() {
+    use booth::app::episode::EpisodeStage;
+    let dir = tempfile::tempdir().unwrap();
+    let l = launch(dir.path(), true);
+    let path = l.settings_path.clone().unwrap();
+    let mut settings = Settings::load(&path).unwrap();
+    settings.record_episode = true;
+    settings.save(&path).unwrap();
+    let mut h = harness(l);
+    let room = go_live(&mut h);
+    let episode = room.episode.clone().expect("the room records an episode");
+    wait_for(&mut h, "the episode in the room view", |w| {
+        w.overlay.room.episode.is_some()
+    });
+    h.get_by_label(&format!("Recording episode {}", episode.id));
+    std::thread::sleep(Duration::from_secs(2));
+    click(&h, "End room");
+    h.run_steps(2);
+    click(&h, "End it");
+    wait_for(&mut h, "the room ended", |w| {
+        matches!(w.overlay.phase, Phase::Ready)
+    });
+    // The in-process server stays up for the episode: the panel hears it rendered (or failed).
+    wait_for(&mut h, "the episode rendered", |w| {
+        w.overlay
+            .episode
+            .as_ref()
+            .is_some_and(|p| matches!(p.stage(), EpisodeStage::Ready(_) | EpisodeStage::Failed(_)))
+    });
+    // What the panel shows is what the server says, on screen: published, with its links.
+    let info = get_json(&format!("{}/api/episodes/{}", room.server, episode.id));
+    match h.state().overlay.episode.as_ref().unwrap().stage() {
+        EpisodeStage::Ready(view) => {
+            assert_eq!(info["status"], "published", "{info}");
+            h.get_by_label("Episode ready");
+            h.get_by_label(&view.page);
+            h.get_by_label(&view.feed);
+        }
+        other => panic!("the episode did not render: {other:?}; the server says {info}"),
+    }
+}

@@ -5,7 +5,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  apply, initialState, isOver, listenBearer, may, myRole, outranks, speaksFromPage, withHand,
+  apply, awaitsEpisode, canChangeEpisode, deleteClicked, deleteDisarmed, episodeAnswered, episodeAsked,
+  episodeRequest, episodeUnreachable, showsEpisode,
+} from "../../assets/web/state.js";
+import {
+  initialState, isOver, listenBearer, may, myRole, outranks, speaksFromPage, withHand,
   withoutLevels, withSelfMuted,
 } from "../../assets/web/state.js";
 
@@ -239,4 +243,108 @@ test("junk inside a list is dropped, the rest kept", () => {
   assert.deepEqual(s.actions, ["react"]);
   s = apply(s, { v: 1, type: "levels", levels: [null, [1], ["a", 2], [2, 0.7]] });
   assert.deepEqual([...s.levels], [[2, 0.7]]);
+});
+
+// ---------------------------------------------------------------- the episode, after the room
+
+/** The host's page in a room that records episode 7, welcomed as the server does. */
+function hostRecording() {
+  return apply(initialState(0), {
+    v: 1,
+    type: "welcome",
+    you: { id: 1, role: "host", name: "Host", token: "p1.hostsecret", actions: ["end", "mute", "approve"] },
+    room: {
+      title: "Boss rush", game: "", elapsed_ms: 0, stage: [HOST], listener_count: 0, recording: true,
+      ended: false, host_away: false, audience: [], listening: 0, live: true,
+      episode: { id: 7, page: "http://h/episodes/7", feed: "http://h/podcast.xml" },
+    },
+  }, 0);
+}
+
+/** `GET /api/episodes/7`'s answer (the Episode fields flattened, plus its links). */
+function episodeBody(status, extra = {}) {
+  return {
+    id: 7, guid: "g7", room: "r", title: "Boss rush", status, error: null, duration_ms: 60000,
+    chapters: [], people: [], page: "http://h/episodes/7", audio: null, alternate: "http://h/m/7/p.opus",
+    chapters_url: null, feed: "http://h/podcast.xml", ...extra,
+  };
+}
+
+test("a recording that fails is a notice for moderators until recording starts again", () => {
+  let s = hostRecording();
+  s = apply(s, { v: 1, type: "error", code: "recording_failed", message: "recording stopped: No space left on device" });
+  assert.equal(s.recording, false);
+  assert.match(s.recordingFailed, /No space left on device/);
+  assert.match(s.recordingFailed, /goes on unrecorded/);
+  assert.equal(apply(s, { v: 1, type: "recording", on: true }).recordingFailed, "");
+});
+
+test("the host's page follows the episode after the room ends, until it is rendered", () => {
+  let s = hostRecording();
+  assert.deepEqual(s.episode, { id: 7, page: "http://h/episodes/7", feed: "http://h/podcast.xml" });
+  assert.equal(showsEpisode(s), false, "not while the room is live");
+  s = apply(s, { v: 1, type: "ended", reason: "host_ended" });
+  assert.ok(showsEpisode(s));
+  assert.ok(awaitsEpisode(s));
+  assert.deepEqual(episodeRequest(s, "get"), { url: "/api/episodes/7", method: "GET", headers: {} });
+  assert.equal(episodeRequest(s, "delete"), null, "nothing to change before it is rendered");
+  s = episodeAnswered(s, 200, episodeBody("rendering"));
+  assert.ok(awaitsEpisode(s));
+  assert.equal(canChangeEpisode(s), false);
+  s = episodeAnswered(s, 200, episodeBody("published"));
+  assert.equal(awaitsEpisode(s), false);
+  assert.ok(canChangeEpisode(s));
+  assert.equal(s.episodeView.page, "http://h/episodes/7");
+  assert.equal(s.episodeView.feed, "http://h/podcast.xml");
+  // A failed render says why, and the page stops asking.
+  const failed = episodeAnswered(s, 200, episodeBody("failed", { error: "ffmpeg is missing" }));
+  assert.equal(failed.episodeView.error, "ffmpeg is missing");
+  assert.equal(awaitsEpisode(failed), false);
+});
+
+test("a listener's page, or a room that records nothing, shows no episode panel", () => {
+  assert.equal(showsEpisode(apply(welcomed(), { v: 1, type: "ended", reason: "host_ended" })), false);
+  const listenerOfRecordedRoom = apply(welcomed({ episode: { id: 7, page: "p", feed: "f" } }), { v: 1, type: "ended", reason: "host_ended" });
+  assert.equal(showsEpisode(listenerOfRecordedRoom), false);
+  // The `episode` message (recording started mid-room) is taken in too.
+  const s = apply(hostRecording(), { v: 1, type: "episode", id: 9, page: "p9", feed: "f" });
+  assert.equal(s.episode.id, 9);
+});
+
+test("rename, unlist and delete are PATCH and DELETE with the host's token, one at a time", () => {
+  let s = apply(hostRecording(), { v: 1, type: "ended", reason: "host_ended" });
+  s = episodeAnswered(s, 200, episodeBody("published"));
+  const bearer = "Bearer p1.hostsecret";
+  const rename = episodeRequest(s, { title: "  Boss rush, part 2 " });
+  assert.equal(rename.method, "PATCH");
+  assert.equal(rename.headers.authorization, bearer);
+  assert.deepEqual(JSON.parse(rename.body), { title: "Boss rush, part 2" });
+  assert.equal(episodeRequest(s, { title: "   " }), null, "an episode needs a title");
+  assert.deepEqual(JSON.parse(episodeRequest(s, "unlist").body), { status: "unlisted" });
+  assert.deepEqual(JSON.parse(episodeRequest(s, "publish").body), { status: "published" });
+  s = episodeAsked(s, "unlist");
+  assert.equal(episodeRequest(s, "delete"), null, "one change at a time");
+  s = episodeAnswered(s, 200, episodeBody("unlisted"));
+  assert.equal(s.episodeView.status, "unlisted");
+  // Delete takes a second click; "Keep it" forgets the first.
+  let click = deleteClicked(s);
+  assert.equal(click.delete, false);
+  assert.equal(deleteDisarmed(click.state).deleteArmed, false);
+  click = deleteClicked(click.state);
+  assert.equal(click.delete, true);
+  const del = episodeRequest(click.state, "delete");
+  assert.deepEqual(del, { url: "/api/episodes/7", method: "DELETE", headers: { authorization: bearer } });
+  s = episodeAnswered(episodeAsked(click.state, "delete"), 204, null);
+  assert.ok(s.episodeDeleted);
+  assert.equal(awaitsEpisode(s), false);
+});
+
+test("a refused change says why; an unreachable server too", () => {
+  let s = apply(hostRecording(), { v: 1, type: "ended", reason: "host_ended" });
+  s = episodeAnswered(s, 200, episodeBody("published"));
+  const refused = episodeAnswered(episodeAsked(s, "rename"), 401, { error: "unauthorized", message: "only the host who recorded an episode can change it" });
+  assert.equal(refused.episodeProblem, "only the host who recorded an episode can change it");
+  assert.ok(canChangeEpisode(refused));
+  assert.match(episodeUnreachable(s, "Failed to fetch").episodeProblem, /Failed to fetch/);
+  assert.equal(episodeAnswered(s, 500, "junk").episodeProblem, "the server refused (500)");
 });

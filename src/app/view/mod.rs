@@ -5,9 +5,11 @@
 //!
 //! - `status_bar`: the header both modes start with (the whole compact strip).
 //! - `room_tab`, `audio_tab`, `setup_tab`: the expanded panel's tabs.
+//! - `episode_panel`: off air, the episode the last room became (in the Room tab).
 //! - `widgets`: the palette and the cards and headings the panels share.
 
 mod audio_tab;
+mod episode_panel;
 mod room_tab;
 mod setup_tab;
 mod status_bar;

@@ -12,7 +12,7 @@ use crate::app::room_view::{Hand, OnStage};
 use crate::room::Role;
 
 /// A link with a Copy button (it says "Copied" for two seconds), selectable as text too.
-fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
+pub(super) fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instant) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(label).color(MUTED_GREY));
         let copied = v.copied.as_ref().is_some_and(|(l, at)| {
@@ -39,6 +39,7 @@ fn link_row(ui: &mut Ui, v: &mut ViewState, label: &str, link: &str, now: Instan
 /// Off air, the form to go live; live, everything about the room.
 pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant) {
     let Some(room) = o.live_room().cloned() else {
+        super::episode_panel::show(ui, o, v, now);
         go_live_form(ui, o);
         return;
     };
@@ -237,6 +238,10 @@ fn recording_and_moments(ui: &mut Ui, o: &mut Overlay) {
             ui.label(RichText::new(format!("{} marked", o.room.moments)).color(MUTED_GREY));
         }
     });
+    if let Some(episode) = o.room.episode.as_ref().filter(|_| o.room.recording) {
+        ui.label(RichText::new(format!("Recording episode {}", episode.id)).color(LIVE_RED))
+            .on_hover_text("when the room ends it is rendered and published in the feed");
+    }
 }
 
 /// Ending the room takes a second click: it ends it for everyone.
@@ -271,6 +276,9 @@ fn end_room(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState) {
 /// What the server field means, on hover.
 const SERVER_HINT: &str = "empty: the room runs on this computer; or a Booth server's address, like https://rooms.example.org";
 
+/// What recording as an episode means, on hover.
+const RECORD_HINT: &str = "record the room from its start: when it ends it becomes a podcast episode, in the feed, with a page of its own";
+
 /// The room's details (saved with the settings) and the Go live button.
 fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Your room");
@@ -293,6 +301,12 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
             ui.label("Game");
             changed |= ui
                 .add(egui::TextEdit::singleline(&mut s.game).hint_text("what you play"))
+                .changed();
+            ui.end_row();
+            ui.label("Podcast");
+            changed |= ui
+                .checkbox(&mut s.record_episode, "Record as episode")
+                .on_hover_text(RECORD_HINT)
                 .changed();
             ui.end_row();
             ui.label("Server");
