@@ -37,7 +37,7 @@ fn interpolation_filter() -> ([[f32; LANES]; TAPS_PER_PHASE], f32) {
     let taps = FACTOR * TAPS_PER_PHASE;
     let mut filter = [[0f32; LANES]; TAPS_PER_PHASE];
     let mut l1 = [0f64; FACTOR];
-    for k in 0..TAPS_PER_PHASE {
+    for (k, branch) in filter.iter_mut().enumerate() {
         for p in 0..FACTOR {
             let j = (k * FACTOR + p) as f64;
             let window = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j / taps as f64).cos());
@@ -50,8 +50,8 @@ fn interpolation_filter() -> ([[f32; LANES]; TAPS_PER_PHASE], f32) {
             };
             l1[p] += c.abs();
             if p > 0 {
-                filter[k][2 * (p - 1)] = c as f32;
-                filter[k][2 * (p - 1) + 1] = c as f32;
+                branch[2 * (p - 1)] = c as f32;
+                branch[2 * (p - 1) + 1] = c as f32;
             }
         }
     }
