@@ -85,6 +85,19 @@ impl TruePeakLimiter {
     /// # Errors
     /// A ceiling outside -30..=0 dBTP.
     pub fn new(ceiling_dbtp: f32) -> Result<Self, DspError> {
+        Self::with_timing(ceiling_dbtp, Limiter::LOOKAHEAD_MS, Limiter::RELEASE_MS)
+    }
+
+    /// A limiter with its own lookahead and release times (see [`Limiter::with_timing`]).
+    ///
+    /// # Errors
+    /// A ceiling outside -30..=0 dBTP, lookahead outside 0.1..=50 ms or release outside
+    /// 1..=5000 ms.
+    pub fn with_timing(
+        ceiling_dbtp: f32,
+        lookahead_ms: f32,
+        release_ms: f32,
+    ) -> Result<Self, DspError> {
         check_range(
             "true-peak ceiling (dBTP)",
             ceiling_dbtp,
@@ -94,7 +107,7 @@ impl TruePeakLimiter {
         )?;
         let (filter, l1) = interpolation_filter();
         Ok(Self {
-            limiter: Limiter::new(ceiling_dbtp)?,
+            limiter: Limiter::with_timing(ceiling_dbtp, lookahead_ms, release_ms)?,
             ceiling: db_to_gain(ceiling_dbtp),
             filter,
             l1,

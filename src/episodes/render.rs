@@ -183,9 +183,25 @@ pub fn normalising_gain_db(loudness_lufs: f64) -> f64 {
     }
 }
 
+/// How often the makeup gain is steered: every 100 ms, as often as loudness readings change.
+const STEER_EVERY_FRAMES: usize = 4_800;
+/// dB of makeup per LU of error per step: about 2 s to give back what a heavily limited
+/// stretch of speech loses, slow enough not to pump.
+const STEER_RATE: f64 = 0.05;
+/// The most makeup (or cut) the steering applies, dB.
+const MAX_MAKEUP_DB: f64 = 6.0;
+
 /// The program's audio through gain, limiter and LAME into a writer.
 struct Chain {
     gain: f32,
+    /// The output loudness the gain aims at (the target, unless the gain was capped).
+    aim_lufs: f64,
+    /// The limiter's output, metered: what it took off is given back (see `steer`).
+    meter: LoudnessMeter,
+    makeup_db: f64,
+    /// The makeup gain reached at the end of the last block (ramped to the next value).
+    makeup_applied: f32,
+    since_steer: usize,
     limiter: TruePeakLimiter,
     encoder: Mp3Encoder,
     /// Limiter output frames still to drop: its latency, so the MP3 starts with the program.
@@ -196,12 +212,17 @@ struct Chain {
 }
 
 impl Chain {
-    fn new(gain_db: f64) -> Result<Self, RenderError> {
+    fn new(gain_db: f64, aim_lufs: f64) -> Result<Self, RenderError> {
         let limiter = TruePeakLimiter::new(CEILING_DBTP).map_err(|e| {
             RenderError::Encode(CodecError::InvalidSettings(format!("limiter: {e}")))
         })?;
         Ok(Self {
             gain: 10f64.powf(gain_db / 20.0) as f32,
+            aim_lufs,
+            meter: LoudnessMeter::new(),
+            makeup_db: 0.0,
+            makeup_applied: 1.0,
+            since_steer: 0,
             lead_in: limiter.latency_frames(),
             limiter,
             encoder: Mp3Encoder::new(MP3_SETTINGS).map_err(RenderError::Encode)?,
@@ -216,14 +237,47 @@ impl Chain {
         self.limiter.process(&mut self.stereo);
         let drop = self.lead_in.min(self.stereo.len() / 2);
         self.lead_in -= drop;
+        let out = &self.stereo[drop * 2..];
+        self.meter.process(out);
+        self.since_steer += out.len() / 2;
         self.encoder
-            .encode(&self.stereo[drop * 2..], &mut self.mp3)
-            .map_err(RenderError::Encode)
+            .encode(out, &mut self.mp3)
+            .map_err(RenderError::Encode)?;
+        if self.since_steer >= STEER_EVERY_FRAMES {
+            self.since_steer = 0;
+            self.steer();
+        }
+        Ok(())
+    }
+
+    /// Loudness the limiter takes off (speech peaks far over the ceiling after a big gain) is
+    /// given back as makeup gain before it, steered by the output's integrated loudness so
+    /// far: an integral controller, so the whole episode lands on its aim, still in one pass.
+    fn steer(&mut self) {
+        let out = f64::from(self.meter.integrated_lufs());
+        if out.is_finite() && self.aim_lufs.is_finite() {
+            let error = self.aim_lufs - out;
+            self.makeup_db =
+                (self.makeup_db + STEER_RATE * error).clamp(-MAX_MAKEUP_DB, MAX_MAKEUP_DB);
+        }
     }
 
     fn push(&mut self, block: &[f32], channels: u8) -> Result<(), RenderError> {
         stereo_with_gain(block, channels, self.gain, &mut self.stereo);
-        self.frames_in += (self.stereo.len() / 2) as u64;
+        // Ramp the makeup across the block: a step would click.
+        let to = 10f64.powf(self.makeup_db / 20.0) as f32;
+        let from = self.makeup_applied;
+        let frames = self.stereo.len() / 2;
+        if to != from || from != 1.0 {
+            let step = (to - from) / frames.max(1) as f32;
+            for (i, f) in self.stereo.chunks_exact_mut(2).enumerate() {
+                let g = from + step * (i + 1) as f32;
+                f[0] *= g;
+                f[1] *= g;
+            }
+        }
+        self.makeup_applied = to;
+        self.frames_in += frames as u64;
         self.encode_stereo()
     }
 
@@ -395,7 +449,7 @@ pub fn render(program: &Path, out_dir: &Path, job: &RenderJob) -> Result<Rendere
     let tag_len = id3v2_4(&fields(&placeholder))?.len();
     let mut file = Mp3File::create(out_dir.join(format!(".{MP3_FILE}.partial")), tag_len)?;
 
-    let mut chain = Chain::new(gain_db)?;
+    let mut chain = Chain::new(gain_db, loudness + gain_db)?;
     while let Some(block) = reader.read().map_err(decode)? {
         chain.push(block, channels)?;
         file.append(&chain.mp3)?;

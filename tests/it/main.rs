@@ -8,6 +8,7 @@
 mod alloc;
 mod devices;
 mod ducking;
+mod episodes_render;
 mod host;
 mod layering;
 mod limiter;
