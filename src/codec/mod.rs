@@ -1,15 +1,19 @@
-//! Opus and Ogg Opus: the encoder and decoder Booth speaks on the wire and writes to disk.
+//! Opus and Ogg Opus: the encoder and decoder Booth speaks on the wire and writes to disk; MP3
+//! for podcast apps.
 //!
 //! [`opus`] wraps libopus (48 kHz, 20 ms frames); [`ogg_opus`] writes and reads Ogg Opus files
-//! per RFC 7845, the format every player, `opusinfo` and ffmpeg accept.
+//! per RFC 7845, the format every player, `opusinfo` and ffmpeg accept; [`mp3`] encodes MP3
+//! with the system's LAME, linked dynamically.
 //!
 //! Never here: devices, sockets, threads or clocks. The writer takes any `Write`, the reader any
 //! `Read + Seek`; bad input from outside is an error, never a panic.
 
 pub mod frame;
+pub mod mp3;
 pub mod ogg_opus;
 pub mod opus;
 
+pub use mp3::{Mp3Encoder, Mp3Settings};
 pub use ogg_opus::{OggOpusReader, OggOpusWriter, is_ogg_opus};
 pub use opus::{Application, EncoderSettings, OpusDecoder, OpusEncoder};
 
@@ -46,6 +50,9 @@ pub enum CodecError {
     /// Encoder settings outside what Opus allows.
     #[error("invalid Opus settings: {0}")]
     InvalidSettings(String),
+    /// LAME (the MP3 encoder) failed while encoding or could not start.
+    #[error("the MP3 encoder (LAME) failed: {0}")]
+    Mp3(String),
     /// A caller handed in samples that do not form whole frames (a bug in the caller).
     #[error("{0}")]
     InvalidInput(String),

@@ -131,7 +131,6 @@ impl Limiter {
     }
 
     fn frame(&mut self, frame: &mut [f32]) {
-        let w = self.window;
         // A NaN or infinity from upstream must not poison the output or the gain curve.
         for s in frame.iter_mut() {
             if !s.is_finite() {
@@ -139,6 +138,13 @@ impl Limiter {
             }
         }
         let peak = frame[0].abs().max(frame[1].abs());
+        self.frame_with_peak(frame, peak);
+    }
+
+    /// Limits one finite stereo frame whose peak (sample peak here, true peak for
+    /// [`TruePeakLimiter`](super::TruePeakLimiter)) is `peak`.
+    pub(super) fn frame_with_peak(&mut self, frame: &mut [f32], peak: f32) {
+        let w = self.window;
         let need = if peak > self.ceiling {
             self.quiet = 0;
             self.ceiling / peak

@@ -9,7 +9,8 @@
 //! [`SteeredResampler`] live devices, steered by [`FillSteering`] from a ring's fill) ->
 //! [`VoiceActivity`] on the voice keys the [`Ducker`], which dips the game with lookahead ->
 //! [`mix_into`] (game x duck gain x game gain + voice x voice gain) -> [`Limiter`] (a ceiling
-//! that is never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). Live, the voice
+//! that is never exceeded) -> [`LoudnessMeter`] (peak, RMS, EBU R128 loudness). An episode's
+//! rendering holds its true peak (between samples) with [`TruePeakLimiter`]. Live, the voice
 //! first goes through the engine's mic chain: a high-pass and the [`Denoiser`] (noise
 //! suppression that rests while the host is not speaking).
 //!
@@ -27,6 +28,7 @@ mod program;
 mod resampler;
 mod steered;
 mod steering;
+mod true_peak;
 mod vad;
 
 pub use biquad::Biquad;
@@ -41,6 +43,7 @@ pub use program::{ProgramMix, ProgramSettings};
 pub use resampler::StreamResampler;
 pub use steered::SteeredResampler;
 pub use steering::FillSteering;
+pub use true_peak::TruePeakLimiter;
 pub use vad::VoiceActivity;
 
 /// The rate everything inside Booth runs at.

@@ -15,6 +15,9 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 
+pub mod id3;
+pub mod render;
+
 /// Where an episode stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

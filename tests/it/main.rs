@@ -8,6 +8,7 @@
 mod alloc;
 mod devices;
 mod ducking;
+mod episodes_render;
 mod feed;
 mod host;
 mod layering;

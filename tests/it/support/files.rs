@@ -65,7 +65,9 @@ pub fn ffmpeg_decode(path: &Path) -> Vec<f32> {
     let out = run(Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-i"])
         .arg(path)
-        .args(["-f", "f32le", "-ac", "2", "-ar", "48000", "-"]));
+        .args([
+            "-map", "0:a:0", "-f", "f32le", "-ac", "2", "-ar", "48000", "-",
+        ]));
     out.stdout
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
