@@ -8,15 +8,13 @@
 
 pub mod cover;
 pub mod feed;
+pub mod id3;
 pub mod manage;
 pub mod publish;
 pub mod render;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
-
-pub mod id3;
-pub mod render;
 
 /// Where an episode stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,7 +132,7 @@ pub fn publish(store: &Store, id: i64) -> Result<Episode, PublishError> {
                 e.files.chapters = Some(r.chapters.clone());
                 e.files.program_bytes = program_bytes.or(e.files.program_bytes);
                 e.duration_ms = r.duration_ms;
-                e.loudness_lufs = Some(r.loudness_lufs);
+                e.loudness_lufs = r.loudness_lufs.or(e.loudness_lufs);
                 e.description = describe(&e.title, e.game.as_deref(), &e.people);
                 e.status = Status::Published;
             })?;
