@@ -195,8 +195,21 @@ async fn assert_recording_writes_the_program(
     )
     .await;
     assert_eq!(s, 204);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let file = data.join("rooms").join(id).join("program-1.ogg");
+    // Stopping pauses the room's episode; its files are finished when the room ends.
+    let (_, info) = status_of(http.get(format!("{url}/api/rooms/{id}"))).await;
+    let episode = info["episode"]["id"].as_i64().unwrap();
+    let (s, _) = status_of(
+        http.post(&actions)
+            .bearer_auth(host_token)
+            .json(&json!({"type": "end"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let file = data
+        .join("episodes")
+        .join(episode.to_string())
+        .join("program.ogg");
     let out = Command::new("ffprobe")
         .args([
             "-v",
