@@ -473,3 +473,39 @@ async fn next_of_patient(ws: &mut Ws) -> Value {
         other => json!({"type": "closed", "reason": format!("{other:?}")}),
     }
 }
+
+#[test]
+fn sigterm_finishes_a_recording_properly_and_the_next_start_publishes_it() {
+    if !tools() {
+        return;
+    }
+    let dir = tempdir();
+    let d = dir.path();
+    let data = d.join("data");
+    let (server, _host, live, id) = recording_room(d, &data, 30.0);
+    let started = episode(&live.url, id)["started_ms"].as_u64().unwrap();
+    sleep_until(started + 8_000);
+    run(Command::new("kill").args(["-TERM", &server.pid().to_string()]));
+    server.wait_ok(Duration::from_secs(20));
+    // Finished, not repaired: the whole program, with its end, and nothing cut short.
+    let out = run(Command::new(crate::support::booth())
+        .args(["episodes", "show", &id.to_string(), "--data"])
+        .arg(&data));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("status:      rendering"), "{shown}");
+    assert!(!shown.contains("cut short"), "{shown}");
+    let program = data
+        .join("episodes")
+        .join(id.to_string())
+        .join("program.ogg");
+    let out = run(Command::new("opusinfo").arg(&program));
+    let said = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        !said.contains("warning") && !said.contains("error"),
+        "{said}"
+    );
+    let (_server, url) = serve_with(&data, &[]);
+    let e = published(&url, id, Duration::from_secs(60));
+    assert_eq!(e["cut_short"], false, "{e}");
+    assert!(e["duration_ms"].as_u64().unwrap() >= 7_000, "{e}");
+}
