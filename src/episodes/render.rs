@@ -38,9 +38,9 @@ pub const MAX_GAIN_DB: f64 = 20.0;
 pub const MP3_FILE: &str = "episode.mp3";
 /// The chapters file's name in the episode's directory.
 pub const CHAPTERS_FILE: &str = "chapters.json";
-/// How the MP3 is encoded: 128 kbit/s CBR stereo at 48 kHz. LAME quality 5: see
-/// docs/PERFORMANCE.md for what quality 3 (LAME's default) costs over an hour and how little it
-/// changes at 128 kbit/s.
+/// How the MP3 is encoded: 128 kbit/s CBR stereo at 48 kHz. LAME quality 5 (LAME's default is
+/// 3): LAME is most of a render's time, and an hour-long room must be published within a minute
+/// of its end on two cores (docs/PERFORMANCE.md, "Rendering an episode").
 pub const MP3_SETTINGS: Mp3Settings = Mp3Settings {
     sample_rate: 48_000,
     channels: 2,
