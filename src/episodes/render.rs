@@ -3,7 +3,8 @@
 //! (ID3v2.4 with chapters), and the Podcasting 2.0 JSON chapters file beside it. The Ogg Opus
 //! program stays as the feed's alternate enclosure, untouched.
 //!
-//! ONE pass over the audio: decode -> gain -> [`TruePeakLimiter`] -> LAME -> file. The gain is
+//! ONE pass over the audio: decode -> gain -> [`TruePeakLimiter`] -> LAME -> file, LAME on a
+//! thread of its own so the two halves share the machine's cores. The gain is
 //! known before the pass because the program's integrated loudness is measured while it is
 //! recorded (`dsp::LoudnessMeter` on the writer thread), and handed in as
 //! [`RenderJob::loudness_lufs`]. When it is not known (a recording repaired after a crash), a
@@ -203,16 +204,16 @@ struct Chain {
     makeup_applied: f32,
     since_steer: usize,
     limiter: TruePeakLimiter,
-    encoder: Mp3Encoder,
+    /// LAME, on the other core.
+    lame: LameThread,
     /// Limiter output frames still to drop: its latency, so the MP3 starts with the program.
     lead_in: usize,
     frames_in: u64,
     stereo: Vec<f32>,
-    mp3: Vec<u8>,
 }
 
 impl Chain {
-    fn new(gain_db: f64, aim_lufs: f64) -> Result<Self, RenderError> {
+    fn new(gain_db: f64, aim_lufs: f64, file: Mp3File) -> Result<Self, RenderError> {
         let limiter = TruePeakLimiter::new(CEILING_DBTP).map_err(|e| {
             RenderError::Encode(CodecError::InvalidSettings(format!("limiter: {e}")))
         })?;
@@ -225,10 +226,9 @@ impl Chain {
             since_steer: 0,
             lead_in: limiter.latency_frames(),
             limiter,
-            encoder: Mp3Encoder::new(MP3_SETTINGS).map_err(RenderError::Encode)?,
+            lame: LameThread::start(file)?,
             frames_in: 0,
             stereo: Vec::with_capacity(2 * 5_760),
-            mp3: Vec::with_capacity(1 << 16),
         })
     }
 
@@ -240,9 +240,7 @@ impl Chain {
         let out = &self.stereo[drop * 2..];
         self.meter.process(out);
         self.since_steer += out.len() / 2;
-        self.encoder
-            .encode(out, &mut self.mp3)
-            .map_err(RenderError::Encode)?;
+        self.lame.encode(out.to_vec())?;
         if self.since_steer >= STEER_EVERY_FRAMES {
             self.since_steer = 0;
             self.steer();
@@ -281,16 +279,81 @@ impl Chain {
         self.encode_stereo()
     }
 
-    /// Pushes the limiter's last frames out with silence and flushes LAME.
-    fn finish(&mut self) -> Result<(), RenderError> {
+    /// Pushes the limiter's last frames out with silence and flushes LAME: the MP3 file with
+    /// every frame in it, and LAME's Info frame.
+    fn finish(mut self) -> Encoded {
         // The limiter holds back exactly its latency; whatever of it is still to be dropped
         // (a program shorter than that) comes off the front of this silence.
         let tail = self.limiter.latency_frames();
         self.stereo.clear();
         self.stereo.resize(tail * 2, 0.0);
         self.encode_stereo()?;
-        self.encoder.flush(&mut self.mp3);
-        Ok(())
+        self.lame.finish()
+    }
+}
+
+/// Limited blocks queued for LAME at most (about 2.5 s of audio): the decoder and limiter run
+/// ahead on one core while LAME, most of a render's cost, runs on the other.
+const LAME_QUEUE: usize = 128;
+
+/// What LAME's thread ends with: the MP3 file with every frame in it, and LAME's Info frame.
+type Encoded = Result<(Mp3File, Vec<u8>), RenderError>;
+
+/// LAME and the MP3 file on a thread of their own, fed limited blocks in order.
+struct LameThread {
+    blocks: Option<std::sync::mpsc::SyncSender<Vec<f32>>>,
+    thread: Option<std::thread::JoinHandle<Encoded>>,
+}
+
+impl LameThread {
+    fn start(mut file: Mp3File) -> Result<Self, RenderError> {
+        let mut encoder = Mp3Encoder::new(MP3_SETTINGS).map_err(RenderError::Encode)?;
+        let (blocks, queue) = std::sync::mpsc::sync_channel::<Vec<f32>>(LAME_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("booth-mp3".into())
+            .spawn(move || {
+                let mut mp3 = Vec::with_capacity(1 << 16);
+                for block in queue {
+                    encoder
+                        .encode(&block, &mut mp3)
+                        .map_err(RenderError::Encode)?;
+                    file.append(&mp3)?;
+                    mp3.clear();
+                }
+                encoder.flush(&mut mp3);
+                file.append(&mp3)?;
+                Ok((file, encoder.info_tag()))
+            })
+            .map_err(|e| {
+                RenderError::Encode(CodecError::Mp3(format!("no thread for LAME: {e}")))
+            })?;
+        Ok(Self {
+            blocks: Some(blocks),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a block; the encoder's own error when it stopped.
+    fn encode(&mut self, block: Vec<f32>) -> Result<(), RenderError> {
+        let sent = self.blocks.as_ref().is_some_and(|b| b.send(block).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            self.join().map(|_| ())
+        }
+    }
+
+    fn finish(mut self) -> Encoded {
+        self.join()
+    }
+
+    fn join(&mut self) -> Encoded {
+        self.blocks = None;
+        let gone = || RenderError::Encode(CodecError::Mp3("the LAME thread stopped".into()));
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(gone()),
+        }
     }
 }
 
@@ -447,21 +510,17 @@ pub fn render(program: &Path, out_dir: &Path, job: &RenderJob) -> Result<Rendere
     };
     let placeholder = tag_chapters(&job.chapters, u64::MAX);
     let tag_len = id3v2_4(&fields(&placeholder))?.len();
-    let mut file = Mp3File::create(out_dir.join(format!(".{MP3_FILE}.partial")), tag_len)?;
+    let file = Mp3File::create(out_dir.join(format!(".{MP3_FILE}.partial")), tag_len)?;
 
-    let mut chain = Chain::new(gain_db, loudness + gain_db)?;
+    let mut chain = Chain::new(gain_db, loudness + gain_db, file)?;
     while let Some(block) = reader.read().map_err(decode)? {
         chain.push(block, channels)?;
-        file.append(&chain.mp3)?;
-        chain.mp3.clear();
     }
-    chain.finish()?;
-    file.append(&chain.mp3)?;
-
     let duration_ms = chain.frames_in * 1000 / 48_000;
+    let (file, info) = chain.finish()?;
     let chapters = tag_chapters(&job.chapters, duration_ms);
     let tag = id3v2_4(&fields(&chapters))?;
-    let mp3_bytes = file.finish(&tag, &chain.encoder.info_tag(), &out_dir.join(MP3_FILE))?;
+    let mp3_bytes = file.finish(&tag, &info, &out_dir.join(MP3_FILE))?;
     write_whole(out_dir, CHAPTERS_FILE, &json_chapters(&chapters))?;
     Ok(Rendered {
         mp3: MP3_FILE.into(),
