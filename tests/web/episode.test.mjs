@@ -1,6 +1,8 @@
-// An episode's page in a real browser (Debian's Chromium, driven by playwright-core): a room
+// A recorded room's episode in a real browser (Debian's Chromium, driven by playwright-core): a room
 // recorded by a real `booth serve` with a real `booth host` publishing a tone, a moment marked,
-// the room ended; then its page plays, and clicking a chapter seeks the player to it.
+// the room ended. The host's page (open as the room ends) shows the episode when it is ready,
+// renames, unlists, publishes and deletes it; the episode's page plays, and clicking a chapter
+// seeks the player to it.
 // Run by tests/run:  node --test tests/web/
 
 import { test, after } from "node:test";
@@ -49,8 +51,8 @@ async function api(url, method, body, token) {
   return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
-/** A 14 s room recorded from its start, a moment marked at 6 s, ended: its published episode. */
-async function recordedEpisode() {
+/** A room recording from its start, with a `booth host` publishing a 440 Hz tone. */
+async function recordingRoom() {
   const url = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")],
     "booth: serving rooms on ");
   const created = await api(`${url}/api/rooms`, "POST", { title: "Chapters & seeking", record: true });
@@ -62,23 +64,31 @@ async function recordedEpisode() {
   execFileSync("sox", ["-n", "-r", "48000", "-c", "1", "-b", "16", mic, "trim", "0", "20"]);
   await booth(["host", "--headless", "--server", url, "--room", room, "--token", token,
     "--game-file", game, "--mic-file", mic, "--seconds", "20"], "listen: ");
-  const started = (await api(`${url}/api/episodes/${episode.id}`, "GET")).body.started_ms;
+  return { url, room, token, id: episode.id };
+}
+
+/** A moment marked at 6 s, the room ended at 14 s (of its recording). */
+async function markAndEnd({ url, room, token, id }) {
+  const started = (await api(`${url}/api/episodes/${id}`, "GET")).body.started_ms;
   await sleep(Math.max(0, started + 6000 - Date.now()));
   const marked = await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "mark_moment", label: "Boss fight" }, token);
   assert.equal(marked.status, 204, JSON.stringify(marked.body));
   await sleep(Math.max(0, started + 14000 - Date.now()));
   assert.equal((await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "end" }, token)).status, 204);
-  for (let i = 0; i < 120; i++) {
-    const e = (await api(`${url}/api/episodes/${episode.id}`, "GET")).body;
-    if (e.status === "published") return e;
-    assert.notEqual(e.status, "failed", JSON.stringify(e));
-    await sleep(500);
-  }
-  throw new Error("the episode was not published within 60 s");
 }
 
-test("an episode's page plays, and a chapter click seeks to the chapter", { timeout: 150000 }, async () => {
-  const episode = await recordedEpisode();
+/** Waits until the episode's API answer passes `ok`. */
+async function episodeWhere(url, id, ok, what) {
+  for (let i = 0; i < 120; i++) {
+    const e = await api(`${url}/api/episodes/${id}`, "GET");
+    if (ok(e)) return e.body;
+    assert.notEqual(e.body && e.body.status, "failed", JSON.stringify(e.body));
+    await sleep(500);
+  }
+  throw new Error(`the episode was not ${what} within 60 s`);
+}
+
+async function browser() {
   ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
     executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -86,7 +96,28 @@ test("an episode's page plays, and a chapter click seeks to the chapter", { time
       "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
     viewport: { width: 900, height: 900 },
   });
-  const page = await ctx.newPage();
+  return ctx;
+}
+
+/** The host's page, open while the room ends, follows the episode and renames, unlists and
+ *  publishes it. */
+async function hostManages(host, room) {
+  await host.waitForFunction(() => document.getElementById("episode-title").textContent === "Episode ready",
+    null, { timeout: 60000 });
+  await host.screenshot({ path: join(SHOTS, "host-episode-ready.png") });
+  await host.fill("#episode-name", "Boss fight night");
+  await host.click("#episode-rename");
+  await episodeWhere(room.url, room.id, (e) => e.body.title === "Boss fight night", "renamed");
+  await host.waitForFunction(() => !document.getElementById("episode-listing").disabled);
+  await host.click("#episode-listing");
+  await episodeWhere(room.url, room.id, (e) => e.body.status === "unlisted", "unlisted");
+  await host.waitForFunction(() => document.getElementById("episode-listing").textContent === "Publish");
+  await host.click("#episode-listing");
+  return episodeWhere(room.url, room.id, (e) => e.body.status === "published", "published again");
+}
+
+/** The episode's page plays, and a chapter click seeks to the chapter. */
+async function pagePlaysAndSeeks(page, episode) {
   await page.goto(episode.page);
   await page.waitForFunction(() => document.getElementById("player").readyState >= 1, null, { timeout: 15000 });
   await page.evaluate(() => document.getElementById("player").play());
@@ -97,9 +128,25 @@ test("an episode's page plays, and a chapter click seeks to the chapter", { time
   const boss = chapters[at];
   assert.ok(Math.abs(boss[0] - 6) <= 0.5, `the chapter starts at ${boss[0]} s`);
   await page.locator(".chapter[data-start]").nth(at).click();
-  await page.waitForFunction((at) => {
+  await page.waitForFunction((start) => {
     const p = document.getElementById("player");
-    return !p.paused && p.currentTime >= at && p.currentTime < at + 3;
+    return !p.paused && p.currentTime >= start && p.currentTime < start + 3;
   }, boss[0], { timeout: 10000 });
   await page.screenshot({ path: join(SHOTS, "episode-page.png") });
-});
+}
+
+test("a recorded room's episode: the host renames and unlists it on their page; its page plays and seeks; the host deletes it",
+  { timeout: 180000 }, async () => {
+    const room = await recordingRoom();
+    const host = await (await browser()).newPage();
+    await host.goto(`${room.url}/r/${room.room}#token=${room.token}`);
+    await host.waitForFunction(() => document.body.textContent.includes("Chapters & seeking"), null, { timeout: 15000 });
+    await markAndEnd(room);
+    const episode = await hostManages(host, room);
+    assert.equal(episode.title, "Boss fight night");
+    await pagePlaysAndSeeks(await ctx.newPage(), episode);
+    await host.click("#episode-delete");
+    assert.equal((await api(`${room.url}/api/episodes/${room.id}`, "GET")).status, 200, "one click does not delete");
+    await host.click("#episode-delete");
+    await episodeWhere(room.url, room.id, (e) => e.status === 404, "deleted");
+  });
