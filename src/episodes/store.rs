@@ -330,15 +330,7 @@ fn new_guid() -> Result<String, StoreError> {
     getrandom::fill(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
+    Ok(super::uuid_text(&b))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
