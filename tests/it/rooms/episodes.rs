@@ -192,6 +192,7 @@ fn check_mp3(data: &Path, e: &Value) {
         "program of {seconds:.1} s"
     );
     let (lufs, peak) = ebur128(&mp3);
+    eprintln!("episode: MP3 {m} vs program {p} samples, {lufs} LUFS, true peak {peak} dBTP");
     assert!((-17.0..=-15.0).contains(&lufs), "integrated {lufs} LUFS");
     assert!(peak <= -1.0, "true peak {peak} dBTP");
 }
@@ -217,6 +218,7 @@ fn check_chapters(data: &Path, e: &Value) {
     for (c, (at, label)) in listed.iter().zip(want) {
         assert_eq!(c["tags"]["title"], label, "{probed}");
         let t: f64 = c["start_time"].as_str().unwrap().parse().unwrap();
+        eprintln!("episode: MP3 chapter '{label}' at {t} s (marked at {at} s)");
         assert!(
             (t - at).abs() <= 0.5,
             "MP3 chapter {label} at {t} s, not {at}"
@@ -243,6 +245,7 @@ fn check_speaker_track(data: &Path, e: &Value) {
     // 40 s to 80 s: the speaker speaks throughout.
     let middle = &left[40 * 48_000..80 * 48_000];
     let (voice, game) = (tone_db(middle, 700.0), tone_db(middle, 440.0));
+    eprintln!("episode: the speaker's track: voice {voice:.1} dB, game {game:.1} dB");
     assert!(voice > -20.0, "the speaker at {voice:.1} dB in their track");
     assert!(
         game < voice - 50.0,
@@ -376,6 +379,7 @@ fn a_server_killed_while_recording_keeps_a_repaired_episode_and_publishes_it() {
     let e = published(&url, id, Duration::from_secs(60));
     assert_eq!(e["cut_short"], true, "{e}");
     let ms = e["duration_ms"].as_u64().unwrap();
+    eprintln!("episode: {ms} ms kept of a recording killed 30 s in");
     assert!(ms >= 27_000, "only {ms} ms kept");
     let program = file_of(&data, &e, e["files"]["program"].as_str().unwrap());
     let out = run(Command::new("opusinfo").arg(&program));
