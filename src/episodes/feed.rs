@@ -221,13 +221,17 @@ fn channel_head(x: &mut String, show: &Show, base: &str, cover_ext: &str) {
     }
     element(x, "  ", "itunes:explicit", explicit(show));
     element(x, "  ", "itunes:author", &show.author);
+    // Apple asks for the owner's email to verify the feed; an empty one is left out, not sent
+    // blank (`booth serve --show-email` sets it).
     let _ = writeln!(
         x,
-        "  <itunes:owner>\n    <itunes:name>{}</itunes:name>\n    <itunes:email>{}</itunes:email>\n  \
-         </itunes:owner>",
-        e(&show.author),
-        e(&show.email)
+        "  <itunes:owner>\n    <itunes:name>{}</itunes:name>",
+        e(&show.author)
     );
+    if !show.email.is_empty() {
+        element(x, "    ", "itunes:email", &show.email);
+    }
+    x.push_str("  </itunes:owner>\n");
     element(x, "  ", "itunes:type", "episodic");
     element(x, "  ", "podcast:guid", &podcast_guid(&feed));
     // The owner is who may move the feed; with no email configured there is no one to name.
@@ -384,6 +388,24 @@ mod tests {
             loudness_lufs: None,
             error: None,
         }
+    }
+
+    #[test]
+    fn the_owner_email_is_named_only_when_configured() {
+        let xml = podcast_xml(&Show::default(), "http://h", "png", &[], &[]);
+        assert!(!xml.contains("itunes:email"), "{xml}");
+        assert!(
+            xml.contains("<itunes:owner>\n    <itunes:name>Booth</itunes:name>\n  </itunes:owner>")
+        );
+        let show = Show {
+            email: "host@booth.example".into(),
+            ..Show::default()
+        };
+        let xml = podcast_xml(&show, "http://h", "png", &[], &[]);
+        assert!(
+            xml.contains("<itunes:email>host@booth.example</itunes:email>"),
+            "{xml}"
+        );
     }
 
     #[test]

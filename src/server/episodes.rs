@@ -78,9 +78,9 @@ pub fn now_ms() -> i64 {
 
 /// A recorder finished (on its writer thread): the episode takes its files, then is rendered and
 /// published on a thread of its own. A recorder that finished badly is repaired as after a crash.
-pub fn recorded(store: &Arc<Store>, _urls: &Urls, id: i64, result: Result<Recorded, RecordError>) {
+pub fn recorded(store: &Arc<Store>, id: i64, result: Result<Recorded, RecordError>) {
     match result {
-        Ok(r) => keep_recorded(store, id, &r, false),
+        Ok(r) => keep_recorded(store, id, &r),
         Err(e) => {
             tracing::warn!("episode {id}: the recording ended badly ({e}); repairing it");
             repair(store, id);
@@ -99,7 +99,7 @@ pub fn recorded(store: &Arc<Store>, _urls: &Urls, id: i64, result: Result<Record
 /// start.
 pub fn recorded_at_shutdown(store: &Store, id: i64, result: Result<Recorded, RecordError>) {
     match result {
-        Ok(r) => keep_recorded(store, id, &r, false),
+        Ok(r) => keep_recorded(store, id, &r),
         Err(e) => {
             tracing::warn!("episode {id}: the recording ended badly ({e}); repairing it");
             repair(store, id);
@@ -107,7 +107,7 @@ pub fn recorded_at_shutdown(store: &Store, id: i64, result: Result<Recorded, Rec
     }
 }
 
-fn keep_recorded(store: &Store, id: i64, r: &Recorded, cut_short: bool) {
+fn keep_recorded(store: &Store, id: i64, r: &Recorded) {
     let dir = store.episode_dir(id);
     let tracks: Vec<Track> = r
         .tracks
@@ -123,7 +123,6 @@ fn keep_recorded(store: &Store, id: i64, r: &Recorded, cut_short: bool) {
         e.files.program_bytes = Some(r.program_bytes);
         e.files.tracks = tracks;
         e.loudness_lufs = r.loudness_lufs;
-        e.cut_short |= cut_short;
         e.status = Status::Rendering;
     });
     if let Err(e) = result {

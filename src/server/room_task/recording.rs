@@ -51,7 +51,6 @@ pub(super) struct Start<'a> {
     pub program: &'a EncoderSettings,
     /// The room task's inbox, where the recorder's failure is reported.
     pub inbox: mpsc::Sender<RoomMsg>,
-    pub urls: Urls,
 }
 
 /// Why recording could not start.
@@ -78,7 +77,6 @@ impl EpisodeRecording {
         let dir = s.store.episode_dir(id);
         let inbox = s.inbox;
         let store = Arc::clone(s.store);
-        let urls = s.urls;
         let on_event = Box::new(move |event: RecorderEvent| match event {
             RecorderEvent::Failed(why) => {
                 let _ = inbox.try_send(RoomMsg::RecordingFailed {
@@ -87,7 +85,7 @@ impl EpisodeRecording {
                 });
             }
             RecorderEvent::Finished(result) => {
-                published::recorded(&store, &urls, id, result);
+                published::recorded(&store, id, result);
             }
         });
         let recorder = match Recorder::start(dir, s.program, on_event) {
@@ -257,7 +255,6 @@ impl super::RoomTask {
             host_key: self.host_key.clone(),
             program: self.mix.settings(),
             inbox: self.inbox.clone(),
-            urls: self.shared.urls.clone(),
         });
         match started {
             Ok(e) => {
