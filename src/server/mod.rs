@@ -389,7 +389,6 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         shared: Shared {
             media,
             metrics,
-            data_dir: opts.data_dir.clone(),
             episodes: Arc::clone(&store),
             urls,
         },

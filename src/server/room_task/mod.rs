@@ -15,7 +15,6 @@ mod refusal;
 mod sessions;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -58,9 +57,7 @@ pub struct Shared {
     pub media: Arc<MediaSocket>,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Where recordings go.
-    pub data_dir: PathBuf,
-    /// The episodes database.
+    /// The episodes database (and the data directory their files go under).
     pub episodes: Arc<Store>,
     /// The links episodes are given.
     pub urls: Urls,
