@@ -177,10 +177,16 @@ fn check_rendition(dir: &Path, program_frames: usize) {
     assert_eq!(names, [CHAPTERS_FILE, MP3_FILE]);
 }
 
+/// The tools the spoken-room tests make and judge their audio with.
+fn speech_and_ffmpeg() -> bool {
+    ["ffmpeg", "ffprobe", "espeak-ng", "sox"]
+        .iter()
+        .all(|t| have_tool(t))
+}
+
 #[test]
 fn a_program_renders_to_an_mp3_at_minus_16_lufs_with_its_chapters() {
-    if !have_tool("ffmpeg") || !have_tool("ffprobe") || !have_tool("espeak-ng") || !have_tool("sox")
-    {
+    if !speech_and_ffmpeg() {
         return;
     }
     let dir = tempdir();
@@ -199,8 +205,7 @@ fn a_program_renders_to_an_mp3_at_minus_16_lufs_with_its_chapters() {
 
 #[test]
 fn a_program_of_unknown_loudness_is_measured_first() {
-    if !have_tool("ffmpeg") || !have_tool("ffprobe") || !have_tool("espeak-ng") || !have_tool("sox")
-    {
+    if !speech_and_ffmpeg() {
         return;
     }
     let dir = tempdir();

@@ -277,29 +277,21 @@ impl super::RoomTask {
         let Some(program) = self.mix.program() else {
             return;
         };
+        let mut voices: Vec<(u64, &str, VoiceIn<'_>)> = Vec::new();
         for s in self.sessions.iter().filter(|s| s.kind == Kind::Publish) {
             let Some(who) = s.who else { continue };
+            let name = self.members.get(&who).map_or("", |m| m.name.as_str());
             if s.heard && !episode.knows(who) {
-                let name = self.members.get(&who).map_or("", |m| m.name.as_str());
                 episode.heard(who, name, self.room.role(who));
             }
+            let voice = match (&s.packet, &s.link) {
+                _ if !s.heard => VoiceIn::Silent,
+                (Some(p), _) => VoiceIn::Packet(p),
+                (None, Link::Local { .. }) => VoiceIn::Pcm(&s.pcm),
+                (None, _) => VoiceIn::Silent,
+            };
+            voices.push((who.0, name, voice));
         }
-        let voices: Vec<(u64, &str, VoiceIn<'_>)> = self
-            .sessions
-            .iter()
-            .filter(|s| s.kind == Kind::Publish)
-            .filter_map(|s| {
-                let who = s.who?;
-                let name = self.members.get(&who).map_or("", |m| m.name.as_str());
-                let voice = match (&s.packet, &s.link) {
-                    _ if !s.heard => VoiceIn::Silent,
-                    (Some(p), _) => VoiceIn::Packet(p),
-                    (None, Link::Local { .. }) => VoiceIn::Pcm(&s.pcm),
-                    (None, _) => VoiceIn::Silent,
-                };
-                Some((who.0, name, voice))
-            })
-            .collect();
         if let Err(why) = episode.tick(program, self.mix.program_pcm(), &voices) {
             let id = episode.id;
             self.recording_failed(id, &why);
