@@ -54,7 +54,7 @@ enum Command {
     /// List capture and playback devices; loopback (monitor) sources are marked.
     Devices(DevicesArgs),
     /// Run the room server alone (for a VPS): rooms, WHIP/WHEP, the WebSocket room channel.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Listen to a room in the terminal (WHEP), or record it to a file.
     Listen(ListenArgs),
     /// The podcast episodes recorded rooms became: list, show, publish, unlist, delete, export.
@@ -410,7 +410,7 @@ fn main() -> ExitCode {
         None => overlay(cli.overlay),
         Some(Command::Mix(args)) => mix(args),
         Some(Command::Host(args)) => host(*args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Listen(args)) => listen(args),
         Some(Command::Devices(args)) => devices(args),
         Some(Command::Episodes(args)) => episodes(args),
