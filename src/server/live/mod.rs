@@ -394,6 +394,11 @@ impl Subscription {
                     .ring
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
+                // A reader that came before the encoder started learns the header with its
+                // first chunk (it is set before any chunk is pushed).
+                if self.header.is_empty() && !ring.header.is_empty() {
+                    self.header = ring.header.clone();
+                }
                 if self.cursor < ring.first {
                     self.hub.metrics.stream_drops.fetch_add(1, Relaxed);
                     return Next::Lagged;
@@ -402,10 +407,6 @@ impl Subscription {
                 if let Some(chunk) = ring.chunks.get(at) {
                     self.cursor += 1;
                     return Next::Chunk(chunk.clone());
-                }
-                // The header can only change before the first chunk (the encoder starts).
-                if self.header.is_empty() && !ring.header.is_empty() {
-                    self.header = ring.header.clone();
                 }
             }
             if self.hub.is_ended() {
