@@ -233,6 +233,9 @@ fn fifty_players_share_one_encode() {
     assert_eq!(metric(url, "stream_ticks_lost_total"), 0);
 }
 
+/// How long the steady player of the slow-reader test reads.
+const STEADY: Duration = Duration::from_secs(40);
+
 #[test]
 fn a_player_that_stops_reading_is_dropped_and_the_others_play_on() {
     if !have_tool("ffmpeg") {
@@ -245,8 +248,7 @@ fn a_player_that_stops_reading_is_dropped_and_the_others_play_on() {
 
     // One player reads the whole time...
     let steady_url = mp3.clone();
-    let steady =
-        std::thread::spawn(move || pull(&steady_url, 16_000 * 50, Duration::from_secs(50)));
+    let steady = std::thread::spawn(move || pull(&steady_url, usize::MAX, STEADY));
     // ...another asks for the stream with a tiny window and never reads it.
     let stalled = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     stalled.set_recv_buffer_size(4_096).unwrap();
@@ -290,21 +292,25 @@ fn a_player_that_stops_reading_is_dropped_and_the_others_play_on() {
         "the stalled connection is still open: {closed:?}"
     );
 
-    // The steady player heard the tone throughout, without a gap.
+    // The steady player was never held up: it got the stream at its real-time rate (128 kbit/s)
+    // the whole time, and it holds the tone throughout.
     let got = steady.join().unwrap();
+    let realtime = 16_000.0 * STEADY.as_secs_f64();
+    assert!(
+        got.body.len() as f64 > 0.95 * realtime,
+        "the steady player got {} bytes in {STEADY:?}: held up",
+        got.body.len()
+    );
     let audio = decode(dir.path(), "steady.mp3", &got.body);
     let left = channel(&audio, 0);
-    assert!(
-        left.len() > 48_000 * 30,
-        "the steady player got {} samples",
-        left.len()
-    );
-    // Every 100 ms of it (past the decoder's first frame) holds the tone.
+    // Nearly every 100 ms of it holds the tone (a busy machine may make the host itself late
+    // once or twice; the stream has no gap of its own).
     let levels = tone_levels(&left[4_800..], 440.0, 4_800);
-    let quietest = levels.iter().copied().fold(f32::INFINITY, f32::min);
+    let quiet = levels.iter().filter(|&&l| l < -20.0).count();
     assert!(
-        quietest > -20.0,
-        "a gap in the steady player's audio: {quietest:.1} dB"
+        quiet * 100 <= levels.len(),
+        "{quiet} of {} windows of the steady player's audio without the tone",
+        levels.len()
     );
 }
 
@@ -317,9 +323,35 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A running nginx, stopped (workers and all) when dropped.
+struct Nginx(Process);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers (a SIGKILL would leave them running).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // Until the master has exited (a zombie until the Process reaps it).
+        let running = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        while running(self.0.id()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// nginx with `docs/scaling/nginx-hls.conf`: files from `hls_dir` on one port, a cached proxy of
 /// `booth` on another; the process and the two base URLs.
-fn nginx(dir: &Path, hls_dir: &Path, booth: &str) -> (Process, String, String) {
+fn nginx(dir: &Path, hls_dir: &Path, booth: &str) -> (Nginx, String, String) {
     let template = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scaling/nginx-hls.conf"),
     )
@@ -345,7 +377,9 @@ fn nginx(dir: &Path, hls_dir: &Path, booth: &str) -> (Process, String, String) {
             .arg(dir)
             .args(["-c", "nginx.conf", "-e"])
             .arg(dir.join("error.log"))
-            .args(["-g", "daemon off;"]),
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", proxy)).is_err() {
@@ -357,7 +391,7 @@ fn nginx(dir: &Path, hls_dir: &Path, booth: &str) -> (Process, String, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     (
-        p,
+        Nginx(p),
         format!("http://127.0.0.1:{files}"),
         format!("http://127.0.0.1:{proxy}"),
     )
