@@ -80,6 +80,18 @@ export function pollDelayMs(playlist, gotNew) {
   return Math.max(500, Math.round(target * 1000 * (gotNew ? 1 : 0.5)));
 }
 
+/**
+ * Where playback should jump to catch up with the room, or null to play on: a player that has
+ * fallen more than five target durations behind what it holds (a stall, a throttled tab) goes
+ * back to three target durations from its newest audio, where it started. `targetDuration` in
+ * seconds, as the playlist says (0: the server's usual 2 s).
+ */
+export function catchUpTime(currentTime, bufferedEnd, targetDuration) {
+  const target = targetDuration > 0 ? targetDuration : 2;
+  if (bufferedEnd - currentTime <= 5 * target) return null;
+  return bufferedEnd - LIVE_EDGE_SEGMENTS * target;
+}
+
 // ---------------------------------------------------------------- the player
 
 /** Whether this browser can run the player: MSE that takes MP3. */
@@ -101,6 +113,7 @@ export class HlsPlayer {
   #buffer = null;
   #objectUrl = null;
   #last = null;
+  #targetDuration = 0;
   #timer = null;
   #stopped = false;
   #failures = 0;
@@ -147,6 +160,7 @@ export class HlsPlayer {
     try {
       playlist = parsePlaylist(await this.#text(this.#url));
       if (!playlist) throw new Error("the server sent no playlist");
+      this.#targetDuration = playlist.targetDuration;
       for (const seg of segmentsAfter(playlist, this.#last)) {
         const bytes = await this.#bytes(new URL(seg.uri, this.#url).href);
         if (this.#stopped) return;
@@ -193,7 +207,12 @@ export class HlsPlayer {
     await whenIdle(buf);
     buf.appendBuffer(bytes);
     await whenIdle(buf);
-    if (this.#audio.paused) this.#audio.play().catch(() => {});
+    const audio = this.#audio;
+    if (audio.paused) audio.play().catch(() => {});
+    else if (buf.buffered.length) {
+      const to = catchUpTime(audio.currentTime, buf.buffered.end(buf.buffered.length - 1), this.#targetDuration);
+      if (to !== null) audio.currentTime = to;
+    }
   }
 
   /** Drops audio long behind playback, so an hour of listening does not fill the memory. */

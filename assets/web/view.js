@@ -177,7 +177,7 @@ function renderPlayer(media) {
 }
 
 /** Why this page can't speak: speaking goes over WebRTC, which the browser lacks. */
-const NO_WEBRTC_TO_SPEAK = "You're invited to speak, but this browser has no WebRTC, which speaking needs. "
+const NO_WEBRTC_TO_SPEAK = "this browser has no WebRTC, which speaking needs. "
   + "Open the room in Chrome, Firefox, Edge or Safari to speak; you can keep listening here.";
 
 function renderControls(state, media) {
@@ -187,9 +187,11 @@ function renderControls(state, media) {
   hand.setAttribute("aria-pressed", String(state.handRaised));
   hand.textContent = state.handRaised ? "✋ Lower hand" : "✋ Raise hand";
   $("invite").hidden = !(state.invited && may(state, "accept_invite"));
-  $("invite-text").textContent = media.webrtc ? "You're invited to speak." : NO_WEBRTC_TO_SPEAK;
+  $("invite-text").textContent = media.webrtc ? "You're invited to speak." : "You're invited to speak, but " + NO_WEBRTC_TO_SPEAK;
   $("accept").hidden = !media.webrtc;
   $("mic").hidden = !speaksFromPage(state) || media.speaking || over || !media.webrtc;
+  $("no-webrtc").hidden = !speaksFromPage(state) || over || media.webrtc;
+  $("no-webrtc").textContent = "You're on stage, but " + NO_WEBRTC_TO_SPEAK;
   const mute = $("mute");
   mute.hidden = !media.speaking || !may(state, state.selfMuted ? "unmute" : "mute_self");
   mute.textContent = state.selfMuted ? "🎙 Unmute" : "Mute";

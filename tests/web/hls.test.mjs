@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePlaylist, pollDelayMs, segmentsAfter, startSequence } from "../../assets/web/hls.js";
+import { catchUpTime, parsePlaylist, pollDelayMs, segmentsAfter, startSequence } from "../../assets/web/hls.js";
 import { httpPlayback, playbackText, streamUrls, NO_WEBRTC, WEBRTC_FAILED } from "../../assets/web/stream.js";
 import { nearest } from "../../assets/web/keys.js";
 
@@ -71,6 +71,13 @@ test("the playlist is polled every target duration, sooner when nothing came", (
   assert.equal(pollDelayMs(p, false), 1000);
   assert.equal(pollDelayMs(null, true), 2000, "no playlist yet: the server's usual 2 s");
   assert.equal(pollDelayMs(parsePlaylist("#EXTM3U\n#EXT-X-TARGETDURATION:0.1\n"), false), 500);
+});
+
+test("a player that fell far behind the room jumps back to where a new one would start", () => {
+  assert.equal(catchUpTime(0, 6, 2), null, "just started: three segments ahead");
+  assert.equal(catchUpTime(100, 110, 2), null, "10 s behind its newest audio: plays on");
+  assert.equal(catchUpTime(100, 112.5, 2), 106.5, "12.5 s behind: back to 6 s from the edge");
+  assert.equal(catchUpTime(100, 112.5, 0), 106.5, "no target duration: the usual 2 s");
 });
 
 test("HTTP playback: native HLS first, then HLS over MSE, and MP3 always last", () => {
