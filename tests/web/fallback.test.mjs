@@ -138,9 +138,9 @@ async function elementLevels(page, freqs) {
 }
 
 /** Makes `page` a browser without WebRTC; `nativeHls: false` also takes away native HLS, so
- *  the page's own MSE player has to play. */
-async function withoutWebRtc(page, { nativeHls }) {
-  await page.addInitScript((nativeHls) => {
+ *  the page's own MSE player has to play; `mse: false` takes MP3 from Media Source Extensions. */
+async function withoutWebRtc(page, { nativeHls, mse = true }) {
+  await page.addInitScript(([nativeHls, mse]) => {
     delete window.RTCPeerConnection;
     delete window.webkitRTCPeerConnection;
     if (!nativeHls) {
@@ -149,7 +149,8 @@ async function withoutWebRtc(page, { nativeHls }) {
         return /mpegurl/i.test(type) ? "" : canPlay.call(this, type);
       };
     }
-  }, nativeHls);
+    if (!mse) MediaSource.isTypeSupported = () => false;
+  }, [nativeHls, mse]);
 }
 
 // Chromium 148 says "maybe" to native HLS but its HLS demuxer refuses MP3 packed audio: the page
@@ -167,6 +168,7 @@ test("a browser without WebRTC plays the room over HLS (native HLS where it work
     await page.getByRole("button", { name: "Listen" }).click();
     await page.getByText("Playing over HLS: this browser has no WebRTC").waitFor();
     const offered = nativeHls ? "native HLS offered" : "no native HLS";
+    const t0 = Date.now();
     const heard = await waitFor(`440 Hz over HTTP (${offered})`, async () => {
       const [l440, l3k] = await elementLevels(page, [440, 3000]);
       return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
@@ -175,7 +177,8 @@ test("a browser without WebRTC plays the room over HLS (native HLS where it work
     assert.ok(src.startsWith("blob:") || src.endsWith(".m3u8"), `plays HLS, not the MP3 stream: ${src}`);
     if (!nativeHls) assert.match(src, /^blob:/, "without native HLS the page's MSE player plays");
     const how = src.startsWith("blob:") ? "the page's MSE player" : "native HLS";
-    console.log(`# ${offered}: played by ${how}; 440 Hz at ${heard.l440.toFixed(1)} dBFS, 3 kHz at ${heard.l3k.toFixed(1)}`);
+    console.log(`# ${offered}: played by ${how}; 440 Hz at ${heard.l440.toFixed(1)} dBFS, 3 kHz at ${heard.l3k.toFixed(1)}, `
+      + `heard ${Date.now() - t0} ms after the page said so`);
     // Room events keep coming over the WebSocket while the audio comes over HTTP.
     await page.locator(".member").first().waitFor();
     await page.getByRole("button", { name: "✋ Raise hand" }).click();
@@ -188,6 +191,20 @@ test("a browser without WebRTC plays the room over HLS (native HLS where it work
     await page.screenshot({ path: join(SHOTS, `no-webrtc-${nativeHls ? "native" : "mse"}-390x844.png`), fullPage: true });
     await page.close();
   }
+});
+
+test("a browser with neither WebRTC nor HLS plays the MP3 stream and hears 440 Hz", async () => {
+  const { link } = await toneRoom("mp3", 60);
+  const page = await (await browser({ width: 390, height: 844 })).newPage();
+  await withoutWebRtc(page, { nativeHls: false, mse: false });
+  await page.goto(link);
+  await page.getByRole("button", { name: "Listen" }).click();
+  await page.getByText("Playing over the MP3 stream: this browser has no WebRTC").waitFor();
+  await waitFor("440 Hz from the MP3 stream", async () => {
+    const [l440, l3k] = await elementLevels(page, [440, 3000]);
+    return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
+  }, 20);
+  assert.match(await page.evaluate(() => document.getElementById("audio").src), /\/live\/[^/]+\.mp3$/);
 });
 
 test("a page whose WebRTC cannot connect plays the HTTP stream after a few seconds, and says so", async () => {
