@@ -9,14 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use booth::codec::frame::EncodedFrame;
-use booth::codec::opus::{EncoderSettings, FRAME_SAMPLES, MAX_PACKET, OpusEncoder};
 use booth::rtc::peer::{ClientPeer, Mode};
 
 const MEASURE: Duration = Duration::from_secs(10);
@@ -62,7 +59,7 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let (mut server, url, pid) = start_pinned_server(data.path());
+    let (mut server, url, pid) = common::start_server(data.path(), Some("0"), &[]);
 
     rt.block_on(async {
         let (id, token) = common::create_room(&url, "fan-out").await;
@@ -74,7 +71,7 @@ fn main() {
         )
         .await
         .unwrap_or_else(|e| panic!("publish: {e}"));
-        tokio::spawn(publish_tone(publisher.frames.clone()));
+        tokio::spawn(common::publish_tone(publisher.frames.clone()));
 
         println!("| listeners | server CPU (% of one core) | CPU per packet sent | packets/s out | loss | listeners per core |");
         println!("|---|---|---|---|---|---|");
@@ -94,73 +91,6 @@ fn main() {
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// Starts `booth serve` pinned to CPU 0; it, its base URL, and the process id of booth itself.
-fn start_pinned_server(data: &std::path::Path) -> (std::process::Child, String, u32) {
-    let mut server = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(env!("CARGO_BIN_EXE_booth"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--udp-port",
-            "0",
-            "--data",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start booth serve under taskset: {e}"));
-    let pid = server.id();
-    let mut lines =
-        BufReader::new(server.stdout.take().unwrap_or_else(|| panic!("stdout"))).lines();
-    let url = lines
-        .find_map(|l| {
-            l.ok()?
-                .strip_prefix("booth: serving rooms on ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| panic!("booth serve did not start"));
-    // `booth serve` may be a taskset child: measure the process that is booth.
-    let pid = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .ok()
-        .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(pid);
-    (server, url, pid)
-}
-
-/// The program: a 440 Hz tone, encoded and sent a 20 ms frame at a time, until the publisher
-/// hangs up.
-async fn publish_tone(frames: tokio::sync::mpsc::Sender<EncodedFrame>) {
-    let mut enc = OpusEncoder::new(&EncoderSettings::music_stereo(128_000))
-        .unwrap_or_else(|e| panic!("encoder: {e}"));
-    let mut pcm = vec![0f32; FRAME_SAMPLES * 2];
-    let mut out = vec![0u8; MAX_PACKET];
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut n = 0u64;
-    loop {
-        tick.tick().await;
-        for (i, s) in pcm.chunks_exact_mut(2).enumerate() {
-            let t = (n * FRAME_SAMPLES as u64 + i as u64) as f32 / 48_000.0;
-            let v = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
-            s[0] = v;
-            s[1] = v;
-        }
-        let Ok(len) = enc.encode_frame(&pcm, &mut out) else {
-            break;
-        };
-        let frame = EncodedFrame {
-            pts: n * FRAME_SAMPLES as u64,
-            packet: out[..len].to_vec(),
-        };
-        if frames.send(frame).await.is_err() {
-            break;
-        }
-        n += 1;
-    }
 }
 
 /// Connects `batch` more listeners at once, each counting the packets it receives.

@@ -13,13 +13,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use booth::codec::frame::EncodedFrame;
-use booth::engine::{self, EngineConfig, InputRing};
 use booth::rtc::jitter::PlayoutDecoder;
 use booth::rtc::peer::{ClientPeer, Mode};
 
@@ -29,7 +25,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(30);
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let (mut server, url) = start_server(data.path());
+    let (mut server, url, _) = common::start_server(data.path(), None, &[]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,7 +52,7 @@ fn main() {
     let playout = rt.spawn(play_out(listener, Arc::clone(&played)));
 
     // The engine, its "device", and the bridge from the engine's frames to the publisher.
-    let (game_tx, engine, frames_rx) = start_engine(seconds);
+    let (game_tx, engine, frames_rx) = common::start_engine(seconds);
     let frames = publisher.frames.clone();
     let bridge = std::thread::spawn(move || {
         while let Ok(f) = frames_rx.recv() {
@@ -78,34 +74,6 @@ fn main() {
 
     let heard = played.lock().map(|h| h.clone()).unwrap_or_default();
     report(&pushes, &heard);
-}
-
-/// Starts `booth serve` on free ports; it and its base URL.
-fn start_server(data: &std::path::Path) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_booth"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--udp-port",
-            "0",
-            "--data",
-        ])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start booth serve: {e}"));
-    let out = server.stdout.take().unwrap_or_else(|| panic!("stdout"));
-    let url = BufReader::new(out)
-        .lines()
-        .find_map(|l| {
-            l.ok()?
-                .strip_prefix("booth: serving rooms on ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| panic!("booth serve did not start"));
-    (server, url)
 }
 
 /// The listener plays out as `booth listen` does and notes in `heard` when it plays each
@@ -136,43 +104,6 @@ async fn play_out(mut listener: ClientPeer, heard: Arc<Mutex<Vec<Instant>>>) {
         }
     }
     listener.close().await;
-}
-
-/// The engine as `booth host` runs it for `seconds`, on a game ring; the ring's writing end,
-/// the engine, and the channel its frames come out of.
-fn start_engine(
-    seconds: u64,
-) -> (
-    rtrb::Producer<f32>,
-    engine::EngineHandle,
-    std::sync::mpsc::Receiver<EncodedFrame>,
-) {
-    let (game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
-    let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
-    let ring = |ring, channels| InputRing {
-        ring,
-        rate: 48_000,
-        channels,
-        // The "device" delivers 10 ms periods on its own thread.
-        burst_frames: 480,
-        rests: false,
-        read_now: None,
-    };
-    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(100);
-    let config = EngineConfig {
-        noise_suppression: false,
-        max_frames: Some(seconds * 50),
-        ..EngineConfig::default()
-    };
-    let inputs = engine::Inputs {
-        game: Some(ring(game_rx, 2)),
-        mic: Some(ring(mic_rx, 1)),
-        remote: None,
-        monitor: None,
-    };
-    let engine = engine::start(config, inputs, vec![frames_tx.into()])
-        .unwrap_or_else(|e| panic!("engine: {e}"));
-    (game_tx, engine, frames_rx)
 }
 
 /// Each impulse heard against the last one pushed before it: p50/p95/p99 and the spread.
