@@ -28,6 +28,11 @@ const MEASURE: Duration = Duration::from_secs(20);
 /// 128 kbit/s.
 const STREAM_BYTES_PER_SEC: f64 = 16_000.0;
 const PASSWORD: &str = "bench-source";
+/// Readers connected at once to each server while N are added, and the pause between batches.
+const RAMP_BATCH: usize = 5;
+const RAMP_PAUSE: Duration = Duration::from_millis(20);
+/// A connection that brings no byte for this long is made again.
+const FIRST_BYTES: Duration = Duration::from_secs(3);
 
 /// icecast2's configuration when this checkout has no template of its own: Debian's limits
 /// raised for the run, a private port and log directory, and the user it drops to.
@@ -188,15 +193,15 @@ async fn run(url: &str, booth_pid: u32, icecast_pid: u32, port: u16, push: bool,
     wait_for_mount(&icecast).await;
     tokio::time::sleep(WARM_UP).await;
     let idle = cpu_over(&[booth.pid, icecast.pid], MEASURE).await;
-    booth.idle = idle[0];
-    icecast.idle = idle[1];
+    booth.idle = idle[0][0] + idle[0][1];
+    icecast.idle = idle[1][0] + idle[1][1];
     println!(
         "idle (source running, no listener): Booth {:.2} % of a core, icecast2 {:.2} %",
         booth.idle * 100.0,
         icecast.idle * 100.0
     );
     println!(
-        "| listeners | server | CPU (% of a core) | per listener (us CPU per listener-second) | % of a core per 1,000 listeners | listeners per core | readers under 90% of real time |"
+        "| listeners | server | CPU (% of a core: user + system) | per listener (us CPU per listener-second) | % of a core per 1,000 listeners | listeners per core | readers under 90% of real time |"
     );
     println!("|---|---|---|---|---|---|---|");
     for &n in counts {
@@ -217,8 +222,9 @@ fn icecast_server(pid: u32, addr: SocketAddr, path: &str) -> Server {
 
 /// N readers on each server at once; one row each, and their ratio.
 async fn measure(booth: &Server, icecast: &Server, n: usize) {
-    let on_booth = readers(booth, n);
-    let on_icecast = readers(icecast, n);
+    let mut sets = ramp(&[booth, icecast], n).await;
+    let on_icecast = sets.pop().unwrap_or_default();
+    let on_booth = sets.pop().unwrap_or_default();
     tokio::time::sleep(WARM_UP).await;
     let before: Vec<Vec<u64>> = [&on_booth, &on_icecast]
         .iter()
@@ -239,12 +245,15 @@ async fn measure(booth: &Server, icecast: &Server, n: usize) {
             .iter()
             .filter(|r| **r < 0.9 * STREAM_BYTES_PER_SEC)
             .count();
-        let us = (cpu[i] - server.idle).max(0.0) / n as f64 * 1e6;
+        let [user, system] = cpu[i];
+        let us = (user + system - server.idle).max(0.0) / n as f64 * 1e6;
         per_listener.push(us);
         println!(
-            "| {n} | {} | {:.1} % | {us:.1} | {:.2} % | {:.0} | {short} (slowest {:.0}% of real time) |",
+            "| {n} | {} | {:.1} % ({:.1} user + {:.1} system) | {us:.1} | {:.2} % | {:.0} | {short} (slowest {:.0}% of real time) |",
             server.name,
-            cpu[i] * 100.0,
+            (user + system) * 100.0,
+            user * 100.0,
+            system * 100.0,
             us * 1000.0 / 1e6 * 100.0,
             1e6 / us.max(1e-3),
             rates.iter().copied().fold(f64::INFINITY, f64::min) / STREAM_BYTES_PER_SEC * 100.0,
@@ -261,29 +270,34 @@ async fn measure(booth: &Server, icecast: &Server, n: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
-/// CPU seconds a second of each of `pids` over `window`.
-async fn cpu_over(pids: &[u32], window: Duration) -> Vec<f64> {
-    let before: Vec<f64> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+/// CPU seconds a second (user, system) of each of `pids` over `window`.
+async fn cpu_over(pids: &[u32], window: Duration) -> Vec<[f64; 2]> {
+    let before: Vec<[f64; 2]> = pids.iter().map(|p| cpu_seconds(*p)).collect();
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let secs = t0.elapsed().as_secs_f64();
     pids.iter()
         .zip(before)
-        .map(|(p, b)| (cpu_seconds(*p) - b) / secs)
+        .map(|(p, b)| {
+            let a = cpu_seconds(*p);
+            [(a[0] - b[0]) / secs, (a[1] - b[1]) / secs]
+        })
         .collect()
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// utime and stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> [f64; 2] {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = after.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the ')'.
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    [ticks(11) / 100.0, ticks(12) / 100.0]
 }
 
 type Readers = Vec<(Arc<AtomicU64>, JoinHandle<()>)>;
@@ -303,14 +317,42 @@ fn readers(server: &Server, n: usize) -> Readers {
         .collect()
 }
 
-/// Reads an endless response and counts its bytes; a connection refused is tried again.
+/// `n` readers on each of `servers`, connected a few at a time (listeners come one by one, not
+/// in one SYN flood); returns once every one has had its first bytes, or after a minute.
+async fn ramp(servers: &[&Server], n: usize) -> Vec<Readers> {
+    let mut sets: Vec<Readers> = servers.iter().map(|_| Vec::with_capacity(n)).collect();
+    while sets[0].len() < n {
+        let batch = (n - sets[0].len()).min(RAMP_BATCH);
+        for (set, server) in sets.iter_mut().zip(servers) {
+            set.extend(readers(server, batch));
+        }
+        tokio::time::sleep(RAMP_PAUSE).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && sets
+            .iter()
+            .flatten()
+            .any(|(count, _)| count.load(Relaxed) == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sets
+}
+
+/// Reads an endless response and counts its bytes. A connection that brings nothing within
+/// [`FIRST_BYTES`] is made again: icecast2 listens with a backlog of 5, and the connections
+/// past it wait for a retransmission of the handshake.
 async fn read_stream(addr: SocketAddr, path: String, count: Arc<AtomicU64>) {
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: booth-bench\r\n\r\n");
     let mut buf = vec![0u8; 8 * 1024];
     loop {
         if let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await
             && tcp.write_all(request.as_bytes()).await.is_ok()
+            && let Ok(Ok(first)) = tokio::time::timeout(FIRST_BYTES, tcp.read(&mut buf)).await
+            && first > 0
         {
+            count.fetch_add(first as u64, Relaxed);
             while let Ok(n) = tcp.read(&mut buf).await {
                 if n == 0 {
                     break;
