@@ -245,6 +245,7 @@ impl Overlay {
             noise_suppression: s.noise_suppression,
             bitrate_kbps: 128,
             room: None,
+            whip: None,
         }
     }
 
@@ -763,7 +764,10 @@ impl Overlay {
             HostStatus::Engine(EngineEvent::SettingsRefused(why)) => {
                 self.problem(format!("the engine refused the settings: {why}"));
             }
-            HostStatus::Engine(_) | HostStatus::Meters(_) => {}
+            HostStatus::Engine(_) | HostStatus::Meters(_) | HostStatus::Publishing(_) => {}
+            HostStatus::WhipLost(why) => {
+                self.problem(format!("The WHIP endpoint's session ended: {why}"));
+            }
             HostStatus::RoomLost(why) => {
                 self.problem(format!(
                     "The connection to the room dropped ({why}). Your audio still runs; go live again to start a new room."
