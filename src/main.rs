@@ -54,7 +54,7 @@ enum Command {
     /// List capture and playback devices; loopback (monitor) sources are marked.
     Devices(DevicesArgs),
     /// Run the room server alone (for a VPS): rooms, WHIP/WHEP, the WebSocket room channel.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Listen to a room in the terminal (WHEP), or record it to a file.
     Listen(ListenArgs),
     /// The podcast episodes recorded rooms became: list, show, publish, unlist, delete, export.
@@ -164,6 +164,58 @@ struct ServeArgs {
     public_url: Option<String>,
     #[command(flatten)]
     show: ShowArgs,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// How the live HTTP streams (`/live/ROOM.mp3`, `.ogg`) and HLS (`/hls/ROOM/index.m3u8`) are made.
+#[derive(Args, Debug)]
+struct LiveArgs {
+    /// Also write each room's HLS playlist and segments under DIR/ROOM/, for any web server or
+    /// CDN to serve (HLS is then made for as long as each room lives).
+    #[arg(long, value_name = "DIR")]
+    hls_dir: Option<PathBuf>,
+    /// HLS segment length, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_segment)]
+    hls_segment: f64,
+    /// Segments a live HLS playlist lists.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u16).range(3..=60))]
+    hls_window: u16,
+    /// Bitrate of the MP3 stream and HLS, kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128, value_parser = parse_mp3_kbps)]
+    mp3_bitrate: u32,
+}
+
+impl LiveArgs {
+    fn options(&self) -> booth::server::live::LiveOptions {
+        booth::server::live::LiveOptions {
+            mp3_kbps: self.mp3_bitrate,
+            hls_segment: std::time::Duration::from_secs_f64(self.hls_segment),
+            hls_window: usize::from(self.hls_window),
+            hls_dir: self.hls_dir.clone(),
+        }
+    }
+}
+
+fn parse_segment(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.5..=10.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a segment length from 0.5 to 10 seconds"
+        )),
+    }
+}
+
+fn parse_mp3_kbps(s: &str) -> Result<u32, String> {
+    const RATES: [u32; 14] = [
+        32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
+    match s.parse::<u32>() {
+        Ok(v) if RATES.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not an MP3 bitrate (one of {RATES:?} kbit/s)"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -362,7 +414,7 @@ fn main() -> ExitCode {
         None => overlay(cli.overlay),
         Some(Command::Mix(args)) => mix(args),
         Some(Command::Host(args)) => host(*args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Listen(args)) => listen(args),
         Some(Command::Devices(args)) => devices(args),
         Some(Command::Episodes(args)) => episodes(args),
@@ -555,6 +607,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ice_servers: a.ice_server,
         public_url: a.public_url,
         show: a.show.show()?,
+        live: a.live.options(),
     };
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
