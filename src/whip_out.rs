@@ -4,7 +4,7 @@
 //! (the same client peer `booth host` publishes into a Booth room with), and that is all.
 //!
 //! It never touches samples and never logs or prints the bearer token or a password in the URL:
-//! errors and status lines name the endpoint by [`redacted`].
+//! errors and status lines name the endpoint by [`crate::rtc::signal::redact_url`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::engine::FrameSink;
 use crate::rtc::RtcError;
 use crate::rtc::peer::{ClientPeer, Mode};
+use crate::rtc::signal::{check_endpoint_url, redact_url as redacted};
 
 /// How long the media connection may take to come up (ICE and DTLS) after the endpoint answered.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,31 +117,10 @@ impl WhipOutError {
 /// # Errors
 /// Anything else, saying what is wrong.
 pub fn check_url(url: &str) -> Result<(), WhipOutError> {
-    let bad = |why: &str| WhipOutError::BadUrl {
+    check_endpoint_url(url).map_err(|why| WhipOutError::BadUrl {
         url: redacted(url),
-        why: why.to_owned(),
-    };
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad(&format!("the scheme is '{}'", parsed.scheme())));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("it has no host"));
-    }
-    Ok(())
-}
-
-/// `url` as it may be shown: without a password (`https://user:secret@host/` ->
-/// `https://user:***@host/`). Text that is not a URL is shown as it is.
-#[must_use]
-pub fn redacted(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+        why,
+    })
 }
 
 /// The program publishing into a WHIP endpoint. Stop it to hang up (the endpoint is sent a
@@ -234,7 +214,6 @@ mod tests {
     #[test]
     fn passwords_in_urls_are_never_shown() {
         let url = "https://user:hunter2@sfu.example/whip";
-        assert_eq!(redacted(url), "https://user:***@sfu.example/whip");
         let err = WhipOutError::from_rtc(
             url,
             RtcError::Refused {

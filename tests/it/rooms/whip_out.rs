@@ -1,5 +1,6 @@
 //! WHIP out: the program published into a WHIP endpoint Booth did not write (aiohttp + aiortc,
-//! `tests/peers/whip_endpoint.py`), straight from `booth host --whip`.
+//! `tests/peers/whip_endpoint.py`), straight from `booth host --whip`, and forwarded from a
+//! room by its host (`/api/rooms/{id}/forwards`).
 //!
 //! aiortc's ICE skips 127.0.0.1, so the endpoint listens on this machine's routed address (the
 //! one a room server puts in its candidates, as in the interop test), and Booth's client peer,
@@ -10,8 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::game_and_silence;
+use serde_json::{Value, json};
+
+use super::channel::{join, rt, status_of};
 use super::interop::aiortc_python;
+use super::{LiveRoom, game_and_silence, host_from_files, serve};
 use crate::support::{BoothProcess, channel, read_wav, tempdir, tone_db};
 
 /// The endpoint: its process, the directory it records into, and its URL.
@@ -75,6 +79,16 @@ fn recorded_left(path: &Path, seconds: f32, within: Duration) -> Vec<f32> {
     let (x, channels, rate) = read_wav(path);
     assert_eq!((channels, rate), (2, 48_000), "{}", path.display());
     channel(&x, 0)
+}
+
+/// Asserts the endpoint heard the game's 440 Hz (-9 dBFS RMS) and nothing at 700 Hz in `left`.
+fn assert_heard_the_game(left: &[f32], by: &str) {
+    let (tone, off) = tone_and_other(left);
+    eprintln!("{by}: the WHIP endpoint heard 440 Hz at {tone:.1} dB (700 Hz at {off:.1} dB)");
+    assert!(
+        (-15.0..-3.0).contains(&tone) && tone - off > 30.0,
+        "{by}: the WHIP endpoint heard 440 Hz at {tone:.1} dB (700 Hz at {off:.1} dB)"
+    );
 }
 
 /// The levels of 440 Hz and of 700 Hz (nothing plays there) in the last two thirds of `left`.
@@ -147,11 +161,140 @@ fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
     // Hanging up is a DELETE of the session, which the endpoint saw.
     endpoint.said("session 1 deleted", Duration::from_secs(10));
     let left = recorded_left(&endpoint.recording(1), 5.0, Duration::from_secs(10));
-    let (tone, off) = tone_and_other(&left);
-    eprintln!("the WHIP endpoint heard 440 Hz at {tone:.1} dB (700 Hz at {off:.1} dB)");
-    // The game is 440 Hz at -9 dBFS RMS; the program carries it through Opus and WebRTC.
-    assert!(
-        (-15.0..-3.0).contains(&tone) && tone - off > 30.0,
-        "the WHIP endpoint heard 440 Hz at {tone:.1} dB (700 Hz at {off:.1} dB)"
+    assert_heard_the_game(&left, "booth host --whip");
+}
+
+#[test]
+fn a_room_forwards_its_program_into_a_whip_endpoint() {
+    let Some(python) = aiortc_python() else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let (game, silence) = game_and_silence(d, 30.0);
+    let endpoint = Endpoint::start(&python, d, "forward-secret");
+    let (_server, url) = serve(&d.join("data"));
+    let host = host_from_files(&["--server", &url], &game, &silence, 30.0);
+    let room = LiveRoom::of(&host);
+    let forwards = format!("{url}/api/rooms/{}/forwards", room.room);
+    let http = reqwest::Client::new();
+    let target = json!({"url": endpoint.url, "token": "forward-secret"});
+    rt().block_on(async {
+        assert_only_moderators_forward(&http, &url, &room, &forwards, &target).await;
+        let (s, created) = status_of(
+            http.post(&forwards)
+                .bearer_auth(&room.host_token)
+                .json(&target),
+        )
+        .await;
+        assert_eq!(s, 201, "{created}");
+        assert!(!created.to_string().contains("forward-secret"), "{created}");
+        assert_eq!(created["url"], endpoint.url.as_str());
+        let id = created["id"].as_str().unwrap().to_owned();
+        wait_for_state(&http, &forwards, &room.host_token, &id, "live").await;
+        assert_eq!(forwards_running(&http, &url).await, 1);
+
+        let left = recorded_left(&endpoint.recording(1), 5.0, Duration::from_secs(30));
+        assert_heard_the_game(&left, "a room forward");
+
+        let (s, body) = status_of(
+            http.delete(format!("{forwards}/{id}"))
+                .bearer_auth(&room.host_token),
+        )
+        .await;
+        assert_eq!(s, 204, "{body}");
+        endpoint.said("session 1 deleted", Duration::from_secs(15));
+        let (s, list) = status_of(http.get(&forwards).bearer_auth(&room.host_token)).await;
+        assert_eq!((s, list), (200, json!([])));
+        let end = Instant::now() + Duration::from_secs(15);
+        while forwards_running(&http, &url).await != 0 {
+            assert!(Instant::now() < end, "the deleted forward still counts");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+/// No token, a token that is not the room's, a listener's: refused; a URL that is not
+/// http(s): 400 `bad_forward`.
+async fn assert_only_moderators_forward(
+    http: &reqwest::Client,
+    url: &str,
+    room: &LiveRoom,
+    forwards: &str,
+    target: &Value,
+) {
+    let (s, body) = status_of(http.post(forwards).json(target)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
     );
+    let (s, body) = status_of(http.post(forwards).bearer_auth("p1.0000").json(target)).await;
+    assert_eq!(s, 401, "{body}");
+    let (_ws, welcome) = join(url, &room.room, None, "Listener").await;
+    let listener = welcome["you"]["token"].as_str().unwrap();
+    let (s, body) = status_of(http.post(forwards).bearer_auth(listener).json(target)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (403, Some("not_allowed")),
+        "{body}"
+    );
+    let (s, body) = status_of(http.get(forwards).bearer_auth(listener)).await;
+    assert_eq!(s, 403, "{body}");
+    let rtmp = json!({"url": "rtmp://live.example/app/key"});
+    let (s, body) = status_of(
+        http.post(forwards)
+            .bearer_auth(&room.host_token)
+            .json(&rtmp),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("bad_forward")),
+        "{body}"
+    );
+}
+
+/// Polls the forwards until `id` is in `state` (30 s at most).
+async fn wait_for_state(
+    http: &reqwest::Client,
+    forwards: &str,
+    token: &str,
+    id: &str,
+    state: &str,
+) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, list) = status_of(http.get(forwards).bearer_auth(token)).await;
+        assert_eq!(s, 200, "{list}");
+        let now = list
+            .as_array()
+            .and_then(|l| l.iter().find(|f| f["id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if now["state"] == state {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "forward {id} not {state} within 30 s: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The server's `booth_forwards` gauge.
+async fn forwards_running(http: &reqwest::Client, url: &str) -> u64 {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("booth_forwards "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no booth_forwards in /metrics:\n{text}"))
 }
