@@ -211,7 +211,54 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
             assert!(Instant::now() < end, "the deleted forward still counts");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        assert_unreachable_endpoints_are_retried_four_at_most(&http, &forwards, &room).await;
     });
+}
+
+/// Forwards to an endpoint nobody answers at keep retrying and say why; a fifth is refused.
+async fn assert_unreachable_endpoints_are_retried_four_at_most(
+    http: &reqwest::Client,
+    forwards: &str,
+    room: &LiveRoom,
+) {
+    let nobody = json!({"url": "http://127.0.0.1:9/whip"});
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (s, created) = status_of(
+            http.post(forwards)
+                .bearer_auth(&room.host_token)
+                .json(&nobody),
+        )
+        .await;
+        assert_eq!(s, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (s, body) = status_of(
+        http.post(forwards)
+            .bearer_auth(&room.host_token)
+            .json(&nobody),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (409, Some("too_many_forwards")),
+        "{body}"
+    );
+    let retrying = wait_for_state(http, forwards, &room.host_token, &ids[0], "retrying").await;
+    assert!(
+        retrying["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach")),
+        "{retrying}"
+    );
+    for id in ids {
+        let (s, body) = status_of(
+            http.delete(format!("{forwards}/{id}"))
+                .bearer_auth(&room.host_token),
+        )
+        .await;
+        assert_eq!(s, 204, "{body}");
+    }
 }
 
 /// No token, a token that is not the room's, a listener's: refused; a URL that is not
@@ -255,14 +302,14 @@ async fn assert_only_moderators_forward(
     );
 }
 
-/// Polls the forwards until `id` is in `state` (30 s at most).
+/// Polls the forwards until `id` is in `state` (30 s at most); the forward then.
 async fn wait_for_state(
     http: &reqwest::Client,
     forwards: &str,
     token: &str,
     id: &str,
     state: &str,
-) {
+) -> Value {
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         let (s, list) = status_of(http.get(forwards).bearer_auth(token)).await;
@@ -273,7 +320,7 @@ async fn wait_for_state(
             .cloned()
             .unwrap_or(Value::Null);
         if now["state"] == state {
-            return;
+            return now;
         }
         assert!(
             Instant::now() < end,
