@@ -45,7 +45,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Where a forward is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ForwardState {
     /// Opening a session with the endpoint.
@@ -59,7 +59,7 @@ pub enum ForwardState {
 }
 
 /// A forward as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardInfo {
     /// Its id in the room.
     pub id: String,
@@ -68,18 +68,27 @@ pub struct ForwardInfo {
     /// Where it is.
     pub state: ForwardState,
     /// Why the last session failed, while retrying.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// A request for a forward: the endpoint and its bearer token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct NewForward {
     /// The WHIP endpoint (http or https).
     pub url: String,
     /// Its bearer token, if it wants one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for NewForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewForward")
+            .field("url", &redact_url(&self.url))
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 /// Why a forward cannot be added.
