@@ -18,6 +18,9 @@ use super::interop::aiortc_python;
 use super::{LiveRoom, game_and_silence, host_from_files, serve};
 use crate::support::{BoothProcess, channel, read_wav, tempdir, tone_db};
 
+/// How long a forward may take to connect, on a busy machine.
+const SOON: Duration = Duration::from_secs(30);
+
 /// The endpoint: its process, the directory it records into, and its URL.
 struct Endpoint {
     process: BoothProcess,
@@ -26,13 +29,19 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    /// Starts `whip_endpoint.py` on the routed address, recording into `dir`, wanting `token`.
-    fn start(python: &Path, dir: &Path, token: &str) -> Self {
+    /// Starts `whip_endpoint.py` on the routed address and `port` (0: any free one), recording
+    /// into `dir`, wanting `token`.
+    fn start(python: &Path, dir: &Path, token: &str, port: u16) -> Self {
         let ip = routed_ip();
         let process = BoothProcess::start(
             Command::new(python)
                 .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/whip_endpoint.py"))
-                .args([&ip.to_string(), "0", dir.to_str().unwrap(), token]),
+                .args([
+                    &ip.to_string(),
+                    &port.to_string(),
+                    dir.to_str().unwrap(),
+                    token,
+                ]),
         );
         let url = process.line("listening ", Duration::from_secs(30));
         Self {
@@ -40,6 +49,14 @@ impl Endpoint {
             dir: dir.to_owned(),
             url,
         }
+    }
+
+    /// The port it listens on.
+    fn port(&self) -> u16 {
+        reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.port())
+            .expect("the endpoint's URL has a port")
     }
 
     /// The recording of session `n`.
@@ -105,7 +122,7 @@ fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
     let dir = tempdir();
     let d = dir.path();
     let (game, silence) = game_and_silence(d, 10.0);
-    let endpoint = Endpoint::start(&python, d, "whip-secret");
+    let endpoint = Endpoint::start(&python, d, "whip-secret", 0);
 
     // A wrong token: the endpoint's refusal, with its status, and no room server started.
     let mut refused = BoothProcess::spawn(&[
@@ -171,10 +188,10 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
     };
     let dir = tempdir();
     let d = dir.path();
-    let (game, silence) = game_and_silence(d, 30.0);
-    let endpoint = Endpoint::start(&python, d, "forward-secret");
+    let (game, silence) = game_and_silence(d, 90.0);
+    let endpoint = Endpoint::start(&python, d, "forward-secret", 0);
     let (_server, url) = serve(&d.join("data"));
-    let host = host_from_files(&["--server", &url], &game, &silence, 30.0);
+    let host = host_from_files(&["--server", &url], &game, &silence, 90.0);
     let room = LiveRoom::of(&host);
     let forwards = format!("{url}/api/rooms/{}/forwards", room.room);
     let http = reqwest::Client::new();
@@ -190,15 +207,18 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
         assert_eq!(s, 201, "{created}");
         assert!(!created.to_string().contains("forward-secret"), "{created}");
         assert_eq!(created["url"], endpoint.url.as_str());
-        let id = created["id"].as_str().unwrap().to_owned();
-        wait_for_state(&http, &forwards, &room.host_token, &id, "live").await;
+        let forward = (room.host_token.as_str(), created["id"].as_str().unwrap());
+        wait_for_state(&http, &forwards, forward, "live", SOON).await;
         assert_eq!(forwards_running(&http, &url).await, 1);
-
         let left = recorded_left(&endpoint.recording(1), 5.0, Duration::from_secs(30));
         assert_heard_the_game(&left, "a room forward");
 
+        let endpoint =
+            assert_the_forward_outlives_its_endpoint(&http, &forwards, forward, endpoint, &python)
+                .await;
+
         let (s, body) = status_of(
-            http.delete(format!("{forwards}/{id}"))
+            http.delete(format!("{forwards}/{}", forward.1))
                 .bearer_auth(&room.host_token),
         )
         .await;
@@ -213,6 +233,36 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
         }
         assert_unreachable_endpoints_are_retried_four_at_most(&http, &forwards, &room).await;
     });
+}
+
+/// The endpoint dies and comes back on the same address: the forward says it is retrying,
+/// then is live in a new session that hears the game. The endpoint that came back.
+async fn assert_the_forward_outlives_its_endpoint(
+    http: &reqwest::Client,
+    forwards: &str,
+    forward: (&str, &str),
+    endpoint: Endpoint,
+    python: &Path,
+) -> Endpoint {
+    let port = endpoint.port();
+    let again = endpoint.dir.join("again");
+    drop(endpoint);
+    let lost = Instant::now();
+    // A session whose peer went silent is given up after STUN's retransmissions (9 of them,
+    // backing off to 3 s each: about 20 s).
+    let retrying =
+        wait_for_state(http, forwards, forward, "retrying", Duration::from_secs(60)).await;
+    eprintln!(
+        "the forward saw the endpoint gone after {:?}: {retrying}",
+        lost.elapsed()
+    );
+    std::fs::create_dir_all(&again).unwrap();
+    let endpoint = Endpoint::start(python, &again, "forward-secret", port);
+    wait_for_state(http, forwards, forward, "live", SOON).await;
+    eprintln!("live again {:?} after the endpoint died", lost.elapsed());
+    let left = recorded_left(&endpoint.recording(1), 3.0, Duration::from_secs(30));
+    assert_heard_the_game(&left, "a room forward, reconnected");
+    endpoint
 }
 
 /// Forwards to an endpoint nobody answers at keep retrying and say why; a fifth is refused.
@@ -244,7 +294,14 @@ async fn assert_unreachable_endpoints_are_retried_four_at_most(
         (409, Some("too_many_forwards")),
         "{body}"
     );
-    let retrying = wait_for_state(http, forwards, &room.host_token, &ids[0], "retrying").await;
+    let retrying = wait_for_state(
+        http,
+        forwards,
+        (&room.host_token, &ids[0]),
+        "retrying",
+        SOON,
+    )
+    .await;
     assert!(
         retrying["error"]
             .as_str()
@@ -302,15 +359,15 @@ async fn assert_only_moderators_forward(
     );
 }
 
-/// Polls the forwards until `id` is in `state` (30 s at most); the forward then.
+/// Polls the forwards until `id` is in `state` (`within` at most); the forward then.
 async fn wait_for_state(
     http: &reqwest::Client,
     forwards: &str,
-    token: &str,
-    id: &str,
+    (token, id): (&str, &str),
     state: &str,
+    within: Duration,
 ) -> Value {
-    let end = Instant::now() + Duration::from_secs(30);
+    let end = Instant::now() + within;
     loop {
         let (s, list) = status_of(http.get(forwards).bearer_auth(token)).await;
         assert_eq!(s, 200, "{list}");
@@ -324,7 +381,7 @@ async fn wait_for_state(
         }
         assert!(
             Instant::now() < end,
-            "forward {id} not {state} within 30 s: {now}"
+            "forward {id} not {state} within {within:?}: {now}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
