@@ -182,6 +182,45 @@ fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
 }
 
 #[test]
+fn booth_host_says_why_and_fails_when_the_whip_endpoint_goes_away() {
+    let Some(python) = aiortc_python() else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let (game, silence) = game_and_silence(d, 90.0);
+    let endpoint = Endpoint::start(&python, d, "whip-secret", 0);
+    let mut host = BoothProcess::spawn(&[
+        "host",
+        "--headless",
+        "--whip",
+        &endpoint.url,
+        "--token",
+        "whip-secret",
+        "--game-file",
+        game.to_str().unwrap(),
+        "--mic-file",
+        silence.to_str().unwrap(),
+        "--seconds",
+        "90",
+    ]);
+    // Published (the media is up), then the endpoint dies.
+    host.line("whip:   ", Duration::from_secs(30));
+    drop(endpoint);
+    // STUN's retransmissions give the session up after about 20 s.
+    let status = host.wait_exit(Duration::from_secs(60));
+    let said = host.stderr();
+    assert!(
+        !status.success(),
+        "booth host went on without its endpoint:\n{said}"
+    );
+    assert!(
+        said.contains("the WHIP endpoint's session ended: the media connection was lost"),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_room_forwards_its_program_into_a_whip_endpoint() {
     let Some(python) = aiortc_python() else {
         return;
