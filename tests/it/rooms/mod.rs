@@ -10,6 +10,7 @@ mod episodes;
 mod interop;
 mod listening;
 mod stage;
+mod streams;
 mod whip_out;
 
 use std::path::{Path, PathBuf};
