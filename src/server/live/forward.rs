@@ -430,3 +430,98 @@ async fn remove(
         Err(ApiError::not_found("that forward"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::live::LiveOptions;
+
+    fn forwards() -> (Arc<Forwards>, Arc<LiveHub>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let hub = LiveHub::new(
+            "room",
+            "Title",
+            LiveOptions::default(),
+            Arc::clone(&metrics),
+        );
+        let forwards = Forwards::new(Arc::clone(&hub), Arc::clone(&metrics));
+        (forwards, hub, metrics)
+    }
+
+    fn nobody() -> NewForward {
+        NewForward {
+            url: "http://user:hunter2@127.0.0.1:9/whip".into(),
+            token: Some("s3cret".into()),
+        }
+    }
+
+    /// Waits until `done` holds, 10 s at most (generous: a busy machine).
+    async fn until(done: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 10 s");
+    }
+
+    #[tokio::test]
+    async fn four_forwards_at_most_each_counted_until_removed() {
+        let (forwards, _hub, metrics) = forwards();
+        let mut ids = Vec::new();
+        for _ in 0..MAX_FORWARDS {
+            ids.push(forwards.add(nobody()).unwrap().id);
+        }
+        assert_eq!(forwards.add(nobody()), Err(ForwardError::TooMany));
+        assert_eq!(metrics.forwards.load(Relaxed), 4);
+        let listed = forwards.list();
+        assert_eq!(listed.len(), 4);
+        let shown = serde_json::to_string(&listed).unwrap();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(forwards.remove(&ids[0]));
+        assert!(!forwards.remove(&ids[0]));
+        until(|| metrics.forwards.load(Relaxed) == 3).await;
+        assert!(
+            forwards.add(nobody()).is_ok(),
+            "a removed forward frees its place"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_forward_retries_saying_why_and_stops_when_the_room_ends() {
+        let (forwards, hub, metrics) = forwards();
+        let id = forwards.add(nobody()).unwrap().id;
+        until(|| forwards.list()[0].state == ForwardState::Retrying).await;
+        let error = forwards.list()[0].error.clone().unwrap_or_default();
+        assert!(error.contains("cannot reach the endpoint"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        hub.end();
+        assert_eq!(forwards.add(nobody()), Err(ForwardError::Ended));
+        // The wait before the next attempt ends first (1 s); then the forward sees the end.
+        until(|| metrics.forwards.load(Relaxed) == 0).await;
+        assert_eq!(forwards.list()[0].state, ForwardState::Ended);
+        assert!(forwards.remove(&id));
+    }
+
+    #[test]
+    fn bad_urls_and_a_full_room_are_the_protocol_s_codes() {
+        let bad = ForwardError::BadUrl {
+            url: "rtmp://x".into(),
+            why: "the scheme is 'rtmp'".into(),
+        };
+        let e = ApiError::from(bad);
+        assert_eq!((e.status.as_u16(), e.code), (400, "bad_forward"));
+        let e = ApiError::from(ForwardError::TooMany);
+        assert_eq!((e.status.as_u16(), e.code), (409, "too_many_forwards"));
+        assert!(e.message.contains("remove one first"), "{}", e.message);
+        let shown = format!("{:?}", nobody());
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}
