@@ -368,6 +368,10 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
+        // A URL that cannot be a WHIP endpoint is said before any device opens.
+        if let Some(target) = &opts.whip {
+            crate::whip_out::check_url(&target.url).map_err(HostError::Whip)?;
+        }
         let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game, missing, status)?;
         let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic, missing, status)?;
         for (which, feeder, choice) in [
