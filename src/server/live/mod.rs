@@ -97,11 +97,21 @@ impl Default for LiveOptions {
     }
 }
 
-/// Chunks a stream keeps: 10 s of MP3 or Ogg (100 ms chunks); a reader further behind is dropped.
+/// Chunks a stream keeps: 10 s of Ogg (100 ms pages), 19 s of MP3 (192 ms chunks); a reader
+/// further behind is dropped.
 const RING_CHUNKS: usize = 100;
+
 /// Chunks of the backlog a new listener is sent at once so its player starts playing straight
 /// away (about 0.5 s: more would only add to the delay).
-const BURST_CHUNKS: u64 = 5;
+fn burst_chunks(format: Format) -> u64 {
+    match format {
+        Format::Mp3 => 3,
+        Format::Ogg => 5,
+        // Relays of packets start at the live edge.
+        Format::Opus => 0,
+    }
+}
+
 /// How long HLS stays made after its last request (when no `--hls-dir` asks for it always).
 const HLS_LINGER: Duration = Duration::from_secs(30);
 
@@ -220,13 +230,10 @@ impl LiveHub {
         }
         let (cursor, header) = {
             let ring = stream.ring.lock().unwrap_or_else(PoisonError::into_inner);
-            let burst = if format == Format::Opus {
-                0
-            } else {
-                BURST_CHUNKS
-            };
             (
-                ring.next().saturating_sub(burst).max(ring.first),
+                ring.next()
+                    .saturating_sub(burst_chunks(format))
+                    .max(ring.first),
                 ring.header.clone(),
             )
         };
@@ -476,7 +483,13 @@ mod tests {
             hub.push(Format::Mp3, chunk(n));
         }
         let mut sub = hub.subscribe(Format::Mp3, Reader::Listener);
-        assert_eq!(byte(now(&mut sub)), Some(15));
+        assert_eq!(byte(now(&mut sub)), Some(17));
+        // Ogg pages are shorter: more of them make the same half second.
+        for n in 0..20 {
+            hub.push(Format::Ogg, chunk(n));
+        }
+        let mut ogg = hub.subscribe(Format::Ogg, Reader::Listener);
+        assert_eq!(byte(now(&mut ogg)), Some(15));
         // A relay of Opus packets starts at the live edge.
         hub.push(Format::Opus, chunk(7));
         let mut relay = hub.subscribe(Format::Opus, Reader::Relay);
