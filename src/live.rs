@@ -63,6 +63,8 @@ pub struct RoomTarget {
     pub token: Option<String>,
     /// Record a new room as a podcast episode from its start.
     pub record: bool,
+    /// Push a new room to this Icecast server (`http://source:PASSWORD@host:8000/`).
+    pub icecast: Option<String>,
 }
 
 /// Why going live failed.
@@ -661,6 +663,7 @@ async fn create_room(base: &str, target: &RoomTarget) -> Result<CreatedRoom, Liv
         game: target.game.clone(),
         host_name: None,
         record: target.record,
+        icecast: target.icecast.clone(),
     };
     let response = crate::rtc::signal::http_client()
         .post(&url)

@@ -54,7 +54,7 @@ enum Command {
     /// List capture and playback devices; loopback (monitor) sources are marked.
     Devices(DevicesArgs),
     /// Run the room server alone (for a VPS): rooms, WHIP/WHEP, the WebSocket room channel.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Listen to a room in the terminal (WHEP), or record it to a file.
     Listen(ListenArgs),
     /// The podcast episodes recorded rooms became: list, show, publish, unlist, delete, export.
@@ -162,6 +162,12 @@ struct ServeArgs {
     /// The public base URL links are made with (default: http://BIND).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Push every room to this Icecast server as two mounts, {PREFIX}/{ROOM}.mp3 and
+    /// {PREFIX}/{ROOM}.ogg (Ogg Opus), titled with the room's title, reconnecting when Icecast
+    /// restarts. URL: http://source:PASSWORD@HOST:PORT/PREFIX. A room created with its own
+    /// "icecast" URL goes there instead.
+    #[arg(long, value_name = "URL")]
+    icecast: Option<String>,
     #[command(flatten)]
     show: ShowArgs,
 }
@@ -320,6 +326,10 @@ struct HostArgs {
     /// Record the new room as a podcast episode (published when the room ends).
     #[arg(long, conflicts_with = "room")]
     episode: bool,
+    /// Push the new room to this Icecast server (http://source:PASSWORD@HOST:PORT/PREFIX) as
+    /// {ROOM}.mp3 and {ROOM}.ogg mounts.
+    #[arg(long, value_name = "URL", conflicts_with = "room")]
+    icecast: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -358,7 +368,7 @@ fn main() -> ExitCode {
         None => overlay(cli.overlay),
         Some(Command::Mix(args)) => mix(args),
         Some(Command::Host(args)) => host(*args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::Listen(args)) => listen(args),
         Some(Command::Devices(args)) => devices(args),
         Some(Command::Episodes(args)) => episodes(args),
@@ -551,6 +561,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ice_servers: a.ice_server,
         public_url: a.public_url,
         show: a.show.show()?,
+        // Parsed here rather than by clap, whose errors would echo the password.
+        icecast: a
+            .icecast
+            .as_deref()
+            .map(booth::server::live::icecast::IcecastTarget::parse)
+            .transpose()?,
     };
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
@@ -679,6 +695,7 @@ fn host_options(a: HostArgs) -> booth::host::HostOptions {
             room: a.room,
             token: a.token,
             record: a.episode,
+            icecast: a.icecast,
         }),
     }
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub minus_frames: AtomicU64,
     /// HTTP/WS requests refused with a 4xx.
     pub rejected: AtomicU64,
+    /// Icecast mounts being pushed now (connected and streaming).
+    pub icecast_pushes: AtomicU64,
 }
 
 impl Metrics {
@@ -74,7 +76,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 14] = [
+const SERIES: [Series; 15] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -158,5 +160,11 @@ const SERIES: [Series; 14] = [
         kind: "counter",
         help: "Requests refused with a 4xx.",
         value: |m| &m.rejected,
+    },
+    Series {
+        name: "icecast_pushes",
+        kind: "gauge",
+        help: "Icecast mounts being pushed (connected and streaming).",
+        value: |m| &m.icecast_pushes,
     },
 ];

@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// The podcast every recorded room is an episode of.
     pub show: crate::episodes::Show,
+    /// Push every room to this Icecast server (a room may name its own in `POST /api/rooms`).
+    pub icecast: Option<live::icecast::IcecastTarget>,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +63,7 @@ impl Default for ServeOptions {
             ice_servers: Vec::new(),
             public_url: None,
             show: crate::episodes::Show::default(),
+            icecast: None,
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct AppState {
     pub ice_servers: Vec<String>,
     /// The show and its episodes.
     pub episodes: Arc<crate::episodes::store::Store>,
+    /// Where rooms are pushed unless they name their own Icecast server.
+    pub icecast: Option<live::icecast::IcecastTarget>,
 }
 
 impl AppState {
@@ -395,7 +400,11 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
+        icecast: opts.icecast.clone(),
     });
+    if let Some(icecast) = &opts.icecast {
+        tracing::info!("pushing every room to Icecast at {icecast}");
+    }
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

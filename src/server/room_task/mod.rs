@@ -70,6 +70,8 @@ pub struct RoomHandle {
     pub id: String,
     /// The task's inbox.
     pub tx: mpsc::Sender<RoomMsg>,
+    /// The room's pushes to Icecast, when it has them.
+    pub icecast: Option<Arc<crate::server::live::icecast::IcecastPush>>,
 }
 
 /// Starts a room task; returns its handle and the host's token.
@@ -123,7 +125,14 @@ pub fn spawn(
     };
     task.shared.metrics.rooms.fetch_add(1, Relaxed);
     tokio::spawn(task.run(rx, datagrams_rx));
-    Ok((RoomHandle { id, tx }, host_token))
+    Ok((
+        RoomHandle {
+            id,
+            tx,
+            icecast: None,
+        },
+        host_token,
+    ))
 }
 
 pub(super) struct RoomTask {
@@ -454,6 +463,8 @@ impl RoomTask {
                 .episode
                 .as_ref()
                 .map(|e| e.reference(&self.shared.urls)),
+            // The pushes belong to the room's handle; `GET /api/rooms/{id}` adds them.
+            icecast: Vec::new(),
         }
     }
 
