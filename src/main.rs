@@ -170,6 +170,58 @@ struct ServeArgs {
     icecast: Option<String>,
     #[command(flatten)]
     show: ShowArgs,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// How the live HTTP streams (`/live/ROOM.mp3`, `.ogg`) and HLS (`/hls/ROOM/index.m3u8`) are made.
+#[derive(Args, Debug)]
+struct LiveArgs {
+    /// Also write each room's HLS playlist and segments under DIR/ROOM/, for any web server or
+    /// CDN to serve (HLS is then made for as long as each room lives).
+    #[arg(long, value_name = "DIR")]
+    hls_dir: Option<PathBuf>,
+    /// HLS segment length, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_segment)]
+    hls_segment: f64,
+    /// Segments a live HLS playlist lists.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u16).range(3..=60))]
+    hls_window: u16,
+    /// Bitrate of the MP3 stream and HLS, kbit/s.
+    #[arg(long, value_name = "KBPS", default_value_t = 128, value_parser = parse_mp3_kbps)]
+    mp3_bitrate: u32,
+}
+
+impl LiveArgs {
+    fn options(&self) -> booth::server::live::LiveOptions {
+        booth::server::live::LiveOptions {
+            mp3_kbps: self.mp3_bitrate,
+            hls_segment: std::time::Duration::from_secs_f64(self.hls_segment),
+            hls_window: usize::from(self.hls_window),
+            hls_dir: self.hls_dir.clone(),
+        }
+    }
+}
+
+fn parse_segment(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.5..=10.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a segment length from 0.5 to 10 seconds"
+        )),
+    }
+}
+
+fn parse_mp3_kbps(s: &str) -> Result<u32, String> {
+    const RATES: [u32; 14] = [
+        32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ];
+    match s.parse::<u32>() {
+        Ok(v) if RATES.contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not an MP3 bitrate (one of {RATES:?} kbit/s)"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -561,6 +613,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         ice_servers: a.ice_server,
         public_url: a.public_url,
         show: a.show.show()?,
+        live: a.live.options(),
         // Parsed here rather than by clap, whose errors would echo the password.
         icecast: a
             .icecast
@@ -571,6 +624,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
         println!("booth: serving rooms on {}", server.base_url);
+        if let Some(icecast) = &server.state.icecast {
+            println!("booth: pushing every room to Icecast at {icecast}");
+        }
         tokio::select! {
             r = server.wait() => r?,
             () = booth::server::stop_signal() => {

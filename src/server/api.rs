@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
     Router::new()
         .merge(super::episodes::routes())
+        .merge(super::live::routes::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/r/{room}", get(room_page))
         .route("/assets/{file}", get(web_asset))

@@ -37,6 +37,19 @@ pub struct Metrics {
     pub minus_frames: AtomicU64,
     /// HTTP/WS requests refused with a 4xx.
     pub rejected: AtomicU64,
+    /// Listeners of the live HTTP streams (MP3, Ogg) now.
+    pub stream_listeners: AtomicU64,
+    /// Ticks encoded to MP3 for the live streams and HLS (one per room per 20 ms, however
+    /// many listen).
+    pub stream_mp3_ticks: AtomicU64,
+    /// Opus packets paged into the live Ogg streams (one per room per 20 ms).
+    pub stream_ogg_packets: AtomicU64,
+    /// HLS segments made.
+    pub hls_segments: AtomicU64,
+    /// Stream readers dropped for falling behind.
+    pub stream_drops: AtomicU64,
+    /// Ticks the live encoders could not take in time.
+    pub stream_ticks_lost: AtomicU64,
     /// Icecast mounts being pushed now (connected and streaming).
     pub icecast_pushes: AtomicU64,
 }
@@ -76,7 +89,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 15] = [
+const SERIES: [Series; 21] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -160,6 +173,42 @@ const SERIES: [Series; 15] = [
         kind: "counter",
         help: "Requests refused with a 4xx.",
         value: |m| &m.rejected,
+    },
+    Series {
+        name: "stream_listeners",
+        kind: "gauge",
+        help: "Listeners of the live HTTP streams (MP3, Ogg).",
+        value: |m| &m.stream_listeners,
+    },
+    Series {
+        name: "stream_mp3_ticks_total",
+        kind: "counter",
+        help: "20 ms ticks encoded to MP3 for the live streams and HLS, once per room.",
+        value: |m| &m.stream_mp3_ticks,
+    },
+    Series {
+        name: "stream_ogg_packets_total",
+        kind: "counter",
+        help: "Opus packets paged into the live Ogg streams, once per room.",
+        value: |m| &m.stream_ogg_packets,
+    },
+    Series {
+        name: "hls_segments_total",
+        kind: "counter",
+        help: "HLS segments made.",
+        value: |m| &m.hls_segments,
+    },
+    Series {
+        name: "stream_drops_total",
+        kind: "counter",
+        help: "Stream readers dropped for falling behind.",
+        value: |m| &m.stream_drops,
+    },
+    Series {
+        name: "stream_ticks_lost_total",
+        kind: "counter",
+        help: "Ticks a live encoder could not take in time.",
+        value: |m| &m.stream_ticks_lost,
     },
     Series {
         name: "icecast_pushes",

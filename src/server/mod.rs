@@ -8,6 +8,7 @@
 pub mod api;
 pub mod episodes;
 pub mod error;
+pub mod live;
 pub mod media;
 pub mod media_files;
 pub mod metrics;
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// The podcast every recorded room is an episode of.
     pub show: crate::episodes::Show,
+    /// How the live HTTP streams and HLS are made.
+    pub live: live::LiveOptions,
     /// Push every room to this Icecast server (a room may name its own in `POST /api/rooms`).
     pub icecast: Option<live::icecast::IcecastTarget>,
 }
@@ -63,6 +66,7 @@ impl Default for ServeOptions {
             ice_servers: Vec::new(),
             public_url: None,
             show: crate::episodes::Show::default(),
+            live: live::LiveOptions::default(),
             icecast: None,
         }
     }
@@ -396,25 +400,27 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
             metrics,
             episodes: Arc::clone(&store),
             urls,
+            live: opts.live.clone(),
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
         icecast: opts.icecast.clone(),
     });
-    if let Some(icecast) = &opts.icecast {
-        tracing::info!("pushing every room to Icecast at {icecast}");
-    }
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .map_err(ServeError::Run)
+        let listener = live::conn::GuardedListener(listener);
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<live::conn::Peer>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .await
+        .map_err(ServeError::Run)
     });
     Ok(RunningServer {
         http,

@@ -200,6 +200,11 @@ impl<W: Write> OggOpusWriter<W> {
         &self.out
     }
 
+    /// The underlying writer, e.g. to take the pages written so far out of a buffer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Encodes any number of interleaved frames (`settings.channels` samples each). Each 20 ms
     /// frame is encoded as soon as it is complete, and pages go out as they become due (see
     /// [`set_page_duration`](Self::set_page_duration)); a partial frame waits for more.

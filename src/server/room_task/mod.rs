@@ -31,6 +31,8 @@ use self::recording::EpisodeRecording;
 pub use self::refusal::Refusal;
 use self::sessions::{Kind, Link, Session};
 use super::episodes::Urls;
+use super::live::encoder::{LiveFeed, Tick};
+use super::live::{LiveHub, LiveOptions};
 use super::media::{Datagram, MediaSocket};
 use super::metrics::Metrics;
 use super::tokens::{self, Secret, TokenRef};
@@ -61,6 +63,8 @@ pub struct Shared {
     pub episodes: Arc<Store>,
     /// The links episodes are given.
     pub urls: Urls,
+    /// How the live streams are made.
+    pub live: LiveOptions,
 }
 
 /// A room as the registry holds it.
@@ -70,6 +74,8 @@ pub struct RoomHandle {
     pub id: String,
     /// The task's inbox.
     pub tx: mpsc::Sender<RoomMsg>,
+    /// Its program for HTTP streams, HLS and relays.
+    pub live: Arc<LiveHub>,
     /// The room's pushes to Icecast, when it has them.
     pub icecast: Option<Arc<crate::server::live::icecast::IcecastPush>>,
 }
@@ -91,6 +97,12 @@ pub fn spawn(
     let secret = Secret::generate().map_err(Refusal::internal)?;
     let host_token = tokens::format(TokenRef::Participant(1), &secret);
     let host_key = host_key(&host_token);
+    let live = LiveHub::new(
+        &id,
+        &config.title,
+        shared.live.clone(),
+        Arc::clone(&shared.metrics),
+    );
     let room = Room::new(config, host, host_name.clone(), now);
     let mut members = HashMap::new();
     members.insert(
@@ -122,6 +134,8 @@ pub fn spawn(
         listening_announced: usize::MAX,
         ended_at: None,
         voice_levels: HashMap::new(),
+        live: Arc::clone(&live),
+        live_feed: None,
     };
     task.shared.metrics.rooms.fetch_add(1, Relaxed);
     tokio::spawn(task.run(rx, datagrams_rx));
@@ -129,6 +143,7 @@ pub fn spawn(
         RoomHandle {
             id,
             tx,
+            live,
             icecast: None,
         },
         host_token,
@@ -161,6 +176,10 @@ pub(super) struct RoomTask {
     ended_at: Option<Instant>,
     /// Levels publishers report for their own voice, and when.
     voice_levels: HashMap<ParticipantId, (f32, Instant)>,
+    /// The program for HTTP streams, HLS and relays.
+    live: Arc<LiveHub>,
+    /// Its encoder thread, once anyone wanted it.
+    live_feed: Option<LiveFeed>,
 }
 
 /// A WebSocket message as sent, shared by every connection it goes to.
@@ -234,16 +253,18 @@ impl RoomTask {
                 self.shared.media.unroute(ufrag);
             }
         }
+        self.live.end();
         self.shared.metrics.rooms.fetch_sub(1, Relaxed);
     }
 
     /// Nothing crosses the network or is recorded: every session is in this process (a host
     /// live in its own server, alone), so no packet waits on the mix's timing.
     fn quiet(&self) -> bool {
-        !self
-            .episode
-            .as_ref()
-            .is_some_and(EpisodeRecording::recording)
+        !self.live.wanted()
+            && !self
+                .episode
+                .as_ref()
+                .is_some_and(EpisodeRecording::recording)
             && self
                 .sessions
                 .iter()
@@ -439,6 +460,8 @@ impl RoomTask {
             MediaCommand::Recording(on) => self.set_recording(on),
             MediaCommand::EndRoom => {
                 self.finish_episode();
+                self.live.end();
+                self.live_feed = None;
                 self.close_where(|_| true);
                 self.ended_at = Some(Instant::now());
                 for m in self.members.values_mut() {
@@ -468,11 +491,13 @@ impl RoomTask {
         }
     }
 
+    /// The audience: WebRTC listeners, and those of the HTTP streams and HLS.
     fn listening(&self) -> usize {
         self.sessions
             .iter()
             .filter(|s| s.kind == Kind::Listen && s.connected)
             .count()
+            + self.live.audience()
     }
 
     // ---------------------------------------------------------------- the mix
@@ -492,8 +517,12 @@ impl RoomTask {
             .episode
             .as_ref()
             .is_some_and(EpisodeRecording::recording);
-        if let Err(e) = self.mix.encode(recording) {
+        let live = self.live.wanted();
+        if let Err(e) = self.mix.encode(recording || live) {
             tracing::error!("room {}: {e}", self.id);
+        }
+        if live {
+            self.feed_live();
         }
         if self.mix.program().is_some() {
             self.shared.metrics.program_frames.fetch_add(1, Relaxed);
@@ -516,6 +545,32 @@ impl RoomTask {
         }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.shared.metrics.record_tick(micros);
+    }
+
+    /// Hands this tick's program to the live encoder (started the first time it is wanted).
+    fn feed_live(&mut self) {
+        let Some(packet) = self.mix.program() else {
+            return;
+        };
+        if self.live_feed.is_none() {
+            match LiveFeed::start(Arc::clone(&self.live), self.mix.settings().clone()) {
+                Ok(feed) => self.live_feed = Some(feed),
+                Err(e) => {
+                    tracing::error!("room {}: no live streams: {e}", self.id);
+                    return;
+                }
+            }
+        }
+        let tick = Tick {
+            opus: bytes::Bytes::copy_from_slice(packet),
+            pcm: self.mix.program_pcm().to_vec(),
+            pts: self.mix.rtp(),
+        };
+        if let Some(feed) = &self.live_feed
+            && !feed.send(tick)
+        {
+            self.shared.metrics.stream_ticks_lost.fetch_add(1, Relaxed);
+        }
     }
 
     /// Decodes every publisher's next 20 ms and hands the mix those the room lets be heard.

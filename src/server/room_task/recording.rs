@@ -342,6 +342,9 @@ impl super::RoomTask {
     /// rendered when `render`, before the answer.
     pub(super) fn shutdown(&mut self, render: bool, reply: tokio::sync::oneshot::Sender<()>) {
         let episode = self.episode.take();
+        // Endless HTTP streams end now, or the HTTP server would wait on them for ever.
+        self.live.end();
+        self.live_feed = None;
         tokio::task::spawn_blocking(move || {
             if let Some(mut e) = episode {
                 e.finish_now(render);
