@@ -226,8 +226,10 @@ impl Drop for LiveCount {
 enum Ended {
     /// The room ended: the push is over.
     Room,
-    /// Something failed: try again.
-    Failed(IcecastError),
+    /// Icecast could not be reached or refused the mount: try again.
+    Refused(IcecastError),
+    /// The mount was live and the connection broke: try again.
+    Lost(IcecastError),
 }
 
 /// One mount's push task.
@@ -242,21 +244,24 @@ struct MountPush {
 impl MountPush {
     async fn run(self) {
         let mut backoff = MIN_BACKOFF;
-        let mut last_error = String::new();
+        // The last refusal logged: a server that keeps refusing is logged once, not every 5 s.
+        let mut refusal = String::new();
         while !self.hub.is_ended() {
             self.status.set(IcecastState::Connecting, None);
             let started = Instant::now();
-            match self.push_once().await {
+            let why = match self.push_once().await {
                 Ended::Room => break,
-                Ended::Failed(e) => {
-                    let why = e.to_string();
-                    if why != last_error {
-                        tracing::warn!("Icecast push of {}: {why}", self.status.mount);
-                        last_error.clone_from(&why);
-                    }
-                    self.status.set(IcecastState::Retrying, Some(why));
+                Ended::Lost(e) => {
+                    refusal.clear();
+                    e.to_string()
                 }
+                Ended::Refused(e) => e.to_string(),
+            };
+            if why != refusal {
+                tracing::warn!("{why}");
+                refusal.clone_from(&why);
             }
+            self.status.set(IcecastState::Retrying, Some(why));
             if started.elapsed() > STABLE_PUSH {
                 backoff = MIN_BACKOFF;
             }
@@ -276,7 +281,7 @@ impl MountPush {
         let mount = &self.status.mount;
         let mut stream = match self.open().await {
             Ok(stream) => stream,
-            Err(e) => return Ended::Failed(e),
+            Err(e) => return Ended::Refused(e),
         };
         // Subscribed only once Icecast takes the mount: a refused push encodes nothing.
         let mut sub = self.hub.subscribe(self.kind.format(), Reader::Relay);
@@ -312,7 +317,13 @@ impl MountPush {
             .map_err(|_| unreachable("no answer in 5 s".to_owned()))?
             .map_err(|e| unreachable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let request = source_request(&self.target, &mount, self.kind, &self.hub.title());
+        let request = source_request(
+            &self.target,
+            &mount,
+            self.kind,
+            &self.hub.title(),
+            self.hub.options().mp3_kbps,
+        );
         stream
             .write_all(request.as_bytes())
             .await
@@ -343,30 +354,34 @@ impl MountPush {
     /// makes it. Icecast sends nothing on a source connection, so anything read is its end.
     async fn stream(&self, stream: &mut TcpStream, sub: &mut Subscription) -> Ended {
         let lost = |reason: String| {
-            Ended::Failed(IcecastError::Lost {
+            Ended::Lost(IcecastError::Lost {
                 target: self.target.to_string(),
                 mount: self.status.mount.clone(),
                 reason,
             })
         };
         let (mut from_icecast, mut to_icecast) = stream.split();
-        let header = sub.header();
-        if !header.is_empty()
-            && let Err(why) = write_within(&mut to_icecast, &header).await
-        {
-            return lost(why);
-        }
+        let mut first = true;
         let mut scratch = [0u8; 256];
         loop {
             tokio::select! {
                 next = sub.next() => match next {
                     Next::Chunk(chunk) => {
+                        // The header is known by the first chunk (the encoder may start after
+                        // the subscription).
+                        let header = if first { sub.header() } else { Default::default() };
+                        first = false;
+                        if !header.is_empty()
+                            && let Err(why) = write_within(&mut to_icecast, &header).await
+                        {
+                            return lost(why);
+                        }
                         if let Err(why) = write_within(&mut to_icecast, &chunk.data).await {
                             return lost(why);
                         }
                     }
                     Next::Lagged => {
-                        return Ended::Failed(IcecastError::Behind {
+                        return Ended::Lost(IcecastError::Behind {
                             target: self.target.to_string(),
                             mount: self.status.mount.clone(),
                         });

@@ -8,9 +8,6 @@ use std::str::FromStr;
 use super::IcecastError;
 use crate::server::live::Format;
 
-/// The MP3 mount's bitrate, kbit/s (the hub's MP3 encoder: 128k CBR).
-const MP3_KBPS: u32 = 128;
-
 /// Where pushes go: an Icecast server, its source credentials and a mount prefix, from a URL
 /// like `http://source:PASSWORD@host:8000/prefix`.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,9 +56,10 @@ impl MountKind {
         }
     }
 
-    pub(super) fn audio_info(self) -> String {
+    /// What `ice-audio-info` says of the mount; `mp3_kbps` is the hub's MP3 bitrate.
+    pub(super) fn audio_info(self, mp3_kbps: u32) -> String {
         match self {
-            Self::Mp3 => format!("ice-samplerate=48000;ice-bitrate={MP3_KBPS};ice-channels=2"),
+            Self::Mp3 => format!("ice-samplerate=48000;ice-bitrate={mp3_kbps};ice-channels=2"),
             Self::Ogg => "ice-samplerate=48000;ice-channels=2".to_owned(),
         }
     }

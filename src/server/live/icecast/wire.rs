@@ -24,9 +24,15 @@ fn header_value(s: &str) -> String {
 }
 
 /// The source request that opens a mount: headers only; the stream follows Icecast's
-/// `100 Continue`.
+/// `100 Continue`. `mp3_kbps` is the MP3 stream's bitrate (Icecast's directory shows it).
 #[must_use]
-pub fn source_request(target: &IcecastTarget, mount: &str, kind: MountKind, title: &str) -> String {
+pub fn source_request(
+    target: &IcecastTarget,
+    mount: &str,
+    kind: MountKind,
+    title: &str,
+    mp3_kbps: u32,
+) -> String {
     format!(
         "PUT {mount} HTTP/1.1\r\n\
          Host: {host}\r\n\
@@ -45,7 +51,7 @@ pub fn source_request(target: &IcecastTarget, mount: &str, kind: MountKind, titl
         content_type = kind.content_type(),
         name = header_value(title),
         description = "A live room on Booth",
-        info = kind.audio_info(),
+        info = kind.audio_info(mp3_kbps),
     )
 }
 
@@ -165,7 +171,7 @@ mod tests {
     #[test]
     fn the_source_request_is_a_put_with_basic_auth_and_expect() {
         let t = target("http://source:hackme@127.0.0.1:8000/");
-        let r = source_request(&t, "/abc.ogg", MountKind::Ogg, "Launch\r\nnight");
+        let r = source_request(&t, "/abc.ogg", MountKind::Ogg, "Launch\r\nnight", 128);
         let head = r.strip_suffix("\r\n\r\n").unwrap_or_default();
         let lines: Vec<&str> = head.split("\r\n").collect();
         assert_eq!(lines[0], "PUT /abc.ogg HTTP/1.1");
@@ -177,7 +183,7 @@ mod tests {
         assert!(lines.contains(&"ice-public: 0"));
         assert!(lines.contains(&"Host: 127.0.0.1:8000"));
         assert!(!r.to_ascii_lowercase().contains("transfer-encoding"));
-        let mp3 = source_request(&t, "/abc.mp3", MountKind::Mp3, "T");
+        let mp3 = source_request(&t, "/abc.mp3", MountKind::Mp3, "T", 128);
         assert!(mp3.contains("Content-Type: audio/mpeg\r\n"));
         assert!(
             mp3.contains("ice-audio-info: ice-samplerate=48000;ice-bitrate=128;ice-channels=2\r\n")
