@@ -11,20 +11,20 @@ use std::time::{Duration, Instant};
 use super::{LiveRoom, game_and_silence, host_from_files, serve_with};
 use crate::support::{GAME_TONE, Process, have_tool, http_get, metric, run, tempdir, tone_db};
 
-const SOURCE_PASSWORD: &str = "booth-source-7f3a";
+pub(crate) const SOURCE_PASSWORD: &str = "booth-source-7f3a";
 const RELAY_PASSWORD: &str = "booth-relay-51c9";
 
 /// An icecast2 started from a template in docs/scaling/, killed when dropped.
-struct Icecast {
+pub(crate) struct Icecast {
     process: Option<Process>,
     config: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Icecast {
     /// Fills in `template` (a file in docs/scaling/) for `port`, with its logs in `dir/name`,
     /// relaying `origin` when it is a relay, and starts it.
-    fn start(template: &str, dir: &Path, name: &str, origin: Option<u16>) -> Self {
+    pub(crate) fn start(template: &str, dir: &Path, name: &str, origin: Option<u16>) -> Self {
         let port = free_port();
         let logs = dir.join(name);
         std::fs::create_dir_all(&logs).unwrap();
@@ -84,7 +84,7 @@ impl Icecast {
     }
 
     /// Whether its status lists both of `room`'s mounts.
-    fn has_room(&self, room: &str) -> bool {
+    pub(crate) fn has_room(&self, room: &str) -> bool {
         status(self.port).is_some_and(|s| {
             s.contains(&format!("/{room}.mp3\"")) && s.contains(&format!("/{room}.ogg\""))
         })

@@ -7,7 +7,7 @@
 mod api;
 mod channel;
 mod episodes;
-mod icecast;
+pub(crate) mod icecast;
 mod interop;
 mod listening;
 mod stage;
