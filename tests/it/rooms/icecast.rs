@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{LiveRoom, game_and_silence, host_from_files, serve_with};
+use super::{LiveRoom, game_and_silence, host_from_files, host_playing, serve_with};
 use crate::support::{GAME_TONE, Process, have_tool, http_get, metric, run, tempdir, tone_db};
 
 pub(crate) const SOURCE_PASSWORD: &str = "booth-source-7f3a";
@@ -135,19 +135,18 @@ fn poll(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duratio
     start.elapsed()
 }
 
-/// POSTs `body` as JSON: the status and the answer's body.
-fn post_json(url: &str, body: &serde_json::Value) -> (u16, String) {
+/// POSTs `body` as JSON (with `token` as the bearer, if any): the status and the answer's body.
+fn post_json(url: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let r = reqwest::Client::new()
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let mut request = reqwest::Client::new().post(url).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     })
 }
@@ -194,7 +193,9 @@ fn a_live_room_is_on_icecast_and_its_relay_and_comes_back_after_a_restart() {
     let (server, url) = serve_with(&dir.path().join("data"), &["--icecast", &push]);
     let (game, silence) = game_and_silence(dir.path(), 120.0);
     let host = host_from_files(&["--server", &url], &game, &silence, 120.0);
-    let room = LiveRoom::of(&host).room;
+    let LiveRoom {
+        room, host_token, ..
+    } = LiveRoom::of(&host);
 
     poll(Duration::from_secs(20), "mounts on the origin", || {
         origin.has_room(&room)
@@ -233,7 +234,52 @@ fn a_live_room_is_on_icecast_and_its_relay_and_comes_back_after_a_restart() {
     assert!(back < Duration::from_secs(10), "back after {back:?}");
     // A new connection starts the Ogg stream again with its header: players join it as usual.
     assert_room_tone(&origin.url(&format!("/{room}.ogg")));
+
+    // The room ends: its mounts leave Icecast, and the pushes say so.
+    let (ended, body) = post_json(
+        &format!("{url}/api/rooms/{room}/actions"),
+        Some(&host_token),
+        &serde_json::json!({"type": "end"}),
+    );
+    assert_eq!(ended, 204, "{body}");
+    poll(Duration::from_secs(10), "the mounts gone", || {
+        status(origin.port).is_some_and(|s| !s.contains(&format!("/{room}.")))
+    });
+    assert_eq!(metric(&url, "icecast_pushes"), 0);
+    let info = http_get(&format!("{url}/api/rooms/{room}"));
+    assert_eq!(info.matches("\"state\":\"stopped\"").count(), 2, "{info}");
     assert!(!server.stderr().contains(SOURCE_PASSWORD));
+}
+
+/// `booth host --icecast` with the room server in its own process takes its room there too.
+#[test]
+fn booth_host_pushes_its_own_room_to_icecast() {
+    if !have_tool("icecast2") {
+        return;
+    }
+    let dir = tempdir();
+    let origin = Icecast::start("icecast-origin.xml", dir.path(), "origin", None);
+    let push = format!(
+        "http://source:{SOURCE_PASSWORD}@127.0.0.1:{}/booth",
+        origin.port
+    );
+    let (game, silence) = game_and_silence(dir.path(), 30.0);
+    let data = dir.path().join("data");
+    let host = host_playing(
+        &["--bind", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &game,
+        &silence,
+        30.0,
+        &["--icecast", &push],
+    );
+    let room = LiveRoom::of(&host).room;
+    poll(Duration::from_secs(20), "the mounts under /booth", || {
+        status(origin.port).is_some_and(|s| {
+            s.contains(&format!("/booth/{room}.mp3\""))
+                && s.contains(&format!("/booth/{room}.ogg\""))
+        })
+    });
+    assert!(!host.stderr().contains(SOURCE_PASSWORD));
 }
 
 #[test]
@@ -247,6 +293,7 @@ fn a_wrong_password_is_a_clear_refusal_that_hides_it() {
     let create = |icecast: &str| {
         post_json(
             &format!("{url}/api/rooms"),
+            None,
             &serde_json::json!({"title": "Raid night", "icecast": icecast}),
         )
     };
