@@ -204,7 +204,7 @@ async fn create_room(
         Arc::new(IcecastPush::start(
             &handle.live,
             &target,
-            Arc::clone(&state.shared.metrics),
+            &state.shared.metrics,
         ))
     });
     state

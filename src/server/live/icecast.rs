@@ -8,8 +8,8 @@
 //! encoded, it is not counted as a listener) and never buffers: a slow Icecast makes the
 //! subscription fall behind, which drops it and reconnects, so memory stays flat.
 //!
-//! The source password never leaves this module: [`IcecastTarget`]'s `Display` and `Debug`
-//! hide it, and so does every error and status message made here.
+//! The source password goes to Icecast and nowhere else: [`IcecastTarget`]'s `Display` and
+//! `Debug` hide it, and so does every error, log line and status made here.
 
 mod target;
 mod wire;
@@ -154,10 +154,10 @@ pub struct IcecastPush {
 }
 
 impl IcecastPush {
-    /// Starts pushing the room of `hub` to `target`, both mounts at once; `pushes` counts the
-    /// mounts live now (`/metrics`). Call it inside the tokio runtime.
+    /// Starts pushing the room of `hub` to `target`, both mounts at once, counting the mounts
+    /// live in `metrics` (`icecast_pushes`). Call it inside the tokio runtime.
     #[must_use]
-    pub fn start(hub: &Arc<LiveHub>, target: &IcecastTarget, pushes: Arc<Metrics>) -> Self {
+    pub fn start(hub: &Arc<LiveHub>, target: &IcecastTarget, metrics: &Arc<Metrics>) -> Self {
         let room = hub.room().to_owned();
         let mut mounts = Vec::new();
         let mut tasks = Vec::new();
@@ -173,7 +173,7 @@ impl IcecastPush {
                 target: target.clone(),
                 kind,
                 status: Arc::clone(&status),
-                metrics: Arc::clone(&pushes),
+                metrics: Arc::clone(metrics),
             };
             tasks.push(tokio::spawn(push.run()));
             mounts.push(status);
