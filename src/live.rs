@@ -40,6 +40,8 @@ pub struct LiveRoom {
     pub embedded: bool,
     /// The episode the room records into, when it records from the start.
     pub episode: Option<crate::room::protocol::EpisodeRef>,
+    /// Where radio players and Icecast relays hear the room, when it is pushed to Icecast.
+    pub icecast: Vec<String>,
 }
 
 /// Where the program goes live.
@@ -637,6 +639,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
             token: token.clone(),
             embedded: server.is_some(),
             episode: None,
+            icecast: Vec::new(),
         },
         (Some(_), None) => return Err(LiveError::NoToken),
         (None, _) => {
@@ -649,6 +652,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
                 token: created.host_token,
                 embedded: server.is_some(),
                 episode: created.episode,
+                icecast: created.icecast.into_iter().map(|m| m.url).collect(),
             }
         }
     };

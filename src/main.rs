@@ -798,6 +798,9 @@ impl HostTerminal {
                 }
                 println!("room:   {}", room.room);
                 println!("token:  {}", room.token);
+                for url in &room.icecast {
+                    println!("icecast: {url}");
+                }
                 if let Some(e) = &room.episode {
                     println!(
                         "episode: {} (published there when the room ends; feed {})",

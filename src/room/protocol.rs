@@ -506,6 +506,9 @@ pub struct CreatedRoom {
     /// The episode it records into, when it records from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode: Option<EpisodeRef>,
+    /// The Icecast mounts it is pushed to, when it is (their listen URLs; never the password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub icecast: Vec<IcecastMount>,
 }
 
 /// `POST /api/rooms/{id}/invites`: an invitation for a role.
@@ -1072,6 +1075,13 @@ mod tests {
                 page: "http://h/episodes/3".into(),
                 feed: "http://h/podcast.xml".into(),
             }),
+            icecast: vec![IcecastMount {
+                format: "ogg".into(),
+                mount: "/abc.ogg".into(),
+                url: "http://icecast.example:8000/abc.ogg".into(),
+                state: IcecastState::Connecting,
+                error: None,
+            }],
         });
         round_trip(&NewInvite { role: Role::CoHost });
         round_trip(&Invitation {

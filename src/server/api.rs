@@ -235,6 +235,11 @@ async fn create_room(
         game,
         host_token,
         episode,
+        icecast: handle
+            .icecast
+            .as_ref()
+            .map(|push| push.status())
+            .unwrap_or_default(),
     };
     Ok((
         StatusCode::CREATED,

@@ -749,6 +749,10 @@ fn an_icecast_url_in_the_settings_takes_the_room_to_icecast() {
     wait_for(&mut h, "the room's mounts on Icecast", |_| {
         icecast.has_room(&room.room)
     });
+    // The host sees where radio players tune in.
+    let mp3 = format!("http://127.0.0.1:{}/{}.mp3", icecast.port, room.room);
+    assert_eq!(room.icecast.first(), Some(&mp3));
+    h.get_by_label(&mp3);
 }
 
 /// An Icecast URL that cannot work is said before going live, without its password.

@@ -52,6 +52,9 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
         },
     );
     links(ui, o, v, &room.listener_link, now);
+    for url in &room.icecast {
+        link_row(ui, v, "Icecast", url, now);
+    }
     stage(ui, o);
     hand_queue(ui, o);
     reactions(ui, o);

@@ -273,6 +273,8 @@ fn booth_host_pushes_its_own_room_to_icecast() {
         &["--icecast", &push],
     );
     let room = LiveRoom::of(&host).room;
+    let mp3 = format!("http://127.0.0.1:{}/booth/{room}.mp3", origin.port);
+    assert_eq!(host.line("icecast: ", Duration::from_secs(5)), mp3);
     poll(Duration::from_secs(20), "the mounts under /booth", || {
         status(origin.port).is_some_and(|s| {
             s.contains(&format!("/booth/{room}.mp3\""))
