@@ -3,12 +3,16 @@
 //   channel.js  the room channel (WebSocket) and its outbox
 //   state.js    the room state and the pure `apply(state, msg, now)`
 //   media.js    the Listener (WHEP) and Speaker (WHIP) sessions
+//   stream.js   the room over HTTP (HLS, MP3) where WebRTC is missing or cannot connect; hls.js
 //   view.js     drawing, and the person's clicks
+//   keys.js     arrow keys and game pads move the focus
 // This entry point wires them: every change of state goes through `update`, which then starts or
 // stops what the new state needs and redraws. It holds no room rules of its own.
 
 import { RoomChannel } from "./channel.js";
+import { navigate } from "./keys.js";
 import { Listener, Speaker } from "./media.js";
+import { NO_WEBRTC, StreamListener, WEBRTC_FAILED, playbackText, streamUrls } from "./stream.js";
 import * as view from "./view.js";
 import {
   apply, awaitsEpisode, deleteClicked, deleteDisarmed, episodeAnswered, episodeAsked, episodeRequest,
@@ -25,10 +29,17 @@ const nameKey = "booth-name";
 const LEVELS_HOLD_MS = 600;
 // How often the host's page asks about the episode while it is rendered.
 const EPISODE_POLL_MS = 2000;
+// A WHEP session that has not connected within this long (or has been down this long, its own
+// retries failing) gives way to the HTTP stream: a few seconds behind beats silence.
+const WEBRTC_GIVE_UP_MS = 5000;
+const WEBRTC_WATCH_MS = 500;
+const hasWebRtc = typeof window.RTCPeerConnection === "function";
 
 let state = initialState(Date.now());
 let levelsTimer = null;
 let episodeTimer = null;
+let webRtcWatch = null;
+let webRtcUpAt = 0; // when the WHEP session was last connected (or asked for)
 
 /** The token to join with: the room's, once welcomed; else one from the link or an earlier visit. */
 function token() {
@@ -56,10 +67,57 @@ const listener = new Listener(`/whep/${roomPath}`, {
   onChange: show,
 });
 const speaker = new Speaker(`/whip/${roomPath}`, { onNotice: say });
+const links = streamUrls(roomPath, location.origin);
+const stream = new StreamListener(links, view.audioElement(), { onNotice: say, onChange: show });
 const ticker = setInterval(() => view.tick(state, Date.now()), 1000);
 
 function show() {
-  view.render(state, { listening: listener.active, connected: listener.connected, speaking: speaker.active });
+  view.render(state, {
+    listening: listener.active || stream.active,
+    connected: listener.connected || stream.playing,
+    speaking: speaker.active,
+    webrtc: hasWebRtc,
+    http: stream.active ? playbackText(stream.mode, stream.why) : null,
+  });
+}
+
+/** Plays the room: over WebRTC where the browser has it, over HTTP where it has not. */
+function listen() {
+  if (!hasWebRtc) {
+    stream.start(NO_WEBRTC);
+    return;
+  }
+  stream.stop();
+  listener.start();
+  webRtcUpAt = Date.now();
+  clearInterval(webRtcWatch);
+  webRtcWatch = setInterval(watchWebRtc, WEBRTC_WATCH_MS);
+}
+
+/** Falls back to the HTTP stream when WebRTC stays down for WEBRTC_GIVE_UP_MS. */
+function watchWebRtc() {
+  if (!listener.wanted) {
+    clearInterval(webRtcWatch);
+    webRtcWatch = null;
+    return;
+  }
+  if (listener.connected) {
+    webRtcUpAt = Date.now();
+    return;
+  }
+  if (Date.now() - webRtcUpAt < WEBRTC_GIVE_UP_MS) return;
+  clearInterval(webRtcWatch);
+  webRtcWatch = null;
+  listener.stop();
+  stream.start(WEBRTC_FAILED);
+  say("");
+}
+
+function stopListening() {
+  clearInterval(webRtcWatch);
+  webRtcWatch = null;
+  listener.stop();
+  stream.stop();
 }
 
 /** Makes `next` the state: the media follow it, then the page shows it. */
@@ -73,7 +131,7 @@ function settle(before) {
   if (state.selfMuted !== before.selfMuted) speaker.setMuted(state.selfMuted);
   if (isOver(state) && !isOver(before)) {
     speaker.stop();
-    listener.stop();
+    stopListening();
     channel.close();
     if (state.ended) clearInterval(ticker);
   }
@@ -148,14 +206,16 @@ async function speak() {
   const outcome = await speaker.start(state.me.token);
   if (outcome === "no_microphone") return;
   if (outcome === "live") update(withSelfMuted(state, false));
-  // Hear the room without yourself from now on.
-  listener.refresh();
+  // Hear the room without yourself from now on: the HTTP stream has everyone, so a speaker
+  // whose WHIP session went through tries WebRTC for listening again.
+  if (stream.active && outcome === "live") listen();
+  else listener.refresh();
   show();
 }
 
 view.wire({
   act: (action) => channel.send(action),
-  listen: () => listener.start(),
+  listen,
   rename(name) {
     localStorage.setItem(nameKey, name);
     channel.send({ type: "set_name", name });
@@ -177,7 +237,7 @@ view.wire({
   },
   leave() {
     speaker.stop();
-    listener.stop();
+    stopListening();
     channel.close();
     update(leftRoom(state));
   },
@@ -195,8 +255,11 @@ view.wire({
 });
 window.addEventListener("beforeunload", () => {
   speaker.stop();
-  listener.stop();
+  stopListening();
 });
+view.showStreamLinks(links);
+navigate(() => document.getElementById("listen"));
 
 channel.open();
 show();
+document.getElementById("listen").focus();

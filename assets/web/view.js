@@ -166,10 +166,19 @@ function renderHeader(state) {
 }
 
 function renderPlayer(media) {
-  $("listen").hidden = media.listening;
+  const listen = $("listen");
+  // The focus follows the control that takes the Listen button's place, not into nowhere.
+  const hadFocus = document.activeElement === listen;
+  listen.hidden = media.listening;
   $("playing").hidden = !media.listening;
-  $("playing-text").textContent = media.connected ? "Listening live" : "Connecting…";
+  if (hadFocus && media.listening) $("volume").focus();
+  if (media.http) $("playing-text").textContent = media.http;
+  else $("playing-text").textContent = media.connected ? "Listening live" : "Connecting…";
 }
+
+/** Why this page can't speak: speaking goes over WebRTC, which the browser lacks. */
+const NO_WEBRTC_TO_SPEAK = "this browser has no WebRTC, which speaking needs. "
+  + "Open the room in Chrome, Firefox, Edge or Safari to speak; you can keep listening here.";
 
 function renderControls(state, media) {
   const over = isOver(state);
@@ -178,7 +187,11 @@ function renderControls(state, media) {
   hand.setAttribute("aria-pressed", String(state.handRaised));
   hand.textContent = state.handRaised ? "✋ Lower hand" : "✋ Raise hand";
   $("invite").hidden = !(state.invited && may(state, "accept_invite"));
-  $("mic").hidden = !speaksFromPage(state) || media.speaking || over;
+  $("invite-text").textContent = media.webrtc ? "You're invited to speak." : "You're invited to speak, but " + NO_WEBRTC_TO_SPEAK;
+  $("accept").hidden = !media.webrtc;
+  $("mic").hidden = !speaksFromPage(state) || media.speaking || over || !media.webrtc;
+  $("no-webrtc").hidden = !speaksFromPage(state) || over || media.webrtc;
+  $("no-webrtc").textContent = "You're on stage, but " + NO_WEBRTC_TO_SPEAK;
   const mute = $("mute");
   mute.hidden = !media.speaking || !may(state, state.selfMuted ? "unmute" : "mute_self");
   mute.textContent = state.selfMuted ? "🎙 Unmute" : "Mute";
@@ -254,7 +267,9 @@ function floatEmoji(emoji) {
   setTimeout(() => f.remove(), FLOAT_MS);
 }
 
-/** Draws `state`; `media` says what the page's sessions are doing: `{listening, connected, speaking}`. */
+/** Draws `state`; `media` says what the page's sessions are doing: `{listening, connected,
+ *  speaking, webrtc, http}` (`webrtc`: the browser has it; `http`: what the page says while it
+ *  plays the HTTP stream instead, else null). */
 export function render(state, media) {
   renderHeader(state);
   renderPlayer(media);
@@ -277,9 +292,25 @@ export function tick(state, now) {
   $("elapsed").textContent = (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(sec).padStart(2, "0");
 }
 
-/** Plays the room's audio. */
+/** The element the room plays on. */
+export function audioElement() {
+  return $("audio");
+}
+
+/** Fills "Listen in your player" with the room's stream URLs (`{m3u, mp3, ogg, hls}`). */
+export function showStreamLinks(urls) {
+  for (const [kind, url] of Object.entries(urls)) {
+    const a = $("link-" + kind);
+    if (!a) continue;
+    a.href = url;
+    a.textContent = url;
+  }
+}
+
+/** Plays the room's audio (a WebRTC stream). */
 export function play(stream) {
   const audio = $("audio");
+  audio.removeAttribute("src");
   audio.srcObject = stream;
   audio.volume = Number($("volume").value);
   audio.play().catch(() => {});

@@ -71,7 +71,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// The files the room page loads from `/assets/`: (name, content type, body). room.js imports
 /// the other modules by these names.
-const WEB_ASSETS: [(&str, &str, &str); 8] = [
+const WEB_ASSETS: [(&str, &str, &str); 11] = [
     ("room.css", CSS, include_str!("../../assets/web/room.css")),
     ("room.js", JS, include_str!("../../assets/web/room.js")),
     (
@@ -82,6 +82,9 @@ const WEB_ASSETS: [(&str, &str, &str); 8] = [
     ("state.js", JS, include_str!("../../assets/web/state.js")),
     ("media.js", JS, include_str!("../../assets/web/media.js")),
     ("view.js", JS, include_str!("../../assets/web/view.js")),
+    ("stream.js", JS, include_str!("../../assets/web/stream.js")),
+    ("hls.js", JS, include_str!("../../assets/web/hls.js")),
+    ("keys.js", JS, include_str!("../../assets/web/keys.js")),
     (
         "episode.css",
         CSS,

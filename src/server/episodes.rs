@@ -320,7 +320,10 @@ async fn podcast_xml(State(state): State<Arc<AppState>>) -> Result<Response, Api
             started_ms: e.started_ms,
             guid: e.guid.clone(),
             people: e.people.clone(),
-            stream: None,
+            // A podcast app plays the live item from the room's MP3 stream.
+            stream: state
+                .room(&e.room)
+                .map(|_| format!("{}/live/{}.mp3", urls.base(), e.room)),
         })
         .collect();
     let ext = cover_ext(&show);

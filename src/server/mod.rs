@@ -409,9 +409,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     });
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
+    let metrics = Arc::clone(&state.shared.metrics);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let listener = live::conn::GuardedListener(listener);
+        let listener = live::conn::GuardedListener::new(listener, metrics);
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<live::conn::Peer>(),

@@ -68,10 +68,13 @@ def live_items(raw):
     out = []
     for item in ET.fromstring(raw).iter(PODCAST + "liveItem"):
         link = item.find(PODCAST + "contentLink")
+        enclosure = item.find("enclosure")
         out.append({
             "status": item.get("status"),
             "title": item.findtext("title"),
             "link": link.get("href") if link is not None else None,
+            "enclosure": enclosure.get("url") if enclosure is not None else None,
+            "type": enclosure.get("type") if enclosure is not None else None,
         })
     return out
 

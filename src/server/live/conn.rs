@@ -24,6 +24,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
+use crate::server::metrics::Metrics;
+
 /// How long a live stream's write may wait for its reader.
 pub const STALL: Duration = Duration::from_secs(6);
 /// A live stream's send buffer: about 2 s of a 128 kbit/s stream.
@@ -46,7 +48,18 @@ impl Peer {
 
 /// A TCP listener whose connections can be marked live.
 #[derive(Debug)]
-pub struct GuardedListener(pub TcpListener);
+pub struct GuardedListener {
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+}
+
+impl GuardedListener {
+    /// Guards the connections `listener` accepts; readers dropped count in `metrics`.
+    #[must_use]
+    pub fn new(listener: TcpListener, metrics: Arc<Metrics>) -> Self {
+        Self { listener, metrics }
+    }
+}
 
 impl Listener for GuardedListener {
     type Io = GuardedStream;
@@ -54,7 +67,7 @@ impl Listener for GuardedListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.0.accept().await {
+            match self.listener.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let guard = Arc::new(AtomicBool::new(false));
@@ -63,6 +76,7 @@ impl Listener for GuardedListener {
                         live: Arc::clone(&guard),
                         sized: false,
                         stall: None,
+                        metrics: Arc::clone(&self.metrics),
                     };
                     return (io, Peer { addr, guard });
                 }
@@ -78,7 +92,7 @@ impl Listener for GuardedListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(Peer {
-            addr: self.0.local_addr()?,
+            addr: self.listener.local_addr()?,
             guard: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -99,6 +113,7 @@ pub struct GuardedStream {
     sized: bool,
     /// Running while a live write waits.
     stall: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl GuardedStream {
@@ -117,10 +132,13 @@ impl GuardedStream {
             .stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(STALL)));
         match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the listener stopped reading",
-            ))),
+            Poll::Ready(()) => {
+                self.metrics.stream_drops.fetch_add(1, Relaxed);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the listener stopped reading",
+                )))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -395,6 +395,11 @@ impl Subscription {
                     .ring
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
+                // A reader that came before the encoder started learns the header with its
+                // first chunk (it is set before any chunk is pushed).
+                if self.header.is_empty() && !ring.header.is_empty() {
+                    self.header = ring.header.clone();
+                }
                 if self.cursor < ring.first {
                     self.hub.metrics.stream_drops.fetch_add(1, Relaxed);
                     return Next::Lagged;
@@ -428,5 +433,98 @@ impl Drop for Subscription {
             self.hub.listeners.fetch_sub(1, Relaxed);
             self.hub.metrics.stream_listeners.fetch_sub(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Arc<LiveHub> {
+        LiveHub::new(
+            "room",
+            "Launch night",
+            LiveOptions::default(),
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn chunk(n: u8) -> Chunk {
+        Chunk {
+            data: Bytes::from(vec![n]),
+            pts: u64::from(n),
+        }
+    }
+
+    fn now(sub: &mut Subscription) -> Option<Next> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), sub.next())
+                .await
+                .ok()
+        })
+    }
+
+    fn byte(next: Option<Next>) -> Option<u8> {
+        match next {
+            Some(Next::Chunk(c)) => c.data.first().copied(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_new_listener_starts_with_a_short_burst_of_the_backlog() {
+        let hub = hub();
+        for n in 0..20 {
+            hub.push(Format::Mp3, chunk(n));
+        }
+        let mut sub = hub.subscribe(Format::Mp3, Reader::Listener);
+        assert_eq!(byte(now(&mut sub)), Some(15));
+        // A relay of Opus packets starts at the live edge.
+        hub.push(Format::Opus, chunk(7));
+        let mut relay = hub.subscribe(Format::Opus, Reader::Relay);
+        assert!(now(&mut relay).is_none());
+        hub.push(Format::Opus, chunk(8));
+        assert_eq!(byte(now(&mut relay)), Some(8));
+    }
+
+    #[test]
+    fn readers_keep_the_stream_made_and_listeners_count_in_the_audience() {
+        let hub = hub();
+        assert!(!hub.wanted());
+        let listener = hub.subscribe(Format::Ogg, Reader::Listener);
+        let relay = hub.subscribe(Format::Mp3, Reader::Relay);
+        assert!(hub.wanted() && hub.wants(Format::Ogg) && hub.wants(Format::Mp3));
+        assert!(!hub.wants(Format::Opus));
+        assert_eq!(hub.audience(), 1);
+        assert_eq!(hub.metrics.stream_listeners.load(Relaxed), 1);
+        drop((listener, relay));
+        assert!(!hub.wanted());
+        assert_eq!(hub.audience(), 0);
+        // HLS players count by address while they keep asking.
+        hub.hls_requested(Some(IpAddr::from([10, 0, 0, 1])));
+        hub.hls_requested(Some(IpAddr::from([10, 0, 0, 1])));
+        hub.hls_requested(Some(IpAddr::from([10, 0, 0, 2])));
+        assert_eq!(hub.audience(), 2);
+        assert!(hub.wants(Format::Mp3));
+    }
+
+    #[test]
+    fn a_reader_too_far_behind_is_dropped_and_the_end_ends_everyone() {
+        let hub = hub();
+        let mut slow = hub.subscribe(Format::Mp3, Reader::Listener);
+        let mut fast = hub.subscribe(Format::Mp3, Reader::Listener);
+        for n in 0..=RING_CHUNKS as u8 {
+            hub.push(Format::Mp3, chunk(n));
+            assert_eq!(byte(now(&mut fast)), Some(n));
+        }
+        assert!(matches!(now(&mut slow), Some(Next::Lagged)));
+        assert_eq!(hub.metrics.stream_drops.load(Relaxed), 1);
+        hub.end();
+        assert!(matches!(now(&mut fast), Some(Next::Ended)));
+        assert!(!hub.wanted());
     }
 }

@@ -542,6 +542,8 @@ impl RoomTask {
         }
         if self.mix.ticks().is_multiple_of(50) {
             self.reap(now);
+            // The HTTP streams' and HLS's listeners come and go without telling the room.
+            self.announce_listening();
         }
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.shared.metrics.record_tick(micros);

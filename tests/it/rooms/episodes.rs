@@ -138,6 +138,13 @@ fn check_live_item(url: &str, id: i64) {
         live[0]["link"].as_str().unwrap().contains("/r/"),
         "{parsed}"
     );
+    // A podcast app plays the live item from the room's MP3 stream.
+    let stream = live[0]["enclosure"].as_str().unwrap_or_default();
+    assert!(
+        stream.starts_with(&format!("{url}/live/")) && stream.ends_with(".mp3"),
+        "{parsed}"
+    );
+    assert_eq!(live[0]["type"], "audio/mpeg", "{parsed}");
     let e = episode(url, id);
     assert_eq!(e["status"], "recording", "{e}");
 }

@@ -11,6 +11,7 @@ pub(crate) mod icecast;
 mod interop;
 mod listening;
 mod stage;
+mod streams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
