@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -39,6 +39,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const STABLE_PUSH: Duration = Duration::from_secs(10);
 /// Connecting, and Icecast's answer to the request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The push's socket send buffer: about 4 s of a 128 kbit/s stream.
+const SEND_BUFFER: u32 = 64 * 1024;
 /// One chunk written: a socket stuck this long is a dead connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -311,12 +313,10 @@ impl MountPush {
             target: target.clone(),
             reason,
         };
-        let addr = (self.target.host(), self.target.port());
-        let mut stream = timeout(ANSWER_TIMEOUT, TcpStream::connect(addr))
+        let mut stream = timeout(ANSWER_TIMEOUT, connect(&self.target))
             .await
             .map_err(|_| unreachable("no answer in 5 s".to_owned()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
         let request = source_request(
             &self.target,
             &mount,
@@ -396,6 +396,29 @@ impl MountPush {
             }
         }
     }
+}
+
+/// A connection to `target` whose send buffer holds a few seconds of the stream: a stalled
+/// Icecast then blocks the push within seconds (and the push falls behind and reconnects)
+/// instead of the kernel queueing megabytes of stale audio for it.
+async fn connect(target: &IcecastTarget) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::other(format!("{} has no address", target.host()));
+    for addr in tokio::net::lookup_host((target.host(), target.port())).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        let _ = socket.set_send_buffer_size(SEND_BUFFER);
+        match socket.connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 async fn write_within(
