@@ -5,8 +5,9 @@
 //!
 //! A push reconnects with backoff (0.5 s doubling to 5 s) whenever Icecast refuses, restarts or
 //! falls behind, and stops when the room ends. It reads the hub as a relay (it keeps the stream
-//! encoded, it is not counted as a listener) and never buffers: a slow Icecast makes the
-//! subscription fall behind, which drops it and reconnects, so memory stays flat.
+//! encoded, it is not counted as a listener) and never buffers: its socket holds a few seconds
+//! of the stream, so an Icecast that stops reading blocks the push, which then falls behind the
+//! hub or times out its write, drops the connection and reconnects. Memory stays flat.
 //!
 //! The source password goes to Icecast and nowhere else: [`IcecastTarget`]'s `Display` and
 //! `Debug` hide it, and so does every error, log line and status made here.

@@ -79,6 +79,14 @@ impl Icecast {
         self.process = None;
     }
 
+    /// Sends it `signal` (`STOP`: it stops reading anything; `CONT`: it goes on).
+    fn signal(&self, signal: &str) {
+        let pid = self.process.as_ref().map(Process::id).unwrap();
+        run(Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string()));
+    }
+
     fn url(&self, mount: &str) -> String {
         format!("http://127.0.0.1:{}{mount}", self.port)
     }
@@ -326,4 +334,57 @@ fn a_wrong_password_is_a_clear_refusal_that_hides_it() {
     let log = server.stderr();
     assert!(log.contains("refused the source password"), "{log}");
     assert!(!log.contains("not-this-one"), "{log}");
+}
+
+/// The resident memory of process `pid`, kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// An Icecast that stops reading (SIGSTOP) is dropped within seconds, not buffered for: the
+/// server's memory stays where it was, and the push is back once Icecast reads again.
+#[test]
+fn a_stalled_icecast_is_dropped_not_buffered_for() {
+    if !have_tool("icecast2") || !have_tool("ffmpeg") {
+        return;
+    }
+    let dir = tempdir();
+    let origin = Icecast::start("icecast-origin.xml", dir.path(), "origin", None);
+    let push = format!("http://source:{SOURCE_PASSWORD}@127.0.0.1:{}/", origin.port);
+    let (server, url) = serve_with(&dir.path().join("data"), &["--icecast", &push]);
+    let (game, silence) = game_and_silence(dir.path(), 120.0);
+    let host = host_from_files(&["--server", &url], &game, &silence, 120.0);
+    let room = LiveRoom::of(&host).room;
+    poll(Duration::from_secs(20), "mounts on the origin", || {
+        origin.has_room(&room)
+    });
+    let before = rss_kb(server.pid());
+
+    origin.signal("STOP");
+    let stalled = poll(Duration::from_secs(45), "both pushes given up", || {
+        metric(&url, "icecast_pushes") == 0
+    });
+    let info = http_get(&format!("{url}/api/rooms/{room}"));
+    assert!(
+        info.contains("stalled") || info.contains("behind"),
+        "{info}"
+    );
+    let after = rss_kb(server.pid());
+    eprintln!(
+        "a stalled Icecast dropped after {stalled:?}; the server's RSS {before} -> {after} kB"
+    );
+    assert!(after < before + 8 * 1024, "RSS {before} -> {after} kB");
+
+    origin.signal("CONT");
+    let back = poll(Duration::from_secs(20), "both pushes back", || {
+        metric(&url, "icecast_pushes") == 2
+    });
+    eprintln!("the pushes were back {back:?} after Icecast went on");
+    assert_room_tone(&origin.url(&format!("/{room}.ogg")));
 }
