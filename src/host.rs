@@ -68,6 +68,8 @@ pub struct HostOptions {
     pub bitrate_kbps: u32,
     /// Go live in a room (publish the program by WHIP).
     pub room: Option<RoomTarget>,
+    /// Publish the program into this WHIP endpoint instead of a Booth room.
+    pub whip: Option<crate::whip_out::WhipTarget>,
 }
 
 pub use crate::live::RoomTarget;
@@ -95,6 +97,10 @@ pub enum HostStatus {
     Live(crate::live::LiveRoom),
     /// The room connection ended; the program goes on locally.
     RoomLost(String),
+    /// The program is published into a WHIP endpoint (its URL, without any password).
+    Publishing(String),
+    /// The WHIP endpoint's session ended: why.
+    WhipLost(String),
     /// A message from the room's channel (`welcome`, `hand_queue`, `stage_changed`, ...; see the
     /// room protocol), or the answer to an invitation request.
     Room(crate::live::RoomNews),
@@ -187,6 +193,12 @@ pub enum HostError {
     /// The room could not be reached, or refused the host.
     #[error("{0}")]
     GoingLive(#[source] LiveError),
+    /// The WHIP endpoint could not be reached, refused the program, or never connected.
+    #[error("{0}")]
+    Whip(#[source] crate::whip_out::WhipOutError),
+    /// The WHIP endpoint's session ended while the program ran.
+    #[error("the WHIP endpoint's session ended: {0}")]
+    WhipEnded(String),
 }
 
 /// A live input and what keeps it running.
@@ -291,8 +303,15 @@ pub fn run_headless(
     // twice a second: nothing here needs this thread awake more often than that.
     while !stop.load(std::sync::atomic::Ordering::Relaxed)
         && session.tick(Duration::from_millis(500), status)
+        && session.whip_ended.is_none()
     {}
-    session.finish()
+    // A program published nowhere any more is a failed run: say so once it is wound down.
+    let whip_ended = session.whip_ended.take();
+    let summary = session.finish()?;
+    match whip_ended {
+        Some(why) => Err(HostError::WhipEnded(why)),
+        None => Ok(summary),
+    }
 }
 
 /// What to do with an input device that cannot be opened at the start.
@@ -324,6 +343,10 @@ pub struct HostSession {
     meters: std::sync::Arc<engine::MeterReadout>,
     live: Option<crate::live::GoLive>,
     room_messages: Option<std::sync::mpsc::Receiver<crate::live::RoomNews>>,
+    /// The WHIP endpoint the program is published into (instead of a room).
+    whip: Option<crate::whip_out::WhipOut>,
+    /// Why the WHIP endpoint's session ended.
+    whip_ended: Option<String>,
     /// The in-process server of a room that ended, kept for its episode until the next room.
     kept_server: Option<crate::live::KeptServer>,
     recorder: Option<Recorder>,
@@ -345,6 +368,10 @@ impl HostSession {
         missing: Missing,
         status: &mut dyn FnMut(HostStatus),
     ) -> Result<Self, HostError> {
+        // A URL that cannot be a WHIP endpoint is said before any device opens.
+        if let Some(target) = &opts.whip {
+            crate::whip_out::check_url(&target.url).map_err(HostError::Whip)?;
+        }
         let (game_feeder, game) = open_or_wait(Feed::Game, &opts.game, missing, status)?;
         let (mic_feeder, mic) = open_or_wait(Feed::Mic, &opts.mic, missing, status)?;
         for (which, feeder, choice) in [
@@ -395,13 +422,24 @@ impl HostSession {
             meters,
             live: None,
             room_messages: None,
+            whip: None,
+            whip_ended: None,
             kept_server: None,
             recorder,
             last_check: Instant::now(),
             last_meters: Instant::now(),
             defaults_seen: crate::audio::default_changes(),
         };
-        if let Some(target) = &opts.room {
+        if let Some(target) = &opts.whip {
+            let mut consumers = Vec::new();
+            let whip =
+                crate::whip_out::WhipOut::start(target, &mut consumers).map_err(HostError::Whip)?;
+            for c in consumers {
+                let _ = session.engine.send(Command::AddConsumer(c));
+            }
+            status(HostStatus::Publishing(whip.url().to_owned()));
+            session.whip = Some(whip);
+        } else if let Some(target) = &opts.room {
             let room = session.go_live(target)?;
             status(HostStatus::Live(room));
         }
@@ -586,6 +624,10 @@ impl HostSession {
         {
             status(HostStatus::RoomLost(why));
         }
+        if let Some(why) = self.whip.as_ref().and_then(crate::whip_out::WhipOut::lost) {
+            status(HostStatus::WhipLost(why.clone()));
+            self.whip_ended = Some(why);
+        }
         if let Some(messages) = &self.room_messages {
             while let Ok(m) = messages.try_recv() {
                 status(HostStatus::Room(m));
@@ -605,6 +647,9 @@ impl HostSession {
     pub fn finish(mut self) -> Result<HostSummary, HostError> {
         let final_meters = self.meters.read();
         self.leave_room();
+        if let Some(whip) = self.whip.take() {
+            whip.stop();
+        }
         self.engine.stop();
         let recorded_frames = match self.recorder {
             Some(rec) => {

@@ -31,6 +31,7 @@
 //!   one, the room channel.
 //! - [`listen`]: `booth listen`: a WHEP client that plays or records a room.
 //! - [`mix`]: `booth mix`, the offline twin of the live pipeline.
+//! - [`whip_out`]: `booth host --whip`: the program into any WHIP endpoint instead of a room.
 //! - `app` (the `gui` feature): the egui overlay.
 
 // `deny`, not `forbid`: `audio::pulse` allows `unsafe` on the two blocks that need it, each with
@@ -51,3 +52,4 @@ pub mod mix;
 pub mod room;
 pub mod rtc;
 pub mod server;
+pub mod whip_out;

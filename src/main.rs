@@ -354,6 +354,10 @@ struct HostArgs {
     /// Go live on this room server (default: start one in this process).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// Publish the program into this WHIP endpoint (an SFU, a streaming service) instead of a
+    /// Booth room; no room server is started. Its bearer token, if it wants one: --token.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["server", "room", "episode", "offline"])]
+    whip: Option<String>,
     /// Don't go live: only record (with --record) or meter.
     #[arg(long, conflicts_with_all = ["server", "room"])]
     offline: bool,
@@ -366,7 +370,7 @@ struct HostArgs {
     /// Join this existing room instead of creating one (with --token).
     #[arg(long, value_name = "ID", requires = "token")]
     room: Option<String>,
-    /// The host's or a speaker's token for --room.
+    /// The host's or a speaker's token for --room; the bearer token for --whip.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
     /// Where the in-process room server listens (a busy port falls back to a free one).
@@ -741,7 +745,11 @@ fn host_options(a: HostArgs) -> booth::host::HostOptions {
         settings: a.program.settings(a.voice_gate),
         noise_suppression: !a.no_noise_suppression,
         bitrate_kbps: a.bitrate,
-        room: (!a.offline).then_some(booth::host::RoomTarget {
+        whip: a.whip.clone().map(|url| booth::whip_out::WhipTarget {
+            url,
+            token: a.token.clone(),
+        }),
+        room: (!a.offline && a.whip.is_none()).then_some(booth::host::RoomTarget {
             server: a.server,
             bind: a.bind,
             udp_ports: (50_000, 50_100),
@@ -811,6 +819,14 @@ impl HostTerminal {
             }
             HostStatus::RoomLost(why) => {
                 eprintln!("booth: the room connection ended ({why}); the program goes on locally");
+            }
+            HostStatus::Publishing(url) => {
+                println!("whip:   {url}");
+                eprintln!("booth: publishing the program into the WHIP endpoint {url}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+            HostStatus::WhipLost(why) => {
+                eprintln!("booth: the WHIP endpoint's session ended: {why}");
             }
             HostStatus::Room(message) => {
                 if let Some(line) = booth::live::describe(&message) {

@@ -4,6 +4,7 @@
 //! - [`room_view`]: the room as last heard from its channel (pure).
 //! - [`episode`]: the episode a room became, after it ends: its state and the thread that asks
 //!   the server about it and sends the host's changes.
+//! - [`forwards`]: while live, the room's WHIP forwards and the thread that manages them.
 //! - [`worker`]: the thread that owns the engine, the devices and the room connection.
 //! - [`model`]: the overlay's state and every user action, with no egui types.
 //! - [`view`]: the compact strip and the expanded panel, drawn with egui.
@@ -14,6 +15,7 @@
 //! never waits on a device or the network inside a frame (the worker does that).
 
 pub mod episode;
+pub mod forwards;
 pub mod model;
 pub mod room_view;
 pub mod settings;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::episode::EpisodePanel;
+use super::forwards::ForwardPanel;
 use super::room_view::{RoomNotice, RoomView};
 use super::settings::Settings;
 use super::worker::{HostWorker, Report, Request};
@@ -154,6 +155,8 @@ pub struct Overlay {
     pub hotkeys_changed: bool,
     /// The episode the last room became, once it has ended (until the next room).
     pub episode: Option<EpisodePanel>,
+    /// While live: the room's WHIP forwards.
+    pub forwards: Option<ForwardPanel>,
     /// The user ended the room (the off-air notice says so).
     ending: bool,
     /// The meters are on screen (the worker wakes the window for them only then).
@@ -212,6 +215,7 @@ impl Overlay {
             meters_on_screen: Arc::new(AtomicBool::new(false)),
             ending: false,
             episode: None,
+            forwards: None,
         };
         overlay.refresh_devices();
         overlay.start_engine();
@@ -245,6 +249,7 @@ impl Overlay {
             noise_suppression: s.noise_suppression,
             bitrate_kbps: 128,
             room: None,
+            whip: None,
         }
     }
 
@@ -638,6 +643,12 @@ impl Overlay {
         if let Some(episode) = &mut self.episode {
             episode.poll();
         }
+        if self.live_room().is_none() {
+            self.forwards = None;
+        }
+        if let Some(forwards) = &mut self.forwards {
+            forwards.poll();
+        }
         if self.save_due.is_some_and(|t| now >= t) {
             self.save_now();
         }
@@ -741,6 +752,12 @@ impl Overlay {
                         "Port {wanted} is in use by another program, so this room runs on port {used}."
                     ));
                 }
+                self.forwards = Some(ForwardPanel::watch(
+                    &room.server,
+                    &room.token,
+                    &room.room,
+                    Arc::clone(&self.wake),
+                ));
                 self.phase = Phase::Live(room);
                 self.room.started = Some(now);
             }
@@ -773,7 +790,10 @@ impl Overlay {
             HostStatus::Engine(EngineEvent::SettingsRefused(why)) => {
                 self.problem(format!("the engine refused the settings: {why}"));
             }
-            HostStatus::Engine(_) | HostStatus::Meters(_) => {}
+            HostStatus::Engine(_) | HostStatus::Meters(_) | HostStatus::Publishing(_) => {}
+            HostStatus::WhipLost(why) => {
+                self.problem(format!("The WHIP endpoint's session ended: {why}"));
+            }
             HostStatus::RoomLost(why) => {
                 self.problem(format!(
                     "The connection to the room dropped ({why}). Your audio still runs; go live again to start a new room."

@@ -7,6 +7,34 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
 
 use super::RtcError;
 
+/// Checks that `url` can be a WHIP/WHEP endpoint: an http(s) URL with a host.
+///
+/// # Errors
+/// What is wrong with it, as a person reads it (`the scheme is 'rtmp'`).
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("the scheme is '{}'", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".to_owned());
+    }
+    Ok(())
+}
+
+/// `url` as it may be shown or logged: without a password (`https://user:secret@host/` ->
+/// `https://user:***@host/`). Text that is not a URL is returned as it is.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// An accepted offer.
 #[derive(Debug, Clone)]
 pub struct Negotiated {
@@ -91,4 +119,36 @@ fn error_message(body: &str) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
         .unwrap_or_else(|| body.trim().chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_are_endpoints() {
+        assert!(check_endpoint_url("http://127.0.0.1:8080/whip").is_ok());
+        assert!(check_endpoint_url("https://sfu.example/whip/endpoint?key=1").is_ok());
+        for bad in [
+            "rtmp://live.example/app",
+            "ftp://x/y",
+            "not a url",
+            "http://",
+        ] {
+            assert!(check_endpoint_url(bad).is_err(), "{bad} passed");
+        }
+        assert_eq!(
+            check_endpoint_url("rtmp://x/y").unwrap_err(),
+            "the scheme is 'rtmp'"
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(
+            redact_url("https://user:hunter2@sfu.example/whip"),
+            "https://user:***@sfu.example/whip"
+        );
+        assert_eq!(redact_url("http://sfu/whip"), "http://sfu/whip");
+    }
 }

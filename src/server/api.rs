@@ -44,6 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(super::episodes::routes())
         .merge(super::live::routes::routes())
+        .merge(super::live::forward::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/r/{room}", get(room_page))
         .route("/assets/{file}", get(web_asset))

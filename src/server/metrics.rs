@@ -37,6 +37,8 @@ pub struct Metrics {
     pub minus_frames: AtomicU64,
     /// HTTP/WS requests refused with a 4xx.
     pub rejected: AtomicU64,
+    /// WHIP forwards running now (connecting, live or retrying).
+    pub forwards: AtomicU64,
     /// Listeners of the live HTTP streams (MP3, Ogg) now.
     pub stream_listeners: AtomicU64,
     /// Ticks encoded to MP3 for the live streams and HLS (one per room per 20 ms, however
@@ -89,7 +91,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 21] = [
+const SERIES: [Series; 22] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -209,6 +211,12 @@ const SERIES: [Series; 21] = [
         kind: "counter",
         help: "Ticks a live encoder could not take in time.",
         value: |m| &m.stream_ticks_lost,
+    },
+    Series {
+        name: "forwards",
+        kind: "gauge",
+        help: "WHIP forwards running (connecting, live or retrying).",
+        value: |m| &m.forwards,
     },
     Series {
         name: "icecast_pushes",

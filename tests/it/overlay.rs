@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use booth::app::settings::Settings;
 use booth::app::{HotkeyAction, Launch, Overlay, Phase, ViewState, Window};
+use booth::server::live::forward::ForwardState;
 use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -153,6 +154,52 @@ fn going_live_shows_the_listener_link_and_its_qr_code() {
         matches!(w.overlay.phase, Phase::Ready)
     });
     h.get_by_label_contains("off air: you ended the room");
+}
+
+#[test]
+fn the_host_forwards_the_room_to_a_whip_endpoint_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(launch(dir.path(), true));
+    let room = go_live(&mut h);
+    h.get_by_label("Forward to WHIP");
+    // Nobody answers there: the forward is listed, retrying, with the reason.
+    let field = h.get(
+        egui_kittest::kittest::By::new()
+            .role(Role::TextInput)
+            .label("URL"),
+    );
+    field.focus();
+    field.type_text("http://127.0.0.1:9/whip");
+    h.run_steps(2);
+    click(&h, "Add");
+    wait_for(&mut h, "the forward retrying", |w| {
+        w.overlay
+            .forwards
+            .as_ref()
+            .is_some_and(|p| p.forwards.len() == 1 && p.forwards[0].state == ForwardState::Retrying)
+    });
+    h.get_by_label("retrying");
+    h.get_by_label("http://127.0.0.1:9/whip");
+    let forwards = format!("{}/api/rooms/{}/forwards", room.server, room.room);
+    let listed = runtime().block_on(async {
+        reqwest::Client::new()
+            .get(&forwards)
+            .bearer_auth(&room.token)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    });
+    assert_eq!(listed[0]["url"], "http://127.0.0.1:9/whip", "{listed}");
+    click(&h, "Remove");
+    wait_for(&mut h, "the forward removed", |w| {
+        w.overlay
+            .forwards
+            .as_ref()
+            .is_some_and(|p| p.forwards.is_empty() && !p.asked)
+    });
 }
 
 #[test]

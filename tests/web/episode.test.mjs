@@ -5,63 +5,21 @@
 // seeks the player to it.
 // Run by tests/run:  node --test tests/web/
 
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
-
-const root = resolve(import.meta.dirname, "../..");
-const BOOTH = process.env.BOOTH_BIN || join(root, "target/debug/booth");
-const SHOTS = process.env.BOOTH_SCREENSHOTS || join(root, "target/screenshots");
-mkdirSync(SHOTS, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), "booth-episode-"));
-const procs = [];
-let ctx = null;
-
-after(async () => {
-  if (ctx) await ctx.close().catch(() => {});
-  while (procs.length) procs.pop().kill("SIGKILL");
-});
-
-/** Starts booth with `args`; resolves the first stdout line starting with `prefix`. */
-function booth(args, prefix) {
-  const p = spawn(BOOTH, args, { stdio: ["ignore", "pipe", "pipe"] });
-  procs.push(p);
-  let stderr = "";
-  p.stderr.on("data", (d) => { stderr += d; });
-  return new Promise((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`booth ${args[0]}: no '${prefix}' in 20 s\n${stderr}`)), 20000);
-    createInterface({ input: p.stdout }).on("line", (line) => {
-      if (line.startsWith(prefix)) { clearTimeout(timer); done(line.slice(prefix.length).trim()); }
-    });
-  });
-}
+import { join } from "node:path";
+import { act, api, booth, browser, serve, SHOTS, silence, tone, work } from "./harness.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function api(url, method, body, token) {
-  const headers = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const r = await fetch(url, { method, headers, body: body && JSON.stringify(body) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
-
 /** A room recording from its start, with a `booth host` publishing a 440 Hz tone. */
 async function recordingRoom() {
-  const url = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")],
-    "booth: serving rooms on ");
+  const url = await serve(join(work, "data"));
   const created = await api(`${url}/api/rooms`, "POST", { title: "Chapters & seeking", record: true });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const { id: room, host_token: token, episode } = created.body;
-  const game = join(work, "game.wav");
-  const mic = join(work, "mic.wav");
-  execFileSync("sox", ["-n", "-r", "48000", "-c", "2", "-b", "16", game, "synth", "20", "sine", "440", "vol", "0.5"]);
-  execFileSync("sox", ["-n", "-r", "48000", "-c", "1", "-b", "16", mic, "trim", "0", "20"]);
+  const game = tone("game.wav", 20, 440, 2);
+  const mic = silence("mic.wav", 20);
   await booth(["host", "--headless", "--server", url, "--room", room, "--token", token,
     "--game-file", game, "--mic-file", mic, "--seconds", "20"], "listen: ");
   return { url, room, token, id: episode.id };
@@ -71,10 +29,10 @@ async function recordingRoom() {
 async function markAndEnd({ url, room, token, id }) {
   const started = (await api(`${url}/api/episodes/${id}`, "GET")).body.started_ms;
   await sleep(Math.max(0, started + 6000 - Date.now()));
-  const marked = await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "mark_moment", label: "Boss fight" }, token);
+  const marked = await act(url, room, token, { type: "mark_moment", label: "Boss fight" });
   assert.equal(marked.status, 204, JSON.stringify(marked.body));
   await sleep(Math.max(0, started + 14000 - Date.now()));
-  assert.equal((await api(`${url}/api/rooms/${room}/actions`, "POST", { type: "end" }, token)).status, 204);
+  assert.equal((await act(url, room, token, { type: "end" })).status, 204);
 }
 
 /** Waits until the episode's API answer passes `ok`. */
@@ -86,17 +44,6 @@ async function episodeWhere(url, id, ok, what) {
     await sleep(500);
   }
   throw new Error(`the episode was not ${what} within 60 s`);
-}
-
-async function browser() {
-  ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
-    executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-    viewport: { width: 900, height: 900 },
-  });
-  return ctx;
 }
 
 /** The host's page, open while the room ends, follows the episode and renames, unlists and
@@ -138,7 +85,8 @@ async function pagePlaysAndSeeks(page, episode) {
 test("a recorded room's episode: the host renames and unlists it on their page; its page plays and seeks; the host deletes it",
   { timeout: 180000 }, async () => {
     const room = await recordingRoom();
-    const host = await (await browser()).newPage();
+    const ctx = await browser({ width: 900, height: 900 });
+    const host = await ctx.newPage();
     await host.goto(`${room.url}/r/${room.room}#token=${room.token}`);
     await host.waitForFunction(() => document.body.textContent.includes("Chapters & seeking"), null, { timeout: 15000 });
     await markAndEnd(room);

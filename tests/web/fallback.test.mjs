@@ -4,137 +4,18 @@
 // Debian's Chromium driven by playwright-core, against real `booth serve` and `booth host`.
 //   BOOTH_BIN=$CARGO_TARGET_DIR/debug/booth node --test tests/web/fallback.test.mjs
 
-import { test, after, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
-
-const root = resolve(import.meta.dirname, "../..");
-const BOOTH = process.env.BOOTH_BIN || join(root, "target/debug/booth");
-const SHOTS = process.env.BOOTH_SCREENSHOTS || join(root, "target/screenshots");
-mkdirSync(SHOTS, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), "booth-fallback-"));
-const procs = [];
-const contexts = [];
-
-async function stopAll() {
-  while (contexts.length) await contexts.pop().close().catch(() => {});
-  while (procs.length) procs.pop().kill("SIGKILL");
-}
-afterEach(stopAll);
-after(stopAll);
-
-/** Starts booth with `args`; resolves the first stdout line starting with each prefix. */
-function booth(args, prefixes) {
-  const p = spawn(BOOTH, args, { stdio: ["ignore", "pipe", "pipe"] });
-  procs.push(p);
-  let stderr = "";
-  p.stderr.on("data", (d) => { stderr += d; });
-  const found = {};
-  return new Promise((resolveAll, reject) => {
-    const timer = setTimeout(() => reject(new Error(`booth ${args[0]}: no ${prefixes} within 20 s\n${stderr}`)), 20000);
-    createInterface({ input: p.stdout }).on("line", (line) => {
-      for (const pre of prefixes) if (line.startsWith(pre) && !(pre in found)) found[pre] = line.slice(pre.length).trim();
-      if (prefixes.every((x) => x in found)) { clearTimeout(timer); resolveAll({ proc: p, ...found }); }
-    });
-    p.on("exit", (code) => { if (!prefixes.every((x) => x in found)) reject(new Error(`booth ${args[0]} exited ${code}\n${stderr}`)); });
-  });
-}
+import { join } from "node:path";
+import { act, booth, browser, levels, serve, SHOTS, tone, waitFor, welcomedAs, work } from "./harness.mjs";
 
 /** A room on a fresh server whose host plays a 440 Hz tone for `seconds`: its listen link. */
 async function toneRoom(name, seconds = 90) {
-  const game = join(work, `${name}.wav`);
-  execFileSync("sox", ["-n", "-r", "48000", "-c", "2", "-b", "16", game, "synth", String(seconds), "sine", "440", "vol", "0.5"]);
-  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, name)], ["booth: serving rooms on "]);
-  const url = server["booth: serving rooms on "];
+  const game = tone(`${name}.wav`, seconds, 440, 2);
+  const url = await serve(join(work, name));
   const host = await booth(["host", "--headless", "--server", url, "--title", "Everyone listens", "--game-file", game,
     "--mic-file", game, "--seconds", String(seconds)], ["listen: ", "room:   ", "token:  "]);
   return { url, link: host["listen: "], room: host["room:   "], token: host["token:  "] };
-}
-
-async function browser(viewport) {
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
-    executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-    viewport,
-  });
-  contexts.push(ctx);
-  return ctx;
-}
-
-/** Who the room says `page` is (the `you` of its first `welcome`): call before the page loads. */
-function welcomedAs(page) {
-  return new Promise((resolveYou) => {
-    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
-      let msg;
-      try { msg = JSON.parse(payload); } catch { return; }
-      if (msg.type === "welcome") resolveYou(msg.you);
-    }));
-  });
-}
-
-/** A moderator's action on the room (the host's token), as the room's HTTP API takes it. */
-async function act(url, room, token, action) {
-  const res = await fetch(`${url}/api/rooms/${room}/actions`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
-    body: JSON.stringify(action),
-  });
-  return res.status;
-}
-
-async function waitFor(what, fn, seconds = 10) {
-  const end = Date.now() + seconds * 1000;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last.ok) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`${what}: ${JSON.stringify(last)}`);
-}
-
-/**
- * Levels (dBFS, the loudest of three FFT bins around each frequency) of what the page's audio
- * element plays, whatever it plays from: a WebRTC stream, or a URL (HLS, MSE, MP3), through
- * `createMediaElementSource`, which can be made once per element.
- */
-async function elementLevels(page, freqs) {
-  return page.evaluate(async (freqs) => {
-    const audio = document.getElementById("audio");
-    if (!window.__an) {
-      const ctx = new AudioContext();
-      await ctx.resume();
-      const an = ctx.createAnalyser();
-      an.fftSize = 8192;
-      an.smoothingTimeConstant = 0;
-      if (audio.srcObject) {
-        // A WebRTC stream is heard by WebAudio from the stream, not from the element.
-        ctx.createMediaStreamSource(audio.srcObject).connect(an);
-      } else {
-        const src = ctx.createMediaElementSource(audio);
-        src.connect(an);
-        src.connect(ctx.destination);
-      }
-      window.__an = an;
-      window.__rate = ctx.sampleRate;
-    }
-    await new Promise((r) => setTimeout(r, 400));
-    const an = window.__an;
-    const data = new Float32Array(an.frequencyBinCount);
-    an.getFloatFrequencyData(data);
-    const bin = (f) => Math.round(f / (window.__rate / an.fftSize));
-    return freqs.map((f) => Math.max(data[bin(f) - 1], data[bin(f)], data[bin(f) + 1]));
-  }, freqs);
 }
 
 /** Makes `page` a browser without WebRTC; `nativeHls: false` also takes away native HLS, so
@@ -170,7 +51,7 @@ test("a browser without WebRTC plays the room over HLS (native HLS where it work
     const offered = nativeHls ? "native HLS offered" : "no native HLS";
     const t0 = Date.now();
     const heard = await waitFor(`440 Hz over HTTP (${offered})`, async () => {
-      const [l440, l3k] = await elementLevels(page, [440, 3000]);
+      const [l440, l3k] = await levels(page, [440, 3000]);
       return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
     }, 30);
     const src = await page.evaluate(() => document.getElementById("audio").src);
@@ -185,7 +66,7 @@ test("a browser without WebRTC plays the room over HLS (native HLS where it work
     await page.getByText("Hand raised").waitFor();
     // Invited to speak, the page says that speaking needs WebRTC instead of offering a stage it
     // could not send from.
-    assert.equal(await act(url, room, token, { type: "invite", target: (await you).id }), 204);
+    assert.equal((await act(url, room, token, { type: "invite", target: (await you).id })).status, 204);
     await page.getByRole("alertdialog").getByText("this browser has no WebRTC, which speaking needs").waitFor();
     assert.equal(await page.getByRole("button", { name: "Join the stage" }).isVisible(), false);
     await page.screenshot({ path: join(SHOTS, `no-webrtc-${nativeHls ? "native" : "mse"}-390x844.png`), fullPage: true });
@@ -201,7 +82,7 @@ test("a browser with neither WebRTC nor HLS plays the MP3 stream and hears 440 H
   await page.getByRole("button", { name: "Listen" }).click();
   await page.getByText("Playing over the MP3 stream: this browser has no WebRTC").waitFor();
   await waitFor("440 Hz from the MP3 stream", async () => {
-    const [l440, l3k] = await elementLevels(page, [440, 3000]);
+    const [l440, l3k] = await levels(page, [440, 3000]);
     return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
   }, 20);
   assert.match(await page.evaluate(() => document.getElementById("audio").src), /\/live\/[^/]+\.mp3$/);
@@ -218,7 +99,7 @@ test("a page whose WebRTC cannot connect plays the HTTP stream after a few secon
   await page.getByText("WebRTC could not connect: playing the HTTP stream, a few seconds behind").waitFor({ timeout: 15000 });
   const gaveUp = Date.now() - t0;
   const heard = await waitFor("440 Hz over HTTP", async () => {
-    const [l440, l3k] = await elementLevels(page, [440, 3000]);
+    const [l440, l3k] = await levels(page, [440, 3000]);
     return { ok: l440 > -45 && l440 - l3k > 25, l440, l3k };
   }, 30);
   console.log(`# WebRTC given up after ${gaveUp} ms; 440 Hz over HTTP at ${heard.l440.toFixed(1)} dBFS ${Date.now() - t0} ms after Listen`);
@@ -295,7 +176,7 @@ test("with a keyboard alone the focus starts on Listen, arrows move it and come 
   await page.keyboard.press("Enter");
   await page.getByText("Listening live").waitFor({ timeout: 15000 });
   await waitFor("440 Hz after Enter", async () => {
-    const [l440] = await elementLevels(page, [440]);
+    const [l440] = await levels(page, [440]);
     return { ok: l440 > -45, l440 };
   }, 15);
   // The focus went to the control that took Listen's place, not into nowhere.

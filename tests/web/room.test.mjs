@@ -1,128 +1,14 @@
 // Booth's web room client in a real browser (Debian's Chromium, driven by playwright-core)
 // against real `booth serve` and `booth host` processes. Run by tests/run:
 //   node --test tests/web/
-// BOOTH_BIN names the booth binary (default target/debug/booth); screenshots go to
-// $BOOTH_SCREENSHOTS (default target/screenshots).
+// The processes, browsers, tones and level measurement come from harness.mjs (which also says
+// which environment variables choose the binaries and where screenshots go).
 
-import { test, after, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
-
-const root = resolve(import.meta.dirname, "../..");
-const BOOTH = process.env.BOOTH_BIN || join(root, "target/debug/booth");
-const SHOTS = process.env.BOOTH_SCREENSHOTS || join(root, "target/screenshots");
-mkdirSync(SHOTS, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), "booth-web-"));
-const procs = [];
-const contexts = [];
-
-// Each test's browsers and booth processes end with it: left running (playing, analysing,
-// hosting), they would load the 2-core machine under the tests that come after.
-async function stopAll() {
-  while (contexts.length) await contexts.pop().close().catch(() => {});
-  while (procs.length) procs.pop().kill("SIGKILL");
-}
-afterEach(stopAll);
-after(stopAll);
-
-function tone(name, seconds, freq, channels, bursts) {
-  const path = join(work, name);
-  const base = ["-n", "-r", "48000", "-c", String(channels), "-b", "16", path];
-  // Bursts: 1.5 s of tone, 2.5 s of silence, over and over.
-  const synth = bursts
-    ? ["synth", "1.5", "sine", String(freq), "vol", "0.5", "pad", "0", "2.5", "repeat", String(Math.ceil(seconds / 4))]
-    : ["synth", String(seconds), "sine", String(freq), "vol", "0.5"];
-  execFileSync("sox", [...base, ...synth]);
-  return path;
-}
-
-/** Starts booth with `args`; resolves the first stdout line starting with each prefix. */
-function booth(args, prefixes) {
-  const p = spawn(BOOTH, args, { stdio: ["ignore", "pipe", "pipe"] });
-  procs.push(p);
-  let stderr = "";
-  p.stderr.on("data", (d) => { stderr += d; });
-  const found = {};
-  return new Promise((resolveAll, reject) => {
-    const timer = setTimeout(() => reject(new Error(`booth ${args[0]}: no ${prefixes} within 20 s\n${stderr}`)), 20000);
-    createInterface({ input: p.stdout }).on("line", (line) => {
-      for (const pre of prefixes) if (line.startsWith(pre) && !(pre in found)) found[pre] = line.slice(pre.length).trim();
-      if (prefixes.every((x) => x in found)) { clearTimeout(timer); resolveAll({ proc: p, ...found }); }
-    });
-    p.on("exit", (code) => { if (!prefixes.every((x) => x in found)) reject(new Error(`booth ${args[0]} exited ${code}\n${stderr}`)); });
-  });
-}
-
-const FLAGS = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
-
-async function browser(viewport, extraArgs = []) {
-  const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
-    executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: [...FLAGS, ...extraArgs],
-    viewport,
-  });
-  contexts.push(ctx);
-  return ctx;
-}
-
-/** Levels (dBFS per FFT bin, the loudest of three around each frequency) of what the page plays,
- *  in one channel (0 left, 1 right) or both mixed. */
-async function levels(page, freqs, channel = -1) {
-  return page.evaluate(async ([freqs, channel]) => {
-    const audio = document.getElementById("audio");
-    if (!audio.srcObject) return freqs.map(() => -999);
-    // The page starts a new session (a new stream) when it goes on stage or reconnects: the
-    // analysers follow the stream the page plays now.
-    if (!window.__an || window.__anStream !== audio.srcObject) {
-      if (window.__anCtx) window.__anCtx.close();
-      const ctx = new AudioContext();
-      window.__anCtx = ctx;
-      window.__anStream = audio.srcObject;
-      await ctx.resume();
-      const src = ctx.createMediaStreamSource(audio.srcObject);
-      const make = () => {
-        const an = ctx.createAnalyser();
-        an.fftSize = 8192;
-        an.smoothingTimeConstant = 0;
-        return an;
-      };
-      const split = ctx.createChannelSplitter(2);
-      window.__an = { mix: make(), 0: make(), 1: make() };
-      src.connect(window.__an.mix);
-      src.connect(split);
-      split.connect(window.__an[0], 0);
-      split.connect(window.__an[1], 1);
-      window.__rate = ctx.sampleRate;
-    }
-    await new Promise((r) => setTimeout(r, 400));
-    const an = window.__an[channel < 0 ? "mix" : channel];
-    const data = new Float32Array(an.frequencyBinCount);
-    an.getFloatFrequencyData(data);
-    const bin = (f) => Math.round(f / (window.__rate / an.fftSize));
-    return freqs.map((f) => Math.max(data[bin(f) - 1], data[bin(f)], data[bin(f) + 1]));
-  }, [freqs, channel]);
-}
-
-/** Who the room says `page` is (the `you` of its first `welcome`): call before the page loads. */
-function welcomedAs(page) {
-  return new Promise((resolveYou) => {
-    page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
-      let msg;
-      try { msg = JSON.parse(payload); } catch { return; }
-      if (msg.type === "welcome") resolveYou(msg.you);
-    }));
-  });
-}
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { act, api, booth, browser, levels, serve, SHOTS, silence, tone, waitFor, welcomedAs, work } from "./harness.mjs";
 
 /** Follows `page`'s listening (WHEP) sessions: `.current` is the URL of the newest one. */
 function whepSessions(page) {
@@ -150,24 +36,12 @@ async function trackSockets(page) {
   });
 }
 
-async function waitFor(what, fn, seconds = 10) {
-  const end = Date.now() + seconds * 1000;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last.ok) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`${what}: ${JSON.stringify(last)}`);
-}
-
 test("a listener hears the program, sees who speaks, and names stay text", async () => {
   // The game in stereo: 440 Hz on the left, 660 Hz on the right.
   const game = join(work, "game-stereo.wav");
   execFileSync("sox", ["-n", "-r", "48000", "-c", "2", "-b", "16", game, "synth", "60", "sine", "440", "sine", "660", "vol", "0.5"]);
   const mic = tone("mic.wav", 60, 1000, 1, true);
-  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data")], ["booth: serving rooms on "]);
-  const url = server["booth: serving rooms on "];
+  const url = await serve(join(work, "data"));
   const host = await booth(["host", "--headless", "--server", url, "--title", "Elden Ring DLC — first look", "--game", "Elden Ring",
     "--game-file", game, "--mic-file", mic, "--no-noise-suppression", "--voice-gate", "0", "--seconds", "60"], ["listen: ", "host:   "]);
   const link = host["listen: "];
@@ -219,25 +93,13 @@ test("a listener hears the program, sees who speaks, and names stay text", async
   await wide.screenshot({ path: join(SHOTS, "listener-1280x800.png"), fullPage: true });
 });
 
-async function api(url, path, token, body) {
-  const res = await fetch(url + path, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
 test("a raised hand is heard by the room, not by itself; a co-host mutes and removes it", async () => {
   const game = tone("game2.wav", 90, 440, 2);
-  const silence = join(work, "silence.wav");
-  execFileSync("sox", ["-n", "-r", "48000", "-c", "1", "-b", "16", silence, "trim", "0", "90"]);
+  const quiet = silence("silence.wav", 90);
   const voice = tone("voice700.wav", 90, 700, 1);
-  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data2")], ["booth: serving rooms on "]);
-  const url = server["booth: serving rooms on "];
+  const url = await serve(join(work, "data2"));
   const host = await booth(["host", "--headless", "--server", url, "--title", "Stage night", "--game-file", game,
-    "--mic-file", silence, "--seconds", "90"], ["listen: ", "room:   ", "token:  "]);
+    "--mic-file", quiet, "--seconds", "90"], ["listen: ", "room:   ", "token:  "]);
   const [link, room, hostToken] = [host["listen: "], host["room:   "], host["token:  "]];
 
   const listener = await (await browser({ width: 390, height: 844 })).newPage();
@@ -261,7 +123,7 @@ test("a raised hand is heard by the room, not by itself; a co-host mutes and rem
   // The raised hand reaches the room over the page's WebSocket: until it has, there is no hand
   // to approve (409).
   await waitFor("the raised hand approved", async () => {
-    const approved = await api(url, `/api/rooms/${room}/actions`, hostToken, { type: "approve", target: speakerId });
+    const approved = await act(url, room, hostToken, { type: "approve", target: speakerId });
     return { ok: approved.status === 204, status: approved.status, body: approved.body };
   }, 10);
   await speaker.getByRole("button", { name: "🎙 Turn on mic" }).click();
@@ -276,7 +138,7 @@ test("a raised hand is heard by the room, not by itself; a co-host mutes and rem
   await listener.screenshot({ path: join(SHOTS, "listener-with-speaker-390x844.png"), fullPage: true });
 
   // A co-host, from an invitation link, mutes and then removes the speaker.
-  const inv = await api(url, `/api/rooms/${room}/invites`, hostToken, { role: "co_host" });
+  const inv = await api(`${url}/api/rooms/${room}/invites`, "POST", { role: "co_host" }, hostToken);
   assert.equal(inv.status, 201, JSON.stringify(inv));
   const cohost = await (await browser({ width: 1280, height: 800 })).newPage();
   cohost.on("dialog", (d) => d.accept());
@@ -298,8 +160,7 @@ test("a raised hand is heard by the room, not by itself; a co-host mutes and rem
 
 test("a listener whose connection is cut hears the room again within 5 s, without a reload", async () => {
   const game = tone("game3.wav", 60, 440, 2);
-  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data3")], ["booth: serving rooms on "]);
-  const url = server["booth: serving rooms on "];
+  const url = await serve(join(work, "data3"));
   const host = await booth(["host", "--headless", "--server", url, "--game-file", game, "--mic-file", game, "--seconds", "60"],
     ["listen: ", "room:   ", "token:  "]);
   const page = await (await browser({ width: 390, height: 844 })).newPage();
@@ -331,7 +192,7 @@ test("a listener whose connection is cut hears the room again within 5 s, withou
   await page.getByRole("button", { name: "✋ Raise hand" }).click();
   await page.getByText("Reconnecting to the room").waitFor();
   await waitFor("the hand raised while the channel was down reaches the room", async () => {
-    const approved = await api(url, `/api/rooms/${host["room:   "]}/actions`, host["token:  "], { type: "approve", target: id });
+    const approved = await act(url, host["room:   "], host["token:  "], { type: "approve", target: id });
     return { ok: approved.status === 204, status: approved.status, body: approved.body };
   }, 10);
   await page.getByText("Reconnecting to the room").waitFor({ state: "detached" });
@@ -339,8 +200,7 @@ test("a listener whose connection is cut hears the room again within 5 s, withou
 
 test("an invitation is accepted from its prompt, REC shows, and ending the room reaches every page", async () => {
   const game = tone("game4.wav", 60, 440, 2);
-  const server = await booth(["serve", "--bind", "127.0.0.1:0", "--udp-port", "0", "--data", join(work, "data4")], ["booth: serving rooms on "]);
-  const url = server["booth: serving rooms on "];
+  const url = await serve(join(work, "data4"));
   const host = await booth(["host", "--headless", "--server", url, "--title", "Invites", "--game-file", game,
     "--mic-file", game, "--seconds", "60"], ["listen: ", "host:   ", "room:   ", "token:  "]);
   const ctx = await browser({ width: 1280, height: 800 });
@@ -360,7 +220,7 @@ test("an invitation is accepted from its prompt, REC shows, and ending the room 
   await listener.locator(".member", { hasText: "Nia" }).getByText("Speaker").waitFor();
   await hostPage.locator(".member", { hasText: "Nia" }).waitFor();
 
-  const rec = await api(url, `/api/rooms/${host["room:   "]}/actions`, host["token:  "], { type: "start_recording" });
+  const rec = await act(url, host["room:   "], host["token:  "], { type: "start_recording" });
   assert.equal(rec.status, 204);
   await listener.locator("#rec").waitFor({ state: "visible" });
 

@@ -6,10 +6,12 @@
 //! - `status_bar`: the header both modes start with (the whole compact strip).
 //! - `room_tab`, `audio_tab`, `setup_tab`: the expanded panel's tabs.
 //! - `episode_panel`: off air, the episode the last room became (in the Room tab).
+//! - `forwards_panel`: live, the room's WHIP forwards (in the Room tab).
 //! - `widgets`: the palette and the cards and headings the panels share.
 
 mod audio_tab;
 mod episode_panel;
+mod forwards_panel;
 mod room_tab;
 mod setup_tab;
 mod status_bar;

@@ -61,6 +61,8 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
     ui.add_space(8.0);
     recording_and_moments(ui, o);
     ui.add_space(8.0);
+    super::forwards_panel::show(ui, o);
+    ui.add_space(8.0);
     end_room(ui, o, v);
 }
 

@@ -13,6 +13,7 @@
 
 pub mod conn;
 pub mod encoder;
+pub mod forward;
 pub mod hls;
 pub mod icecast;
 pub mod routes;

@@ -83,6 +83,13 @@ pub enum RoomMsg {
         /// The answer.
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
+    /// Whose token this is: their role now (for HTTP routes only moderators may use).
+    RoleOf {
+        /// The bearer token.
+        token: Option<String>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Role, Refusal>>,
+    },
     /// A WebSocket connection closed.
     Closed {
         /// Whose.

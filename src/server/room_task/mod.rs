@@ -32,6 +32,7 @@ pub use self::refusal::Refusal;
 use self::sessions::{Kind, Link, Session};
 use super::episodes::Urls;
 use super::live::encoder::{LiveFeed, Tick};
+use super::live::forward::Forwards;
 use super::live::{LiveHub, LiveOptions};
 use super::media::{Datagram, MediaSocket};
 use super::metrics::Metrics;
@@ -76,6 +77,8 @@ pub struct RoomHandle {
     pub tx: mpsc::Sender<RoomMsg>,
     /// Its program for HTTP streams, HLS and relays.
     pub live: Arc<LiveHub>,
+    /// Its program's WHIP forwards (they stop when the room ends).
+    pub forwards: Arc<Forwards>,
     /// The room's pushes to Icecast, when it has them.
     pub icecast: Option<Arc<crate::server::live::icecast::IcecastPush>>,
 }
@@ -103,6 +106,7 @@ pub fn spawn(
         shared.live.clone(),
         Arc::clone(&shared.metrics),
     );
+    let forwards = Forwards::new(Arc::clone(&live), Arc::clone(&shared.metrics));
     let room = Room::new(config, host, host_name.clone(), now);
     let mut members = HashMap::new();
     members.insert(
@@ -144,6 +148,7 @@ pub fn spawn(
             id,
             tx,
             live,
+            forwards,
             icecast: None,
         },
         host_token,
@@ -332,6 +337,12 @@ impl RoomTask {
                 let _ = reply.send(result);
             }
             RoomMsg::Closed { who, conn } => self.closed(who, conn),
+            RoomMsg::RoleOf { token, reply } => {
+                let result = self
+                    .identify(token.as_deref())
+                    .and_then(|who| self.room.role(who).ok_or(Refusal::BadToken));
+                let _ = reply.send(result);
+            }
             RoomMsg::Invite { token, role, reply } => {
                 let _ = reply.send(self.invite(token.as_deref(), role));
             }

@@ -11,7 +11,7 @@ use crate::support::{Process, channel, read_wav, tempdir, tone_db};
 
 /// The Python with aiortc that `tests/run` prepares; `None` (skip) when absent, unless
 /// `BOOTH_REQUIRE_TOOLS` is set.
-fn aiortc_python() -> Option<PathBuf> {
+pub(super) fn aiortc_python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("BOOTH_PEERS_PYTHON").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers-venv/bin/python")),

@@ -12,6 +12,7 @@ mod interop;
 mod listening;
 mod stage;
 mod streams;
+mod whip_out;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -227,6 +227,23 @@ impl BoothProcess {
         }
     }
 
+    /// Waits for the exit, successful or not (within `within`, or panics with its stderr).
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(status) = self.process.child().try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() <= end,
+                "did not exit within {within:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Its stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
