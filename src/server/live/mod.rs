@@ -405,12 +405,6 @@ impl Subscription {
                     self.hub.metrics.stream_drops.fetch_add(1, Relaxed);
                     return Next::Lagged;
                 }
-                // The header can only change before the first chunk (the encoder starts), and
-                // it is set without a wake-up: a reader that subscribed before the encoder
-                // started takes it here, before that first chunk.
-                if self.header.is_empty() && !ring.header.is_empty() {
-                    self.header = ring.header.clone();
-                }
                 let at = usize::try_from(self.cursor - ring.first).unwrap_or(usize::MAX);
                 if let Some(chunk) = ring.chunks.get(at) {
                     self.cursor += 1;
