@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -141,7 +141,7 @@ struct Stream {
 #[derive(Debug)]
 pub struct LiveHub {
     room: String,
-    title: RwLock<String>,
+    title: String,
     options: LiveOptions,
     metrics: Arc<Metrics>,
     mp3: Stream,
@@ -167,7 +167,7 @@ impl LiveHub {
         let hls = HlsWindow::new(options.hls_window);
         Arc::new(Self {
             room: room.to_owned(),
-            title: RwLock::new(title.to_owned()),
+            title: title.to_owned(),
             options,
             metrics,
             mp3: Stream::default(),
@@ -192,10 +192,7 @@ impl LiveHub {
     /// The room's title: the streams' name.
     #[must_use]
     pub fn title(&self) -> String {
-        self.title
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.title.clone()
     }
 
     /// How the streams are made.
@@ -303,11 +300,6 @@ impl LiveHub {
             && [Format::Mp3, Format::Ogg, Format::Opus]
                 .iter()
                 .any(|f| self.wants(*f))
-    }
-
-    /// Renames the streams (the room's title changed).
-    pub fn set_title(&self, title: &str) {
-        title.clone_into(&mut self.title.write().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Ends every stream: readers get what is left, then [`Next::Ended`].
