@@ -40,6 +40,8 @@ pub struct LiveRoom {
     pub embedded: bool,
     /// The episode the room records into, when it records from the start.
     pub episode: Option<crate::room::protocol::EpisodeRef>,
+    /// Where radio players and Icecast relays hear the room, when it is pushed to Icecast.
+    pub icecast: Vec<String>,
 }
 
 /// Where the program goes live.
@@ -63,6 +65,8 @@ pub struct RoomTarget {
     pub token: Option<String>,
     /// Record a new room as a podcast episode from its start.
     pub record: bool,
+    /// Push a new room to this Icecast server (`http://source:PASSWORD@host:8000/`).
+    pub icecast: Option<String>,
 }
 
 /// Why going live failed.
@@ -635,6 +639,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
             token: token.clone(),
             embedded: server.is_some(),
             episode: None,
+            icecast: Vec::new(),
         },
         (Some(_), None) => return Err(LiveError::NoToken),
         (None, _) => {
@@ -647,6 +652,7 @@ async fn open_room(target: &RoomTarget) -> Result<(Option<RunningServer>, LiveRo
                 token: created.host_token,
                 embedded: server.is_some(),
                 episode: created.episode,
+                icecast: created.icecast.into_iter().map(|m| m.url).collect(),
             }
         }
     };
@@ -661,6 +667,7 @@ async fn create_room(base: &str, target: &RoomTarget) -> Result<CreatedRoom, Liv
         game: target.game.clone(),
         host_name: None,
         record: target.record,
+        icecast: target.icecast.clone(),
     };
     let response = crate::rtc::signal::http_client()
         .post(&url)

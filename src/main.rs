@@ -162,6 +162,12 @@ struct ServeArgs {
     /// The public base URL links are made with (default: http://BIND).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Push every room to this Icecast server as two mounts, {PREFIX}/{ROOM}.mp3 and
+    /// {PREFIX}/{ROOM}.ogg (Ogg Opus), titled with the room's title, reconnecting when Icecast
+    /// restarts. URL: http://source:PASSWORD@HOST:PORT/PREFIX. A room created with its own
+    /// "icecast" URL goes there instead.
+    #[arg(long, value_name = "URL")]
+    icecast: Option<String>,
     #[command(flatten)]
     show: ShowArgs,
     #[command(flatten)]
@@ -376,6 +382,10 @@ struct HostArgs {
     /// Record the new room as a podcast episode (published when the room ends).
     #[arg(long, conflicts_with = "room")]
     episode: bool,
+    /// Push the new room to this Icecast server (http://source:PASSWORD@HOST:PORT/PREFIX) as
+    /// {ROOM}.mp3 and {ROOM}.ogg mounts.
+    #[arg(long, value_name = "URL", conflicts_with = "room")]
+    icecast: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -608,10 +618,19 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         public_url: a.public_url,
         show: a.show.show()?,
         live: a.live.options(),
+        // Parsed here rather than by clap, whose errors would echo the password.
+        icecast: a
+            .icecast
+            .as_deref()
+            .map(booth::server::live::icecast::IcecastTarget::parse)
+            .transpose()?,
     };
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
         println!("booth: serving rooms on {}", server.base_url);
+        if let Some(icecast) = &server.state.icecast {
+            println!("booth: pushing every room to Icecast at {icecast}");
+        }
         tokio::select! {
             r = server.wait() => r?,
             () = booth::server::stop_signal() => {
@@ -740,6 +759,7 @@ fn host_options(a: HostArgs) -> booth::host::HostOptions {
             room: a.room,
             token: a.token,
             record: a.episode,
+            icecast: a.icecast,
         }),
     }
 }
@@ -786,6 +806,9 @@ impl HostTerminal {
                 }
                 println!("room:   {}", room.room);
                 println!("token:  {}", room.token);
+                for url in &room.icecast {
+                    println!("icecast: {url}");
+                }
                 if let Some(e) = &room.episode {
                     println!(
                         "episode: {} (published there when the room ends; feed {})",

@@ -22,6 +22,7 @@ pub async fn create_room(url: &str, title: &str) -> (String, String) {
         game: "bench".to_owned(),
         host_name: None,
         record: false,
+        icecast: None,
     };
     let room: CreatedRoom = reqwest::Client::new()
         .post(format!("{url}/api/rooms"))

@@ -391,6 +391,15 @@ impl Overlay {
                 return;
             }
         };
+        let icecast = s.icecast.trim().to_owned();
+        if let Err(e) = crate::server::live::icecast::IcecastTarget::parse(&icecast)
+            && !icecast.is_empty()
+        {
+            self.problem(format!(
+                "{e}; or clear the Icecast field in the room's settings"
+            ));
+            return;
+        }
         let title = if s.title.trim().is_empty() {
             "Live room".to_owned()
         } else {
@@ -406,6 +415,7 @@ impl Overlay {
             room: None,
             token: None,
             record: s.record_episode,
+            icecast: (!icecast.is_empty()).then_some(icecast),
         };
         self.invites.clear();
         self.room = RoomView::default();

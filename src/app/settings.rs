@@ -96,6 +96,9 @@ pub struct Settings {
     pub record_episode: bool,
     /// A remote room server's base URL; empty runs the server in this process.
     pub server: String,
+    /// Push each new room to this Icecast server (`http://source:PASSWORD@host:8000/`); empty
+    /// pushes nowhere (a remote server may still push to its own default).
+    pub icecast: String,
     /// Where the in-process server listens.
     pub bind: String,
     /// Game audio: a capture device's name; empty is the monitor of the default output.
@@ -145,6 +148,7 @@ impl Default for Settings {
             game: String::new(),
             record_episode: false,
             server: String::new(),
+            icecast: String::new(),
             bind: "0.0.0.0:8080".into(),
             game_device: String::new(),
             mic_device: String::new(),

@@ -415,6 +415,40 @@ pub struct RoomInfo {
     /// The episode the room records into, if it records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode: Option<EpisodeRef>,
+    /// The Icecast mounts the room is pushed to, when it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub icecast: Vec<IcecastMount>,
+}
+
+/// One Icecast mount a room's program is pushed to, as `GET /api/rooms/{id}` shows it (never
+/// with the source password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcecastMount {
+    /// `mp3` or `ogg` (Ogg Opus).
+    pub format: String,
+    /// The mount's path on the Icecast server.
+    pub mount: String,
+    /// Where listeners hear it.
+    pub url: String,
+    /// Whether the push is on the air.
+    pub state: IcecastState,
+    /// Why the last attempt failed, while it retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where an Icecast push stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcecastState {
+    /// Connecting to Icecast.
+    Connecting,
+    /// On the air.
+    Live,
+    /// The last attempt failed; it tries again shortly.
+    Retrying,
+    /// The room ended.
+    Stopped,
 }
 
 /// `POST /api/rooms`: a new room.
@@ -431,6 +465,10 @@ pub struct NewRoom {
     /// Record it as a podcast episode from the start.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record: bool,
+    /// Push the room to this Icecast server (`http://source:PASSWORD@host:8000/prefix`),
+    /// instead of the server's default (`booth serve --icecast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icecast: Option<String>,
 }
 
 /// The episode a room records into: where it will be heard, and how to follow it.
@@ -468,6 +506,9 @@ pub struct CreatedRoom {
     /// The episode it records into, when it records from the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub episode: Option<EpisodeRef>,
+    /// The Icecast mounts it is pushed to, when it is (their listen URLs; never the password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub icecast: Vec<IcecastMount>,
 }
 
 /// `POST /api/rooms/{id}/invites`: an invitation for a role.
@@ -920,6 +961,13 @@ mod tests {
                     listening: 2,
                     live: true,
                     episode: None,
+                    icecast: vec![IcecastMount {
+                        format: "mp3".into(),
+                        mount: "/abc.mp3".into(),
+                        url: "http://icecast.example:8000/abc.mp3".into(),
+                        state: IcecastState::Retrying,
+                        error: Some("Icecast closed the connection".into()),
+                    }],
                 }),
             },
             ServerMsg::Allowed {
@@ -1010,6 +1058,7 @@ mod tests {
             game: "Hollow Stars".into(),
             host_name: Some("Ada".into()),
             record: true,
+            icecast: Some("http://source:pw@icecast.example:8000/".into()),
         });
         round_trip(&CreatedRoom {
             id: "abc".into(),
@@ -1026,6 +1075,13 @@ mod tests {
                 page: "http://h/episodes/3".into(),
                 feed: "http://h/podcast.xml".into(),
             }),
+            icecast: vec![IcecastMount {
+                format: "ogg".into(),
+                mount: "/abc.ogg".into(),
+                url: "http://icecast.example:8000/abc.ogg".into(),
+                state: IcecastState::Connecting,
+                error: None,
+            }],
         });
         round_trip(&NewInvite { role: Role::CoHost });
         round_trip(&Invitation {

@@ -15,6 +15,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
 use super::error::ApiError;
+use super::live::icecast::{IcecastPush, IcecastTarget};
 use super::room_task::{self, RoomHandle, RoomMsg};
 use super::tokens;
 use crate::room::protocol::{CreatedRoom, Invitation, NewInvite, NewRoom, RoomInfo};
@@ -195,13 +196,21 @@ async fn create_room(
         .map(|n| clean_text(&n, 40))
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Host".to_owned());
+    let icecast = icecast_target(&state, req.icecast.as_deref())?;
     let id = tokens::random_id(10).map_err(ApiError::internal)?;
-    let (handle, host_token) = room_task::spawn(
+    let (mut handle, host_token) = room_task::spawn(
         id.clone(),
         RoomConfig::new(title.clone(), game.clone()),
         host_name,
         state.shared.clone(),
     )?;
+    handle.icecast = icecast.map(|target| {
+        Arc::new(IcecastPush::start(
+            &handle.live,
+            &target,
+            &state.shared.metrics,
+        ))
+    });
     state
         .rooms
         .write()
@@ -230,6 +239,11 @@ async fn create_room(
         game,
         host_token,
         episode,
+        icecast: handle
+            .icecast
+            .as_ref()
+            .map(|push| push.status())
+            .unwrap_or_default(),
     };
     Ok((
         StatusCode::CREATED,
@@ -239,12 +253,29 @@ async fn create_room(
         .into_response())
 }
 
+/// The Icecast server a new room is pushed to: its own, else the server's default.
+fn icecast_target(
+    state: &AppState,
+    asked: Option<&str>,
+) -> Result<Option<IcecastTarget>, ApiError> {
+    match asked.map(str::trim).filter(|url| !url.is_empty()) {
+        Some(url) => IcecastTarget::parse(url)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request("bad_icecast", e.to_string())),
+        None => Ok(state.icecast.clone()),
+    }
+}
+
 async fn room_info(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
 ) -> Result<Json<RoomInfo>, ApiError> {
     let room = room_of(&state, &room)?;
-    Ok(Json(ask(&room, |reply| RoomMsg::Info { reply }).await?))
+    let mut info = ask(&room, |reply| RoomMsg::Info { reply }).await?;
+    if let Some(push) = &room.icecast {
+        info.icecast = push.status();
+    }
+    Ok(Json(info))
 }
 
 async fn act(

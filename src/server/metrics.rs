@@ -52,6 +52,8 @@ pub struct Metrics {
     pub stream_drops: AtomicU64,
     /// Ticks the live encoders could not take in time.
     pub stream_ticks_lost: AtomicU64,
+    /// Icecast mounts being pushed now (connected and streaming).
+    pub icecast_pushes: AtomicU64,
 }
 
 impl Metrics {
@@ -89,7 +91,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 21] = [
+const SERIES: [Series; 22] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -215,5 +217,11 @@ const SERIES: [Series; 21] = [
         kind: "gauge",
         help: "WHIP forwards running (connecting, live or retrying).",
         value: |m| &m.forwards,
+    },
+    Series {
+        name: "icecast_pushes",
+        kind: "gauge",
+        help: "Icecast mounts being pushed (connected and streaming).",
+        value: |m| &m.icecast_pushes,
     },
 ];

@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub show: crate::episodes::Show,
     /// How the live HTTP streams and HLS are made.
     pub live: live::LiveOptions,
+    /// Push every room to this Icecast server (a room may name its own in `POST /api/rooms`).
+    pub icecast: Option<live::icecast::IcecastTarget>,
 }
 
 impl Default for ServeOptions {
@@ -65,6 +67,7 @@ impl Default for ServeOptions {
             public_url: None,
             show: crate::episodes::Show::default(),
             live: live::LiveOptions::default(),
+            icecast: None,
         }
     }
 }
@@ -136,6 +139,8 @@ pub struct AppState {
     pub ice_servers: Vec<String>,
     /// The show and its episodes.
     pub episodes: Arc<crate::episodes::store::Store>,
+    /// Where rooms are pushed unless they name their own Icecast server.
+    pub icecast: Option<live::icecast::IcecastTarget>,
 }
 
 impl AppState {
@@ -400,6 +405,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
+        icecast: opts.icecast.clone(),
     });
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));

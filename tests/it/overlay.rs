@@ -764,6 +764,64 @@ fn record_as_episode_is_a_checkbox_that_is_remembered() {
     assert!(Settings::load(&path).unwrap().record_episode);
 }
 
+/// The Icecast URL typed into the Room tab is remembered, and the room the overlay makes goes
+/// to that Icecast (Debian's icecast2) as its MP3 and Ogg mounts.
+#[test]
+fn an_icecast_url_in_the_settings_takes_the_room_to_icecast() {
+    use crate::rooms::icecast::{Icecast, SOURCE_PASSWORD};
+    if !have_tool("icecast2") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let icecast = Icecast::start("icecast-origin.xml", dir.path(), "icecast", None);
+    let url = format!(
+        "http://source:{SOURCE_PASSWORD}@127.0.0.1:{}/",
+        icecast.port
+    );
+    let l = launch(dir.path(), true);
+    let path = l.settings_path.clone().unwrap();
+    let mut h = harness(l);
+    ready(&mut h);
+    click(&h, "Room");
+    h.run_steps(2);
+    // The only password field: what it holds is not shown on screen.
+    let field = h.get_by_role(Role::PasswordInput);
+    field.focus();
+    field.type_text(&url);
+    h.run_steps(3);
+    assert_eq!(h.state().overlay.settings.icecast, url);
+    h.state_mut().overlay.save_now();
+    assert_eq!(Settings::load(&path).unwrap().icecast, url);
+    let room = go_live(&mut h);
+    wait_for(&mut h, "the room's mounts on Icecast", |_| {
+        icecast.has_room(&room.room)
+    });
+    // The host sees where radio players tune in.
+    let mp3 = format!("http://127.0.0.1:{}/{}.mp3", icecast.port, room.room);
+    assert_eq!(room.icecast.first(), Some(&mp3));
+    h.get_by_label(&mp3);
+}
+
+/// An Icecast URL that cannot work is said before going live, without its password.
+#[test]
+fn a_bad_icecast_url_is_a_message_before_going_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = launch(dir.path(), true);
+    let path = l.settings_path.clone().unwrap();
+    let mut settings = Settings::load(&path).unwrap();
+    settings.icecast = "https://source:hunter2@radio.example/".into();
+    settings.save(&path).unwrap();
+    let mut h = harness(l);
+    ready(&mut h);
+    click(&h, "Go live");
+    h.run_steps(2);
+    assert!(matches!(h.state().overlay.phase, Phase::Ready));
+    let notices = format!("{:?}", h.state().overlay.notices);
+    assert!(notices.contains("not an Icecast source URL"), "{notices}");
+    assert!(!notices.contains("hunter2"), "{notices}");
+    h.get_by_label_contains("clear the Icecast field");
+}
+
 #[test]
 fn the_episode_ready_panel_shows_its_links_and_delete_takes_two_clicks() {
     use booth::app::episode::{EpisodeAnswer, EpisodePanel, EpisodeRequest};

@@ -52,6 +52,9 @@ pub(super) fn show(ui: &mut Ui, o: &mut Overlay, v: &mut ViewState, now: Instant
         },
     );
     links(ui, o, v, &room.listener_link, now);
+    for url in &room.icecast {
+        link_row(ui, v, "Icecast", url, now);
+    }
     stage(ui, o);
     hand_queue(ui, o);
     reactions(ui, o);
@@ -281,6 +284,9 @@ const SERVER_HINT: &str = "empty: the room runs on this computer; or a Booth ser
 /// What recording as an episode means, on hover.
 const RECORD_HINT: &str = "record the room from its start: when it ends it becomes a podcast episode, in the feed, with a page of its own";
 
+/// What the Icecast field means, on hover.
+const ICECAST_HINT: &str = "empty: no Icecast; or an Icecast server's source address, like http://source:PASSWORD@radio.example:8000/ : the room goes there as .mp3 and .ogg mounts for radio players and Icecast relays";
+
 /// The room's details (saved with the settings) and the Go live button.
 fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
     heading(ui, "Your room");
@@ -315,6 +321,16 @@ fn go_live_form(ui: &mut Ui, o: &mut Overlay) {
             changed |= ui
                 .add(egui::TextEdit::singleline(&mut s.server).hint_text("this computer"))
                 .on_hover_text(SERVER_HINT)
+                .changed();
+            ui.end_row();
+            ui.label("Icecast URL");
+            changed |= ui
+                .add(
+                    egui::TextEdit::singleline(&mut s.icecast)
+                        .hint_text("none")
+                        .password(true),
+                )
+                .on_hover_text(ICECAST_HINT)
                 .changed();
             ui.end_row();
         });

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod encoder;
 pub mod forward;
 pub mod hls;
+pub mod icecast;
 pub mod routes;
 
 use std::collections::{HashMap, VecDeque};
@@ -22,7 +23,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -150,7 +151,7 @@ struct Stream {
 #[derive(Debug)]
 pub struct LiveHub {
     room: String,
-    title: RwLock<String>,
+    title: String,
     options: LiveOptions,
     metrics: Arc<Metrics>,
     mp3: Stream,
@@ -176,7 +177,7 @@ impl LiveHub {
         let hls = HlsWindow::new(options.hls_window);
         Arc::new(Self {
             room: room.to_owned(),
-            title: RwLock::new(title.to_owned()),
+            title: title.to_owned(),
             options,
             metrics,
             mp3: Stream::default(),
@@ -201,10 +202,7 @@ impl LiveHub {
     /// The room's title: the streams' name.
     #[must_use]
     pub fn title(&self) -> String {
-        self.title
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.title.clone()
     }
 
     /// How the streams are made.
@@ -309,11 +307,6 @@ impl LiveHub {
             && [Format::Mp3, Format::Ogg, Format::Opus]
                 .iter()
                 .any(|f| self.wants(*f))
-    }
-
-    /// Renames the streams (the room's title changed).
-    pub fn set_title(&self, title: &str) {
-        title.clone_into(&mut self.title.write().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Ends every stream: readers get what is left, then [`Next::Ended`].

@@ -79,6 +79,8 @@ pub struct RoomHandle {
     pub live: Arc<LiveHub>,
     /// Its program's WHIP forwards (they stop when the room ends).
     pub forwards: Arc<Forwards>,
+    /// The room's pushes to Icecast, when it has them.
+    pub icecast: Option<Arc<crate::server::live::icecast::IcecastPush>>,
 }
 
 /// Starts a room task; returns its handle and the host's token.
@@ -147,6 +149,7 @@ pub fn spawn(
             tx,
             live,
             forwards,
+            icecast: None,
         },
         host_token,
     ))
@@ -494,6 +497,8 @@ impl RoomTask {
                 .episode
                 .as_ref()
                 .map(|e| e.reference(&self.shared.urls)),
+            // The pushes belong to the room's handle; `GET /api/rooms/{id}` adds them.
+            icecast: Vec::new(),
         }
     }
 

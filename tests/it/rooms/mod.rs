@@ -7,6 +7,7 @@
 mod api;
 mod channel;
 mod episodes;
+pub(crate) mod icecast;
 mod interop;
 mod listening;
 mod stage;
