@@ -145,6 +145,10 @@ impl Ring {
 struct Stream {
     ring: Mutex<Ring>,
     readers: AtomicUsize,
+    /// Bumped on every new chunk of this format, and when the room ends: a reader wakes for
+    /// its own format only (an Ogg page or an Opus packet every 20 ms would otherwise wake
+    /// every MP3 listener too).
+    changed: watch::Sender<u64>,
 }
 
 /// See the module doc.
@@ -165,7 +169,7 @@ pub struct LiveHub {
     hls_asked: AtomicU64,
     born: Instant,
     pub(crate) hls: Mutex<HlsWindow>,
-    /// Bumped on every new chunk or segment, and when the room ends.
+    /// Bumped on every new HLS segment, and when the room ends.
     changed: watch::Sender<u64>,
     ended: AtomicBool,
 }
@@ -241,7 +245,7 @@ impl LiveHub {
             reader,
             cursor,
             header,
-            changed: self.changed.subscribe(),
+            changed: stream.changed.subscribe(),
         }
     }
 
@@ -312,6 +316,9 @@ impl LiveHub {
     /// Ends every stream: readers get what is left, then [`Next::Ended`].
     pub fn end(&self) {
         if !self.ended.swap(true, Relaxed) {
+            for stream in [&self.mp3, &self.ogg, &self.opus] {
+                stream.changed.send_modify(|n| *n += 1);
+            }
             self.changed.send_modify(|n| *n += 1);
         }
     }
@@ -332,12 +339,13 @@ impl LiveHub {
         } else {
             RING_CHUNKS
         };
-        self.stream(format)
+        let stream = self.stream(format);
+        stream
             .ring
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(chunk, cap);
-        self.changed.send_modify(|n| *n += 1);
+        stream.changed.send_modify(|n| *n += 1);
     }
 
     /// Wakes whoever waits on HLS (a new segment).
@@ -345,7 +353,7 @@ impl LiveHub {
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// A receiver woken on every change (new chunk, new segment, the end).
+    /// A receiver woken on every new HLS segment, and at the end.
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
