@@ -4,20 +4,22 @@
 //! (`/live/{room}.mp3`) and for HLS (`/hls/{room}/index.m3u8`).
 //!
 //! `booth serve` runs as its own process. In this process: a feeder thread plays the part of a
-//! 48 kHz capture device with 10 ms periods and puts an impulse in every 4 s, noting when; the
-//! engine mixes and encodes as in `booth host`; a WHIP client publishes the frames. Two clients
-//! read the room's program:
+//! 48 kHz capture device with 10 ms periods and puts an impulse in every 4.15 s, noting when; the
+//! engine mixes and encodes as in `booth host`; a WHIP client publishes the frames. Clients of
+//! two kinds read the room's program:
 //! - MP3: an HTTP/1.0 GET of the endless stream, read as bytes arrive, cut into frames and
 //!   decoded frame by frame (symphonia, one decoder for the stream). Its player starts with the
-//!   first audio the server sends (the server's half-second burst).
+//!   first audio the server sends (for a player joining a running stream, the server's
+//!   half-second burst). One joins before any audio is made, one 3 s after the publisher.
 //! - HLS: the playlist polled every 250 ms, each new segment fetched once listed and decoded by
 //!   one continuous decoder. Its player starts at the third-last segment of the first playlist
-//!   it gets, as HLS players do.
+//!   it gets, as HLS players do. One is the room's first (its request starts HLS, so its first
+//!   playlist lists one segment), one joins 12 s later.
 //!
 //! A player plays each frame (MP3) or segment (HLS) at `max(its clock, the arrival)`, stalling
-//! when the next audio has not come. The MP3 client joins before any audio is made, so its
+//! when the next audio has not come. The first MP3 client joins before any audio is made, so its
 //! frames count the stream's samples from 0, the clock the HLS segments' timestamps give: HLS
-//! impulses are matched to the MP3 client's by that position (HLS is seconds late, more than an
+//! impulses are matched to that client's by that position (HLS is seconds late, more than an
 //! impulse's spacing), MP3 impulses to the last one pushed before they arrived. The output
 //! device's own buffer is not included.
 //!

@@ -194,7 +194,14 @@ fn fifty_players_share_one_encode() {
     let ticks_before = metric(url, "stream_mp3_ticks_total");
     let started = Instant::now();
     // Each plays 20 s, so all fifty play at once even when a busy machine is slow to start them.
-    let players: Vec<Process> = (0..50).map(|_| ffmpeg_play(&mp3, 20.0)).collect();
+    // Each player's output is read as it comes (as a sound card would take it): a player whose
+    // pipe is full stops reading the stream, and the server rightly drops it after seconds.
+    let players: Vec<std::thread::JoinHandle<std::process::Output>> = (0..50)
+        .map(|_| {
+            let player = ffmpeg_play(&mp3, 20.0);
+            std::thread::spawn(move || player.finish())
+        })
+        .collect();
 
     // All fifty count in the room's audience and in /metrics.
     let mut most = 0;
@@ -212,7 +219,9 @@ fn fifty_players_share_one_encode() {
     );
 
     for (i, p) in players.into_iter().enumerate() {
-        let out = p.finish();
+        let out = p
+            .join()
+            .unwrap_or_else(|_| panic!("player {i}: its reader panicked"));
         let audio = samples(&out.stdout);
         assert!(
             audio.len() >= 48_000 * 2 * 15,
