@@ -114,6 +114,27 @@ fn tone_and_other(left: &[f32]) -> (f32, f32) {
     (tone_db(tail, 440.0), tone_db(tail, 700.0))
 }
 
+/// `booth host --headless --whip URL --token TOKEN` on the game and mic `files` for `seconds`;
+/// `more` adds options.
+fn host_whip(
+    url: &str,
+    token: &str,
+    files: (&Path, &Path),
+    seconds: &str,
+    more: &[&str],
+) -> BoothProcess {
+    let mut args = vec!["host", "--headless", "--whip", url, "--token", token];
+    args.extend(["--game-file", files.0.to_str().unwrap()]);
+    args.extend([
+        "--mic-file",
+        files.1.to_str().unwrap(),
+        "--seconds",
+        seconds,
+    ]);
+    args.extend_from_slice(more);
+    BoothProcess::spawn(&args)
+}
+
 #[test]
 fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
     let Some(python) = aiortc_python() else {
@@ -125,20 +146,7 @@ fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
     let endpoint = Endpoint::start(&python, d, "whip-secret", 0);
 
     // A wrong token: the endpoint's refusal, with its status, and no room server started.
-    let mut refused = BoothProcess::spawn(&[
-        "host",
-        "--headless",
-        "--whip",
-        &endpoint.url,
-        "--token",
-        "not-it",
-        "--game-file",
-        game.to_str().unwrap(),
-        "--mic-file",
-        silence.to_str().unwrap(),
-        "--seconds",
-        "2",
-    ]);
+    let mut refused = host_whip(&endpoint.url, "not-it", (&game, &silence), "2", &[]);
     let status = refused.wait_exit(Duration::from_secs(30));
     assert!(!status.success(), "a refused WHIP session exited 0");
     let said = refused.stderr();
@@ -148,23 +156,13 @@ fn booth_host_publishes_into_a_whip_endpoint_booth_did_not_write() {
     );
     assert!(!said.contains("serving rooms"), "{said}");
 
-    let host = BoothProcess::spawn(&[
-        "host",
-        "--headless",
-        "--whip",
+    let host = host_whip(
         &endpoint.url,
-        "--token",
         "whip-secret",
-        "--game-file",
-        game.to_str().unwrap(),
-        "--mic-file",
-        silence.to_str().unwrap(),
-        "--seconds",
+        (&game, &silence),
         "8",
-        "--no-noise-suppression",
-        "--voice-gate",
-        "0",
-    ]);
+        &["--no-noise-suppression", "--voice-gate", "0"],
+    );
     assert_eq!(
         host.line("whip:   ", Duration::from_secs(30)),
         endpoint.url,
@@ -190,20 +188,7 @@ fn booth_host_says_why_and_fails_when_the_whip_endpoint_goes_away() {
     let d = dir.path();
     let (game, silence) = game_and_silence(d, 90.0);
     let endpoint = Endpoint::start(&python, d, "whip-secret", 0);
-    let mut host = BoothProcess::spawn(&[
-        "host",
-        "--headless",
-        "--whip",
-        &endpoint.url,
-        "--token",
-        "whip-secret",
-        "--game-file",
-        game.to_str().unwrap(),
-        "--mic-file",
-        silence.to_str().unwrap(),
-        "--seconds",
-        "90",
-    ]);
+    let mut host = host_whip(&endpoint.url, "whip-secret", (&game, &silence), "90", &[]);
     // Published (the media is up), then the endpoint dies.
     host.line("whip:   ", Duration::from_secs(30));
     drop(endpoint);
