@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use booth::codec::frame::EncodedFrame;
 use booth::codec::opus::FRAME_SAMPLES;
 use booth::codec::{EncoderSettings, OpusDecoder, OpusEncoder};
-use booth::engine::{self, EngineConfig, InputRing};
+use booth::engine::EngineConfig;
 
 fn main() {
     let numbers: Vec<u64> = std::env::args()
@@ -27,32 +27,8 @@ fn main() {
         .collect();
     let seconds = numbers.first().copied().unwrap_or(20);
     let period_ms = numbers.get(1).copied().unwrap_or(10).clamp(1, 100);
-    let (game_tx, game_rx) = rtrb::RingBuffer::<f32>::new(48_000 * 2);
-    let (_mic_tx, mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
-    let ring = |ring, channels| InputRing {
-        ring,
-        rate: 48_000,
-        channels,
-        // A device delivers a period at a time on its own thread.
-        burst_frames: 48 * period_ms as usize,
-        rests: false,
-        read_now: None,
-    };
-    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(10_000);
-    let config = EngineConfig {
-        noise_suppression: false,
-        max_frames: Some(seconds * 50),
-        ..EngineConfig::default()
-    };
-    let encoder = config.encoder.clone();
-    let inputs = engine::Inputs {
-        game: Some(ring(game_rx, 2)),
-        mic: Some(ring(mic_rx, 1)),
-        remote: None,
-        monitor: None,
-    };
-    let engine = engine::start(config, inputs, vec![frames_tx.into()])
-        .unwrap_or_else(|e| panic!("engine: {e}"));
+    let encoder = EngineConfig::default().encoder;
+    let (game_tx, engine, frames_rx) = common::start_engine(seconds, period_ms, 10_000);
     // The consumer: each frame and when it was handed over, until the engine hangs up.
     let consumer = std::thread::spawn(move || {
         let mut received = Vec::new();

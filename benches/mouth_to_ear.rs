@@ -52,7 +52,7 @@ fn main() {
     let playout = rt.spawn(play_out(listener, Arc::clone(&played)));
 
     // The engine, its "device", and the bridge from the engine's frames to the publisher.
-    let (game_tx, engine, frames_rx) = common::start_engine(seconds);
+    let (game_tx, engine, frames_rx) = common::start_engine(seconds, 10, 100);
     let frames = publisher.frames.clone();
     let bridge = std::thread::spawn(move || {
         while let Ok(f) = frames_rx.recv() {

@@ -143,7 +143,7 @@ fn main() {
         ("HLS, a player joining running HLS", hls(12_000)),
     ];
 
-    let (game_tx, engine, frames_rx) = common::start_engine(seconds + 1);
+    let (game_tx, engine, frames_rx) = common::start_engine(seconds + 1, 10, 100);
     let frames = publisher.frames.clone();
     let bridge = std::thread::spawn(move || {
         while let Ok(f) = frames_rx.recv() {

@@ -153,10 +153,13 @@ pub async fn publish_tone(frames: tokio::sync::mpsc::Sender<EncodedFrame>) {
     }
 }
 
-/// The engine as `booth host` runs it for `seconds`, on a game ring; the ring's writing end,
-/// the engine, and the channel its frames come out of.
+/// The engine as `booth host` runs it for `seconds`, on a game ring a "device" fills with
+/// `period_ms` periods; the ring's writing end, the engine, and the channel its frames come out
+/// of (holding up to `queue` frames).
 pub fn start_engine(
     seconds: u64,
+    period_ms: u64,
+    queue: usize,
 ) -> (
     rtrb::Producer<f32>,
     engine::EngineHandle,
@@ -168,12 +171,12 @@ pub fn start_engine(
         ring,
         rate: 48_000,
         channels,
-        // The "device" delivers 10 ms periods on its own thread.
-        burst_frames: 480,
+        // The "device" delivers a period at a time on its own thread.
+        burst_frames: 48 * period_ms as usize,
         rests: false,
         read_now: None,
     };
-    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(100);
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(queue);
     let config = EngineConfig {
         noise_suppression: false,
         max_frames: Some(seconds * 50),
