@@ -147,14 +147,15 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-fn room_of(state: &AppState, id: &str) -> Result<RoomHandle, ApiError> {
+/// The open room `id`, or 404.
+pub(super) fn room_of(state: &AppState, id: &str) -> Result<RoomHandle, ApiError> {
     state
         .room(id)
         .ok_or_else(|| ApiError::not_found("that room"))
 }
 
 /// Sends a message to a room task and waits for its answer.
-async fn ask<T>(
+pub(super) async fn ask<T>(
     room: &RoomHandle,
     make: impl FnOnce(oneshot::Sender<T>) -> RoomMsg,
 ) -> Result<T, ApiError> {

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::{Format, LiveHub, Next, Reader};
 use crate::codec::frame::EncodedFrame;
@@ -31,6 +31,7 @@ use crate::rtc::RtcError;
 use crate::rtc::peer::{ClientPeer, Mode};
 use crate::rtc::signal::{check_endpoint_url, redact_url};
 use crate::server::AppState;
+use crate::server::api::{ask, bearer, parse_json, room_of};
 use crate::server::error::ApiError;
 use crate::server::metrics::Metrics;
 use crate::server::room_task::{RoomHandle, RoomMsg};
@@ -374,21 +375,14 @@ async fn moderated_room(
     room: &str,
     headers: &HeaderMap,
 ) -> Result<RoomHandle, ApiError> {
-    let room = state
-        .room(room)
-        .ok_or_else(|| ApiError::not_found("that room"))?;
-    let token = crate::server::api::bearer(headers);
+    let room = room_of(state, room)?;
+    let token = bearer(headers);
     if token.is_none() {
         return Err(ApiError::unauthorized(
             "forwarding the room needs the host's or a co-host's token (Authorization: Bearer)",
         ));
     }
-    let (reply, answer) = oneshot::channel();
-    room.tx
-        .send(RoomMsg::RoleOf { token, reply })
-        .await
-        .map_err(|_| ApiError::gone())?;
-    match answer.await.map_err(|_| ApiError::gone())?? {
+    match ask(&room, |reply| RoomMsg::RoleOf { token, reply }).await?? {
         Role::Host | Role::CoHost => Ok(room),
         _ => Err(ApiError::forbidden(
             "not_allowed",
@@ -404,7 +398,7 @@ async fn add(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let handle = moderated_room(&state, &room, &headers).await?;
-    let target: NewForward = crate::server::api::parse_json(&body)?;
+    let target: NewForward = parse_json(&body)?;
     let info = handle.forwards.add(target)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }

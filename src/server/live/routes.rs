@@ -20,6 +20,7 @@ use super::conn::Peer;
 use super::hls::PLAYLIST;
 use super::{Format, LiveHub, Next, Reader, Subscription};
 use crate::server::AppState;
+use crate::server::api::room_of;
 use crate::server::error::ApiError;
 
 /// The routes, merged into the server's router.
@@ -32,10 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 type PeerInfo = Option<axum::Extension<ConnectInfo<Peer>>>;
 
 fn hub_of(state: &AppState, room: &str) -> Result<Arc<LiveHub>, ApiError> {
-    let handle = state
-        .room(room)
-        .ok_or_else(|| ApiError::not_found("that room"))?;
-    Ok(handle.live)
+    Ok(room_of(state, room)?.live)
 }
 
 async fn live(

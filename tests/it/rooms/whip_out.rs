@@ -233,7 +233,7 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
         assert_eq!(created["url"], endpoint.url.as_str());
         let forward = (room.host_token.as_str(), created["id"].as_str().unwrap());
         wait_for_state(&http, &forwards, forward, "live", SOON).await;
-        assert_eq!(forwards_running(&http, &url).await, 1);
+        assert_eq!(forwards_running(&url).await, 1);
         let left = recorded_left(&endpoint.recording(1), 5.0, Duration::from_secs(30));
         assert_heard_the_game(&left, "a room forward");
 
@@ -251,7 +251,7 @@ fn a_room_forwards_its_program_into_a_whip_endpoint() {
         let (s, list) = status_of(http.get(&forwards).bearer_auth(&room.host_token)).await;
         assert_eq!((s, list), (200, json!([])));
         let end = Instant::now() + Duration::from_secs(15);
-        while forwards_running(&http, &url).await != 0 {
+        while forwards_running(&url).await != 0 {
             assert!(Instant::now() < end, "the deleted forward still counts");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -411,18 +411,10 @@ async fn wait_for_state(
     }
 }
 
-/// The server's `booth_forwards` gauge.
-async fn forwards_running(http: &reqwest::Client, url: &str) -> u64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
+/// The server's `booth_forwards` gauge (read off the runtime: `metric` blocks).
+async fn forwards_running(url: &str) -> u64 {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || crate::support::metric(&url, "forwards"))
         .await
         .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("booth_forwards "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no booth_forwards in /metrics:\n{text}"))
 }
