@@ -168,6 +168,37 @@ struct ServeArgs {
     /// "icecast" URL goes there instead.
     #[arg(long, value_name = "URL")]
     icecast: Option<String>,
+    /// A TOML config file; its [limits] table sets what any one client, address and room may
+    /// take (the names are those of --limit).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sets one limit, over the config file (repeatable): max_rooms, room_creations_burst,
+    /// room_creations_per_hour, host_absent_secs, idle_secs, sessions_per_room,
+    /// pending_sessions_per_room, sessions_per_address, pending_sessions_per_address,
+    /// candidates_per_session, name_chars, hand_queue, ws_messages_per_sec, ws_per_address,
+    /// big_audience, audience_page, invite_secs, max_connections, connections_per_address,
+    /// header_timeout_secs, request_timeout_secs, trusted_proxies (a list: ["IP", ...]).
+    #[arg(long, value_name = "NAME=VALUE")]
+    limit: Vec<String>,
+    /// Only those with this key may create rooms (`Authorization: Bearer KEY` on
+    /// POST /api/rooms): a public server private to its owner. Read from the environment
+    /// variable BOOTH_ROOM_KEY when not given (keeps it out of `ps`).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "BOOTH_ROOM_KEY",
+        hide_env_values = true
+    )]
+    room_key: Option<String>,
+    /// `/metrics` needs `Authorization: Bearer TOKEN`. Read from BOOTH_METRICS_TOKEN when not
+    /// given.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BOOTH_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    metrics_token: Option<String>,
     #[command(flatten)]
     show: ShowArgs,
     #[command(flatten)]
@@ -624,6 +655,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .as_deref()
             .map(booth::server::live::icecast::IcecastTarget::parse)
             .transpose()?,
+        limits: serve_limits(a.config.as_deref(), &a.limit, a.room_key, a.metrics_token)?,
     };
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
@@ -640,6 +672,29 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// The config file's limits, then each `--limit`, then the keys given on their own.
+fn serve_limits(
+    config: Option<&std::path::Path>,
+    flags: &[String],
+    room_key: Option<String>,
+    metrics_token: Option<String>,
+) -> anyhow::Result<booth::server::limits::Limits> {
+    let mut limits = match config {
+        Some(path) => booth::server::limits::Limits::load(path)?,
+        None => booth::server::limits::Limits::default(),
+    };
+    for flag in flags {
+        limits.set(flag)?;
+    }
+    if room_key.is_some() {
+        limits.room_key = room_key;
+    }
+    if metrics_token.is_some() {
+        limits.metrics_token = metrics_token;
+    }
+    Ok(limits)
 }
 
 fn episodes(a: EpisodesArgs) -> anyhow::Result<()> {

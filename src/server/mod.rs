@@ -8,6 +8,7 @@
 pub mod api;
 pub mod episodes;
 pub mod error;
+pub mod limits;
 pub mod live;
 pub mod media;
 pub mod media_files;
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     pub live: live::LiveOptions,
     /// Push every room to this Icecast server (a room may name its own in `POST /api/rooms`).
     pub icecast: Option<live::icecast::IcecastTarget>,
+    /// What any one client, address and room may take.
+    pub limits: limits::Limits,
 }
 
 impl Default for ServeOptions {
@@ -68,6 +71,7 @@ impl Default for ServeOptions {
             show: crate::episodes::Show::default(),
             live: live::LiveOptions::default(),
             icecast: None,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -401,6 +405,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
             episodes: Arc::clone(&store),
             urls,
             live: opts.live.clone(),
+            limits: Arc::new(opts.limits.clone()),
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),

@@ -66,6 +66,8 @@ pub struct Shared {
     pub urls: Urls,
     /// How the live streams are made.
     pub live: LiveOptions,
+    /// What any one client, address and room may take.
+    pub limits: Arc<crate::server::limits::Limits>,
 }
 
 /// A room as the registry holds it.
