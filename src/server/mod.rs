@@ -6,6 +6,7 @@
 //! `src/server/protocol.md`.
 
 pub mod api;
+pub mod client;
 pub mod episodes;
 pub mod error;
 pub mod limits;
