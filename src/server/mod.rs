@@ -356,6 +356,21 @@ fn open_episodes(opts: &ServeOptions) -> Result<crate::episodes::store::Store, S
     Ok(store)
 }
 
+/// The base URL links are made from: the configured one, else this machine's address.
+fn base_url(opts: &ServeOptions, http: SocketAddr) -> String {
+    opts.public_url.clone().unwrap_or_else(|| {
+        let host = if http.ip().is_unspecified() {
+            SocketAddr::new(
+                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
+                http.port(),
+            )
+        } else {
+            http
+        };
+        format!("http://{host}")
+    })
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -383,17 +398,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let media = Arc::new(media);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
-    let base_url = opts.public_url.clone().unwrap_or_else(|| {
-        let host = if http.ip().is_unspecified() {
-            SocketAddr::new(
-                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
-                http.port(),
-            )
-        } else {
-            http
-        };
-        format!("http://{host}")
-    });
+    let base_url = base_url(&opts, http);
     tracing::info!(
         "Booth room server on {base_url} (media UDP {} advertised as {})",
         media.local(),

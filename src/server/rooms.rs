@@ -298,10 +298,11 @@ mod tests {
     use super::*;
 
     fn limits(burst: u32, per_hour: u32) -> Limits {
-        let mut l = Limits::default();
-        l.room_creations_burst = burst;
-        l.room_creations_per_hour = per_hour;
-        l
+        Limits {
+            room_creations_burst: burst,
+            room_creations_per_hour: per_hour,
+            ..Limits::default()
+        }
     }
 
     #[test]
