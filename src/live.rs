@@ -63,6 +63,9 @@ pub struct RoomTarget {
     pub room: Option<String>,
     /// The host's (or a speaker's) token for `room`.
     pub token: Option<String>,
+    /// The server's room key, when it creates rooms only for its owner (`booth serve
+    /// --room-key`).
+    pub room_key: Option<String>,
     /// Record a new room as a podcast episode from its start.
     pub record: bool,
     /// Push a new room to this Icecast server (`http://source:PASSWORD@host:8000/`).
@@ -669,15 +672,14 @@ async fn create_room(base: &str, target: &RoomTarget) -> Result<CreatedRoom, Liv
         record: target.record,
         icecast: target.icecast.clone(),
     };
-    let response = crate::rtc::signal::http_client()
-        .post(&url)
-        .json(&new)
-        .send()
-        .await
-        .map_err(|e| LiveError::Unreachable {
-            server: base.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let mut request = crate::rtc::signal::http_client().post(&url).json(&new);
+    if let Some(key) = &target.room_key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(|e| LiveError::Unreachable {
+        server: base.to_owned(),
+        reason: e.to_string(),
+    })?;
     let status = response.status();
     if !status.is_success() {
         let why = response

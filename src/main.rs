@@ -265,9 +265,18 @@ struct ListenArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "N")]
     seconds: Option<f64>,
-    /// Your participant token: on stage, you hear everyone but yourself.
-    #[arg(long, value_name = "TOKEN")]
+    /// Your participant token: on stage, you hear everyone but yourself. Also read from
+    /// BOOTH_TOKEN, or from a file with --token-file (either keeps it out of `ps`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BOOTH_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
+    /// Read the token from this file (its first line; wins over --token and BOOTH_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
     /// Play on this output device (default: the default output).
     #[arg(long, value_name = "NAME")]
     device: Option<String>,
@@ -398,12 +407,31 @@ struct HostArgs {
     /// The game being played.
     #[arg(long, value_name = "NAME", default_value = "")]
     game: String,
-    /// Join this existing room instead of creating one (with --token).
-    #[arg(long, value_name = "ID", requires = "token")]
+    /// Join this existing room instead of creating one (with --token or --token-file).
+    #[arg(long, value_name = "ID")]
     room: Option<String>,
-    /// The host's or a speaker's token for --room; the bearer token for --whip.
-    #[arg(long, value_name = "TOKEN")]
+    /// The host's or a speaker's token for --room; the bearer token for --whip. Also read from
+    /// BOOTH_TOKEN, or from a file with --token-file (either keeps it out of `ps`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BOOTH_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
+    /// Read the token from this file (its first line; wins over --token and BOOTH_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// The key of a room server that creates rooms only for its owner (`booth serve
+    /// --room-key`), for the room this host creates there. Also read from BOOTH_ROOM_KEY.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "BOOTH_ROOM_KEY",
+        hide_env_values = true,
+        conflicts_with = "room"
+    )]
+    room_key: Option<String>,
     /// Where the in-process room server listens (a busy port falls back to a free one).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     bind: std::net::SocketAddr,
@@ -712,11 +740,32 @@ fn episodes(a: EpisodesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The secret given by `--token-file FILE` (its first line, trimmed), else by `--token` or
+/// the environment.
+fn token_from(
+    token: Option<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(token.filter(|t| !t.trim().is_empty()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        anyhow::bail!(
+            "the token file {} is empty: put the token on its first line",
+            path.display()
+        );
+    }
+    Ok(Some(token))
+}
+
 fn listen(a: ListenArgs) -> anyhow::Result<()> {
     init_logging();
     let opts = booth::listen::ListenOptions {
         url: a.url,
-        token: a.token,
+        token: token_from(a.token, a.token_file.as_deref())?,
         out: a.out.clone(),
         device: a.device,
         seconds: a.seconds,
@@ -739,13 +788,19 @@ fn listen(a: ListenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn host(a: HostArgs) -> anyhow::Result<()> {
+fn host(mut a: HostArgs) -> anyhow::Result<()> {
     if !a.headless {
         anyhow::bail!(
             "`booth host` runs without a window: add --headless (or run `booth` for the overlay)"
         );
     }
     let record = a.record.clone();
+    a.token = token_from(a.token.take(), a.token_file.as_deref())?;
+    if a.room.is_some() && a.token.is_none() {
+        anyhow::bail!(
+            "joining a room needs its token: --room ID --token-file FILE (or --token, or BOOTH_TOKEN)"
+        );
+    }
     let opts = host_options(a);
     if let Some(path) = &record {
         eprintln!("booth: recording the program to {}", path.display());
@@ -813,6 +868,7 @@ fn host_options(a: HostArgs) -> booth::host::HostOptions {
             game: a.game,
             room: a.room,
             token: a.token,
+            room_key: a.room_key,
             record: a.episode,
             icecast: a.icecast,
         }),

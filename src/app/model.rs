@@ -414,6 +414,7 @@ impl Overlay {
             game: s.game.trim().to_owned(),
             room: None,
             token: None,
+            room_key: None,
             record: s.record_episode,
             icecast: (!icecast.is_empty()).then_some(icecast),
         };

@@ -14,9 +14,11 @@ use tokio::sync::oneshot;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
+use super::client::ClientAddr;
 use super::error::ApiError;
 use super::live::icecast::{IcecastPush, IcecastTarget};
 use super::room_task::{self, RoomHandle, RoomMsg};
+use super::rooms;
 use super::tokens;
 use crate::room::protocol::{CreatedRoom, Invitation, NewInvite, NewRoom, RoomInfo};
 use crate::room::{Action, ParticipantId, RoomConfig};
@@ -181,8 +183,13 @@ pub(super) fn clean_text(s: &str, max: usize) -> String {
 
 async fn create_room(
     State(state): State<Arc<AppState>>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Err(refused) = admit_creation(&state, client, &headers) {
+        return Ok(refused.into_response());
+    }
     let req: NewRoom = parse_json(&body)?;
     let title = clean_text(&req.title, 100);
     if title.is_empty() {
@@ -198,25 +205,29 @@ async fn create_room(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Host".to_owned());
     let icecast = icecast_target(&state, req.icecast.as_deref())?;
-    let id = tokens::random_id(10).map_err(ApiError::internal)?;
-    let (mut handle, host_token) = room_task::spawn(
-        id.clone(),
-        RoomConfig::new(title.clone(), game.clone()),
-        host_name,
-        state.shared.clone(),
-    )?;
-    handle.icecast = icecast.map(|target| {
-        Arc::new(IcecastPush::start(
-            &handle.live,
-            &target,
-            &state.shared.metrics,
-        ))
+    let id = tokens::room_id().map_err(ApiError::internal)?;
+    let mut host_token = String::new();
+    let registered = rooms::register(&state.rooms, &state.shared.limits, || {
+        let (mut handle, token) = room_task::spawn(
+            id.clone(),
+            RoomConfig::new(title.clone(), game.clone()),
+            host_name,
+            state.shared.clone(),
+        )?;
+        host_token = token;
+        handle.icecast = icecast.map(|target| {
+            Arc::new(IcecastPush::start(
+                &handle.live,
+                &target,
+                &state.shared.metrics,
+            ))
+        });
+        Ok::<_, ApiError>(handle)
     });
-    state
-        .rooms
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(id.clone(), handle.clone());
+    let handle = match registered {
+        Ok(opened) => opened?,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let episode = if req.record {
         ask(&handle, |reply| RoomMsg::Act {
             from: ParticipantId(1),
@@ -252,6 +263,24 @@ async fn create_room(
         Json(body),
     )
         .into_response())
+}
+
+/// Whether `client` may create a room now: the server's room key, the server's room cap, then
+/// the client's bucket (a refused creation costs the client nothing but the last check).
+fn admit_creation(
+    state: &AppState,
+    client: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<(), rooms::CreationRefused> {
+    let limits = &state.shared.limits;
+    rooms::check_room_key(limits, headers)?;
+    rooms::check_capacity(state)?;
+    state
+        .creations
+        .take(client, limits, std::time::Instant::now())
+        .inspect_err(|_| {
+            tracing::debug!(%client, "room creation refused: rate limited");
+        })
 }
 
 /// The Icecast server a new room is pushed to: its own, else the server's default.

@@ -22,8 +22,8 @@ pub struct Limits {
     pub room_creations_burst: u32,
     /// ...and then per hour (429 beyond it).
     pub room_creations_per_hour: u32,
-    /// When set, `POST /api/rooms` needs this key (`Authorization: Bearer KEY` or
-    /// `"room_key"` in the body): a public server private to its owner.
+    /// When set, `POST /api/rooms` needs this key (`Authorization: Bearer KEY`): a public
+    /// server private to its owner.
     pub room_key: Option<String>,
     /// A room whose host never connects ends after this many seconds.
     pub host_absent_secs: u64,

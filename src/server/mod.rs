@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod podcast_pages;
 pub mod recorder;
 pub mod room_task;
+pub mod rooms;
 pub mod tokens;
 pub mod ws;
 
@@ -134,8 +135,10 @@ pub enum ServeError {
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    /// Open rooms by id.
+    /// Open rooms by id (a room leaves when its task finishes: [`rooms::remove_ended`]).
     pub rooms: RwLock<HashMap<String, RoomHandle>>,
+    /// Room creations per client address.
+    pub creations: rooms::RoomCreations,
     /// What room tasks share.
     pub shared: Shared,
     /// Base URL for links.
@@ -353,6 +356,21 @@ fn open_episodes(opts: &ServeOptions) -> Result<crate::episodes::store::Store, S
     Ok(store)
 }
 
+/// The base URL links are made from: the configured one, else this machine's address.
+fn base_url(opts: &ServeOptions, http: SocketAddr) -> String {
+    opts.public_url.clone().unwrap_or_else(|| {
+        let host = if http.ip().is_unspecified() {
+            SocketAddr::new(
+                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
+                http.port(),
+            )
+        } else {
+            http
+        };
+        format!("http://{host}")
+    })
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -380,17 +398,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let media = Arc::new(media);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
-    let base_url = opts.public_url.clone().unwrap_or_else(|| {
-        let host = if http.ip().is_unspecified() {
-            SocketAddr::new(
-                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
-                http.port(),
-            )
-        } else {
-            http
-        };
-        format!("http://{host}")
-    });
+    let base_url = base_url(&opts, http);
     tracing::info!(
         "Booth room server on {base_url} (media UDP {} advertised as {})",
         media.local(),
@@ -398,8 +406,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     );
     let store = Arc::new(open_episodes(&opts)?);
     let urls = episodes::Urls::new(opts.show.public_url.as_deref().unwrap_or(&base_url));
+    let (ended_rooms, ended_rx) = mpsc::unbounded_channel();
     let state = Arc::new(AppState {
         rooms: RwLock::new(HashMap::new()),
+        creations: rooms::RoomCreations::default(),
         shared: Shared {
             media,
             metrics,
@@ -407,12 +417,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
             urls,
             live: opts.live.clone(),
             limits: Arc::new(opts.limits.clone()),
+            ended_rooms,
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
         icecast: opts.icecast.clone(),
     });
+    tokio::spawn(rooms::remove_ended(Arc::downgrade(&state), ended_rx));
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
     let metrics = Arc::clone(&state.shared.metrics);

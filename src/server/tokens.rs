@@ -92,12 +92,28 @@ pub fn format(r: TokenRef, secret: &Secret) -> String {
     }
 }
 
+/// The characters of [`random_id`]: 32 of them (no `l`, `o`, `0`, `1` to misread), so each
+/// carries 5 bits and a byte maps onto them without bias.
+pub const ID_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+
+/// Characters in a room id: 16 x 5 = 80 random bits, so a room's public link cannot be
+/// guessed by walking ids.
+pub const ROOM_ID_CHARS: usize = 16;
+
+/// A fresh room id ([`ROOM_ID_CHARS`] characters of [`ID_ALPHABET`]).
+///
+/// # Errors
+/// The generator failed.
+pub fn room_id() -> Result<String, getrandom::Error> {
+    random_id(ROOM_ID_CHARS)
+}
+
 /// A random URL-safe identifier of `len` characters (room and session ids).
 ///
 /// # Errors
 /// The generator failed.
 pub fn random_id(len: usize) -> Result<String, getrandom::Error> {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    const ALPHABET: &[u8] = ID_ALPHABET;
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes)?;
     Ok(bytes
@@ -121,5 +137,20 @@ mod tests {
         assert!(!secret.matches("zz"));
         assert_eq!(parse("nonsense"), None);
         assert_eq!(parse("x1.abc"), None);
+    }
+
+    #[test]
+    fn room_ids_carry_at_least_80_bits_of_url_safe_characters() {
+        let bits_per_char = f64::from(u32::try_from(ID_ALPHABET.len()).unwrap()).log2();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = room_id().unwrap();
+            assert!(id.len() as f64 * bits_per_char >= 80.0, "{id}");
+            assert!(id.bytes().all(|b| ID_ALPHABET.contains(&b)), "{id}");
+            assert!(seen.insert(id));
+        }
+        // Every character of the alphabet turns up: the generator uses all 5 bits.
+        let used: std::collections::HashSet<u8> = seen.iter().flat_map(|i| i.bytes()).collect();
+        assert_eq!(used.len(), ID_ALPHABET.len());
     }
 }

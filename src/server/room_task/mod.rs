@@ -7,6 +7,7 @@
 //! in its own process publishes and listens through local sessions (channels, no WebRTC) under
 //! the same rules.
 
+mod expiry;
 mod members;
 mod messages;
 pub mod mix;
@@ -68,6 +69,8 @@ pub struct Shared {
     pub live: LiveOptions,
     /// What any one client, address and room may take.
     pub limits: Arc<crate::server::limits::Limits>,
+    /// Where a room's task sends its id as it finishes, so the registry lets it go.
+    pub ended_rooms: mpsc::UnboundedSender<String>,
 }
 
 /// A room as the registry holds it.
@@ -142,6 +145,7 @@ pub fn spawn(
         voice_levels: HashMap::new(),
         live: Arc::clone(&live),
         live_feed: None,
+        expiry: expiry::Expiry::new(now),
     };
     task.shared.metrics.rooms.fetch_add(1, Relaxed);
     tokio::spawn(task.run(rx, datagrams_rx));
@@ -187,6 +191,8 @@ pub(super) struct RoomTask {
     live: Arc<LiveHub>,
     /// Its encoder thread, once anyone wanted it.
     live_feed: Option<LiveFeed>,
+    /// When the room ends unused.
+    expiry: expiry::Expiry,
 }
 
 /// A WebSocket message as sent, shared by every connection it goes to.
@@ -248,10 +254,8 @@ impl RoomTask {
                     self.on_timeouts(Instant::now());
                 }
             }
-            if let Some(at) = self.ended_at
-                && at.elapsed() > Duration::from_secs(600)
-                && self.members.values().all(|m| m.conns.is_empty())
-            {
+            self.check_expiry(Instant::now());
+            if self.finished() {
                 break;
             }
         }
@@ -262,6 +266,7 @@ impl RoomTask {
         }
         self.live.end();
         self.shared.metrics.rooms.fetch_sub(1, Relaxed);
+        let _ = self.shared.ended_rooms.send(self.id.clone());
     }
 
     /// Nothing crosses the network or is recorded: every session is in this process (a host

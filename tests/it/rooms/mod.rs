@@ -9,6 +9,7 @@ mod channel;
 mod episodes;
 pub(crate) mod icecast;
 mod interop;
+mod limits;
 mod listening;
 mod stage;
 mod streams;
