@@ -7,10 +7,10 @@
 //! It must never read a request's body, nor believe an `Origin` it cannot match to this
 //! server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -20,8 +20,10 @@ use axum::{Router, middleware};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
-use super::client::ClientAddr;
+use super::client::{ClientAddr, client_ip};
 use super::error::ApiError;
+use super::limits::Limits;
+use super::live::conn::Peer;
 
 /// What the edge knows of the server it guards.
 #[derive(Debug, Clone, Default)]
@@ -31,15 +33,16 @@ pub struct EdgePolicy {
     own_origins: Vec<String>,
     /// `/metrics` is served on its own listener (`--metrics-bind`), not on the main one.
     pub metrics_apart: bool,
-    /// An ordinary request must be answered within this long.
-    pub request_timeout: Duration,
+    /// The server's limits: the request deadline, and the proxies whose `X-Forwarded-For`
+    /// names the client a refusal is logged for.
+    limits: Arc<Limits>,
 }
 
 impl EdgePolicy {
     /// The policy of a server reached at `base_url` (and whose episodes may be linked under
     /// `public_url`).
     #[must_use]
-    pub fn new(base_url: &str, public_url: Option<&str>, request_timeout: Duration) -> Self {
+    pub fn new(base_url: &str, public_url: Option<&str>, limits: Arc<Limits>) -> Self {
         let own_origins = std::iter::once(base_url)
             .chain(public_url)
             .filter_map(origin_of)
@@ -47,12 +50,13 @@ impl EdgePolicy {
         Self {
             own_origins,
             metrics_apart: false,
-            request_timeout,
+            limits,
         }
     }
 
     /// Whether a browser's `Origin` is this server: the authority the request was sent to
-    /// (its `Host`), or one of the server's own URLs.
+    /// (its `Host`; a `Host` without a port, as reverse proxies often pass it, matches that
+    /// host on any port), or one of the server's own URLs.
     fn is_own(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim().to_ascii_lowercase();
         if self.own_origins.contains(&origin) {
@@ -61,7 +65,17 @@ impl EdgePolicy {
         let authority = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"));
-        matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h.trim()))
+        let (Some(authority), Some(host)) = (authority, host.map(str::trim)) else {
+            return false;
+        };
+        if authority.eq_ignore_ascii_case(host) {
+            return true;
+        }
+        let has_port = |a: &str| a.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+        !has_port(host)
+            && authority
+                .rsplit_once(':')
+                .is_some_and(|(name, _)| has_port(authority) && name.eq_ignore_ascii_case(host))
     }
 
     /// The Content-Security-Policy of a page served for `host`: exactly what Booth's pages
@@ -182,6 +196,13 @@ async fn api_only_for_own_pages(
             .to_str()
             .is_ok_and(|o| policy.is_own(o, host(headers)));
         if !own {
+            tracing::info!(
+                "refused {} {} from {} for a page of {:?}",
+                req.method(),
+                req.uri().path(),
+                client_of(&req, &policy.limits),
+                origin
+            );
             return ApiError::forbidden(
                 "foreign_origin",
                 "the API answers this server's own pages and programs, not pages of other sites",
@@ -198,6 +219,15 @@ async fn api_only_for_own_pages(
         .into_response();
     }
     next.run(req).await
+}
+
+/// The client behind a request, as the per-address limits count it.
+fn client_of(req: &Request, limits: &Limits) -> IpAddr {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map(|ConnectInfo(p)| p.addr.ip());
+    client_ip(peer, req.headers(), limits)
 }
 
 fn has_body(method: &Method, headers: &HeaderMap) -> bool {
@@ -232,7 +262,7 @@ async fn request_deadline(
     if endless {
         return next.run(req).await;
     }
-    match tokio::time::timeout(policy.request_timeout, next.run(req)).await {
+    match tokio::time::timeout(policy.limits.request_timeout(), next.run(req)).await {
         Ok(res) => res,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -323,7 +353,7 @@ mod tests {
         let p = EdgePolicy::new(
             "http://127.0.0.1:8080",
             Some("https://pod.example/x"),
-            Duration::from_secs(1),
+            Arc::default(),
         );
         assert!(p.is_own("http://127.0.0.1:8080", None));
         assert!(p.is_own("https://pod.example", None));
@@ -331,11 +361,13 @@ mod tests {
         assert!(!p.is_own("https://evil.example", Some("booth.example:8443")));
         assert!(!p.is_own("null", Some("booth.example")));
         assert!(!p.is_own("http://127.0.0.1:9999", Some("127.0.0.1:8080")));
+        assert!(p.is_own("https://booth.example:8443", Some("booth.example")));
+        assert!(!p.is_own("https://evil.booth.example", Some("booth.example")));
     }
 
     #[test]
     fn a_host_cannot_write_its_own_policy() {
-        let p = EdgePolicy::new("http://h:1", None, Duration::from_secs(1));
+        let p = EdgePolicy::new("http://h:1", None, Arc::default());
         let csp = p.content_security_policy(Some("x; script-src *"));
         assert!(!csp.contains("script-src *"), "{csp}");
         assert!(p.content_security_policy(Some("h:1")).contains("wss://h:1"));

@@ -444,7 +444,7 @@ async fn serve_http(
     let mut policy = edge::EdgePolicy::new(
         base_url,
         opts.show.public_url.as_deref(),
-        opts.limits.request_timeout(),
+        Arc::clone(&state.shared.limits),
     );
     policy.metrics_apart = opts.metrics_bind.is_some();
     let app = api::router(Arc::clone(state), Arc::new(policy));

@@ -1,9 +1,12 @@
 //! The server's HTTP edge as the internet meets it: security headers on the pages, an API that
 //! other sites cannot drive, CORS where players need it, `/metrics` kept private, and
 //! connections that cannot hold the server (half-open ones closed after the header timeout,
-//! those over a cap closed at once) while other clients are served.
+//! those over a cap closed at once) while other clients are served; and all of it through
+//! nginx over TLS, as `docs/scaling/nginx-tls.conf` documents.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -11,8 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::channel::{create_room, rt, status_of};
+use super::interop::aiortc_python;
+use super::streams::{Nginx, free_port};
 use super::{serve, serve_with};
-use crate::support::{metric, tempdir};
+use crate::support::{Process, have_tool, metric, tempdir};
 
 /// Another loopback address: a client that is not the one holding the connections.
 const OTHER_CLIENT: [u8; 4] = [127, 0, 0, 2];
@@ -304,4 +309,121 @@ fn a_request_whose_body_never_comes_gets_408() {
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     });
+}
+
+/// A self-signed certificate for localhost, made with openssl: (certificate, key).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    (cert, key)
+}
+
+/// nginx with `docs/scaling/nginx-tls.conf` in front of `booth`: the process and its https URL.
+fn nginx_tls(dir: &Path, booth: &str) -> (Nginx, String) {
+    let (cert, key) = self_signed(dir);
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scaling/nginx-tls.conf"),
+    )
+    .unwrap();
+    let port = free_port();
+    let conf = template
+        .replace("@DIR@", dir.to_str().unwrap())
+        .replace("@PORT@", &port.to_string())
+        .replace("@CERT@", cert.to_str().unwrap())
+        .replace("@KEY@", key.to_str().unwrap())
+        .replace("@BOOTH@", booth.strip_prefix("http://").unwrap());
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    // nginx's workers run as nobody when started as root: they must reach these.
+    for d in [dir, &dir.join("tmp")] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let p = Process::spawn(
+        Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .args(["-c", "nginx.conf", "-e"])
+            .arg(dir.join("error.log"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {:?}",
+            std::fs::read_to_string(dir.join("error.log"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Nginx(p), format!("https://127.0.0.1:{port}"))
+}
+
+#[test]
+fn behind_nginx_over_tls_rooms_channel_and_streams_work_and_clients_are_told_apart() {
+    if !have_tool("nginx") || !have_tool("openssl") {
+        return;
+    }
+    let Some(python) = aiortc_python() else {
+        return;
+    };
+    let dir = tempdir();
+    let (server, url) = serve_with(
+        &dir.path().join("data"),
+        &["--limit", "trusted_proxies=[\"127.0.0.1\"]"],
+    );
+    let nginx_dir = dir.path().join("nginx");
+    std::fs::create_dir_all(&nginx_dir).unwrap();
+    let (_nginx, https) = nginx_tls(&nginx_dir, &url);
+    let client = Process::spawn(
+        Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/tls_client.py"))
+            .arg(&https)
+            .arg(nginx_dir.join("cert.pem"))
+            .arg(IpAddr::from(OTHER_CLIENT).to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let out = client.finish();
+    assert!(out.status.success(), "{out:?}");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["create_status"], 201, "{seen}");
+    assert_eq!(seen["welcome_role"], "host", "{seen}");
+    assert_eq!(seen["live_status"], 200, "{seen}");
+    assert_eq!(seen["live_type"], "audio/mpeg", "{seen}");
+    assert_eq!(seen["live_bytes"], 8192, "{seen}");
+    assert_eq!(
+        (&seen["foreign_status"], &seen["foreign_error"]),
+        (&json!(403), &json!("foreign_origin")),
+        "{seen}"
+    );
+    // Booth logged the refusal for the client nginx forwarded for: not nginx itself, and not
+    // the address the client forged.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refusal = loop {
+        let log = server.stderr();
+        if let Some(line) = log.lines().find(|l| l.contains("refused POST /api/rooms")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no refusal logged:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(refusal.contains("from 127.0.0.2 "), "{refusal}");
 }
