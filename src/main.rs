@@ -199,6 +199,10 @@ struct ServeArgs {
         hide_env_values = true
     )]
     metrics_token: Option<String>,
+    /// Serve /metrics (and /healthz) on this address, e.g. 127.0.0.1:9100, instead of the main
+    /// listener. Without it or --metrics-token, /metrics answers only clients on this machine.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<std::net::SocketAddr>,
     #[command(flatten)]
     show: ShowArgs,
     #[command(flatten)]
@@ -684,10 +688,14 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             .map(booth::server::live::icecast::IcecastTarget::parse)
             .transpose()?,
         limits: serve_limits(a.config.as_deref(), &a.limit, a.room_key, a.metrics_token)?,
+        metrics_bind: a.metrics_bind,
     };
     runtime()?.block_on(async move {
         let mut server = booth::server::start(opts).await?;
         println!("booth: serving rooms on {}", server.base_url);
+        if let Some(metrics) = server.metrics_http {
+            println!("booth: metrics on http://{metrics}/metrics");
+        }
         if let Some(icecast) = &server.state.icecast {
             println!("booth: pushing every room to Icecast at {icecast}");
         }

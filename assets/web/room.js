@@ -22,8 +22,12 @@ import {
 
 const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const roomPath = encodeURIComponent(roomId);
-const hash = new URLSearchParams(location.hash.slice(1));
 const tokenKey = "booth-token-" + roomId;
+const linkKey = "booth-link-" + roomId;
+// What the link's fragment carries (#token=, #invite=, #name=): read once, kept for this tab
+// (a reload before the room welcomes us still has it), and taken out of the address bar at once,
+// since streamers show their screen.
+const hash = linkSecrets();
 const nameKey = "booth-name";
 // Levels arrive five times a second while anyone speaks; when they stop, nobody is speaking.
 const LEVELS_HOLD_MS = 600;
@@ -40,6 +44,16 @@ let levelsTimer = null;
 let episodeTimer = null;
 let webRtcWatch = null;
 let webRtcUpAt = 0; // when the WHEP session was last connected (or asked for)
+
+function linkSecrets() {
+  const fromLink = new URLSearchParams(location.hash.slice(1));
+  if (location.hash) {
+    history.replaceState(history.state, "", location.pathname + location.search);
+    if ([...fromLink.keys()].length) sessionStorage.setItem(linkKey, fromLink.toString());
+    return fromLink;
+  }
+  return new URLSearchParams(sessionStorage.getItem(linkKey) || "");
+}
 
 /** The token to join with: the room's, once welcomed; else one from the link or an earlier visit. */
 function token() {
@@ -181,7 +195,8 @@ function follow(msg) {
       if (!state.me) return;
       localStorage.setItem(tokenKey, state.me.token);
       view.showName(state.me.name);
-      if (hash.has("invite")) history.replaceState(null, "", location.pathname);
+      // Welcomed: the room's token is stored; an invitation is spent.
+      sessionStorage.removeItem(linkKey);
       return;
     case "role_changed":
       // Back in the audience: no more speaking, and the room is heard whole again.

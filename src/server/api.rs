@@ -1,20 +1,21 @@
-//! HTTP routes: rooms, actions, invitations, WHIP/WHEP, health and metrics.
+//! HTTP routes: rooms, actions, invitations, WHIP/WHEP, pages, health and metrics. What every
+//! route passes through first (headers, origins, CORS, deadlines) is in [`super::edge`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::oneshot;
-use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
 use super::client::ClientAddr;
+use super::edge::{self, EdgePolicy};
 use super::error::ApiError;
 use super::live::icecast::{IcecastPush, IcecastTarget};
 use super::room_task::{self, RoomHandle, RoomMsg};
@@ -26,44 +27,34 @@ use crate::room::{Action, ParticipantId, RoomConfig};
 /// Largest request body accepted (SDP offers are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The whole HTTP surface.
-pub fn router(state: Arc<AppState>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-        ])
-        .expose_headers([header::LOCATION, header::LINK, header::ETAG]);
-    Router::new()
-        .merge(super::episodes::routes())
-        .merge(super::live::routes::routes())
-        .merge(super::live::forward::routes())
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/r/{room}", get(room_page))
-        .route("/assets/{file}", get(web_asset))
-        .route("/metrics", get(metrics))
-        .route("/api/rooms", post(create_room))
-        .route("/api/rooms/{room}", get(room_info))
-        .route("/api/rooms/{room}/actions", post(act))
-        .route("/api/rooms/{room}/invites", post(invite))
-        .route("/api/rooms/{room}/ws", get(super::ws::handler))
+/// The whole HTTP surface, behind the edge (see [`super::edge`]).
+pub fn router(state: Arc<AppState>, policy: Arc<EdgePolicy>) -> Router {
+    let media = Router::new()
         .route("/whip/{room}", post(whip))
         .route("/whep/{room}", post(whep))
         .route("/whip/{room}/{session}", patch(trickle).delete(hangup))
         .route("/whep/{room}/{session}", patch(trickle).delete(hangup))
+        .layer(edge::media_cors());
+    let mut app = Router::new()
+        .merge(super::episodes::routes())
+        .merge(super::live::routes::routes().layer(edge::stream_cors()))
+        .merge(super::live::forward::routes())
+        .merge(media)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/r/{room}", get(room_page))
+        .route("/assets/{file}", get(web_asset))
+        .route("/api/rooms", post(create_room))
+        .route("/api/rooms/{room}", get(room_info))
+        .route("/api/rooms/{room}/actions", post(act))
+        .route("/api/rooms/{room}/invites", post(invite))
+        .route("/api/rooms/{room}/ws", get(super::ws::handler));
+    if !policy.metrics_apart {
+        app = app.route("/metrics", get(edge::metrics));
+    }
+    let app = app
         .fallback(|| async { ApiError::not_found("that page") })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(cors)
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    edge::guard(app, policy).with_state(state)
 }
 
 /// The web room client, embedded in the binary.
@@ -124,20 +115,13 @@ async fn room_page(State(state): State<Arc<AppState>>, Path(room): Path<String>)
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>\
-             <title>No such room</title><body style='font-family:system-ui;background:#0d0f1a;\
-             color:#f3f4fa;display:grid;place-items:center;min-height:90vh'><main><h1>This room \
-             doesn't exist</h1><p>It may have ended. Ask for a new link.</p></main>",
+             <title>No such room</title><link rel=stylesheet href=/assets/room.css><main>\
+             <section class=ended><h2>This room doesn't exist</h2><p>It may have ended. Ask for \
+             a new link.</p></section></main>",
         )
             .into_response();
     }
     asset("text/html; charset=utf-8", ROOM_HTML)
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.shared.metrics.render(),
-    )
 }
 
 /// The bearer token of a request, if any.

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub stream_ticks_lost: AtomicU64,
     /// Icecast mounts being pushed now (connected and streaming).
     pub icecast_pushes: AtomicU64,
+    /// HTTP connections open.
+    pub http_connections: AtomicU64,
+    /// HTTP connections closed at once: over the server's or an address's connection cap.
+    pub http_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -91,7 +95,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 22] = [
+const SERIES: [Series; 24] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -223,5 +227,17 @@ const SERIES: [Series; 22] = [
         kind: "gauge",
         help: "Icecast mounts being pushed (connected and streaming).",
         value: |m| &m.icecast_pushes,
+    },
+    Series {
+        name: "http_connections",
+        kind: "gauge",
+        help: "HTTP connections open.",
+        value: |m| &m.http_connections,
+    },
+    Series {
+        name: "http_refused_total",
+        kind: "counter",
+        help: "HTTP connections closed at once, over a connection cap.",
+        value: |m| &m.http_refused,
     },
 ];

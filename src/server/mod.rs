@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod client;
+pub mod edge;
 pub mod episodes;
 pub mod error;
 pub mod limits;
@@ -59,6 +60,9 @@ pub struct ServeOptions {
     pub icecast: Option<live::icecast::IcecastTarget>,
     /// What any one client, address and room may take.
     pub limits: limits::Limits,
+    /// Serve `/metrics` and `/healthz` on this address instead (the main listener then has
+    /// no `/metrics`).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for ServeOptions {
@@ -74,6 +78,7 @@ impl Default for ServeOptions {
             live: live::LiveOptions::default(),
             icecast: None,
             limits: limits::Limits::default(),
+            metrics_bind: None,
         }
     }
 }
@@ -170,6 +175,8 @@ pub struct RunningServer {
     pub http: SocketAddr,
     /// Its base URL.
     pub base_url: String,
+    /// Where it answers `/metrics`, when on its own listener (`metrics_bind`).
+    pub metrics_http: Option<SocketAddr>,
     /// Shared state (rooms, metrics).
     pub state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
@@ -426,26 +433,65 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     });
     tokio::spawn(rooms::remove_ended(Arc::downgrade(&state), ended_rx));
     episodes::recover(&store);
-    let app = api::router(Arc::clone(&state));
-    let metrics = Arc::clone(&state.shared.metrics);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let listener = live::conn::GuardedListener::new(listener, metrics);
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<live::conn::Peer>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .await
-        .map_err(ServeError::Run)
-    });
+    let (task, stop_tx, metrics_http) = serve_http(listener, &state, &opts, &base_url).await?;
     Ok(RunningServer {
         http,
         base_url,
+        metrics_http,
         state,
         stop: Some(stop_tx),
         task: Some(task),
     })
 }
+
+/// The HTTP side of a started server running in the background: the main listener behind the
+/// edge, and `/metrics` on its own listener when asked. Returns the serving task, what stops
+/// it, and where `/metrics` is when apart.
+async fn serve_http(
+    listener: TcpListener,
+    state: &Arc<AppState>,
+    opts: &ServeOptions,
+    base_url: &str,
+) -> Result<ServingHttp, ServeError> {
+    let mut policy = edge::EdgePolicy::new(
+        base_url,
+        opts.show.public_url.as_deref(),
+        Arc::clone(&state.shared.limits),
+    );
+    policy.metrics_apart = opts.metrics_bind.is_some();
+    let app = api::router(Arc::clone(state), Arc::new(policy));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (metrics_http, metrics_stop) = match opts.metrics_bind {
+        Some(bind) => {
+            let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+            let addr = edge::bind_metrics(bind, Arc::clone(state), async move {
+                let _ = metrics_stopped.await;
+            })
+            .await
+            .map_err(|source| ServeError::Http { addr: bind, source })?;
+            (Some(addr), Some(metrics_stop))
+        }
+        None => (None, None),
+    };
+    let listener =
+        live::conn::GuardedListener::new(listener, Arc::clone(&state.shared.metrics), &opts.limits);
+    let header_timeout = opts.limits.header_timeout();
+    let task = tokio::spawn(async move {
+        live::conn::serve(listener, app, header_timeout, async move {
+            let _ = stop_rx.await;
+        })
+        .await;
+        if let Some(stop) = metrics_stop {
+            let _ = stop.send(());
+        }
+        Ok(())
+    });
+    Ok((task, stop_tx, metrics_http))
+}
+
+/// See [`serve_http`].
+type ServingHttp = (
+    JoinHandle<Result<(), ServeError>>,
+    oneshot::Sender<()>,
+    Option<SocketAddr>,
+);

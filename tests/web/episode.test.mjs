@@ -5,10 +5,13 @@
 // seeks the player to it.
 // Run by tests/run:  node --test tests/web/
 
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { act, api, booth, browser, serve, SHOTS, silence, tone, work } from "./harness.mjs";
+import { act, api, booth, browser, serve, SHOTS, silence, takeCspViolations, tone, work } from "./harness.mjs";
+
+// The server's Content-Security-Policy refuses nothing these pages do.
+afterEach(() => assert.deepEqual(takeCspViolations(), []));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,10 +4,13 @@
 // Debian's Chromium driven by playwright-core, against real `booth serve` and `booth host`.
 //   BOOTH_BIN=$CARGO_TARGET_DIR/debug/booth node --test tests/web/fallback.test.mjs
 
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { act, booth, browser, levels, serve, SHOTS, tone, waitFor, welcomedAs, work } from "./harness.mjs";
+import { act, booth, browser, levels, serve, SHOTS, takeCspViolations, tone, waitFor, welcomedAs, work } from "./harness.mjs";
+
+// The server's Content-Security-Policy refuses nothing these pages do.
+afterEach(() => assert.deepEqual(takeCspViolations(), []));
 
 /** A room on a fresh server whose host plays a 440 Hz tone for `seconds`: its listen link. */
 async function toneRoom(name, seconds = 90) {

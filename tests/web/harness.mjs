@@ -92,13 +92,28 @@ const FLAGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
-/** A fresh headless Chromium profile with `viewport`; closed when the test ends. */
+const cspViolations = [];
+
+/** What the server's Content-Security-Policy refused on any page since the last call (each
+ *  `directive: blocked URL`), and forgets them. */
+export function takeCspViolations() {
+  return cspViolations.splice(0);
+}
+
+/** A fresh headless Chromium profile with `viewport`; closed when the test ends. Its pages
+ *  report what the Content-Security-Policy refuses (see `takeCspViolations`). */
 export async function browser(viewport, extraArgs = []) {
   const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "booth-chrome-")), {
     executablePath: process.env.BOOTH_CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [...FLAGS, ...extraArgs],
     viewport,
+  });
+  await ctx.exposeBinding("__cspViolation", (_source, what) => { cspViolations.push(what); });
+  await ctx.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__cspViolation(`${e.effectiveDirective}: ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`);
+    });
   });
   contexts.push(ctx);
   return ctx;

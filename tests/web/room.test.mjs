@@ -4,11 +4,17 @@
 // The processes, browsers, tones and level measurement come from harness.mjs (which also says
 // which environment variables choose the binaries and where screenshots go).
 
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { act, api, booth, browser, levels, serve, SHOTS, silence, tone, waitFor, welcomedAs, work } from "./harness.mjs";
+import {
+  act, api, booth, browser, levels, serve, SHOTS, silence, takeCspViolations, tone, waitFor, welcomedAs, work,
+} from "./harness.mjs";
+
+// The server's Content-Security-Policy allows exactly what the room page uses: nothing a test
+// does may be refused by it.
+afterEach(() => assert.deepEqual(takeCspViolations(), []));
 
 /** Follows `page`'s listening (WHEP) sessions: `.current` is the URL of the newest one. */
 function whepSessions(page) {

@@ -1,29 +1,44 @@
-//! The HTTP server's connections, as the live streams need them: a reader of an endless
-//! stream that stops reading is dropped within seconds, instead of holding its connection (and
-//! a cursor in the ring) for ever.
+//! The HTTP server's connections: who may open one, how long a request's headers may take,
+//! and what the live streams need of them.
 //!
+//! Admission: the listener counts open connections, server-wide and per TCP peer address; one
+//! over either cap is closed as soon as it is accepted (so the kernel's backlog never fills
+//! with them) and counted in `/metrics`. A connection whose request headers have not arrived
+//! within the header timeout is closed by hyper.
+//!
+//! Live streams: a reader of an endless stream that stops reading is dropped within seconds,
+//! instead of holding its connection (and a cursor in the ring) for ever.
 //! hyper only learns that a client stopped reading when a write cannot go out; it then waits
 //! for the socket to drain, however long that takes. So the listener hands out connections
 //! that a handler can mark as a live stream: such a connection gets a small send buffer (the
 //! kernel then holds seconds of audio, not minutes), and a write that waits longer than
 //! [`STALL`] fails, which makes hyper close the connection. Other connections are untouched (a
 //! browser may rightly pause reading an episode's download for minutes).
+//!
+//! Never reads a request's bytes itself: parsing is hyper's.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::time::Sleep;
+use tower::ServiceExt;
 
+use crate::server::limits::Limits;
 use crate::server::metrics::Metrics;
 
 /// How long a live stream's write may wait for its reader.
@@ -46,29 +61,103 @@ impl Peer {
     }
 }
 
-/// A TCP listener whose connections can be marked live.
+/// The open connections, counted for the caps: server-wide and per TCP peer address (the
+/// address a reverse proxy forwards for is not known before a request is read; behind a
+/// proxy, the per-address cap is the proxy's).
 #[derive(Debug)]
-pub struct GuardedListener {
-    listener: TcpListener,
+struct ConnectionGate {
+    max_total: usize,
+    per_address: usize,
+    total: AtomicUsize,
+    by_address: Mutex<HashMap<IpAddr, usize>>,
     metrics: Arc<Metrics>,
 }
 
-impl GuardedListener {
-    /// Guards the connections `listener` accepts; readers dropped count in `metrics`.
-    #[must_use]
-    pub fn new(listener: TcpListener, metrics: Arc<Metrics>) -> Self {
-        Self { listener, metrics }
+impl ConnectionGate {
+    /// A place for a connection from `ip`, or none when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admission> {
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let from_ip = by_address.entry(ip).or_insert(0);
+        if *from_ip >= self.per_address || self.total.load(Relaxed) >= self.max_total {
+            if *from_ip == 0 {
+                by_address.remove(&ip);
+            }
+            return None;
+        }
+        *from_ip += 1;
+        self.total.fetch_add(1, Relaxed);
+        self.metrics.http_connections.fetch_add(1, Relaxed);
+        Some(Admission {
+            gate: Arc::clone(self),
+            ip,
+        })
     }
 }
 
-impl Listener for GuardedListener {
-    type Io = GuardedStream;
-    type Addr = Peer;
+/// One counted connection; counted out when dropped.
+#[derive(Debug)]
+struct Admission {
+    gate: Arc<ConnectionGate>,
+    ip: IpAddr,
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut by_address = self
+            .gate
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&self.ip);
+            }
+        }
+        self.gate.total.fetch_sub(1, Relaxed);
+        self.gate.metrics.http_connections.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A TCP listener that admits connections within the caps and hands them out guarded (they
+/// can be marked live).
+#[derive(Debug)]
+pub struct GuardedListener {
+    listener: TcpListener,
+    gate: Arc<ConnectionGate>,
+}
+
+impl GuardedListener {
+    /// Guards the connections `listener` accepts within `limits`' connection caps; refusals
+    /// and readers dropped count in `metrics`.
+    #[must_use]
+    pub fn new(listener: TcpListener, metrics: Arc<Metrics>, limits: &Limits) -> Self {
+        let gate = ConnectionGate {
+            max_total: limits.max_connections,
+            per_address: limits.connections_per_address,
+            total: AtomicUsize::new(0),
+            by_address: Mutex::new(HashMap::new()),
+            metrics,
+        };
+        Self {
+            listener,
+            gate: Arc::new(gate),
+        }
+    }
+
+    /// The next connection within the caps; those over a cap are closed at once.
+    pub async fn accept(&mut self) -> (GuardedStream, Peer) {
         loop {
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
+                    let Some(admission) = self.gate.admit(addr.ip()) else {
+                        self.gate.metrics.http_refused.fetch_add(1, Relaxed);
+                        drop(stream);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let guard = Arc::new(AtomicBool::new(false));
                     let io = GuardedStream {
@@ -76,7 +165,8 @@ impl Listener for GuardedListener {
                         live: Arc::clone(&guard),
                         sized: false,
                         stall: None,
-                        metrics: Arc::clone(&self.metrics),
+                        metrics: Arc::clone(&self.gate.metrics),
+                        _admission: admission,
                     };
                     return (io, Peer { addr, guard });
                 }
@@ -89,19 +179,61 @@ impl Listener for GuardedListener {
             }
         }
     }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.listener.local_addr()?,
-            guard: Arc::new(AtomicBool::new(false)),
-        })
-    }
 }
 
-impl Connected<IncomingStream<'_, GuardedListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Self {
-        stream.remote_addr().clone()
+/// Serves `app` on `listener` until `stop` resolves, then lets every open connection finish
+/// its requests (hyper's graceful shutdown) and returns once they have closed. Handlers find
+/// the connection's [`Peer`] as `ConnectInfo<Peer>`.
+pub async fn serve(
+    mut listener: GuardedListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()>,
+) {
+    // Its sender is dropped when serving stops: every connection then shuts down gracefully...
+    let (stopping_tx, stopping_rx) = watch::channel(());
+    // ...and every connection task holds a clone of this until it ends.
+    let (open_tx, open_rx) = watch::channel(());
+    tokio::pin!(stop);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer.clone()));
+            app.clone().oneshot(req)
+        });
+        let mut stopping = stopping_rx.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!("connection ended: {e}");
+                    }
+                }
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(open);
+        });
     }
+    drop(listener);
+    drop(stopping_tx);
+    drop(open_rx);
+    open_tx.closed().await;
 }
 
 /// See [`GuardedListener`].
@@ -114,6 +246,8 @@ pub struct GuardedStream {
     /// Running while a live write waits.
     stall: Option<Pin<Box<Sleep>>>,
     metrics: Arc<Metrics>,
+    /// Holds the connection's place under the caps.
+    _admission: Admission,
 }
 
 impl GuardedStream {

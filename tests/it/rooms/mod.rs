@@ -6,6 +6,7 @@
 
 mod api;
 mod channel;
+mod edge;
 mod episodes;
 pub(crate) mod icecast;
 mod interop;

@@ -325,7 +325,7 @@ fn a_player_that_stops_reading_is_dropped_and_the_others_play_on() {
 }
 
 /// A free TCP port on loopback.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -334,7 +334,7 @@ fn free_port() -> u16 {
 }
 
 /// A running nginx, stopped (workers and all) when dropped.
-struct Nginx(Process);
+pub(super) struct Nginx(pub(super) Process);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
