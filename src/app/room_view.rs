@@ -231,6 +231,11 @@ impl RoomView {
                 }
             }
             Event::HandQueue { queue } => self.hands = queue.iter().map(Hand::from).collect(),
+            Event::HandRaised { entry } => {
+                self.hands.retain(|h| h.id != entry.id.0);
+                self.hands.push(Hand::from(entry));
+            }
+            Event::HandLowered { id } => self.hands.retain(|h| h.id != id.0),
             Event::ListenerCount { count } => self.listener_count = *count as u64,
             Event::Levels { levels } => self.speaking.update(levels, now),
             Event::Joined { id, name, role } => {

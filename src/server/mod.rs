@@ -146,6 +146,8 @@ pub struct AppState {
     pub episodes: Arc<crate::episodes::store::Store>,
     /// Where rooms are pushed unless they name their own Icecast server.
     pub icecast: Option<live::icecast::IcecastTarget>,
+    /// Room-channel WebSockets open per client address.
+    pub websockets: ws::PerAddress,
 }
 
 impl AppState {
@@ -353,6 +355,20 @@ fn open_episodes(opts: &ServeOptions) -> Result<crate::episodes::store::Store, S
     Ok(store)
 }
 
+/// The base URL of a server without `--public-url`: its own address, or the machine's when it
+/// binds every interface.
+fn local_base_url(http: SocketAddr) -> String {
+    let host = if http.ip().is_unspecified() {
+        SocketAddr::new(
+            crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
+            http.port(),
+        )
+    } else {
+        http
+    };
+    format!("http://{host}")
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -372,25 +388,18 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     };
     let media = MediaSocket::bind(media_ip, opts.udp_ports, opts.public_ip)
         .await
+        .map(Arc::new)
         .map_err(|source| ServeError::Udp {
             low: opts.udp_ports.0,
             high: opts.udp_ports.1,
             source,
         })?;
-    let media = Arc::new(media);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
-    let base_url = opts.public_url.clone().unwrap_or_else(|| {
-        let host = if http.ip().is_unspecified() {
-            SocketAddr::new(
-                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
-                http.port(),
-            )
-        } else {
-            http
-        };
-        format!("http://{host}")
-    });
+    let base_url = opts
+        .public_url
+        .clone()
+        .unwrap_or_else(|| local_base_url(http));
     tracing::info!(
         "Booth room server on {base_url} (media UDP {} advertised as {})",
         media.local(),
@@ -412,6 +421,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
         icecast: opts.icecast.clone(),
+        websockets: ws::PerAddress::default(),
     });
     episodes::recover(&store);
     let app = api::router(Arc::clone(&state));
