@@ -37,7 +37,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const OUT_QUEUE: usize = 256;
 /// The window over which flooding is judged.
 const FLOOD_WINDOW: Duration = Duration::from_secs(2);
-/// A client sending this many times its rate over a whole window is cut off.
+/// A client that has this many times its rate dropped within one window is cut off.
 const FLOOD_FACTOR: f64 = 5.0;
 
 /// Room-channel WebSockets open per client address, across the server.
@@ -131,8 +131,8 @@ impl Allowance {
             return Verdict::Take;
         }
         self.window_dropped += 1.0;
-        // Dropped beyond the rate: (factor - 1) x rate a second, sustained over the window.
-        let far = (FLOOD_FACTOR - 1.0) * self.rate * FLOOD_WINDOW.as_secs_f64();
+        // Dropped: five times the rate, over one window (a client sending six times its rate).
+        let far = FLOOD_FACTOR * self.rate * FLOOD_WINDOW.as_secs_f64();
         if self.window_dropped >= far {
             Verdict::Cut
         } else {

@@ -429,3 +429,30 @@ fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
         assert!(after < before + 64 * 1024, "VmRSS grew {before} -> {after} KiB");
     });
 }
+
+#[test]
+fn the_channel_takes_the_operators_rate() {
+    let dir = tempdir();
+    let (_server, url, room, _host) = room_with(dir.path(), &["ws_messages_per_sec=5"]);
+    rt().block_on(async {
+        let (mut ws, _) = join(&url, &room, None, "Quick").await;
+        let ping = json!({"v": 1, "type": "ping"}).to_string();
+        for _ in 0..30 {
+            ws.send(Message::Text(ping.clone().into())).await.unwrap();
+        }
+        let (mut pongs, mut limited) = (0, 0);
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(1), ws.next()).await
+        {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            match v["type"].as_str() {
+                Some("pong") => pongs += 1,
+                Some("error") if v["code"] == "rate_limited" => limited += 1,
+                _ => {}
+            }
+        }
+        // A burst of twice the rate is let through; the rest is dropped, with one warning.
+        assert!((10..=11).contains(&pongs), "{pongs} pongs");
+        assert_eq!(limited, 1);
+    });
+}
