@@ -376,6 +376,16 @@ mod tests {
         assert_eq!(v.hands.len(), 1);
         v.apply(
             &said(
+                r#"{"type": "hand_raised", "entry": {"id": 3, "name": "Bo", "raised_at_ms": 12}}"#,
+            ),
+            now,
+        );
+        assert_eq!(v.hands.iter().map(|h| h.id).collect::<Vec<_>>(), [2, 3]);
+        v.apply(&said(r#"{"type": "hand_lowered", "id": 3}"#), now);
+        v.apply(&said(r#"{"type": "listener_count", "count": 250}"#), now);
+        assert_eq!((v.hands.len(), v.listener_count), (1, 250));
+        v.apply(
+            &said(
                 r#"{"type": "stage_changed", "stage": [
                 {"id": 1, "name": "Host", "role": "host", "muted": false},
                 {"id": 2, "name": "Ada", "role": "speaker", "muted": false}]}"#,
