@@ -535,6 +535,9 @@ pub fn describe(news: &RoomNews) -> Option<String> {
             let names: Vec<&str> = queue.iter().map(|h| h.name.as_str()).collect();
             (!names.is_empty()).then(|| format!("hands raised: {}", names.join(", ")))
         }
+        ServerMsg::Event(Event::HandRaised { entry }) => {
+            Some(format!("hand raised: {}", entry.name))
+        }
         ServerMsg::Event(Event::StageChanged { stage }) => {
             let who: Vec<String> = stage
                 .iter()

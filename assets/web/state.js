@@ -14,7 +14,8 @@ export function initialState(now = 0) {
     room: null, // {title, game}, once welcomed
     stage: [], // [{id, name, role, muted}]
     hands: [], // [{id, name, raised_at_ms}]: sent to moderators only
-    audience: new Map(), // id -> name, the listeners present
+    audience: new Map(), // id -> name, the listeners present (one page of them in a big room)
+    listenerCount: 0, // people in the audience, all of them
     listening: 0,
     recording: false,
     live: false,
@@ -174,6 +175,7 @@ function welcome(state, msg, now) {
     live: r.live === true,
     listening: count(r.listening),
     audience: audienceOf(r.audience),
+    listenerCount: count(r.listener_count),
     episode: episodeOf(r.episode) || state.episode,
   };
   return r.ended === true ? endRoom(next, "host_ended") : next;
@@ -189,6 +191,12 @@ function left(state, msg) {
   const audience = new Map(state.audience);
   audience.delete(msg.id);
   return { ...state, audience, hands: state.hands.filter((h) => h.id !== msg.id) };
+}
+
+function handRaised(state, msg) {
+  const [entry] = handsOf([msg.entry]);
+  if (!entry) return state;
+  return { ...state, hands: [...state.hands.filter((h) => h.id !== entry.id), entry] };
 }
 
 function roleChanged(state, msg) {
@@ -253,6 +261,8 @@ const ON = new Map([
   ["role_changed", roleChanged],
   ["stage_changed", (s, m) => (Array.isArray(m.stage) ? { ...s, stage: stageOf(m.stage) } : s)],
   ["hand_queue", (s, m) => (Array.isArray(m.queue) ? { ...s, hands: handsOf(m.queue) } : s)],
+  ["hand_raised", handRaised],
+  ["hand_lowered", (s, m) => (isId(m.id) ? { ...s, hands: s.hands.filter((h) => h.id !== m.id) } : s)],
   ["invited", (s) => ({ ...s, invited: true })],
   ["invite_declined", unchanged],
   ["hand_denied", (s) => ({ ...s, handRaised: false, notice: "The hosts didn't bring you on stage this time." })],
@@ -263,7 +273,7 @@ const ON = new Map([
   ["moment", unchanged],
   ["recording", (s, m) => ({ ...s, recording: m.on === true, recordingFailed: m.on === true ? "" : s.recordingFailed })],
   ["episode", (s, m) => (episodeOf(m) ? { ...s, episode: episodeOf(m) } : s)],
-  ["listener_count", unchanged],
+  ["listener_count", (s, m) => ({ ...s, listenerCount: count(m.count) })],
   ["audience", (s, m) => ({ ...s, listening: count(m.listening) })],
   ["levels", levels],
   ["host_away", (s) => withNotice(s, "The host dropped out; the room waits for them.")],

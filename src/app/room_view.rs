@@ -231,6 +231,11 @@ impl RoomView {
                 }
             }
             Event::HandQueue { queue } => self.hands = queue.iter().map(Hand::from).collect(),
+            Event::HandRaised { entry } => {
+                self.hands.retain(|h| h.id != entry.id.0);
+                self.hands.push(Hand::from(entry));
+            }
+            Event::HandLowered { id } => self.hands.retain(|h| h.id != id.0),
             Event::ListenerCount { count } => self.listener_count = *count as u64,
             Event::Levels { levels } => self.speaking.update(levels, now),
             Event::Joined { id, name, role } => {
@@ -369,6 +374,16 @@ mod tests {
             now,
         );
         assert_eq!(v.hands.len(), 1);
+        v.apply(
+            &said(
+                r#"{"type": "hand_raised", "entry": {"id": 3, "name": "Bo", "raised_at_ms": 12}}"#,
+            ),
+            now,
+        );
+        assert_eq!(v.hands.iter().map(|h| h.id).collect::<Vec<_>>(), [2, 3]);
+        v.apply(&said(r#"{"type": "hand_lowered", "id": 3}"#), now);
+        v.apply(&said(r#"{"type": "listener_count", "count": 250}"#), now);
+        assert_eq!((v.hands.len(), v.listener_count), (1, 250));
         v.apply(
             &said(
                 r#"{"type": "stage_changed", "stage": [

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{
-    Action, EndReason, Event, Marker, MediaCommand, Output, ParticipantId, Permissions, Role, Room,
-    RoomError, clean_name,
+    Action, EndReason, Event, HandEntry, Marker, MediaCommand, Output, ParticipantId, Permissions,
+    Role, Room, RoomError,
 };
 
 fn valid_emoji(e: &str) -> bool {
@@ -64,7 +64,7 @@ impl Room {
             Action::Mute { target } => self.mute(role, target, from)?,
             Action::Unmute => self.unmute(from)?,
             Action::MuteSelf => self.set_muted(from, true, from),
-            Action::Remove { target } => self.remove(role, target, from)?,
+            Action::Remove { target } => self.remove(role, target, from, now)?,
             Action::MakeCoHost { target } => self.make_co_host(role, target, from, now)?,
             Action::UnmakeCoHost { target } => self.unmake_co_host(role, target, from, now)?,
             Action::React { emoji } => self.react(from, emoji, now)?,
@@ -72,7 +72,7 @@ impl Room {
             Action::StartRecording => self.set_recording(true),
             Action::StopRecording => self.set_recording(false),
             Action::End => self.end(EndReason::HostEnded),
-            Action::SetName { name } => self.rename(from, &name)?,
+            Action::SetName { name } => self.rename(from, &name, now)?,
         }
         Ok(())
     }
@@ -85,22 +85,27 @@ impl Room {
         if self.has_hand(from) {
             return Ok(());
         }
+        if self.hands.len() >= self.config.hand_queue {
+            return Err(RoomError::HandQueueFull);
+        }
         let (window, limit) = (self.config.hand_raise_window, self.config.hand_raise_limit);
         let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
         if !within(&mut m.raises, now, window, limit) {
             return Err(RoomError::RateLimited);
         }
+        let entry = HandEntry {
+            id: from,
+            name: m.name.clone(),
+            raised_at_ms: self.ms(now),
+        };
         self.hands.push_back((from, now));
-        self.emit_queue();
+        self.outputs
+            .push_back(Output::ToModerators(Event::HandRaised { entry }));
         Ok(())
     }
 
     fn lower_hand(&mut self, from: ParticipantId) {
-        let before = self.hands.len();
-        self.hands.retain(|(x, _)| *x != from);
-        if self.hands.len() != before {
-            self.emit_queue();
-        }
+        self.take_hand_down(from);
     }
 
     fn invite(
@@ -155,10 +160,9 @@ impl Room {
         if !self.has_hand(target) {
             return Err(RoomError::HandNotRaised);
         }
-        self.hands.retain(|(x, _)| *x != target);
+        self.take_hand_down(target);
         self.outputs
             .push_back(Output::To(target, Event::HandDenied { id: target }));
-        self.emit_queue();
         Ok(())
     }
 
@@ -204,6 +208,7 @@ impl Room {
         role: Role,
         target: ParticipantId,
         from: ParticipantId,
+        now: Instant,
     ) -> Result<(), RoomError> {
         self.target(role, target, from)?;
         self.removed.insert(target);
@@ -214,17 +219,14 @@ impl Room {
         self.outputs
             .push_back(Output::Media(MediaCommand::Disconnect(target)));
         let was = self.members.remove(&target);
-        let had_hand = self.has_hand(target);
-        self.hands.retain(|(x, _)| *x != target);
+        self.roles.remove(&target);
+        self.take_hand_down(target);
         self.invited.remove(&target);
         self.order.retain(|x| *x != target);
         if was.is_some_and(|m| m.role.on_stage()) {
             self.emit_stage();
         }
-        if had_hand {
-            self.emit_queue();
-        }
-        self.emit_count();
+        self.emit_count(now);
         Ok(())
     }
 
@@ -275,10 +277,13 @@ impl Room {
 
     fn mark_moment(&mut self, from: ParticipantId, label: Option<&str>, now: Instant) {
         let n = self.markers.len() + 1;
-        let label = clean_name(label.unwrap_or(""), || format!("Moment {n}"));
+        let mut label = super::clean_text(label.unwrap_or(""), 80);
+        if label.is_empty() {
+            label = format!("Moment {n}");
+        }
         let marker = Marker {
             at_ms: self.ms(now),
-            label: label.chars().take(80).collect(),
+            label,
             by: from,
         };
         self.markers.push(marker.clone());
@@ -296,26 +301,28 @@ impl Room {
         }
     }
 
-    fn rename(&mut self, from: ParticipantId, name: &str) -> Result<(), RoomError> {
-        let name = clean_name(name, String::new);
+    fn rename(&mut self, from: ParticipantId, name: &str, now: Instant) -> Result<(), RoomError> {
+        let name = self.clean_name(name, String::new);
         if name.is_empty() {
             return Err(RoomError::InvalidInput(
                 "a name needs a letter or two".into(),
             ));
         }
+        let (window, limit) = (self.config.rename_window, self.config.rename_limit);
         let m = self.members.get_mut(&from).ok_or(RoomError::NotInRoom)?;
         if m.name == name {
             return Ok(());
+        }
+        if !within(&mut m.renames, now, window, limit) {
+            return Err(RoomError::RateLimited);
         }
         m.name.clone_from(&name);
         let on_stage = m.role.on_stage();
         self.outputs
             .push_back(Output::Broadcast(Event::Renamed { id: from, name }));
+        // Moderators rename the raised hand from `renamed` itself.
         if on_stage {
             self.emit_stage();
-        }
-        if self.has_hand(from) {
-            self.emit_queue();
         }
         Ok(())
     }

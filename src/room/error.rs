@@ -32,6 +32,9 @@ pub enum RoomError {
     /// Too many raises or reactions.
     #[error("too many requests: wait a little")]
     RateLimited,
+    /// The hand queue holds as many hands as the room keeps.
+    #[error("the hand queue is full: wait for the hosts to take some hands, then raise yours")]
+    HandQueueFull,
     /// Accept/decline without an invitation.
     #[error("there is no invitation to answer")]
     NotInvited,
@@ -64,6 +67,7 @@ impl RoomError {
             RoomError::StageFull => "stage_full",
             RoomError::CoHostsFull => "co_hosts_full",
             RoomError::RateLimited => "rate_limited",
+            RoomError::HandQueueFull => "hand_queue_full",
             RoomError::NotInvited => "not_invited",
             RoomError::HandNotRaised => "hand_not_raised",
             RoomError::InvalidInput(_) => "invalid_input",

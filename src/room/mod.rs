@@ -12,6 +12,7 @@
 
 mod actions;
 mod error;
+mod people;
 mod permissions;
 pub mod protocol;
 
@@ -19,6 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use self::error::RoomError;
+pub use self::people::clean_text;
 pub use self::permissions::{ActionKind, Permissions};
 pub use self::protocol::{
     Action, AudienceMember, EndReason, Event, HandEntry, Marker, ParticipantId, Role, RoomSnapshot,
@@ -46,6 +48,22 @@ pub struct RoomConfig {
     pub reaction_limit: u32,
     /// The window for reactions.
     pub reaction_window: Duration,
+    /// Name changes per participant per window.
+    pub rename_limit: u32,
+    /// The window for name changes.
+    pub rename_window: Duration,
+    /// A name is cut to this many characters.
+    pub name_chars: usize,
+    /// Raised hands kept at most.
+    pub hand_queue: usize,
+    /// Above this many people present, audience joins and leaves go out as counts.
+    pub big_audience: usize,
+    /// The shortest time between two counts in a big room.
+    pub count_interval: Duration,
+    /// How long a listener who left stays in the role store.
+    pub forget_after: Duration,
+    /// Listeners in the snapshot's first page of the audience.
+    pub audience_page: usize,
 }
 
 impl Default for RoomConfig {
@@ -60,6 +78,14 @@ impl Default for RoomConfig {
             hand_raise_window: Duration::from_secs(60),
             reaction_limit: 10,
             reaction_window: Duration::from_secs(10),
+            rename_limit: 3,
+            rename_window: Duration::from_secs(60),
+            name_chars: 40,
+            hand_queue: 100,
+            big_audience: 200,
+            count_interval: Duration::from_secs(1),
+            forget_after: Duration::from_secs(60),
+            audience_page: 100,
         }
     }
 }
@@ -150,6 +176,21 @@ struct Member {
     since: Instant,
     raises: VecDeque<Instant>,
     reactions: VecDeque<Instant>,
+    renames: VecDeque<Instant>,
+}
+
+impl Member {
+    fn new(name: String, role: Role, now: Instant) -> Self {
+        Self {
+            name,
+            role,
+            muted: false,
+            since: now,
+            raises: VecDeque::new(),
+            reactions: VecDeque::new(),
+            renames: VecDeque::new(),
+        }
+    }
 }
 
 /// See the module doc.
@@ -158,7 +199,13 @@ pub struct Room {
     config: RoomConfig,
     started: Instant,
     host: ParticipantId,
+    /// The people present.
     members: HashMap<ParticipantId, Member>,
+    /// The role store: the role each person last held, present or away (a former host keeps
+    /// `Host` here, and comes back as what the room has room for).
+    roles: HashMap<ParticipantId, Role>,
+    /// Listeners who left, and when the store forgets them.
+    gone: VecDeque<(ParticipantId, Instant)>,
     /// Stage order: the order people came on stage.
     order: Vec<ParticipantId>,
     hands: VecDeque<(ParticipantId, Instant)>,
@@ -171,45 +218,26 @@ pub struct Room {
     outputs: VecDeque<Output>,
     unnamed: u64,
     listeners_announced: usize,
-}
-
-pub(super) fn clean_name(name: &str, fallback: impl FnOnce() -> String) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .chars()
-        .take(40)
-        .collect();
-    if cleaned.is_empty() {
-        fallback()
-    } else {
-        cleaned
-    }
+    count_sent_at: Option<Instant>,
+    count_due: Option<Instant>,
 }
 
 impl Room {
     /// A room whose host is present and on stage.
     #[must_use]
     pub fn new(config: RoomConfig, host: ParticipantId, host_name: String, now: Instant) -> Self {
-        let mut members = HashMap::new();
-        members.insert(
-            host,
-            Member {
-                name: clean_name(&host_name, || "Host".into()),
-                role: Role::Host,
-                muted: false,
-                since: now,
-                raises: VecDeque::new(),
-                reactions: VecDeque::new(),
-            },
-        );
+        let mut name = clean_text(&host_name, config.name_chars);
+        if name.is_empty() {
+            "Host".clone_into(&mut name);
+        }
+        let members = HashMap::from([(host, Member::new(name, Role::Host, now))]);
         Self {
             config,
             started: now,
             host,
             members,
+            roles: HashMap::from([(host, Role::Host)]),
+            gone: VecDeque::new(),
             order: vec![host],
             hands: VecDeque::new(),
             invited: HashSet::new(),
@@ -221,6 +249,8 @@ impl Room {
             outputs: VecDeque::new(),
             unnamed: 0,
             listeners_announced: 0,
+            count_sent_at: None,
+            count_due: None,
         }
     }
 
@@ -235,7 +265,10 @@ impl Room {
         if self.ended {
             return None;
         }
-        self.host_away_until
+        [self.host_away_until, self.count_due, self.next_forget()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A participant's role; `None` if not in the room.
@@ -312,6 +345,18 @@ impl Room {
     /// The room as a newly joined client needs it.
     #[must_use]
     pub fn snapshot(&self, now: Instant) -> RoomSnapshot {
+        self.snapshot_page(now, None, self.config.audience_page)
+    }
+
+    /// [`Self::snapshot`] with the audience's page after `after`, at most `limit` listeners.
+    #[must_use]
+    pub fn snapshot_page(
+        &self,
+        now: Instant,
+        after: Option<ParticipantId>,
+        limit: usize,
+    ) -> RoomSnapshot {
+        let (audience, audience_next) = self.audience_page(after, limit);
         RoomSnapshot {
             title: self.config.title.clone(),
             game: self.config.game.clone(),
@@ -322,19 +367,8 @@ impl Room {
             recording: self.recording,
             ended: self.ended,
             host_away: self.host_away_until.is_some(),
-            audience: {
-                let mut a: Vec<AudienceMember> = self
-                    .members
-                    .iter()
-                    .filter(|(_, m)| m.role == Role::Listener)
-                    .map(|(id, m)| AudienceMember {
-                        id: *id,
-                        name: m.name.clone(),
-                    })
-                    .collect();
-                a.sort_by_key(|m| m.id);
-                a
-            },
+            audience,
+            audience_next,
         }
     }
 
@@ -379,19 +413,16 @@ impl Room {
             .push_back(Output::Broadcast(Event::StageChanged { stage }));
     }
 
-    fn emit_queue(&mut self) {
-        let queue = self.hand_entries();
-        self.outputs
-            .push_back(Output::ToModerators(Event::HandQueue { queue }));
-    }
-
-    fn emit_count(&mut self) {
-        let count = self.listener_count();
-        if count != self.listeners_announced {
-            self.listeners_announced = count;
+    /// Tells the moderators `id`'s hand left the queue (if it was in it).
+    fn take_hand_down(&mut self, id: ParticipantId) -> bool {
+        let before = self.hands.len();
+        self.hands.retain(|(x, _)| *x != id);
+        let taken = self.hands.len() != before;
+        if taken {
             self.outputs
-                .push_back(Output::Broadcast(Event::ListenerCount { count }));
+                .push_back(Output::ToModerators(Event::HandLowered { id }));
         }
+        taken
     }
 
     /// Gives `id` a new role and tells everyone; coming on stage takes down their hand (and
@@ -405,14 +436,11 @@ impl Room {
         if !role.on_stage() {
             m.muted = false;
         }
-        let mut hand_taken_down = false;
+        self.roles.insert(id, role);
         if role.on_stage() && !was_on_stage {
             m.since = now;
             self.order.retain(|x| *x != id);
             self.order.push(id);
-            let before = self.hands.len();
-            self.hands.retain(|(x, _)| *x != id);
-            hand_taken_down = self.hands.len() != before;
             self.invited.remove(&id);
         }
         if !role.on_stage() && was_on_stage {
@@ -423,9 +451,15 @@ impl Room {
         self.outputs
             .push_back(Output::Broadcast(Event::RoleChanged { id, role }));
         self.emit_stage();
-        self.emit_count();
-        if hand_taken_down {
-            self.emit_queue();
+        self.emit_count(now);
+        if role.on_stage() && !was_on_stage {
+            self.take_hand_down(id);
+        }
+        if matches!(role, Role::Host | Role::CoHost) {
+            // A new moderator gets the queue whole once, then follows its changes.
+            let queue = self.hand_entries();
+            self.outputs
+                .push_back(Output::To(id, Event::HandQueue { queue }));
         }
     }
 
@@ -484,70 +518,68 @@ impl Room {
         }
     }
 
+    /// The role `id` joins with: the role store's for someone known (a demotion or a
+    /// promotion outlives a reconnect), else what their token grants. A former host comes
+    /// back as a co-host if there is room, else as a listener; a known speaker or co-host whose
+    /// place was taken meanwhile comes back as a listener.
+    fn joining_role(&self, id: ParticipantId, granted: Role) -> Result<Role, RoomError> {
+        let stored = self.roles.get(&id).copied();
+        let role = stored.unwrap_or(granted);
+        let known = stored.is_some();
+        let co_host_room = self.cohosts() < self.config.max_cohosts;
+        Ok(match role {
+            Role::Host if id == self.host => Role::Host,
+            Role::Host if !known => return Err(RoomError::HostPresent),
+            Role::Host if co_host_room => Role::CoHost,
+            Role::CoHost if !co_host_room && !known => return Err(RoomError::CoHostsFull),
+            Role::Speaker if self.speakers() >= self.config.max_speakers && !known => {
+                return Err(RoomError::StageFull);
+            }
+            Role::Host | Role::CoHost if !co_host_room => Role::Listener,
+            Role::Speaker if self.speakers() >= self.config.max_speakers => Role::Listener,
+            role => role,
+        })
+    }
+
     fn join(
         &mut self,
         id: ParticipantId,
         name: &str,
-        role: Role,
+        granted: Role,
         now: Instant,
     ) -> Result<(), RoomError> {
         if self.removed.contains(&id) {
             return Err(RoomError::Removed);
         }
-        if role == Role::Host {
-            if id != self.host {
-                return Err(RoomError::HostPresent);
-            }
-            if self.host_away_until.take().is_some() {
-                self.outputs.push_back(Output::Broadcast(Event::HostBack));
-            }
-            if !self.members.contains_key(&id) {
-                // The host came back after a hand-over: they return as a co-host if there is
-                // room, or as a listener.
-                let role = if self.cohosts() < self.config.max_cohosts {
-                    Role::CoHost
-                } else {
-                    Role::Listener
-                };
-                return self.join(id, name, role, now);
-            }
-            return Ok(());
+        let role = self.joining_role(id, granted)?;
+        if role == Role::Host && self.host_away_until.take().is_some() {
+            self.outputs.push_back(Output::Broadcast(Event::HostBack));
         }
         if self.members.contains_key(&id) {
             return Ok(());
         }
-        match role {
-            Role::CoHost if self.cohosts() >= self.config.max_cohosts => {
-                return Err(RoomError::CoHostsFull);
-            }
-            Role::Speaker if self.speakers() >= self.config.max_speakers => {
-                return Err(RoomError::StageFull);
-            }
-            _ => {}
-        }
         self.unnamed += 1;
         let n = self.unnamed;
-        let name = clean_name(name, || format!("Listener {n}"));
-        self.members.insert(
-            id,
-            Member {
-                name: name.clone(),
-                role,
-                muted: false,
-                since: now,
-                raises: VecDeque::new(),
-                reactions: VecDeque::new(),
-            },
-        );
+        let name = self.clean_name(name, || format!("Listener {n}"));
+        self.members
+            .insert(id, Member::new(name.clone(), role, now));
+        self.roles.insert(id, role);
         if role.on_stage() {
             self.order.push(id);
         }
-        self.outputs
-            .push_back(Output::Broadcast(Event::Joined { id, name, role }));
+        if role.on_stage() || !self.is_big() {
+            self.outputs
+                .push_back(Output::Broadcast(Event::Joined { id, name, role }));
+        }
         if role.on_stage() {
             self.emit_stage();
         }
-        self.emit_count();
+        if matches!(role, Role::Host | Role::CoHost) {
+            let queue = self.hand_entries();
+            self.outputs
+                .push_back(Output::To(id, Event::HandQueue { queue }));
+        }
+        self.emit_count(now);
         Ok(())
     }
 
@@ -566,29 +598,31 @@ impl Room {
             }
             return;
         }
+        let big = self.is_big();
         let Some(m) = self.members.remove(&id) else {
             return;
         };
-        let had_hand = self.hands.iter().any(|(x, _)| *x == id);
-        self.hands.retain(|(x, _)| *x != id);
+        self.take_hand_down(id);
         self.invited.remove(&id);
         self.order.retain(|x| *x != id);
+        self.note_gone(id, now);
         if m.role.on_stage() {
             self.outputs
                 .push_back(Output::Media(MediaCommand::StopPublishing(id)));
         }
-        self.outputs
-            .push_back(Output::Broadcast(Event::Left { id }));
+        if m.role.on_stage() || !big {
+            self.outputs
+                .push_back(Output::Broadcast(Event::Left { id }));
+        }
         if m.role.on_stage() {
             self.emit_stage();
         }
-        if had_hand {
-            self.emit_queue();
-        }
-        self.emit_count();
+        self.emit_count(now);
     }
 
     fn tick(&mut self, now: Instant) {
+        self.flush_count_if_due(now);
+        self.forget_gone(now);
         let Some(until) = self.host_away_until else {
             return;
         };
@@ -612,6 +646,8 @@ impl Room {
                 self.outputs
                     .push_back(Output::Broadcast(Event::Left { id: old }));
                 self.host = new;
+                // The old host stays `Host` in the store: coming back, they are a former host.
+                self.roles.insert(new, Role::Host);
                 if let Some(m) = self.members.get_mut(&new) {
                     m.role = Role::Host;
                     m.muted = false;

@@ -262,10 +262,22 @@ pub enum Event {
         /// Members.
         stage: Vec<StageMember>,
     },
-    /// The hand queue now (moderators).
+    /// The whole hand queue (to someone who just became a moderator; moderators then
+    /// follow it through `hand_raised` and `hand_lowered`).
     HandQueue {
         /// FIFO.
         queue: Vec<HandEntry>,
+    },
+    /// A hand went up, at the end of the queue (moderators).
+    HandRaised {
+        /// Whose, and when.
+        entry: HandEntry,
+    },
+    /// A hand left the queue: lowered, denied, brought on stage, or its owner left
+    /// (moderators).
+    HandLowered {
+        /// Whose.
+        id: ParticipantId,
     },
     /// You are invited to speak.
     Invited {
@@ -371,8 +383,13 @@ pub struct RoomSnapshot {
     pub ended: bool,
     /// The host is away (dropped, within the grace period).
     pub host_away: bool,
-    /// Listeners present, by name (moderators invite from it).
+    /// Listeners present, by name (moderators invite from it): one page, lowest ids first
+    /// (`listener_count` says how many there are in all).
     pub audience: Vec<AudienceMember>,
+    /// When the audience has more than this page: the id to ask the next page after
+    /// (`GET /api/rooms/{id}?audience_after=ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_next: Option<ParticipantId>,
 }
 
 /// A listener in the room.
@@ -521,12 +538,18 @@ pub struct NewInvite {
 /// The answer to `POST /api/rooms/{id}/invites`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitation {
+    /// Its id: `DELETE /api/rooms/{id}/invites/{invite}` revokes it.
+    #[serde(default)]
+    pub id: u64,
     /// The capability token (used once).
     pub token: String,
     /// The role it grants.
     pub role: Role,
     /// The page that joins with it.
     pub link: String,
+    /// It works for this many seconds (then it is refused like a wrong one).
+    #[serde(default)]
+    pub expires_in_secs: u64,
 }
 
 /// An HTTP error's body.
@@ -868,6 +891,8 @@ mod tests {
             Event::HandQueue {
                 queue: vec![hand(4), hand(5)],
             },
+            Event::HandRaised { entry: hand(6) },
+            Event::HandLowered { id: id(6) },
             Event::Invited { by: id(1) },
             Event::InviteDeclined { id: id(4) },
             Event::HandDenied { id: id(4) },
@@ -927,6 +952,8 @@ mod tests {
             Event::HostChanged { .. } => 18,
             Event::Ended { .. } => 19,
             Event::Renamed { .. } => 20,
+            Event::HandRaised { .. } => 21,
+            Event::HandLowered { .. } => 22,
         }
     }
 
@@ -945,6 +972,7 @@ mod tests {
                 id: id(4),
                 name: "H4".into(),
             }],
+            audience_next: Some(id(4)),
         };
         let mut all = vec![
             ServerMsg::Welcome {
@@ -1016,7 +1044,7 @@ mod tests {
             let text = msg.to_text();
             assert_eq!(ServerMsg::parse(&text).unwrap(), msg, "{text}");
         }
-        assert_eq!(seen.len(), 21, "an event kind has no sample");
+        assert_eq!(seen.len(), 23, "an event kind has no sample");
     }
 
     #[test]
@@ -1085,9 +1113,11 @@ mod tests {
         });
         round_trip(&NewInvite { role: Role::CoHost });
         round_trip(&Invitation {
+            id: 3,
             token: "i3.x".into(),
             role: Role::Speaker,
             link: "http://h/r/abc#invite=i3.x".into(),
+            expires_in_secs: 86_400,
         });
         // What a client that sends only a title gets.
         let minimal: NewRoom = serde_json::from_str(r#"{"title": "T"}"#).unwrap();

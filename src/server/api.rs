@@ -47,6 +47,10 @@ pub fn router(state: Arc<AppState>, policy: Arc<EdgePolicy>) -> Router {
         .route("/api/rooms/{room}", get(room_info))
         .route("/api/rooms/{room}/actions", post(act))
         .route("/api/rooms/{room}/invites", post(invite))
+        .route(
+            "/api/rooms/{room}/invites/{invite}",
+            axum::routing::delete(revoke_invite),
+        )
         .route("/api/rooms/{room}/ws", get(super::ws::handler));
     if !policy.metrics_apart {
         app = app.route("/metrics", get(edge::metrics));
@@ -156,13 +160,7 @@ pub(super) fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T
 }
 
 pub(super) fn clean_text(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .chars()
-        .take(max)
-        .collect()
+    crate::room::clean_text(s, max)
 }
 
 async fn create_room(
@@ -280,12 +278,36 @@ fn icecast_target(
     }
 }
 
+/// `GET /api/rooms/{id}`'s query: which page of the audience.
+#[derive(Debug, Deserialize)]
+struct AudiencePage {
+    /// Listeners with ids above this one.
+    audience_after: Option<u64>,
+    /// At most this many (and never more than the server's `audience_page`).
+    limit: Option<usize>,
+}
+
 async fn room_info(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
+    page: Result<axum::extract::Query<AudiencePage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<RoomInfo>, ApiError> {
+    let axum::extract::Query(page) = page.map_err(|e| {
+        ApiError::bad_request(
+            "bad_query",
+            format!("audience_after and limit are numbers: {e}"),
+        )
+    })?;
     let room = room_of(&state, &room)?;
-    let mut info = ask(&room, |reply| RoomMsg::Info { reply }).await?;
+    let most = state.shared.limits.audience_page;
+    let limit = page.limit.unwrap_or(most).min(most);
+    let after = page.audience_after.map(ParticipantId);
+    let mut info = ask(&room, |reply| RoomMsg::InfoPage {
+        after,
+        limit,
+        reply,
+    })
+    .await?;
     if let Some(push) = &room.icecast {
         info.icecast = push.status();
     }
@@ -329,12 +351,32 @@ async fn invite(
     Ok((
         StatusCode::CREATED,
         Json(Invitation {
+            id: inv.id,
             token: inv.token,
             role: inv.role,
             link,
+            expires_in_secs: inv.expires_in_secs,
         }),
     )
         .into_response())
+}
+
+/// `DELETE /api/rooms/{id}/invites/{invite}`: a moderator takes back an invitation not yet
+/// used.
+async fn revoke_invite(
+    State(state): State<Arc<AppState>>,
+    Path((room_id, invite)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let room = room_of(&state, &room_id)?;
+    let token = bearer(&headers);
+    ask(&room, |reply| RoomMsg::RevokeInvite {
+        token,
+        invite,
+        reply,
+    })
+    .await??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn sdp_body(headers: &HeaderMap, body: Bytes) -> Result<String, ApiError> {

@@ -113,6 +113,7 @@ impl From<Refusal> for ApiError {
             Refusal::Ended => Self::gone(),
             Refusal::Room(e) => e.into(),
             Refusal::NoSuchSession => Self::not_found("that session"),
+            Refusal::NoSuchInvitation => Self::not_found("that invitation"),
             Refusal::BadMedia { code, message } => Self::bad_request(code, message),
             Refusal::IceRestart => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

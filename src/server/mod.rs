@@ -154,6 +154,8 @@ pub struct AppState {
     pub episodes: Arc<crate::episodes::store::Store>,
     /// Where rooms are pushed unless they name their own Icecast server.
     pub icecast: Option<live::icecast::IcecastTarget>,
+    /// Room-channel WebSockets open per client address.
+    pub websockets: ws::PerAddress,
 }
 
 impl AppState {
@@ -397,12 +399,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     };
     let media = MediaSocket::bind(media_ip, opts.udp_ports, opts.public_ip)
         .await
+        .map(Arc::new)
         .map_err(|source| ServeError::Udp {
             low: opts.udp_ports.0,
             high: opts.udp_ports.1,
             source,
         })?;
-    let media = Arc::new(media);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
     let base_url = base_url(&opts, http);
@@ -430,6 +432,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         ice_servers: opts.ice_servers.clone(),
         episodes: Arc::clone(&store),
         icecast: opts.icecast.clone(),
+        websockets: ws::PerAddress::default(),
     });
     tokio::spawn(rooms::remove_ended(Arc::downgrade(&state), ended_rx));
     episodes::recover(&store);

@@ -82,6 +82,17 @@ test("listeners come and go; a raised hand shows in the moderators' queue", () =
   assert.equal(s.audience.has(9), false);
 });
 
+test("moderators follow the hand queue by its changes, and a big room's audience by its count", () => {
+  let s = apply(welcomed(), { v: 1, type: "hand_queue", queue: [{ id: 8, name: "Bo", raised_at_ms: 5 }] });
+  s = apply(s, { v: 1, type: "hand_raised", entry: { id: 9, name: "Cy", raised_at_ms: 1200 } });
+  assert.deepEqual(s.hands.map((h) => h.id), [8, 9]);
+  s = apply(s, { v: 1, type: "hand_lowered", id: 8 });
+  assert.deepEqual(s.hands, [{ id: 9, name: "Cy", raised_at_ms: 1200 }]);
+  s = apply(s, { v: 1, type: "listener_count", count: 250 });
+  assert.equal(s.listenerCount, 250);
+  assert.equal(apply(s, { v: 1, type: "hand_raised", entry: null }), s);
+});
+
 test("my hand raised, then denied", () => {
   const raised = withHand(welcomed(), true);
   assert.equal(raised.handRaised, true);
@@ -209,7 +220,7 @@ test("messages that change nothing here leave the state as it was", () => {
   const s = welcomed();
   for (const msg of [
     { v: 1, type: "ok", ref: 1 }, { v: 1, type: "pong", ref: 2 }, { v: 1, type: "unmuted", id: 1 },
-    { v: 1, type: "invite_declined", id: 8 }, { v: 1, type: "listener_count", count: 4 },
+    { v: 1, type: "invite_declined", id: 8 },
     { v: 1, type: "moment", at_ms: 5, label: "boss", by: 1 }, { v: 1, type: "some_future_message" },
   ]) assert.equal(apply(s, msg), s, JSON.stringify(msg));
 });
@@ -219,6 +230,8 @@ const JUNK = [
   { type: "toString" }, { type: "welcome" }, { type: "welcome", you: "me" }, { type: "welcome", you: { id: "7" } },
   { type: "allowed", actions: "all" }, { type: "joined" }, { type: "left", id: {} }, { type: "role_changed", id: 7 },
   { type: "stage_changed", stage: {} }, { type: "hand_queue", queue: null }, { type: "muted" },
+  { type: "hand_raised" }, { type: "hand_raised", entry: { id: "x" } }, { type: "hand_lowered", id: [] },
+  { type: "listener_count", count: "lots" },
   { type: "removed", id: null }, { type: "reaction", emoji: { toString: null } }, { type: "renamed", id: 7, name: 5 },
   { type: "levels", levels: "loud" }, { type: "levels", levels: [null, [1], ["a", 2], [3, "loud"]] },
   { type: "audience", listening: "many" }, { type: "error" }, { type: "ended" },

@@ -13,11 +13,14 @@ use crate::room::protocol::You;
 use crate::room::{ParticipantId, Permissions, Role};
 use crate::server::tokens::{self, Secret, TokenRef};
 
-/// A participant's identity and open channels.
+/// A participant's identity and open channels. Kept as long as the token works (a listener
+/// may come back); what a person who left leaves here is their secret and their grant.
 pub(super) struct Member {
     pub secret: Secret,
-    /// The role their token grants on joining.
+    /// The role their token grants on joining: first the invitation's, then whatever the room
+    /// last made them (it follows every change, so a reconnect never undoes a moderator).
     pub grant: Role,
+    /// Their name in the room, cleaned (empty once they left the audience).
     pub name: String,
     pub conns: Vec<(u64, mpsc::Sender<WsOut>)>,
 }
@@ -26,6 +29,8 @@ pub(super) struct Member {
 pub(super) struct InviteEntry {
     pub secret: Secret,
     pub role: Role,
+    /// It works until then.
+    pub expires: Instant,
 }
 
 impl RoomTask {
@@ -83,7 +88,7 @@ impl RoomTask {
             }
             Some((_, Some((TokenRef::Invite(n), secret)))) => {
                 let role = match self.invites.get(&n) {
-                    Some(inv) if inv.secret.matches(secret) => inv.role,
+                    Some(inv) if inv.secret.matches(secret) && inv.expires > now => inv.role,
                     _ => return Err(Refusal::BadInvitation),
                 };
                 self.invites.remove(&n);
@@ -96,11 +101,8 @@ impl RoomTask {
         let grant = self.members.get(&id).map_or(Role::Listener, |m| m.grant);
         let present = self.room.role(id).is_some() && !self.away.contains(&id);
         if !present {
-            let role = if grant == Role::Host {
-                Role::Host
-            } else {
-                self.room.role(id).unwrap_or(grant)
-            };
+            // The room's role store decides for someone it knows; the grant for the rest.
+            let role = grant;
             let joined = self.room.handle(
                 crate::room::Input::Join {
                     id,
@@ -121,23 +123,14 @@ impl RoomTask {
         }
         let conn = self.next_conn;
         self.next_conn += 1;
+        let name = self.room.name(id).unwrap_or_default().to_owned();
         if let Some(m) = self.members.get_mut(&id) {
             m.conns.push((conn, out));
-            if !name.trim().is_empty() {
-                m.name = name;
-            }
+            m.name.clone_from(&name);
         }
         self.shared.metrics.websockets.fetch_add(1, Relaxed);
         self.pump();
         let role = self.room.role(id).unwrap_or(Role::Listener);
-        let name = self
-            .room
-            .stage()
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.name.clone())
-            .or_else(|| self.members.get(&id).map(|m| m.name.clone()))
-            .unwrap_or_default();
         let mut room = self.info();
         if matches!(role, Role::Host | Role::CoHost) {
             room.room.hand_queue = Some(self.room.hand_entries());
@@ -162,10 +155,16 @@ impl RoomTask {
             self.shared.metrics.websockets.fetch_sub(1, Relaxed);
         }
         if m.conns.is_empty() && self.room.role(who).is_some() && !self.room.is_ended() {
-            self.away.insert(who);
             let _ = self
                 .room
                 .handle(crate::room::Input::Disconnected { id: who }, Instant::now());
+            // Only someone the room keeps while away (the host) is remembered as away; what
+            // is left of anyone else is their token.
+            if self.room.role(who).is_some() {
+                self.away.insert(who);
+            } else if let Some(m) = self.members.get_mut(&who) {
+                m.name = String::new();
+            }
             self.pump();
         }
     }
@@ -185,11 +184,47 @@ impl RoomTask {
         if !allowed {
             return Err(Refusal::MayNotInvite);
         }
+        let now = Instant::now();
+        self.invites.retain(|_, inv| inv.expires > now);
         let n = self.next_id;
         self.next_id += 1;
         let secret = Secret::generate().map_err(Refusal::internal)?;
         let token = tokens::format(TokenRef::Invite(n), &secret);
-        self.invites.insert(n, InviteEntry { secret, role });
-        Ok(Invitation { token, role })
+        let ttl = self.shared.limits.invite_ttl();
+        self.invites.insert(
+            n,
+            InviteEntry {
+                secret,
+                role,
+                expires: now + ttl,
+            },
+        );
+        Ok(Invitation {
+            id: n,
+            token,
+            role,
+            expires_in_secs: ttl.as_secs(),
+        })
+    }
+
+    /// A moderator takes back an invitation not yet used (by its id, or its whole token).
+    pub(super) fn revoke_invite(
+        &mut self,
+        token: Option<&str>,
+        invite: &str,
+    ) -> Result<(), Refusal> {
+        let who = self.identify(token)?;
+        if !matches!(self.room.role(who), Some(Role::Host | Role::CoHost)) {
+            return Err(Refusal::MayNotInvite);
+        }
+        let n = match tokens::parse(invite) {
+            Some((TokenRef::Invite(n), _)) => Some(n),
+            _ => invite.parse::<u64>().ok(),
+        };
+        let now = Instant::now();
+        match n.and_then(|n| self.invites.remove(&n)) {
+            Some(inv) if inv.expires > now => Ok(()),
+            _ => Err(Refusal::NoSuchInvitation),
+        }
     }
 }

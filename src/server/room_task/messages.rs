@@ -45,10 +45,14 @@ pub struct SessionCreated {
 /// An invitation link.
 #[derive(Debug, Clone, Serialize)]
 pub struct Invitation {
+    /// Its id (what `DELETE /api/rooms/{id}/invites/{invite}` takes).
+    pub id: u64,
     /// The capability token.
     pub token: String,
     /// The role it grants.
     pub role: Role,
+    /// It works for this many seconds.
+    pub expires_in_secs: u64,
 }
 
 /// Messages to a room task.
@@ -105,6 +109,24 @@ pub enum RoomMsg {
         role: Role,
         /// The answer.
         reply: oneshot::Sender<Result<Invitation, Refusal>>,
+    },
+    /// A moderator takes back an invitation not yet used.
+    RevokeInvite {
+        /// The moderator's token.
+        token: Option<String>,
+        /// The invitation's id, or its whole token.
+        invite: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    /// The room's public state with one page of its audience.
+    InfoPage {
+        /// The listeners after this id.
+        after: Option<ParticipantId>,
+        /// Listeners at most.
+        limit: usize,
+        /// The answer.
+        reply: oneshot::Sender<RoomInfo>,
     },
     /// WHIP: publish.
     Publish {

@@ -112,7 +112,9 @@ pub fn spawn(
         Arc::clone(&shared.metrics),
     );
     let forwards = Forwards::new(Arc::clone(&live), Arc::clone(&shared.metrics));
-    let room = Room::new(config, host, host_name.clone(), now);
+    let config = with_limits(config, &shared.limits);
+    let room = Room::new(config, host, host_name, now);
+    let host_name = room.name(host).unwrap_or("Host").to_owned();
     let mut members = HashMap::new();
     members.insert(
         host,
@@ -193,6 +195,17 @@ pub(super) struct RoomTask {
     live_feed: Option<LiveFeed>,
     /// When the room ends unused.
     expiry: expiry::Expiry,
+}
+
+/// The room's rules for people and the channel, from the server's limits.
+fn with_limits(config: RoomConfig, limits: &crate::server::limits::Limits) -> RoomConfig {
+    RoomConfig {
+        name_chars: limits.name_chars,
+        hand_queue: limits.hand_queue,
+        big_audience: limits.big_audience,
+        audience_page: limits.audience_page,
+        ..config
+    }
 }
 
 /// A WebSocket message as sent, shared by every connection it goes to.
@@ -356,6 +369,22 @@ impl RoomTask {
             RoomMsg::Info { reply } => {
                 let _ = reply.send(self.info());
             }
+            RoomMsg::InfoPage {
+                after,
+                limit,
+                reply,
+            } => {
+                let mut info = self.info();
+                info.room = self.room.snapshot_page(Instant::now(), after, limit);
+                let _ = reply.send(info);
+            }
+            RoomMsg::RevokeInvite {
+                token,
+                invite,
+                reply,
+            } => {
+                let _ = reply.send(self.revoke_invite(token.as_deref(), &invite));
+            }
             RoomMsg::RecordingFailed { episode, why } => self.recording_failed(episode, &why),
             RoomMsg::Shutdown { render, reply } => self.shutdown(render, reply),
             media => self.on_media_message(media),
@@ -416,47 +445,68 @@ impl RoomTask {
         result.map_err(Refusal::from)
     }
 
-    /// Delivers what the room decided.
+    /// Delivers what the room decided. A connection whose queue is full (a client that stopped
+    /// reading) is dropped, never waited for.
     fn pump(&mut self) {
+        let mut stale = Vec::new();
         while let Some(output) = self.room.poll_output() {
             match output {
-                RoomOutput::Broadcast(event) => {
-                    let changed = match &event {
-                        Event::RoleChanged { id, role } => Some((*id, *role)),
-                        Event::Moment(marker) => {
-                            if let Some(e) = self.episode.as_mut() {
-                                e.moment(&marker.label);
-                            }
-                            None
-                        }
-                        _ => None,
-                    };
-                    let text = message(&ServerMsg::Event(event));
-                    for m in self.members.values() {
-                        send_all(&m.conns, &text);
-                    }
-                    if let Some((id, role)) = changed
-                        && let Some(m) = self.members.get(&id)
-                    {
-                        let actions = Permissions::for_role(role);
-                        send_all(&m.conns, &message(&ServerMsg::Allowed { actions }));
-                    }
-                }
+                RoomOutput::Broadcast(event) => self.broadcast(event, &mut stale),
                 RoomOutput::ToModerators(event) => {
                     let text = message(&ServerMsg::Event(event));
                     for (id, m) in &self.members {
                         if matches!(self.room.role(*id), Some(Role::Host | Role::CoHost)) {
-                            send_all(&m.conns, &text);
+                            send_all(*id, &m.conns, &text, &mut stale);
                         }
                     }
                 }
                 RoomOutput::To(id, event) => {
                     if let Some(m) = self.members.get(&id) {
-                        send_all(&m.conns, &message(&ServerMsg::Event(event)));
+                        let text = message(&ServerMsg::Event(event));
+                        send_all(id, &m.conns, &text, &mut stale);
                     }
                 }
                 RoomOutput::Media(command) => self.media_command(command),
             }
+        }
+        self.drop_stale(stale);
+    }
+
+    fn broadcast(&mut self, event: Event, stale: &mut Vec<(ParticipantId, u64)>) {
+        let changed = match &event {
+            Event::RoleChanged { id, role } => Some((*id, *role)),
+            Event::Moment(marker) => {
+                if let Some(e) = self.episode.as_mut() {
+                    e.moment(&marker.label);
+                }
+                None
+            }
+            _ => None,
+        };
+        let text = message(&ServerMsg::Event(event));
+        for (id, m) in &self.members {
+            send_all(*id, &m.conns, &text, stale);
+        }
+        if let Some((id, role)) = changed
+            && let Some(m) = self.members.get_mut(&id)
+        {
+            // The token's grant follows the room's decision, so that a reconnect after the
+            // room forgot them cannot undo it either.
+            m.grant = role;
+            let actions = Permissions::for_role(role);
+            let text = message(&ServerMsg::Allowed { actions });
+            send_all(id, &m.conns, &text, stale);
+        }
+    }
+
+    /// Closes the connections that could not take one more message.
+    pub(super) fn drop_stale(&mut self, stale: Vec<(ParticipantId, u64)>) {
+        for (who, conn) in stale {
+            tracing::info!(
+                "room {}: closing a room channel that stopped reading",
+                self.id
+            );
+            self.closed(who, conn);
         }
     }
 
@@ -634,9 +684,17 @@ impl RoomTask {
     }
 }
 
-pub(super) fn send_all(conns: &[(u64, mpsc::Sender<WsOut>)], text: &Arc<str>) {
-    for (_, out) in conns {
-        // A client too slow to read is closed by its WebSocket task when its queue fills.
-        let _ = out.try_send(WsOut::Text(Arc::clone(text)));
+/// Queues `text` on every connection of `who`; those whose queue is full go to `stale`.
+pub(super) fn send_all(
+    who: ParticipantId,
+    conns: &[(u64, mpsc::Sender<WsOut>)],
+    text: &Arc<str>,
+    stale: &mut Vec<(ParticipantId, u64)>,
+) {
+    for (conn, out) in conns {
+        if let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(WsOut::Text(Arc::clone(text)))
+        {
+            stale.push((who, *conn));
+        }
     }
 }

@@ -260,7 +260,7 @@ impl super::RoomTask {
             Ok(e) => {
                 let reference = e.reference(&self.shared.urls);
                 self.episode = Some(e);
-                self.to_moderators(&ServerMsg::Episode(reference));
+                self.tell_moderators(&ServerMsg::Episode(reference));
             }
             Err(e) => {
                 tracing::error!("room {}: cannot record: {e}", self.id);
@@ -314,7 +314,7 @@ impl super::RoomTask {
 
     /// The moderators hear why first, then everyone that recording is off.
     fn stop_recording_because(&mut self, why: &str) {
-        self.to_moderators(&ServerMsg::error("recording_failed", why, None));
+        self.tell_moderators(&ServerMsg::error("recording_failed", why, None));
         let _ = self.room.handle(
             crate::room::Input::RecordingStopped,
             std::time::Instant::now(),
@@ -322,13 +322,15 @@ impl super::RoomTask {
         self.pump();
     }
 
-    fn to_moderators(&self, msg: &ServerMsg) {
+    fn tell_moderators(&mut self, msg: &ServerMsg) {
         let text = super::message(msg);
+        let mut stale = Vec::new();
         for (id, m) in &self.members {
             if matches!(self.room.role(*id), Some(Role::Host | Role::CoHost)) {
-                super::send_all(&m.conns, &text);
+                super::send_all(*id, &m.conns, &text, &mut stale);
             }
         }
+        self.drop_stale(stale);
     }
 
     /// The room ended: the episode's files are finished, then it is rendered and published.

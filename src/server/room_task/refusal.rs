@@ -17,6 +17,9 @@ pub enum Refusal {
     /// An invitation that is not (or no longer) valid.
     #[error("that invitation is not valid")]
     BadInvitation,
+    /// No invitation by that id waits to be used (used, expired, revoked, or never made).
+    #[error("that invitation does not exist: it was used, it expired, or it was revoked")]
+    NoSuchInvitation,
     /// Removed for the room's life.
     #[error("you were removed from this room")]
     Removed,

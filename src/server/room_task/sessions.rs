@@ -540,9 +540,11 @@ impl RoomTask {
         if n != self.listening_announced {
             self.listening_announced = n;
             let text = message(&ServerMsg::Audience { listening: n });
-            for m in self.members.values() {
-                send_all(&m.conns, &text);
+            let mut stale = Vec::new();
+            for (id, m) in &self.members {
+                send_all(*id, &m.conns, &text, &mut stale);
             }
+            self.drop_stale(stale);
         }
     }
 

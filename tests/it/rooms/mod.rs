@@ -12,6 +12,7 @@ pub(crate) mod icecast;
 mod interop;
 mod limits;
 mod listening;
+mod people;
 mod stage;
 mod streams;
 mod whip_out;

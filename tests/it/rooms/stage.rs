@@ -104,8 +104,8 @@ async fn hand_raised_and_approved(live: &LiveRoom) -> (Ws, Ws, String, Value) {
         act(&mut g, json!({"type": "raise_hand"})).await["type"],
         "ok"
     );
-    let queue = next_of(&mut h, &["hand_queue"]).await;
-    assert_eq!(queue["queue"][0]["id"], gid, "{queue}");
+    let raised = next_of(&mut h, &["hand_raised"]).await;
+    assert_eq!(raised["entry"]["id"], gid, "{raised}");
     let approved = act(&mut h, json!({"type": "approve", "target": gid})).await;
     assert_eq!(approved["type"], "ok", "{approved}");
     // On stage, the room tells the guest what they may do now: speak, not raise a hand.
