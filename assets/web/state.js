@@ -27,7 +27,7 @@ export function initialState(now = 0) {
     reactions: 0, // how many reactions arrived; the view floats one per new count
     lastReaction: "",
     notice: "",
-    ended: null, // "host_ended" | "host_gone": the room is over for everyone
+    ended: null, // "host_ended" | "host_gone" | "unused": the room is over for everyone
     removed: false, // a moderator removed this page's person
     left: false, // the person left with the Leave button
     recordingFailed: "", // why the recording stopped (to moderators): shown until recording restarts
@@ -119,7 +119,7 @@ export function removedFromRoom(state) {
 }
 
 function endRoom(state, reason) {
-  return { ...state, ended: reason === "host_gone" ? "host_gone" : "host_ended", levels: new Map() };
+  return { ...state, ended: ["host_gone", "unused"].includes(reason) ? reason : "host_ended", levels: new Map() };
 }
 
 // ---------------------------------------------------------------- what the wire may carry

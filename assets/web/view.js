@@ -204,6 +204,7 @@ function renderControls(state, media) {
 function ending(state) {
   if (state.removed) return { title: "You were removed from this room", text: "A moderator removed you. You can't rejoin this room." };
   if (state.ended === "host_gone") return { title: "This room has ended", text: "The host left and the room closed." };
+  if (state.ended === "unused") return { title: "This room has ended", text: "Its host never came, so the room closed." };
   if (state.ended) return { title: "This room has ended", text: "The host ended the room. Thanks for listening." };
   if (state.left) return { title: "You left the room", text: "Open the link again to come back." };
   return null;

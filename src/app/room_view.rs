@@ -263,6 +263,7 @@ impl RoomView {
                 self.ended = Some(match reason {
                     EndReason::HostGone => "the host was gone too long".to_owned(),
                     EndReason::HostEnded => "the host ended the room".to_owned(),
+                    EndReason::Unused => "nobody used the room, so it closed".to_owned(),
                 });
             }
             Event::Invited { .. }

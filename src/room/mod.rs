@@ -463,6 +463,14 @@ impl Room {
         }
     }
 
+    /// Ends a room nobody used (its host never came, or it sat empty): everyone still there
+    /// is told, as when the host ends it.
+    pub fn end_unused(&mut self) {
+        if !self.ended {
+            self.end(EndReason::Unused);
+        }
+    }
+
     fn end(&mut self, reason: EndReason) {
         self.ended = true;
         self.host_away_until = None;

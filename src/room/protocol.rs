@@ -230,6 +230,8 @@ pub enum EndReason {
     HostEnded,
     /// The host left and nobody could take over.
     HostGone,
+    /// Nobody used it: its host never came, or it sat empty (the server's limits).
+    Unused,
 }
 
 /// What clients hear (the room channel's server messages).

@@ -192,6 +192,7 @@ test("ended, by the host or because the host is gone", () => {
   assert.equal(s.levels.size, 0);
   assert.ok(isOver(s));
   assert.equal(apply(welcomed(), { v: 1, type: "ended", reason: "host_ended" }).ended, "host_ended");
+  assert.equal(apply(welcomed(), { v: 1, type: "ended", reason: "unused" }).ended, "unused");
 });
 
 test("an error is told to the person", () => {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::RoomTask;
-use crate::room::{Action, ParticipantId, Role};
+use crate::room::{ParticipantId, Role};
 use crate::server::live::Format;
 
 /// How often the room is looked at.
@@ -98,9 +98,8 @@ impl RoomTask {
             }
         );
         self.expiry.expired = Some(why);
-        if let Err(e) = self.act(host, Action::End) {
-            tracing::error!(room = %self.id, "could not end the unused room: {e}");
-        }
+        self.room.end_unused();
+        self.pump();
     }
 
     /// Whether the task may finish now: the room has ended, nobody is left on its channel,

@@ -199,7 +199,7 @@ fn rooms_nobody_uses_end_and_leave_the_server() {
         assert_eq!(welcome["you"]["role"], "host", "{welcome}");
         let ended = next_of(&mut waiting, &["ended", "closed"]).await;
         assert!(
-            ended["type"] == "ended" || ended["type"] == "closed",
+            ended["type"] == "ended" && ended["reason"] == "unused" || ended["type"] == "closed",
             "{ended}"
         );
         let t = Instant::now();
