@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
+use super::client::ClientAddr;
 use super::error::ApiError;
 use super::live::icecast::{IcecastPush, IcecastTarget};
 use super::room_task::{self, RoomHandle, RoomMsg};
@@ -367,6 +368,7 @@ fn session_response(
 async fn whip(
     State(state): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -382,6 +384,7 @@ async fn whip(
     let created = ask(&room, |reply| RoomMsg::Publish {
         token,
         offer,
+        client,
         reply,
     })
     .await?
@@ -394,6 +397,7 @@ async fn whip(
 async fn whep(
     State(state): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -403,6 +407,7 @@ async fn whep(
     let created = ask(&room, |reply| RoomMsg::Listen {
         token,
         offer,
+        client,
         reply,
     })
     .await?

@@ -126,6 +126,9 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("the server stopped: {0}")]
     Run(std::io::Error),
+    /// The server's DTLS certificate cannot be made.
+    #[error("{0}")]
+    Certificate(crate::rtc::RtcError),
     /// The episodes database cannot be opened.
     #[error("{0}")]
     Episodes(#[from] crate::episodes::store::StoreError),
@@ -353,6 +356,30 @@ fn open_episodes(opts: &ServeOptions) -> Result<crate::episodes::store::Store, S
     Ok(store)
 }
 
+/// The server's own URL: `--public-url`, else its HTTP address as reached from the network.
+fn base_url_of(opts: &ServeOptions, http: SocketAddr) -> String {
+    opts.public_url.clone().unwrap_or_else(|| {
+        let host = if http.ip().is_unspecified() {
+            SocketAddr::new(
+                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
+                http.port(),
+            )
+        } else {
+            http
+        };
+        format!("http://{host}")
+    })
+}
+
+/// The DTLS certificate every session of this server answers with: made once, before any room,
+/// off the runtime's workers.
+async fn server_certificate() -> Result<crate::rtc::ServerCertificate, ServeError> {
+    tokio::task::spawn_blocking(crate::rtc::ServerCertificate::generate)
+        .await
+        .map_err(|e| ServeError::Run(std::io::Error::other(e)))?
+        .map_err(ServeError::Certificate)
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -380,23 +407,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
     let media = Arc::new(media);
     let metrics = Arc::new(Metrics::default());
     tokio::spawn(Arc::clone(&media).run(Arc::clone(&metrics)));
-    let base_url = opts.public_url.clone().unwrap_or_else(|| {
-        let host = if http.ip().is_unspecified() {
-            SocketAddr::new(
-                crate::rtc::local_ip_towards(IpAddr::from([192, 0, 2, 1])),
-                http.port(),
-            )
-        } else {
-            http
-        };
-        format!("http://{host}")
-    });
+    let base_url = base_url_of(&opts, http);
     tracing::info!(
         "Booth room server on {base_url} (media UDP {} advertised as {})",
         media.local(),
         media.advertised()
     );
     let store = Arc::new(open_episodes(&opts)?);
+    let certificate = server_certificate().await?;
     let urls = episodes::Urls::new(opts.show.public_url.as_deref().unwrap_or(&base_url));
     let state = Arc::new(AppState {
         rooms: RwLock::new(HashMap::new()),
@@ -407,6 +425,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
             urls,
             live: opts.live.clone(),
             limits: Arc::new(opts.limits.clone()),
+            certificate,
+            address_sessions: Arc::default(),
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),
