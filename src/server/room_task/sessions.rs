@@ -293,6 +293,10 @@ fn check_offer(kind: Kind, offer: &str) -> Result<Offer, Refusal> {
             "the offer does not offer Opus audio",
         ));
     }
+    // str0m parses what anyone sends: a panic in its parser refuses the offer, not the room.
+    let parsed = super::guard::isolated(|| SdpOffer::from_sdp_string(offer))
+        .map_err(|why| Refusal::media("bad_sdp", format!("the offer cannot be read: {why}")))?
+        .map_err(|e| Refusal::media("bad_sdp", format!("the offer is not valid SDP: {e}")))?;
     let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
         return Err(Refusal::media(
             "no_audio",
@@ -312,10 +316,6 @@ fn check_offer(kind: Kind, offer: &str) -> Result<Offer, Refusal> {
             },
         ));
     }
-    // str0m parses what anyone sends: a panic in its parser refuses the offer, not the room.
-    let parsed = super::guard::isolated(|| SdpOffer::from_sdp_string(offer))
-        .map_err(|why| Refusal::media("bad_sdp", format!("the offer cannot be read: {why}")))?
-        .map_err(|e| Refusal::media("bad_sdp", format!("the offer is not valid SDP: {e}")))?;
     let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
     Ok(Offer {
         parsed,
