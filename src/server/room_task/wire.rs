@@ -312,3 +312,74 @@ impl RoomTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::{Duration, Instant};
+
+    use crate::rtc::peer::{ClientPeer, Mode};
+    use crate::server::room_task::guard::PANIC_ON_DRIVE;
+    use crate::server::{ServeOptions, start};
+
+    /// Frames `peer` receives within `span`.
+    async fn frames_within(peer: &mut ClientPeer, span: Duration) -> usize {
+        let end = tokio::time::Instant::now() + span;
+        let mut n = 0;
+        while let Ok(Some(_)) = tokio::time::timeout_at(end, peer.incoming.recv()).await {
+            n += 1;
+        }
+        n
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_that_panics_is_closed_and_counted_and_the_room_plays_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(ServeOptions {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            udp_ports: (0, 0),
+            data_dir: dir.path().to_owned(),
+            ..ServeOptions::default()
+        })
+        .await
+        .unwrap();
+        let url = server.base_url.clone();
+        let created: serde_json::Value = reqwest::Client::new()
+            .post(format!("{url}/api/rooms"))
+            .json(&serde_json::json!({"title": "Wall", "game": "Test"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let whep = created["whep_url"].as_str().unwrap().to_owned();
+        let connect = Duration::from_secs(30);
+        let mut doomed = ClientPeer::connect(&whep, None, Mode::Listen, connect)
+            .await
+            .unwrap();
+        let mut survivor = ClientPeer::connect(&whep, None, Mode::Listen, connect)
+            .await
+            .unwrap();
+        assert!(frames_within(&mut survivor, Duration::from_secs(1)).await > 20);
+        assert!(frames_within(&mut doomed, Duration::from_secs(1)).await > 20);
+        let id = doomed.location.rsplit('/').next().unwrap().to_owned();
+        PANIC_ON_DRIVE.lock().unwrap().push(id);
+        let metrics = std::sync::Arc::clone(&server.state.shared.metrics);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while metrics.session_panics.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the hook never fired");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The room goes on for the other listener; the one that panicked is closed.
+        assert!(frames_within(&mut survivor, Duration::from_secs(2)).await > 60);
+        assert_eq!(metrics.listeners.load(Relaxed), 1);
+        let _ = frames_within(&mut doomed, Duration::from_millis(200)).await;
+        assert_eq!(
+            frames_within(&mut doomed, Duration::from_millis(500)).await,
+            0
+        );
+        assert_eq!(metrics.session_panics.load(Relaxed), 1);
+        server.close().await;
+    }
+}
