@@ -10,6 +10,7 @@ mod episodes;
 pub(crate) mod icecast;
 mod interop;
 mod listening;
+mod sessions_cap;
 mod stage;
 mod streams;
 mod whip_out;
