@@ -56,6 +56,9 @@ fn offers(c: &mut Criterion) {
     group.bench_function("server_certificate", |b| {
         b.iter(|| black_box(answer(certificate.server_config(), &offer)));
     });
+    group.bench_function("certificate_alone", |b| {
+        b.iter(|| black_box(ServerCertificate::generate().is_ok()));
+    });
     group.finish();
 }
 
