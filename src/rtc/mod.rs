@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
 
 use str0m::RtcConfig;
-use str0m::config::CryptoProvider;
+use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::Frequency;
 use str0m::rtp::Extension;
@@ -60,6 +60,9 @@ pub enum RtcError {
     /// The media connection went away.
     #[error("the media connection was lost: {0}")]
     Lost(String),
+    /// No DTLS certificate could be made.
+    #[error("cannot make a DTLS certificate: {0}")]
+    Certificate(String),
     /// The peer never connected.
     #[error("the media connection did not come up within {0} s")]
     ConnectTimeout(u64),
@@ -103,6 +106,42 @@ pub fn rtc_config() -> RtcConfig {
         fmtp,
     );
     config
+}
+
+/// A server's DTLS identity: one self-signed certificate made once at start and given to every
+/// session (each session's SDP answer carries its fingerprint). Making one per offer costs a
+/// key generation on the room's task for every anonymous WHEP request.
+///
+/// Its `Debug` never shows the private key.
+#[derive(Clone)]
+pub struct ServerCertificate(DtlsCert);
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCertificate(..)")
+    }
+}
+
+impl ServerCertificate {
+    /// A fresh certificate from the crypto provider every Booth peer uses.
+    ///
+    /// # Errors
+    /// The provider could not make one (no randomness, or no certificate support built in).
+    pub fn generate() -> Result<Self, RtcError> {
+        crypto()
+            .dtls_provider
+            .generate_certificate()
+            .map(Self)
+            .ok_or_else(|| RtcError::Certificate("the crypto provider made no certificate".into()))
+    }
+
+    /// [`rtc_config`] for a server session: ICE-lite, with this certificate.
+    #[must_use]
+    pub fn server_config(&self) -> RtcConfig {
+        rtc_config()
+            .set_ice_lite(true)
+            .set_dtls_cert(self.0.clone())
+    }
 }
 
 /// The local ICE username fragment of a STUN request (the part of USERNAME before the colon),

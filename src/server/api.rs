@@ -422,6 +422,7 @@ fn session_response(
 async fn whip(
     State(state): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -437,6 +438,7 @@ async fn whip(
     let created = ask(&room, |reply| RoomMsg::Publish {
         token,
         offer,
+        client,
         reply,
     })
     .await?
@@ -449,6 +451,7 @@ async fn whip(
 async fn whep(
     State(state): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -458,6 +461,7 @@ async fn whep(
     let created = ask(&room, |reply| RoomMsg::Listen {
         token,
         offer,
+        client,
         reply,
     })
     .await?

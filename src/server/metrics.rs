@@ -23,6 +23,8 @@ pub struct Metrics {
     pub send_drops: AtomicU64,
     /// Datagrams no session claimed.
     pub unrouted: AtomicU64,
+    /// WebRTC sessions closed because handling them panicked (the room went on).
+    pub session_panics: AtomicU64,
     /// Mix ticks run, and the microseconds they took in all.
     pub mix_ticks: AtomicU64,
     /// Microseconds spent mixing, encoding and sending, summed over ticks.
@@ -95,7 +97,7 @@ struct Series {
     value: fn(&Metrics) -> &AtomicU64,
 }
 
-const SERIES: [Series; 24] = [
+const SERIES: [Series; 25] = [
     Series {
         name: "rooms",
         kind: "gauge",
@@ -173,6 +175,12 @@ const SERIES: [Series; 24] = [
         kind: "counter",
         help: "Mix-minus frames encoded for stage members who listen.",
         value: |m| &m.minus_frames,
+    },
+    Series {
+        name: "session_panics_total",
+        kind: "counter",
+        help: "WebRTC sessions closed because handling them failed (their room went on).",
+        value: |m| &m.session_panics,
     },
     Series {
         name: "rejected_total",

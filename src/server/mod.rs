@@ -132,6 +132,9 @@ pub enum ServeError {
     /// The server failed while running.
     #[error("the server stopped: {0}")]
     Run(std::io::Error),
+    /// The server's DTLS certificate cannot be made.
+    #[error("{0}")]
+    Certificate(crate::rtc::RtcError),
     /// The episodes database cannot be opened.
     #[error("{0}")]
     Episodes(#[from] crate::episodes::store::StoreError),
@@ -380,6 +383,15 @@ fn base_url(opts: &ServeOptions, http: SocketAddr) -> String {
     })
 }
 
+/// The DTLS certificate every session of this server answers with: made once, before any room,
+/// off the runtime's workers.
+async fn server_certificate() -> Result<crate::rtc::ServerCertificate, ServeError> {
+    tokio::task::spawn_blocking(crate::rtc::ServerCertificate::generate)
+        .await
+        .map_err(|e| ServeError::Run(std::io::Error::other(e)))?
+        .map_err(ServeError::Certificate)
+}
+
 /// Binds the ports and starts serving in the background.
 ///
 /// # Errors
@@ -414,6 +426,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
         media.advertised()
     );
     let store = Arc::new(open_episodes(&opts)?);
+    let certificate = server_certificate().await?;
     let urls = episodes::Urls::new(opts.show.public_url.as_deref().unwrap_or(&base_url));
     let (ended_rooms, ended_rx) = mpsc::unbounded_channel();
     let state = Arc::new(AppState {
@@ -427,6 +440,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer, ServeError> {
             live: opts.live.clone(),
             limits: Arc::new(opts.limits.clone()),
             ended_rooms,
+            certificate,
+            address_sessions: Arc::default(),
         },
         base_url: base_url.clone(),
         ice_servers: opts.ice_servers.clone(),

@@ -2,6 +2,7 @@
 //! reaches a room goes through here, except the media socket's datagrams, which have an inbox
 //! of their own.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -134,6 +135,8 @@ pub enum RoomMsg {
         token: Option<String>,
         /// SDP offer.
         offer: String,
+        /// The client's address (sessions are capped per address).
+        client: IpAddr,
         /// The answer.
         reply: oneshot::Sender<Result<SessionCreated, Refusal>>,
     },
@@ -143,6 +146,8 @@ pub enum RoomMsg {
         token: Option<String>,
         /// SDP offer.
         offer: String,
+        /// The client's address (sessions are capped per address).
+        client: IpAddr,
         /// The answer.
         reply: oneshot::Sender<Result<SessionCreated, Refusal>>,
     },

@@ -7,23 +7,27 @@
 //! in its own process publishes and listens through local sessions (channels, no WebRTC) under
 //! the same rules.
 
+mod admission;
 mod expiry;
+mod guard;
+mod index;
 mod members;
 mod messages;
 pub mod mix;
 mod recording;
 mod refusal;
 mod sessions;
+mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+pub use self::admission::{AddressSessions, SessionCap};
 use self::members::{InviteEntry, Member};
 pub use self::messages::{Invitation, LocalMedia, RoomMsg, SessionCreated, Welcome, WsOut};
 pub use self::mix::ServerMix;
@@ -71,6 +75,10 @@ pub struct Shared {
     pub limits: Arc<crate::server::limits::Limits>,
     /// Where a room's task sends its id as it finishes, so the registry lets it go.
     pub ended_rooms: mpsc::UnboundedSender<String>,
+    /// The DTLS identity every WebRTC session answers with.
+    pub certificate: crate::rtc::ServerCertificate,
+    /// WebRTC sessions held by each client address, across every room.
+    pub address_sessions: Arc<AddressSessions>,
 }
 
 /// A room as the registry holds it.
@@ -134,6 +142,10 @@ pub fn spawn(
         next_conn: 1,
         away: HashSet::new(),
         sessions: Vec::new(),
+        index: index::SessionIndex::default(),
+        pending: 0,
+        next_wake: now,
+        last_timers: now,
         socket: shared.media.socket(),
         shared,
         datagrams,
@@ -172,6 +184,14 @@ pub(super) struct RoomTask {
     next_conn: u64,
     away: HashSet<ParticipantId>,
     sessions: Vec<Session>,
+    /// Where each session is in `sessions`.
+    index: index::SessionIndex,
+    /// WebRTC sessions not connected yet.
+    pending: usize,
+    /// The earliest timer of any session (a lower bound: a session may have moved it on).
+    next_wake: Instant,
+    /// When the sessions' timers were last served.
+    last_timers: Instant,
     socket: Arc<UdpSocket>,
     shared: Shared,
     /// Where the media socket routes this room's datagrams.
@@ -298,9 +318,7 @@ impl RoomTask {
 
     fn next_deadline(&self) -> Instant {
         let mut at = Instant::now() + Duration::from_secs(1);
-        for s in &self.sessions {
-            at = at.min(s.deadline);
-        }
+        at = at.min(self.next_wake.max(self.last_timers + wire::TIMER_GRAIN));
         if let Some(t) = self.room.poll_timeout() {
             at = at.min(t);
         }
@@ -312,15 +330,10 @@ impl RoomTask {
             let _ = self.room.handle(crate::room::Input::Tick, now);
             self.pump();
         }
-        for i in 0..self.sessions.len() {
-            if self.sessions[i].deadline <= now
-                && let Some(link) = self.sessions[i].link.rtc()
-            {
-                let _ = link.rtc.handle_input(Input::Timeout(now));
-                self.drive(i);
-            }
+        if self.next_wake <= now + wire::TIMER_GRAIN {
+            self.session_timeouts(now);
+            self.reap(now);
         }
-        self.reap(now);
     }
 
     fn on_message(&mut self, msg: RoomMsg) {
@@ -405,16 +418,18 @@ impl RoomTask {
             RoomMsg::Publish {
                 token,
                 offer,
+                client,
                 reply,
             } => {
-                let _ = reply.send(self.publish(token.as_deref(), &offer));
+                let _ = reply.send(self.publish(token.as_deref(), &offer, client));
             }
             RoomMsg::Listen {
                 token,
                 offer,
+                client,
                 reply,
             } => {
-                let _ = reply.send(self.listen(token.as_deref(), &offer));
+                let _ = reply.send(self.listen(token.as_deref(), &offer, client));
             }
             RoomMsg::Trickle {
                 session,
@@ -424,7 +439,7 @@ impl RoomTask {
                 let _ = reply.send(self.trickle(&session, &fragment));
             }
             RoomMsg::Hangup { session, reply } => {
-                let result = match self.sessions.iter().position(|s| s.id == session) {
+                let result = match self.index.by_id(&session) {
                     Some(i) => {
                         self.close_session(i);
                         Ok(())
@@ -664,8 +679,10 @@ impl RoomTask {
         let now = Instant::now();
         let rtp = self.mix.rtp();
         let program: Option<Arc<[u8]>> = self.mix.program().map(Arc::from);
-        for i in 0..self.sessions.len() {
+        let mut i = 0;
+        while i < self.sessions.len() {
             let s = &self.sessions[i];
+            i += 1;
             if s.kind != Kind::Listen || !s.connected {
                 continue;
             }
@@ -675,10 +692,17 @@ impl RoomTask {
                 None => program.clone(),
             };
             let Some(packet) = packet else { continue };
-            let rtc = matches!(s.link, Link::Rtc(_));
-            self.sessions[i].send(&packet, rtp, now);
-            if rtc {
-                self.drive(i);
+            let at = i - 1;
+            if matches!(s.link, Link::Rtc(_)) {
+                if !self.guarded(at, |task| {
+                    task.sessions[at].send(&packet, rtp, now);
+                    task.drive(at);
+                }) {
+                    // Closed: another session (or none) is at `at` now.
+                    i = at;
+                }
+            } else {
+                self.sessions[at].send(&packet, rtp, now);
             }
         }
     }

@@ -50,6 +50,9 @@ pub enum Refusal {
     /// A trickle that restarts ICE.
     #[error("ICE restarts are not supported: start a new session")]
     IceRestart,
+    /// A cap on sessions (the room's, or the client address's) is reached.
+    #[error("{}", .0.message())]
+    SessionCap(super::admission::SessionCap),
     /// Something failed inside the server (randomness, a codec); the detail is for the log.
     #[error("internal: {0}")]
     Internal(String),

@@ -3,31 +3,27 @@
 //! (channels, no WebRTC or codec). How a session's media travels is its [`Link`]; everything
 //! WebRTC-only lives in [`RtcLink`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::media::{Mid, Pt};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Rtc};
 use tokio::sync::mpsc;
 
-use super::Refusal;
 use super::messages::{LocalMedia, SessionCreated};
 use super::mix::STEREO_FRAME;
+use super::{Refusal, admission};
 use super::{RoomTask, message, send_all};
 use crate::codec::opus::{FRAME_SAMPLES, OpusDecoder};
 use crate::room::ParticipantId;
 use crate::room::protocol::ServerMsg;
 use crate::rtc::jitter::{JitterBuffer, Playout};
 use crate::rtc::peer::InFrame;
-use crate::rtc::{rtc_config, sdp_ice_ufrag};
-use crate::server::media::Datagram;
+use crate::rtc::sdp_ice_ufrag;
 use crate::server::tokens;
 
-/// A session that has not connected by then is dropped.
-const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
 /// Frames buffered before a publisher is heard, and the most kept.
 const JITTER_TARGET: usize = 1;
 const JITTER_MAX: usize = 10;
@@ -44,6 +40,10 @@ pub(super) struct Session {
     pub id: String,
     pub kind: Kind,
     pub who: Option<ParticipantId>,
+    /// The client address it counts against (none for the host in this process).
+    pub client: Option<IpAddr>,
+    /// Its peer panicked: closed without being touched again.
+    pub poisoned: bool,
     pub link: Link,
     pub created: Instant,
     pub connected: bool,
@@ -64,6 +64,8 @@ impl Session {
             id,
             kind,
             who,
+            client: None,
+            poisoned: false,
             link,
             created: now,
             connected: false,
@@ -164,15 +166,17 @@ pub(super) struct RtcLink {
     pub mid: Option<Mid>,
     /// The Opus payload type a listener negotiated.
     pub pt: Option<Pt>,
-    /// The peer's address, once a packet from it was accepted.
+    /// The peer's address, once a STUN request from it passed the integrity check.
     pub remote: Option<SocketAddr>,
+    /// Trickled candidates taken (at most `candidates_per_session`; more are ignored).
+    pub candidates: usize,
     /// A publisher's decoder and jitter buffer.
     pub decoder: Option<OpusDecoder>,
     pub jitter: JitterBuffer,
 }
 
 impl RtcLink {
-    fn on_event(&mut self, event: RtcEvent, kind: Kind) {
+    pub(super) fn on_event(&mut self, event: RtcEvent, kind: Kind) {
         match event {
             RtcEvent::MediaAdded(m) => self.mid = Some(m.mid),
             RtcEvent::MediaData(data) if kind == Kind::Publish => {
@@ -185,7 +189,7 @@ impl RtcLink {
         }
     }
 
-    fn learn_payload_type(&mut self) {
+    pub(super) fn learn_payload_type(&mut self) {
         if self.pt.is_none()
             && let Some(mid) = self.mid
             && let Some(w) = self.rtc.writer(mid)
@@ -270,68 +274,123 @@ impl ProgramIn {
     }
 }
 
+/// What an offer asks for, once checked.
+struct Offer {
+    parsed: SdpOffer,
+    remote_ufrag: String,
+    mid: String,
+}
+
+/// Checks an offer before anything is made for it: Opus audio, going the right way.
+fn check_offer(kind: Kind, offer: &str) -> Result<Offer, Refusal> {
+    let lower = offer.to_ascii_lowercase();
+    if !lower.contains("m=audio") {
+        return Err(Refusal::media("no_audio", "the offer has no audio section"));
+    }
+    if !lower.contains("opus/48000") {
+        return Err(Refusal::media(
+            "no_opus",
+            "the offer does not offer Opus audio",
+        ));
+    }
+    // str0m parses what anyone sends: a panic in its parser refuses the offer, not the room.
+    let parsed = super::guard::isolated(|| SdpOffer::from_sdp_string(offer))
+        .map_err(|why| Refusal::media("bad_sdp", format!("the offer cannot be read: {why}")))?
+        .map_err(|e| Refusal::media("bad_sdp", format!("the offer is not valid SDP: {e}")))?;
+    let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
+        return Err(Refusal::media(
+            "no_audio",
+            "the offer's audio section has no a=mid",
+        ));
+    };
+    let usable = match kind {
+        Kind::Publish => matches!(direction, "sendonly" | "sendrecv"),
+        Kind::Listen => matches!(direction, "recvonly" | "sendrecv"),
+    };
+    if !usable {
+        return Err(Refusal::media(
+            "wrong_direction",
+            match kind {
+                Kind::Publish => "a WHIP offer must send audio (sendonly)",
+                Kind::Listen => "a WHEP offer must receive audio (recvonly)",
+            },
+        ));
+    }
+    let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
+    Ok(Offer {
+        parsed,
+        remote_ufrag,
+        mid,
+    })
+}
+
 impl RoomTask {
+    /// A WebRTC session for `offer`, from `client`, within the room's and the address's caps.
     pub(super) fn new_session(
         &mut self,
         kind: Kind,
         who: Option<ParticipantId>,
         offer: &str,
+        client: IpAddr,
     ) -> Result<SessionCreated, Refusal> {
         if self.room.is_ended() {
             return Err(Refusal::Ended);
         }
-        let lower = offer.to_ascii_lowercase();
-        if !lower.contains("m=audio") {
-            return Err(Refusal::media("no_audio", "the offer has no audio section"));
-        }
-        if !lower.contains("opus/48000") {
-            return Err(Refusal::media(
-                "no_opus",
-                "the offer does not offer Opus audio",
-            ));
-        }
-        let parsed = SdpOffer::from_sdp_string(offer)
-            .map_err(|e| Refusal::media("bad_sdp", format!("the offer is not valid SDP: {e}")))?;
-        let remote_ufrag = sdp_ice_ufrag(offer).unwrap_or_default().to_owned();
-        let Some((mid, direction)) = crate::rtc::sdp_audio_section(offer) else {
-            return Err(Refusal::media(
-                "no_audio",
-                "the offer's audio section has no a=mid",
-            ));
+        let limits = &self.shared.limits;
+        admission::room_admits(self.sessions.len(), self.pending, limits)?;
+        let offer = check_offer(kind, offer)?;
+        self.shared
+            .address_sessions
+            .admit(client, limits)
+            .map_err(Refusal::SessionCap)?;
+        let made = self.answer(kind, offer);
+        let (link, answer) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                self.shared.address_sessions.release(client, true);
+                return Err(e);
+            }
         };
-        let usable = match kind {
-            Kind::Publish => matches!(direction, "sendonly" | "sendrecv"),
-            Kind::Listen => matches!(direction, "recvonly" | "sendrecv"),
+        let id = match tokens::random_id(16) {
+            Ok(id) => id,
+            Err(e) => {
+                self.shared.address_sessions.release(client, true);
+                return Err(Refusal::internal(e));
+            }
         };
-        if !usable {
-            return Err(Refusal::media(
-                "wrong_direction",
-                match kind {
-                    Kind::Publish => "a WHIP offer must send audio (sendonly)",
-                    Kind::Listen => "a WHEP offer must receive audio (recvonly)",
-                },
-            ));
-        }
+        self.shared.media.route(&link.ufrag, self.datagrams.clone());
         let now = Instant::now();
-        let mut rtc = rtc_config().set_ice_lite(true).build(now);
+        let session = Session {
+            client: Some(client),
+            ..Session::new(id.clone(), kind, who, Link::Rtc(Box::new(link)), now)
+        };
+        let i = self.add_session(session);
+        self.guarded(i, |task| task.drive(i));
+        Ok(SessionCreated { id, answer })
+    }
+
+    /// The peer for a checked offer, with the server's certificate, and its SDP answer.
+    fn answer(&self, kind: Kind, offer: Offer) -> Result<(RtcLink, String), Refusal> {
+        let now = Instant::now();
+        let mut rtc = self.shared.certificate.server_config().build(now);
         let candidate =
             Candidate::host(self.shared.media.advertised(), "udp").map_err(Refusal::internal)?;
         rtc.add_local_candidate(candidate);
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(parsed)
+        let answer = super::guard::isolated(|| rtc.sdp_api().accept_offer(offer.parsed))
+            .map_err(|why| {
+                Refusal::media("bad_sdp", format!("the offer cannot be answered: {why}"))
+            })?
             .map_err(|e| Refusal::media("bad_sdp", format!("the offer cannot be answered: {e}")))?
             .to_sdp_string();
         let ufrag = sdp_ice_ufrag(&answer).unwrap_or_default().to_owned();
-        let id = tokens::random_id(16).map_err(Refusal::internal)?;
-        self.shared.media.route(&ufrag, self.datagrams.clone());
         let link = RtcLink {
             rtc,
             ufrag,
-            remote_ufrag,
-            mid: Some(Mid::from(mid.as_str())),
+            remote_ufrag: offer.remote_ufrag,
+            mid: Some(Mid::from(offer.mid.as_str())),
             pt: None,
             remote: None,
+            candidates: 0,
             decoder: if kind == Kind::Publish {
                 OpusDecoder::new(2).ok()
             } else {
@@ -339,22 +398,14 @@ impl RoomTask {
             },
             jitter: JitterBuffer::new(JITTER_TARGET, JITTER_MAX),
         };
-        self.sessions.push(Session::new(
-            id.clone(),
-            kind,
-            who,
-            Link::Rtc(Box::new(link)),
-            now,
-        ));
-        let i = self.sessions.len() - 1;
-        self.drive(i);
-        Ok(SessionCreated { id, answer })
+        Ok((link, answer))
     }
 
     pub(super) fn publish(
         &mut self,
         token: Option<&str>,
         offer: &str,
+        client: IpAddr,
     ) -> Result<SessionCreated, Refusal> {
         let who = self.identify(token)?;
         if !self.room.may_publish(who) {
@@ -362,19 +413,20 @@ impl RoomTask {
         }
         // One voice per participant: a new session replaces the old one.
         self.close_where(|s| s.who == Some(who) && s.kind == Kind::Publish);
-        self.new_session(Kind::Publish, Some(who), offer)
+        self.new_session(Kind::Publish, Some(who), offer, client)
     }
 
     pub(super) fn listen(
         &mut self,
         token: Option<&str>,
         offer: &str,
+        client: IpAddr,
     ) -> Result<SessionCreated, Refusal> {
         let who = match token {
             Some(t) => Some(self.identify(Some(t))?),
             None => None,
         };
-        self.new_session(Kind::Listen, who, offer)
+        self.new_session(Kind::Listen, who, offer, client)
     }
 
     /// A session for the host in this process (see [`RoomMsg::Local`]): publishing its program,
@@ -406,7 +458,7 @@ impl RoomTask {
         let id = tokens::random_id(16).map_err(Refusal::internal)?;
         let now = Instant::now();
         let link = Link::Local { end, alive };
-        self.sessions.push(Session {
+        self.add_session(Session {
             // Nothing to connect: frames flow from the first tick.
             connected: true,
             // No timers of its own.
@@ -423,21 +475,27 @@ impl RoomTask {
         Ok(())
     }
 
+    /// Trickled candidates (ICE-lite needs none): up to `candidates_per_session` are given to
+    /// the peer, the rest are ignored, so a client may send as many as it likes.
     pub(super) fn trickle(&mut self, session: &str, fragment: &str) -> Result<(), Refusal> {
-        let i = self
-            .sessions
-            .iter()
-            .position(|s| s.id == session)
-            .ok_or(Refusal::NoSuchSession)?;
+        let i = self.index.by_id(session).ok_or(Refusal::NoSuchSession)?;
+        let most = self.shared.limits.candidates_per_session;
+        let Some(link) = self.sessions[i].link.rtc() else {
+            return Err(Refusal::media(
+                "not_webrtc",
+                "that session does not use WebRTC",
+            ));
+        };
         if let Some(ufrag) = sdp_ice_ufrag(fragment)
-            && self.sessions[i]
-                .link
-                .rtc()
-                .is_some_and(|l| l.remote_ufrag != ufrag)
+            && link.remote_ufrag != ufrag
         {
             return Err(Refusal::IceRestart);
         }
+        let mut taken = Vec::new();
         for line in fragment.lines() {
+            if link.candidates + taken.len() >= most {
+                break;
+            }
             let line = line.trim();
             if let Some(c) = line
                 .strip_prefix("a=candidate:")
@@ -446,93 +504,22 @@ impl RoomTask {
                 let c = Candidate::from_sdp_string(&format!("candidate:{c}")).map_err(|e| {
                     Refusal::media("bad_candidate", format!("cannot read candidate: {e}"))
                 })?;
-                match self.sessions[i].link.rtc() {
-                    Some(link) => link.rtc.add_remote_candidate(c),
-                    None => {
-                        return Err(Refusal::media(
-                            "not_webrtc",
-                            "that session does not use WebRTC",
-                        ));
-                    }
-                }
+                taken.push(c);
             }
         }
-        self.drive(i);
+        if taken.is_empty() {
+            return Ok(());
+        }
+        link.candidates += taken.len();
+        self.guarded(i, |task| {
+            if let Some(link) = task.sessions[i].link.rtc() {
+                for c in taken {
+                    link.rtc.add_remote_candidate(c);
+                }
+            }
+            task.drive(i);
+        });
         Ok(())
-    }
-
-    pub(super) fn close_where(&mut self, pick: impl Fn(&Session) -> bool) {
-        let mut i = 0;
-        while i < self.sessions.len() {
-            if pick(&self.sessions[i]) {
-                self.close_session(i);
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    pub(super) fn close_session(&mut self, i: usize) {
-        let mut s = self.sessions.swap_remove(i);
-        // A clean close (RTCP BYE, DTLS close_notify) tells the peer at once. A local session
-        // ends as it is dropped (its host sees `alive` go).
-        if let Some(link) = s.link.rtc() {
-            let rtc = &mut link.rtc;
-            if rtc.close().is_ok() {
-                for _ in 0..64 {
-                    match rtc.poll_output() {
-                        Ok(Output::Transmit(t)) => {
-                            let _ = self.socket.try_send_to(&t.contents, t.destination);
-                        }
-                        Ok(Output::Event(_)) => {}
-                        Ok(Output::Timeout(_)) | Err(_) => break,
-                    }
-                    if !rtc.is_alive() {
-                        break;
-                    }
-                }
-            }
-            rtc.disconnect();
-            self.shared.media.unroute(&link.ufrag);
-        }
-        if s.connected {
-            match s.kind {
-                Kind::Publish => self.shared.metrics.publishers.fetch_sub(1, Relaxed),
-                Kind::Listen => self.shared.metrics.listeners.fetch_sub(1, Relaxed),
-            };
-        }
-        if let Some(who) = s.who
-            && !self.sessions.iter().any(|o| o.who == Some(who))
-        {
-            self.mix.forget(who);
-        }
-        self.announce_listening();
-    }
-
-    pub(super) fn reap(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.sessions.len() {
-            let s = &self.sessions[i];
-            let stale = match &s.link {
-                Link::Rtc(link) => {
-                    !link.rtc.is_alive()
-                        || (!s.connected && now.duration_since(s.created) > CONNECT_DEADLINE)
-                }
-                // The host hung up.
-                Link::Local { end, alive } => {
-                    alive.is_closed()
-                        || match end {
-                            LocalEnd::Program(p) => p.ring.is_abandoned(),
-                            LocalEnd::Hears(out) => out.is_closed(),
-                        }
-                }
-            };
-            if stale {
-                self.close_session(i);
-            } else {
-                i += 1;
-            }
-        }
     }
 
     pub(super) fn announce_listening(&mut self) {
@@ -545,103 +532,6 @@ impl RoomTask {
                 send_all(*id, &m.conns, &text, &mut stale);
             }
             self.drop_stale(stale);
-        }
-    }
-
-    pub(super) fn on_datagram(&mut self, d: Datagram) {
-        fn webrtc(s: &Session) -> Option<&RtcLink> {
-            match &s.link {
-                Link::Rtc(link) => Some(link),
-                Link::Local { .. } => None,
-            }
-        }
-        let found = self
-            .sessions
-            .iter()
-            .position(|s| webrtc(s).is_some_and(|l| l.remote == Some(d.source)))
-            .or_else(|| {
-                let ufrag = crate::rtc::stun_local_ufrag(&d.data)?;
-                self.sessions
-                    .iter()
-                    .position(|s| webrtc(s).is_some_and(|l| l.ufrag == ufrag))
-            });
-        let Some(i) = found else {
-            self.shared.metrics.unrouted.fetch_add(1, Relaxed);
-            return;
-        };
-        let Ok(contents) = d.data.as_slice().try_into() else {
-            return;
-        };
-        let input = Input::Receive(
-            d.at,
-            Receive {
-                proto: Protocol::Udp,
-                source: d.source,
-                destination: self.shared.media.local(),
-                contents,
-            },
-        );
-        let Some(link) = self.sessions[i].link.rtc() else {
-            return;
-        };
-        if link.rtc.accepts(&input) {
-            if let Err(e) = link.rtc.handle_input(input) {
-                tracing::debug!("room {}: session input: {e}", self.id);
-            }
-            if link.remote.is_none() && crate::rtc::stun_local_ufrag(&d.data).is_none() {
-                link.remote = Some(d.source);
-            }
-            self.drive(i);
-        }
-    }
-
-    /// Runs a session's outputs until its next deadline.
-    pub(super) fn drive(&mut self, i: usize) {
-        let metrics = &self.shared.metrics;
-        let socket = &self.socket;
-        let s = &mut self.sessions[i];
-        let (kind, id) = (s.kind, &s.id);
-        let Link::Rtc(link) = &mut s.link else {
-            return;
-        };
-        let mut newly_connected = false;
-        loop {
-            match link.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    s.deadline = t;
-                    break;
-                }
-                Ok(Output::Transmit(t)) => {
-                    if link.remote.is_none() {
-                        link.remote = Some(t.destination);
-                    }
-                    match socket.try_send_to(&t.contents, t.destination) {
-                        Ok(_) => metrics.packets_out.fetch_add(1, Relaxed),
-                        Err(_) => metrics.send_drops.fetch_add(1, Relaxed),
-                    };
-                }
-                Ok(Output::Event(RtcEvent::Connected)) => {
-                    s.connected = true;
-                    newly_connected = true;
-                    match kind {
-                        Kind::Publish => metrics.publishers.fetch_add(1, Relaxed),
-                        Kind::Listen => metrics.listeners.fetch_add(1, Relaxed),
-                    };
-                }
-                Ok(Output::Event(e)) => link.on_event(e, kind),
-                Err(e) => {
-                    tracing::debug!("session {id}: {e}");
-                    link.rtc.disconnect();
-                    s.deadline = Instant::now();
-                    break;
-                }
-            }
-        }
-        if s.connected && kind == Kind::Listen {
-            link.learn_payload_type();
-        }
-        if newly_connected && kind == Kind::Listen {
-            self.announce_listening();
         }
     }
 }

@@ -13,6 +13,7 @@ mod interop;
 mod limits;
 mod listening;
 mod people;
+mod sessions_cap;
 mod stage;
 mod streams;
 mod whip_out;
