@@ -79,6 +79,12 @@ impl JitterBuffer {
         }
     }
 
+    /// The most frames it ever holds.
+    #[must_use]
+    pub fn max_depth(&self) -> usize {
+        self.max
+    }
+
     /// Frames waiting.
     #[must_use]
     pub fn depth(&self) -> usize {
