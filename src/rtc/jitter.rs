@@ -77,6 +77,12 @@ impl JitterBuffer {
         if self.frames.insert(ts, packet).is_some() {
             self.stats.duplicate += 1;
         }
+        // A sender pushing faster than anyone pops must not grow the buffer: the oldest frame
+        // goes, as it would at the next pop.
+        if self.frames.len() > self.max {
+            self.frames.pop_first();
+            self.stats.shed += 1;
+        }
     }
 
     /// The most frames it ever holds.
@@ -337,5 +343,17 @@ mod tests {
             assert!(jb.depth() <= 6, "depth {}", jb.depth());
         }
         assert!(jb.stats().shed > 0);
+    }
+
+    /// The jitter_buffer fuzz target's invariant: pushes without pops never grow the buffer
+    /// past its maximum.
+    #[test]
+    fn a_flood_of_pushes_never_grows_past_the_maximum() {
+        let mut jb = JitterBuffer::new(3, 8);
+        for n in 0..1_000u64 {
+            jb.push(n * 960, pkt(1));
+            assert!(jb.depth() <= jb.max_depth(), "depth {}", jb.depth());
+        }
+        assert_eq!(jb.stats().shed, 1_000 - 8);
     }
 }
