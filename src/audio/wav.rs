@@ -139,7 +139,7 @@ fn parse_fmt(b: &[u8]) -> Result<(PcmFormat, u16, u32, u16), NotDirect> {
         return Err(NotDirect::Other);
     }
     let container = block_align / channels;
-    if bits == 0 || bits > container * 8 {
+    if bits == 0 || u32::from(bits) > u32::from(container) * 8 {
         return Err(NotDirect::Other);
     }
     let format = match (tag, container) {
@@ -275,5 +275,19 @@ mod tests {
         assert_eq!((header.format, header.frames), (PcmFormat::I32, 3));
         let mut wav = WavPcm::new(cursor, &header);
         assert_eq!(wav.read().unwrap(), &[0.5, -0.25, 1.0 / 524_288.0]);
+    }
+
+    /// Found by the audio_file fuzz target: a one-channel header with a 65,535-byte block
+    /// overflowed the container's bit count.
+    #[test]
+    fn a_huge_container_is_not_a_panic() {
+        let mut file = Vec::new();
+        file.extend_from_slice(b"RIFF\x66\x03\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0");
+        file.extend_from_slice(&[0x40, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf, 0xdf]);
+        file.extend_from_slice(&[0xff, 0xff, 0x10, 0x00]);
+        assert_eq!(
+            read_header(&mut io::Cursor::new(file)),
+            Err(NotDirect::Other)
+        );
     }
 }

@@ -133,7 +133,7 @@ impl JitterBuffer {
                 if let Some((&ts, _)) = self.frames.first_key_value() {
                     self.frames.remove(&ts);
                     self.stats.shed += 1;
-                    self.next = Some(ts + FRAME);
+                    self.next = Some(ts.saturating_add(FRAME));
                     return self.pop();
                 }
             }
@@ -142,7 +142,7 @@ impl JitterBuffer {
         }
         if let Some(packet) = self.frames.remove(&next) {
             self.misses = 0;
-            self.next = Some(next + FRAME);
+            self.next = Some(next.saturating_add(FRAME));
             // Anything older than what we play now is late by definition.
             while let Some((&ts, _)) = self.frames.first_key_value() {
                 if ts >= next {
@@ -167,8 +167,8 @@ impl JitterBuffer {
                 Playout::Lost { next: None }
             }
             Some((&ts, packet)) => {
-                let fec = (ts == next + FRAME).then(|| Arc::clone(packet));
-                self.next = Some(next + FRAME);
+                let fec = (ts == next.saturating_add(FRAME)).then(|| Arc::clone(packet));
+                self.next = Some(next.saturating_add(FRAME));
                 if ts > next + 10 * FRAME {
                     // A jump (the sender restarted its clock): follow it.
                     self.next = Some(ts);
@@ -355,5 +355,17 @@ mod tests {
             assert!(jb.depth() <= jb.max_depth(), "depth {}", jb.depth());
         }
         assert_eq!(jb.stats().shed, 1_000 - 8);
+    }
+
+    /// Found by the jitter_buffer fuzz target: timestamps at the top of the 64-bit range
+    /// overflowed the next expected timestamp.
+    #[test]
+    fn timestamps_at_the_end_of_the_range_play_without_overflow() {
+        let mut jb = JitterBuffer::new(1, 4);
+        jb.push(u64::MAX - 10, pkt(1));
+        jb.push(u64::MAX, pkt(2));
+        for _ in 0..10 {
+            let _ = jb.pop();
+        }
     }
 }
