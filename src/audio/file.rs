@@ -238,6 +238,13 @@ impl FileSource {
                     max: u32::from(MAX_WAV_CHANNELS),
                 });
             }
+            Err(NotDirect::ZeroRate) => {
+                return Err(AudioError::Corrupt {
+                    path: path.to_owned(),
+                    at_seconds: 0.0,
+                    detail: "its header says the sample rate is 0 Hz".into(),
+                });
+            }
             Err(NotDirect::Other) => {
                 let mut media = reader.into_inner();
                 media.seek(SeekFrom::Start(0)).map_err(io)?;

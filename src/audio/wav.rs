@@ -61,6 +61,8 @@ pub(super) struct WavHeader {
 pub(super) enum NotDirect {
     /// More channels than [`MAX_WAV_CHANNELS`]: refused outright.
     TooManyChannels(u16),
+    /// A PCM header that says 0 Hz (which would stop the general decoder too).
+    ZeroRate,
     /// Another encoding, or a header this parser does not take: the general decoder decides.
     Other,
 }
@@ -135,7 +137,10 @@ fn parse_fmt(b: &[u8]) -> Result<(PcmFormat, u16, u32, u16), NotDirect> {
         }
         tag = le16(b, 24);
     }
-    if channels == 0 || rate == 0 || block_align == 0 || block_align % channels != 0 {
+    if rate == 0 {
+        return Err(NotDirect::ZeroRate);
+    }
+    if channels == 0 || block_align == 0 || block_align % channels != 0 {
         return Err(NotDirect::Other);
     }
     let container = block_align / channels;
@@ -289,5 +294,15 @@ mod tests {
             read_header(&mut io::Cursor::new(file)),
             Err(NotDirect::Other)
         );
+    }
+
+    /// Found by the audio_file fuzz target: a WAVE_FORMAT_EXTENSIBLE header saying 0 Hz went on
+    /// to symphonia, which panics on a zero time base.
+    #[test]
+    fn a_zero_sample_rate_is_a_clear_error() {
+        let file = include_bytes!("../../tests/data/fuzz/wav-zero-rate.wav");
+        let e = crate::audio::FileSource::open_bytes(std::path::Path::new("z.wav"), file.to_vec())
+            .unwrap_err();
+        assert!(e.to_string().contains("0 Hz"), "{e}");
     }
 }

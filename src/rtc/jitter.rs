@@ -169,7 +169,7 @@ impl JitterBuffer {
             Some((&ts, packet)) => {
                 let fec = (ts == next.saturating_add(FRAME)).then(|| Arc::clone(packet));
                 self.next = Some(next.saturating_add(FRAME));
-                if ts > next + 10 * FRAME {
+                if ts > next.saturating_add(10 * FRAME) {
                     // A jump (the sender restarted its clock): follow it.
                     self.next = Some(ts);
                     return self.pop();
