@@ -282,24 +282,32 @@ impl FileSource {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let probed = symphonia::default::get_probe()
-            .format(
+        // symphonia 0.5 panics on some damaged headers (a zero time base, a channel mask
+        // shifted past 32 bits): that is a damaged file, not a reason to bring down the caller.
+        let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            symphonia::default::get_probe().format(
                 &hint,
                 mss,
                 &FormatOptions::default(),
                 &MetadataOptions::default(),
             )
-            .map_err(|e| match e {
-                SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    AudioError::Corrupt {
-                        path: path.to_owned(),
-                        at_seconds: 0.0,
-                        detail: "the file ends inside its header".into(),
-                    }
+        }))
+        .map_err(|_| AudioError::Corrupt {
+            path: path.to_owned(),
+            at_seconds: 0.0,
+            detail: "its header is damaged (the decoder gave up on it)".into(),
+        })?;
+        let probed = probe.map_err(|e| match e {
+            SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                AudioError::Corrupt {
+                    path: path.to_owned(),
+                    at_seconds: 0.0,
+                    detail: "the file ends inside its header".into(),
                 }
-                SymError::Unsupported(_) => unsupported("not a known audio format".into()),
-                other => unsupported(other.to_string()),
-            })?;
+            }
+            SymError::Unsupported(_) => unsupported("not a known audio format".into()),
+            other => unsupported(other.to_string()),
+        })?;
         let format = probed.format;
         let track = format
             .tracks()

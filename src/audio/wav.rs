@@ -305,4 +305,15 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("0 Hz"), "{e}");
     }
+
+    /// Found by the audio_file fuzz target (first byte: the target's extension pick): a RIFF
+    /// header one byte in, which symphonia's probe finds and then panics on (257 channels).
+    #[test]
+    fn a_header_symphonia_panics_on_is_a_clear_error() {
+        let input = include_bytes!("../../tests/data/fuzz/riff-at-offset-1-257-channels.bin");
+        let e =
+            crate::audio::FileSource::open_bytes(std::path::Path::new("in"), input[1..].to_vec())
+                .unwrap_err();
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
 }
