@@ -16,6 +16,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::wav::{self, MAX_WAV_CHANNELS, NotDirect, WavPcm};
 use crate::codec::{CodecError, OggOpusReader, is_ogg_opus};
 
 /// A file that could not be read as audio. Every message names the file.
@@ -62,6 +63,18 @@ pub enum AudioError {
         /// The file.
         path: PathBuf,
     },
+    /// A header that declares more channels than Booth mixes (a damaged or hostile file).
+    #[error(
+        "'{path}' declares {channels} channels; Booth reads at most {max}: export it with fewer channels"
+    )]
+    TooManyChannels {
+        /// The file.
+        path: PathBuf,
+        /// What its header says.
+        channels: u32,
+        /// The most Booth reads.
+        max: u32,
+    },
 }
 
 enum Inner {
@@ -71,83 +84,41 @@ enum Inner {
         track_id: u32,
         buf: Option<SampleBuffer<f32>>,
     },
-    Opus(Box<OggOpusReader<BufReader<File>>>),
+    Opus(Box<OggOpusReader<BufReader<Box<dyn Media>>>>),
     /// Plain PCM WAV, read in bulk: the format podcasters remix most, and the cheapest to read.
-    Wav(Box<WavPcm>),
+    Wav(Box<WavPcm<BufReader<Box<dyn Media>>>>),
 }
 
-/// Sample encodings of PCM WAV read directly.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PcmFormat {
-    I16,
-    I24,
-    I32,
-    F32,
+/// What a source reads from: a file, or bytes already in memory.
+trait Media: Read + Seek + Send + Sync {}
+
+impl<T: Read + Seek + Send + Sync> Media for T {}
+
+/// Media as symphonia reads it: seekable, with a known length.
+struct SeekableMedia {
+    inner: Box<dyn Media>,
+    len: u64,
 }
 
-impl PcmFormat {
-    fn bytes(self) -> usize {
-        match self {
-            PcmFormat::I16 => 2,
-            PcmFormat::I24 => 3,
-            PcmFormat::I32 | PcmFormat::F32 => 4,
-        }
+impl Read for SeekableMedia {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
     }
 }
 
-struct WavPcm {
-    file: BufReader<File>,
-    format: PcmFormat,
-    bytes_left: u64,
-    raw: Vec<u8>,
-    out: Vec<f32>,
+impl Seek for SeekableMedia {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
-/// Frames per block read from a WAV file.
-const WAV_BLOCK_FRAMES: usize = 4_096;
+impl symphonia::core::io::MediaSource for SeekableMedia {
+    fn is_seekable(&self) -> bool {
+        true
+    }
 
-impl WavPcm {
-    /// Reads and converts the next block; an empty block means the end.
-    fn read(&mut self, channels: usize) -> std::io::Result<&[f32]> {
-        let width = self.format.bytes();
-        let want = (WAV_BLOCK_FRAMES * channels * width).min(self.bytes_left as usize);
-        let want = want / (channels * width) * (channels * width);
-        self.raw.resize(want, 0);
-        let mut got = 0;
-        while got < want {
-            match self.file.read(&mut self.raw[got..]) {
-                Ok(0) => break,
-                Ok(k) => got += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.bytes_left -= got as u64;
-        if got < want {
-            // Cut short: stop here; the length check reports it.
-            self.bytes_left = 0;
-        }
-        let bytes = &self.raw[..got / (channels * width) * (channels * width)];
-        self.out.clear();
-        match self.format {
-            PcmFormat::I16 => self.out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32_768.0)),
-            ),
-            PcmFormat::I24 => self.out.extend(bytes.chunks_exact(3).map(|b| {
-                (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 * (1.0 / 8_388_608.0)
-            })),
-            PcmFormat::I32 => self.out.extend(bytes.chunks_exact(4).map(|b| {
-                i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 * (1.0 / 2_147_483_648.0)
-            })),
-            PcmFormat::F32 => self.out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            ),
-        }
-        Ok(&self.out)
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
     }
 }
 
@@ -185,33 +156,53 @@ impl FileSource {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
+        let file = File::open(path).map_err(io)?;
         if file.metadata().map_err(io)?.is_dir() {
             return Err(io(std::io::Error::other("it is a directory")));
         }
+        Self::open_media(path, Box::new(file))
+    }
+
+    /// Opens audio already in memory, as [`open`](Self::open) opens a file: `name` stands for
+    /// the file in messages, and its extension helps tell the format.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self, AudioError> {
+        Self::open_media(name, Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn open_media(path: &Path, mut media: Box<dyn Media>) -> Result<Self, AudioError> {
+        let io = |source| AudioError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let mut head = [0u8; 64];
-        let n = read_up_to(&mut file, &mut head).map_err(io)?;
+        let n = read_up_to(&mut media, &mut head).map_err(io)?;
         if n == 0 {
             return Err(AudioError::Empty {
                 path: path.to_owned(),
             });
         }
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        media.seek(SeekFrom::Start(0)).map_err(io)?;
         let is_wav = n >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WAVE";
         let mut source = if is_ogg_opus(&head[..n]) {
-            Self::open_opus(path, file)?
-        } else if let Some(wav) = is_wav.then(|| Self::open_wav(path)).flatten() {
-            wav
+            Self::open_opus(path, media)?
+        } else if is_wav {
+            match Self::open_wav(path, media)? {
+                Ok(wav) => wav,
+                Err(media) => Self::open_symphonia(path, media)?,
+            }
         } else {
-            Self::open_symphonia(path, file)?
+            Self::open_symphonia(path, media)?
         };
         source.prime()?;
         Ok(source)
     }
 
-    fn open_opus(path: &Path, file: File) -> Result<Self, AudioError> {
+    fn open_opus(path: &Path, media: Box<dyn Media>) -> Result<Self, AudioError> {
         let mut reader =
-            OggOpusReader::new(BufReader::new(file)).map_err(|e| codec_error(path, 0.0, e))?;
+            OggOpusReader::new(BufReader::new(media)).map_err(|e| codec_error(path, 0.0, e))?;
         let total_frames = reader.total_frames();
         Ok(Self {
             path: path.to_owned(),
@@ -226,71 +217,97 @@ impl FileSource {
         })
     }
 
-    /// PCM WAV through hound's header parser, then bulk reads. `None` for anything hound does not
-    /// take (compressed WAV, damaged headers): symphonia then has its say, with its errors.
-    fn open_wav(path: &Path) -> Option<Self> {
-        let file = File::open(path).ok()?;
-        let reader = hound::WavReader::new(BufReader::with_capacity(1 << 16, file)).ok()?;
-        let spec = reader.spec();
-        let format = match (spec.sample_format, spec.bits_per_sample) {
-            (hound::SampleFormat::Int, 16) => PcmFormat::I16,
-            (hound::SampleFormat::Int, 24) => PcmFormat::I24,
-            (hound::SampleFormat::Int, 32) => PcmFormat::I32,
-            (hound::SampleFormat::Float, 32) => PcmFormat::F32,
-            _ => return None,
-        };
-        let channels = usize::from(spec.channels);
-        let frames = u64::from(reader.duration());
-        if channels == 0 || spec.sample_rate == 0 {
-            return None;
-        }
-        Some(Self {
+    /// PCM WAV through Booth's own header parser, then bulk reads. Anything else (compressed
+    /// WAV, damaged headers) goes back to the caller for symphonia to have its say, with its
+    /// errors; a header with absurdly many channels is refused here.
+    fn open_wav(
+        path: &Path,
+        media: Box<dyn Media>,
+    ) -> Result<Result<Self, Box<dyn Media>>, AudioError> {
+        let io = |source| AudioError::Io {
             path: path.to_owned(),
-            inner: Inner::Wav(Box::new(WavPcm {
-                file: reader.into_inner(),
-                format,
-                bytes_left: frames * (channels * format.bytes()) as u64,
-                raw: Vec::new(),
-                out: Vec::new(),
-            })),
-            rate: spec.sample_rate,
-            channels,
-            total_frames: Some(frames),
+            source,
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, media);
+        let header = match wav::read_header(&mut reader) {
+            Ok(header) => header,
+            Err(NotDirect::TooManyChannels(channels)) => {
+                return Err(AudioError::TooManyChannels {
+                    path: path.to_owned(),
+                    channels: u32::from(channels),
+                    max: u32::from(MAX_WAV_CHANNELS),
+                });
+            }
+            Err(NotDirect::ZeroRate) => {
+                return Err(AudioError::Corrupt {
+                    path: path.to_owned(),
+                    at_seconds: 0.0,
+                    detail: "its header says the sample rate is 0 Hz".into(),
+                });
+            }
+            Err(NotDirect::Other) => {
+                let mut media = reader.into_inner();
+                media.seek(SeekFrom::Start(0)).map_err(io)?;
+                return Ok(Err(media));
+            }
+        };
+        Ok(Ok(Self {
+            path: path.to_owned(),
+            inner: Inner::Wav(Box::new(WavPcm::new(reader, &header))),
+            rate: header.rate,
+            channels: usize::from(header.channels),
+            total_frames: Some(header.frames),
             frames_read: 0,
             primed: Vec::new(),
             primed_pending: false,
             ended: false,
-        })
+        }))
     }
 
-    fn open_symphonia(path: &Path, file: File) -> Result<Self, AudioError> {
+    fn open_symphonia(path: &Path, mut media: Box<dyn Media>) -> Result<Self, AudioError> {
         let unsupported = |detail: String| AudioError::Unsupported {
             path: path.to_owned(),
             detail,
         };
-        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let len = media
+            .seek(SeekFrom::End(0))
+            .and_then(|len| media.seek(SeekFrom::Start(0)).map(|_| len))
+            .map_err(|source| AudioError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        let source = SeekableMedia { inner: media, len };
+        let mss = MediaSourceStream::new(Box::new(source), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let probed = symphonia::default::get_probe()
-            .format(
+        // symphonia 0.5 panics on some damaged headers (a zero time base, a channel mask
+        // shifted past 32 bits): that is a damaged file, not a reason to bring down the caller.
+        let probe = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            symphonia::default::get_probe().format(
                 &hint,
                 mss,
                 &FormatOptions::default(),
                 &MetadataOptions::default(),
             )
-            .map_err(|e| match e {
-                SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    AudioError::Corrupt {
-                        path: path.to_owned(),
-                        at_seconds: 0.0,
-                        detail: "the file ends inside its header".into(),
-                    }
+        }))
+        .map_err(|_| AudioError::Corrupt {
+            path: path.to_owned(),
+            at_seconds: 0.0,
+            detail: "its header is damaged (the decoder gave up on it)".into(),
+        })?;
+        let probed = probe.map_err(|e| match e {
+            SymError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                AudioError::Corrupt {
+                    path: path.to_owned(),
+                    at_seconds: 0.0,
+                    detail: "the file ends inside its header".into(),
                 }
-                SymError::Unsupported(_) => unsupported("not a known audio format".into()),
-                other => unsupported(other.to_string()),
-            })?;
+            }
+            SymError::Unsupported(_) => unsupported("not a known audio format".into()),
+            other => unsupported(other.to_string()),
+        })?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -444,7 +461,7 @@ impl FileSource {
             return Ok(None);
         };
         let len = wav
-            .read(self.channels)
+            .read()
             .map_err(|e| AudioError::Io {
                 path: self.path.clone(),
                 source: e,
@@ -523,13 +540,13 @@ fn check_complete(
 impl FileSource {
     fn wav_block(&self) -> &[f32] {
         match &self.inner {
-            Inner::Wav(wav) => &wav.out,
+            Inner::Wav(wav) => wav.block(),
             _ => &[],
         }
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..])? {

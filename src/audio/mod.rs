@@ -14,6 +14,7 @@ mod playback;
 mod pulse;
 #[cfg(target_os = "linux")]
 mod quiet_probe;
+mod wav;
 
 pub use capture::{Capture, CaptureStats, push_interleaved, start_capture};
 pub use devices::{
@@ -22,6 +23,7 @@ pub use devices::{
 };
 pub use file::{AudioError, FileSource};
 pub use playback::{Playback, PlaybackRing, PlaybackStats, pull_interleaved, start_playback};
+pub use wav::MAX_WAV_CHANNELS;
 
 /// A count that moves when the sound server says its defaults (or another of its settings)
 /// changed: compare it now and then to follow the default devices without asking the server.

@@ -77,6 +77,18 @@ impl JitterBuffer {
         if self.frames.insert(ts, packet).is_some() {
             self.stats.duplicate += 1;
         }
+        // A sender pushing faster than anyone pops must not grow the buffer: the oldest frame
+        // goes, as it would at the next pop.
+        if self.frames.len() > self.max {
+            self.frames.pop_first();
+            self.stats.shed += 1;
+        }
+    }
+
+    /// The most frames it ever holds.
+    #[must_use]
+    pub fn max_depth(&self) -> usize {
+        self.max
     }
 
     /// Frames waiting.
@@ -121,7 +133,7 @@ impl JitterBuffer {
                 if let Some((&ts, _)) = self.frames.first_key_value() {
                     self.frames.remove(&ts);
                     self.stats.shed += 1;
-                    self.next = Some(ts + FRAME);
+                    self.next = Some(ts.saturating_add(FRAME));
                     return self.pop();
                 }
             }
@@ -130,7 +142,7 @@ impl JitterBuffer {
         }
         if let Some(packet) = self.frames.remove(&next) {
             self.misses = 0;
-            self.next = Some(next + FRAME);
+            self.next = Some(next.saturating_add(FRAME));
             // Anything older than what we play now is late by definition.
             while let Some((&ts, _)) = self.frames.first_key_value() {
                 if ts >= next {
@@ -155,9 +167,9 @@ impl JitterBuffer {
                 Playout::Lost { next: None }
             }
             Some((&ts, packet)) => {
-                let fec = (ts == next + FRAME).then(|| Arc::clone(packet));
-                self.next = Some(next + FRAME);
-                if ts > next + 10 * FRAME {
+                let fec = (ts == next.saturating_add(FRAME)).then(|| Arc::clone(packet));
+                self.next = Some(next.saturating_add(FRAME));
+                if ts > next.saturating_add(10 * FRAME) {
                     // A jump (the sender restarted its clock): follow it.
                     self.next = Some(ts);
                     return self.pop();
@@ -331,5 +343,29 @@ mod tests {
             assert!(jb.depth() <= 6, "depth {}", jb.depth());
         }
         assert!(jb.stats().shed > 0);
+    }
+
+    /// The jitter_buffer fuzz target's invariant: pushes without pops never grow the buffer
+    /// past its maximum.
+    #[test]
+    fn a_flood_of_pushes_never_grows_past_the_maximum() {
+        let mut jb = JitterBuffer::new(3, 8);
+        for n in 0..1_000u64 {
+            jb.push(n * 960, pkt(1));
+            assert!(jb.depth() <= jb.max_depth(), "depth {}", jb.depth());
+        }
+        assert_eq!(jb.stats().shed, 1_000 - 8);
+    }
+
+    /// Found by the jitter_buffer fuzz target: timestamps at the top of the 64-bit range
+    /// overflowed the next expected timestamp.
+    #[test]
+    fn timestamps_at_the_end_of_the_range_play_without_overflow() {
+        let mut jb = JitterBuffer::new(1, 4);
+        jb.push(u64::MAX - 10, pkt(1));
+        jb.push(u64::MAX, pkt(2));
+        for _ in 0..10 {
+            let _ = jb.pop();
+        }
     }
 }

@@ -23,3 +23,4 @@ mod resampler;
 mod room_rules;
 mod rooms;
 mod support;
+mod wav_containers;

@@ -6,8 +6,8 @@
 use std::io;
 
 use ::opus as lib;
-use ogg::OggReadError;
 
+use super::demux::DemuxError;
 use crate::codec::CodecError;
 use crate::codec::opus::{OpusDecoder, SAMPLE_RATE};
 
@@ -126,20 +126,20 @@ pub(super) fn other_codec(first_packet: &[u8]) -> &'static str {
 }
 
 /// Maps an Ogg read error met while looking for the headers.
-pub(super) fn header_error(e: OggReadError) -> CodecError {
+pub(super) fn header_error(e: DemuxError) -> CodecError {
     match e {
-        OggReadError::ReadError(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+        DemuxError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof => {
             CodecError::Corrupt("it ends inside its headers (cut short?)".into())
         }
-        OggReadError::ReadError(io) => CodecError::Io(io),
-        OggReadError::HashMismatch(..) => {
+        DemuxError::Io(io) => CodecError::Io(io),
+        DemuxError::Checksum => {
             CodecError::Corrupt("a header page is damaged (checksum mismatch)".into())
         }
-        OggReadError::NoCapturePatternFound | OggReadError::InvalidStreamStructVer(_) => {
-            CodecError::NotOggOpus("its pages are not valid Ogg".into())
+        DemuxError::Structure(what) => {
+            CodecError::Corrupt(format!("its header pages are not valid Ogg ({what})"))
         }
-        OggReadError::InvalidData => {
-            CodecError::Corrupt("its header pages are out of order".into())
+        DemuxError::PacketTooLarge(len) => {
+            CodecError::Corrupt(format!("a header packet of {len} bytes is too large"))
         }
     }
 }

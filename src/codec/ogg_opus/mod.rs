@@ -20,6 +20,7 @@
 //! for), `reader` ([`OggOpusReader`]) and `repair` ([`repair`]: a stream a crash left
 //! unfinished made whole again).
 
+mod demux;
 mod head;
 mod page;
 mod reader;
@@ -52,3 +53,6 @@ pub fn is_ogg_opus(first_bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile_tests;

@@ -181,14 +181,37 @@ impl PageWriter {
     }
 }
 
-/// end of `r` down to `floor`. Leaves `r` anywhere.
+/// Bytes searched backwards from the end for the stream's last page: a stream's last page is
+/// at the end of an honest file, or a few pages before it when other streams end after it.
+const SCAN_BUDGET: u64 = 16 << 20;
+/// Bytes of candidate pages checksummed in one scan: 64 full pages. Only a candidate whose
+/// header already names the stream and a granule position is checksummed, so an honest file
+/// checks one or two; a file crafted full of such headers is given up on, not read for minutes.
+const VERIFY_BUDGET: usize = 64 * MAX_PAGE;
+
+/// The granule position of stream `serial`'s last page, scanning backwards from the end of `r`
+/// down to `floor` within [`SCAN_BUDGET`] and [`VERIFY_BUDGET`]; `None` when no page gives it
+/// there. Leaves `r` anywhere.
 pub(super) fn last_granule<R: Read + Seek>(
     r: &mut R,
     serial: u32,
     floor: u64,
 ) -> io::Result<Option<u64>> {
+    let (granule, _) = last_granule_within(r, serial, floor, VERIFY_BUDGET)?;
+    Ok(granule)
+}
+
+/// [`last_granule`] with its checksum budget given, also saying how many bytes it checksummed.
+pub(super) fn last_granule_within<R: Read + Seek>(
+    r: &mut R,
+    serial: u32,
+    floor: u64,
+    verify_budget: usize,
+) -> io::Result<(Option<u64>, usize)> {
     const CHUNK: u64 = 64 * 1024;
     let end = r.seek(SeekFrom::End(0))?;
+    let floor = floor.max(end.saturating_sub(SCAN_BUDGET));
+    let mut verified = 0usize;
     let mut buf = Vec::new();
     let mut hi = end;
     while hi > floor {
@@ -200,17 +223,35 @@ pub(super) fn last_granule<R: Read + Seek>(
         r.read_exact(&mut buf)?;
         let starts = usize::try_from(hi - lo).unwrap_or(0);
         for i in (0..starts).rev() {
-            if buf[i] != b'O' {
+            let Some(len) = candidate_len(&buf[i..], serial) else {
                 continue;
+            };
+            if verified + len > verify_budget {
+                return Ok((None, verified));
             }
-            if let Some(page) = parse_page(&buf[i..])
-                && page.serial == serial
-                && page.granule != NO_GRANULE
-            {
-                return Ok(Some(page.granule));
+            verified += len;
+            if let Some(page) = parse_page(&buf[i..]) {
+                return Ok((Some(page.granule), verified));
             }
         }
         hi = lo;
     }
-    Ok(None)
+    Ok((None, verified))
+}
+
+/// The length of the page that may start at `bytes[0]`, judged by its header alone: it must
+/// be stream `serial`'s, end a packet (a granule position) and lie whole in `bytes`.
+fn candidate_len(bytes: &[u8], serial: u32) -> Option<usize> {
+    if bytes.len() < PAGE_HEADER || !bytes.starts_with(CAPTURE) || bytes[4] != 0 {
+        return None;
+    }
+    let le32 =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    if le32(14) != serial || (le32(6) == u32::MAX && le32(10) == u32::MAX) {
+        return None;
+    }
+    let segments = usize::from(bytes[26]);
+    let lacing = bytes.get(PAGE_HEADER..PAGE_HEADER + segments)?;
+    let len = PAGE_HEADER + segments + lacing.iter().map(|&l| usize::from(l)).sum::<usize>();
+    (len <= bytes.len()).then_some(len)
 }

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use ::opus as lib;
-use ogg::{OggReadError, Packet, PacketReader};
 
+use super::demux::{DemuxError, OggDemuxer, Packet, StreamStart};
 use super::head::{Decoder, Head, header_error, other_codec, parse_head};
 use super::page::{CAPTURE, NO_GRANULE, last_granule};
 use super::{OPUS_HEAD, OPUS_TAGS};
@@ -37,52 +37,63 @@ fn expect_an_ogg_page(reader: &mut (impl Read + Seek), origin: u64) -> Result<()
     Ok(())
 }
 
-/// The OpusHead packet among the streams' first packets. Every stream's first page comes
-/// before any other page (RFC 3533), so the Opus stream is found there or nowhere.
-fn find_opus_head<R: Read + Seek>(ogg: &mut PacketReader<R>) -> Result<Packet, CodecError> {
+/// The OpusHead packet among the streams' first packets, and its stream's serial. Every
+/// stream's first page comes before any other page (RFC 3533), so the Opus stream is found there
+/// or nowhere.
+fn find_opus_head<R: Read>(ogg: &mut OggDemuxer<R>) -> Result<(u32, Packet), CodecError> {
     let mut seen: Option<&'static str> = None;
     loop {
-        let Some(p) = ogg.read_packet().map_err(header_error)? else {
-            return Err(CodecError::NotOggOpus(
-                seen.map_or("it holds no Opus stream".into(), |c| {
-                    format!("it holds {c}, not Opus")
-                }),
-            ));
-        };
-        if !p.first_in_stream() {
-            return Err(CodecError::NotOggOpus(format!(
-                "it holds {}, not Opus",
-                seen.unwrap_or("another codec")
-            )));
+        match ogg.stream_start().map_err(header_error)? {
+            StreamStart::End => {
+                return Err(CodecError::NotOggOpus(
+                    seen.map_or("it holds no Opus stream".into(), |c| {
+                        format!("it holds {c}, not Opus")
+                    }),
+                ));
+            }
+            StreamStart::NotFirstPage => {
+                return Err(CodecError::NotOggOpus(format!(
+                    "it holds {}, not Opus",
+                    seen.unwrap_or("another codec")
+                )));
+            }
+            StreamStart::First {
+                serial,
+                packet,
+                complete,
+            } => {
+                if packet.data.starts_with(OPUS_HEAD) {
+                    if !complete {
+                        return Err(CodecError::Corrupt(
+                            "its OpusHead header runs past its page".into(),
+                        ));
+                    }
+                    ogg.follow(serial);
+                    return Ok((serial, packet));
+                }
+                seen = Some(other_codec(&packet.data));
+            }
         }
-        if p.data.starts_with(OPUS_HEAD) {
-            return Ok(p);
-        }
-        seen = Some(other_codec(&p.data));
     }
 }
 
-/// Reads past stream `serial`'s OpusTags packet; true when the stream ends with it.
-fn skip_opus_tags<R: Read + Seek>(
-    ogg: &mut PacketReader<R>,
-    serial: u32,
-) -> Result<bool, CodecError> {
-    let tags = loop {
-        let Some(p) = ogg.read_packet().map_err(header_error)? else {
-            return Err(CodecError::Corrupt(
-                "it ends before its OpusTags header (cut short?)".into(),
-            ));
-        };
-        if p.stream_serial() == serial {
-            break p;
-        }
+/// Reads past the followed stream's OpusTags packet (of any size: only its start is kept); true
+/// when the stream ends with it.
+fn skip_opus_tags<R: Read>(ogg: &mut OggDemuxer<R>) -> Result<bool, CodecError> {
+    let Some(tags) = ogg
+        .next_packet(OPUS_TAGS.len(), usize::MAX)
+        .map_err(header_error)?
+    else {
+        return Err(CodecError::Corrupt(
+            "it ends before its OpusTags header (cut short?)".into(),
+        ));
     };
     if !tags.data.starts_with(OPUS_TAGS) {
         return Err(CodecError::Corrupt(
             "its second header is not OpusTags".into(),
         ));
     }
-    Ok(tags.last_in_stream())
+    Ok(tags.last_in_stream)
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -102,7 +113,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// Wrap files in a `BufReader`: Ogg is read in small pieces.
 pub struct OggOpusReader<R: Read + Seek> {
-    ogg: PacketReader<R>,
+    ogg: OggDemuxer<R>,
     dec: Decoder,
     serial: u32,
     channels: u8,
@@ -153,9 +164,8 @@ impl<R: Read + Seek> OggOpusReader<R> {
     pub fn new(mut reader: R) -> Result<Self, CodecError> {
         let origin = reader.stream_position()?;
         expect_an_ogg_page(&mut reader, origin)?;
-        let mut ogg = PacketReader::new(reader);
-        let head = find_opus_head(&mut ogg)?;
-        let serial = head.stream_serial();
+        let mut ogg = OggDemuxer::new(reader);
+        let (serial, head) = find_opus_head(&mut ogg)?;
         let Head {
             channels,
             pre_skip,
@@ -163,7 +173,7 @@ impl<R: Read + Seek> OggOpusReader<R> {
             gain_q8,
             decoder,
         } = parse_head(&head.data)?;
-        let ended = head.last_in_stream() || skip_opus_tags(&mut ogg, serial)?;
+        let ended = head.last_in_stream || skip_opus_tags(&mut ogg)?;
 
         let mut reader = Self {
             ogg,
@@ -255,52 +265,55 @@ impl<R: Read + Seek> OggOpusReader<R> {
     /// granule position follows on from the page before (a lost page leaves a gap).
     fn load_page(&mut self) -> Result<(), CodecError> {
         loop {
-            let packet = match self.ogg.read_packet() {
+            let packet = match self.ogg.next_packet(MAX_AUDIO_PACKET, MAX_AUDIO_PACKET) {
                 Ok(Some(p)) => p,
+                // A recording cut short by a crash ends where its last whole page did.
                 Ok(None) => {
                     self.no_more_pages = true;
                     self.truncated = true;
                     return Ok(());
                 }
-                // A recording cut short by a crash ends where its last whole page did.
-                Err(OggReadError::ReadError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(DemuxError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.no_more_pages = true;
                     self.truncated = true;
                     return Ok(());
                 }
-                Err(OggReadError::ReadError(e)) => return Err(CodecError::Io(e)),
-                Err(OggReadError::HashMismatch(..)) => {
+                Err(DemuxError::Io(e)) => return Err(CodecError::Io(e)),
+                Err(DemuxError::Checksum) => {
                     return Err(CodecError::Corrupt(format!(
                         "{}: a page is damaged (checksum mismatch)",
                         self.at()
                     )));
                 }
-                Err(e) => {
+                Err(DemuxError::Structure(what)) => {
                     return Err(CodecError::Corrupt(format!(
-                        "{}: the Ogg structure is broken ({e})",
+                        "{}: the Ogg structure is broken ({what})",
                         self.at()
                     )));
                 }
+                Err(DemuxError::PacketTooLarge(len)) => {
+                    return Err(self.too_large(len));
+                }
             };
-            if packet.stream_serial() != self.serial {
-                continue;
+            if packet.len > MAX_AUDIO_PACKET {
+                return Err(self.too_large(packet.len));
             }
-            if packet.data.len() > MAX_AUDIO_PACKET {
-                return Err(CodecError::Corrupt(format!(
-                    "{}: a packet of {} bytes is larger than Opus allows",
-                    self.at(),
-                    packet.data.len()
-                )));
-            }
-            let last = packet.last_in_page();
-            self.page_granule = packet.absgp_page();
-            self.page_eos = packet.last_in_stream();
+            let last = packet.last_in_page;
+            self.page_granule = packet.granule;
+            self.page_eos = packet.last_in_stream;
             self.page.push_back(packet);
             if last {
                 self.no_more_pages |= self.page_eos;
                 return self.check_page();
             }
         }
+    }
+
+    fn too_large(&self, len: usize) -> CodecError {
+        CodecError::Corrupt(format!(
+            "{}: a packet of {len} bytes or more is larger than Opus allows",
+            self.at()
+        ))
     }
 
     fn check_page(&mut self) -> Result<(), CodecError> {
