@@ -6,7 +6,8 @@
 # Runs with nightly's AddressSanitizer when a nightly toolchain is installed, otherwise on the
 # stable toolchain without a sanitizer. FUZZ_SANITIZER=none forces the latter.
 # Builds into target/fuzz (ignored by git). Inputs libFuzzer finds go to target/fuzz/corpus/;
-# the committed seeds in fuzz/corpus/ are only read.
+# the committed seeds in fuzz/corpus/ are only read. FUZZ_DEV=1 builds the quick dev profile
+# (fuzz/Cargo.toml) instead of the release one.
 set -euo pipefail
 
 minutes="${1:-0.25}"
@@ -16,9 +17,12 @@ seconds="$(awk -v m="$minutes" 'BEGIN { s = int(m * 60); print (s < 1 ? 1 : s) }
 
 toolchain=()
 sanitizer=(--sanitizer none)
+if [ "${FUZZ_DEV:-}" = "1" ]; then
+    sanitizer+=(--dev)
+fi
 if [ "${FUZZ_SANITIZER:-}" != "none" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     toolchain=(+nightly)
-    sanitizer=(--sanitizer address)
+    sanitizer=(--sanitizer address "${sanitizer[@]:2}")
 fi
 
 cd "$here"
