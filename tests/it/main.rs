@@ -20,6 +20,7 @@ mod mix_cli;
 mod overlay;
 mod recording;
 mod resampler;
+mod room_people;
 mod room_rules;
 mod rooms;
 mod support;
