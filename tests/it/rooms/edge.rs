@@ -239,10 +239,7 @@ fn a_thousand_half_open_connections_are_closed_after_the_header_timeout() {
         assert!(took < Duration::from_secs(3), "served in {took:?}");
         let open = metrics_text(&url).await;
         assert!(
-            open.lines()
-                .find_map(|l| l.strip_prefix("booth_http_connections "))
-                .and_then(|n| n.trim().parse::<u64>().ok())
-                .is_some_and(|n| n >= 1000),
+            crate::support::metric_of(&open, "http_connections").is_some_and(|n| n >= 1000),
             "1,000 open:\n{open}"
         );
         let closed = closed_by_server(&mut held, Duration::from_secs(20)).await;

@@ -95,10 +95,7 @@ async fn rooms_gauge(http: &reqwest::Client, url: &str) -> u64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("booth_rooms "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no booth_rooms in {text}"))
+    crate::support::metric_of(&text, "rooms").unwrap_or_else(|| panic!("no booth_rooms in {text}"))
 }
 
 async fn room_status(http: &reqwest::Client, url: &str, id: &str) -> u16 {

@@ -71,10 +71,15 @@ pub fn http_get(url: &str) -> String {
 /// One counter or gauge from a Booth server's `/metrics`.
 pub fn metric(server: &str, name: &str) -> u64 {
     let text = http_get(&format!("{server}/metrics"));
+    metric_of(&text, name).unwrap_or_else(|| panic!("no booth_{name} in /metrics:\n{text}"))
+}
+
+/// One counter or gauge, `booth_{name}`, in the text of `/metrics` (for tests already inside a
+/// runtime, which fetch the text themselves).
+pub fn metric_of(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("booth_{name} ")))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no booth_{name} in /metrics:\n{text}"))
 }
 
 /// Voluntary context switches (wake-ups) so far of process `pid`'s thread named `name`.
