@@ -65,10 +65,6 @@ async fn live(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, no-store"),
     );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     // Players show these (the ICY headers Icecast sends); a title that is not a valid header
     // value is left out rather than mangled.
     if let Ok(name) = HeaderValue::from_str(&hub.title()) {
