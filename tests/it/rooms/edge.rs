@@ -350,27 +350,10 @@ fn nginx_tls(dir: &Path, booth: &str) -> (Nginx, String) {
     for d in [dir, &dir.join("tmp")] {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let p = Process::spawn(
-        Command::new("nginx")
-            .arg("-p")
-            .arg(dir)
-            .args(["-c", "nginx.conf", "-e"])
-            .arg(dir.join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {:?}",
-            std::fs::read_to_string(dir.join("error.log"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Nginx(p), format!("https://127.0.0.1:{port}"))
+    (
+        Nginx::start(dir, &conf, port),
+        format!("https://127.0.0.1:{port}"),
+    )
 }
 
 #[test]

@@ -334,7 +334,34 @@ pub(super) fn free_port() -> u16 {
 }
 
 /// A running nginx, stopped (workers and all) when dropped.
-pub(super) struct Nginx(pub(super) Process);
+pub(super) struct Nginx(Process);
+
+impl Nginx {
+    /// Runs nginx with `conf` (written into `dir`, its prefix) until it answers on `port`.
+    pub(super) fn start(dir: &Path, conf: &str, port: u16) -> Self {
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let p = Process::spawn(
+            Command::new("nginx")
+                .arg("-p")
+                .arg(dir)
+                .args(["-c", "nginx.conf", "-e"])
+                .arg(dir.join("error.log"))
+                .args(["-g", "daemon off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {:?}",
+                std::fs::read_to_string(dir.join("error.log"))
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(p)
+    }
+}
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -380,28 +407,9 @@ fn nginx(dir: &Path, hls_dir: &Path, booth: &str) -> (Nginx, String, String) {
     for d in [dir, hls_dir, &dir.join("tmp"), &dir.join("cache")] {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     }
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let p = Process::spawn(
-        Command::new("nginx")
-            .arg("-p")
-            .arg(dir)
-            .args(["-c", "nginx.conf", "-e"])
-            .arg(dir.join("error.log"))
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", proxy)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {:?}",
-            std::fs::read_to_string(dir.join("error.log"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let nginx = Nginx::start(dir, &conf, proxy);
     (
-        Nginx(p),
+        nginx,
         format!("http://127.0.0.1:{files}"),
         format!("http://127.0.0.1:{proxy}"),
     )
